@@ -1,0 +1,20 @@
+module lotterycentral.example/client
+
+go 1.26.0
+
+require (
+	lotterycentral.example/lottery v0.0.0
+	lotterycentral.example/protocol v0.0.0
+)
+
+require (
+	github.com/caarlos0/env/v11 v11.4.2 // indirect
+	github.com/sirupsen/logrus v1.10.2 // indirect
+	golang.org/x/sys v0.13.0 // indirect
+)
+
+// The sibling modules are resolved locally, with or without go.work.
+replace (
+	lotterycentral.example/lottery => ../lottery
+	lotterycentral.example/protocol => ../protocol
+)

@@ -1,0 +1,285 @@
+// Package agency is a betting agency's side of the draw: it streams the
+// agency's bets file to the central in batches, says FINISH, asks for its
+// winners and waits on the same connection until the central answers.
+package agency
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"lotterycentral.example/client/internal/config"
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
+)
+
+// progressEvery bounds how long a large file streams without a progress line.
+const progressEvery = 3 * time.Second
+
+// Agency runs one agency's exchange with the central.
+type Agency struct {
+	cfg  config.Config
+	log  *logrus.Logger
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// New returns an agency for cfg that logs to log.
+func New(cfg config.Config, log *logrus.Logger) *Agency {
+	return &Agency{cfg: cfg, log: log}
+}
+
+// Run does the whole exchange and returns the agency's winning documents.
+// Cancelling ctx (SIGTERM) closes the connection and returns ctx's error.
+func (a *Agency) Run(ctx context.Context) ([]string, error) {
+	conn, err := a.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a.conn, a.br = conn, bufio.NewReader(conn)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer func() {
+		stop()
+		if err := conn.Close(); err == nil {
+			a.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success, "servidor", a.cfg.ServerAddress))
+		}
+	}()
+
+	winners, err := a.exchange()
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // the failure was our own shutdown closing the socket
+	}
+	return winners, err
+}
+
+func (a *Agency) exchange() ([]string, error) {
+	ack, err := a.hello()
+	if err != nil {
+		return nil, err
+	}
+	if !ack.Finished {
+		total, err := a.sendBets(ack.Stored)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.finish(total); err != nil {
+			return nil, err
+		}
+	}
+	return a.consult()
+}
+
+// dial connects, retrying with jittered exponential backoff until
+// ConnectTimeout: under compose the central may start after its agencies.
+func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
+	deadline := time.Now().Add(a.cfg.ConnectTimeout)
+	backoff := 100 * time.Millisecond
+	var dialer net.Dialer
+	for attempt := 1; ; attempt++ {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		conn, err := dialer.DialContext(dctx, "tcp", a.cfg.ServerAddress)
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("connect to %s: gave up after %d attempts in %s: %w",
+				a.cfg.ServerAddress, attempt, a.cfg.ConnectTimeout, err)
+		}
+		a.log.Info(logfmt.Line("conectar", logfmt.InProgress, "servidor", a.cfg.ServerAddress,
+			"intento", attempt, "reintento_en", wait.Round(time.Millisecond), "error", err))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (a *Agency) hello() (*protocol.HelloAck, error) {
+	if err := protocol.WriteMessage(a.conn, protocol.Hello{Version: protocol.Version, Agency: uint32(a.cfg.ID)}); err != nil {
+		return nil, fmt.Errorf("identify: %w", err)
+	}
+	ack, err := expect[*protocol.HelloAck](a, a.cfg.ReplyTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("identify: %w", err)
+	}
+	a.log.Info(logfmt.Line("conectar", logfmt.Success, "servidor", a.cfg.ServerAddress,
+		"almacenadas", ack.Stored, "finalizada", ack.Finished))
+	return ack, nil
+}
+
+// sendBets streams the agency file, skipping the first `stored` bets the
+// central already holds, one acknowledged batch at a time. It returns the
+// number of bets in the file.
+func (a *Agency) sendBets(stored uint64) (uint64, error) {
+	bb := protocol.NewBatchBuilder(a.cfg.BatchMaxAmount)
+	var total, sent uint64
+	var seq uint32
+	lastProgress := time.Now()
+	flush := func() error {
+		seq++
+		first := total - uint64(bb.Len()) + 1 // the batch's first bet, counted from 1 in the file
+		if err := a.sendBatch(bb, seq, first); err != nil {
+			return err
+		}
+		sent += uint64(bb.Len())
+		bb.Reset()
+		if time.Since(lastProgress) >= progressEvery {
+			lastProgress = time.Now()
+			a.log.Info(logfmt.Line("envio_apuestas", logfmt.InProgress, "enviadas", sent))
+		}
+		return nil
+	}
+
+	now := time.Now()
+	for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
+		if err != nil {
+			return 0, fmt.Errorf("read bets: %w", err)
+		}
+		n := total + 1 // this bet's number in the file
+		if n <= stored {
+			total = n
+			continue // already durable at the central (a resumed connection)
+		}
+		// Checking here names the file's bet; the central checks again.
+		if err := bet.Validate(now); err != nil {
+			return 0, fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath, err)
+		}
+		wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
+			Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}
+		err := bb.Add(wb)
+		if errors.Is(err, protocol.ErrBatchFull) {
+			if err := flush(); err != nil {
+				return 0, err
+			}
+			err = bb.Add(wb)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath, err)
+		}
+		total = n
+	}
+	if bb.Len() > 0 {
+		if err := flush(); err != nil {
+			return 0, err
+		}
+	}
+	a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
+	if total < stored {
+		return 0, fmt.Errorf("send bets: the central holds %d bets of this agency but %s has only %d", stored, a.cfg.DataPath, total)
+	}
+	a.log.Info(logfmt.Line("envio_apuestas", logfmt.Success, "enviadas", sent, "lotes", seq, "ya_almacenadas", stored))
+	return total, nil
+}
+
+// sendBatch sends one batch and waits for its acknowledgement.
+func (a *Agency) sendBatch(bb *protocol.BatchBuilder, seq uint32, first uint64) error {
+	if err := protocol.WriteFrame(a.conn, bb.Frame(seq)); err != nil {
+		return fmt.Errorf("send batch %d: %w", seq, err)
+	}
+	m, err := a.receive(a.cfg.ReplyTimeout)
+	if err != nil {
+		return fmt.Errorf("send batch %d: %w", seq, err)
+	}
+	switch m := m.(type) {
+	case *protocol.BatchAck:
+		if m.Seq != seq {
+			return fmt.Errorf("send batch %d: acknowledged batch %d instead", seq, m.Seq)
+		}
+		return nil
+	case *protocol.BatchReject:
+		if m.Index != protocol.NoIndex {
+			return fmt.Errorf("send batch %d: bet %d of %s: %w", seq, first+uint64(m.Index), a.cfg.DataPath, m.Err())
+		}
+		return fmt.Errorf("send batch %d: %w", seq, m.Err())
+	}
+	return fmt.Errorf("send batch %d: unexpected %s", seq, m.Type())
+}
+
+func (a *Agency) finish(total uint64) error {
+	if err := protocol.WriteMessage(a.conn, protocol.Finish{Total: total}); err != nil {
+		return fmt.Errorf("finish: %w", err)
+	}
+	ack, err := expect[*protocol.FinishAck](a, a.cfg.ReplyTimeout)
+	if err != nil {
+		return fmt.Errorf("finish: %w", err)
+	}
+	a.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "apuestas", ack.Stored))
+	return nil
+}
+
+// consult asks for the winners and waits, with no deadline, for the draw:
+// it happens when the last agency finishes, however long that takes.
+func (a *Agency) consult() ([]string, error) {
+	if err := protocol.WriteMessage(a.conn, protocol.Consult{Agency: uint32(a.cfg.ID)}); err != nil {
+		return nil, fmt.Errorf("consult winners: %w", err)
+	}
+	a.log.Debug(logfmt.Line("consulta_ganadores", logfmt.InProgress))
+	var docs []string
+	want := -1
+	for {
+		w, err := expect[*protocol.Winners](a, 0)
+		if err != nil {
+			return nil, fmt.Errorf("consult winners: %w", err)
+		}
+		if want < 0 {
+			want = int(w.Total)
+			docs = make([]string, 0, min(want, 1<<16)) // a bogus total must not allocate much
+		}
+		if int(w.Total) != want || len(docs)+len(w.Documents) > want {
+			return nil, fmt.Errorf("consult winners: frames disagree on the total (%d, then %d with %d documents after %d)",
+				want, w.Total, len(w.Documents), len(docs))
+		}
+		docs = append(docs, w.Documents...)
+		if len(docs) == want {
+			return docs, nil
+		}
+	}
+}
+
+// receive reads one message, turning an ERROR from the central into an error.
+// timeout 0 waits forever.
+func (a *Agency) receive(timeout time.Duration) (protocol.Message, error) {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	if err := a.conn.SetReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	m, err := protocol.ReadMessage(a.br, protocol.MaxServerFrame)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := m.(*protocol.ErrorMessage); ok {
+		return nil, e.Err()
+	}
+	return m, nil
+}
+
+// expect receives one message of type T.
+func expect[T protocol.Message](a *Agency, timeout time.Duration) (T, error) {
+	var zero T
+	m, err := a.receive(timeout)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := m.(T)
+	if !ok {
+		return zero, fmt.Errorf("unexpected %s", m.Type())
+	}
+	return t, nil
+}

@@ -1,0 +1,13 @@
+module lotterycentral.example/lottery
+
+go 1.24
+
+require (
+	github.com/sirupsen/logrus v1.10.2
+	github.com/stretchr/testify v1.12.1
+)
+
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sys v0.13.0 // indirect
+)

@@ -1,0 +1,331 @@
+package central
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
+	"lotterycentral.example/server/internal/draw"
+)
+
+// errDataWhileParked: an agency waiting for its winners must not send anything.
+var errDataWhileParked = errors.New("message received while waiting for the draw")
+
+// session serves one connection. Its fields are used by its own goroutine
+// only, except conn, which Shutdown may close from outside.
+type session struct {
+	srv       *Server
+	conn      net.Conn
+	br        *bufio.Reader
+	agency    int    // 0 until HELLO
+	nextSeq   uint32 // the sequence number the next batch must carry
+	payload   []byte // reused frame buffer
+	batch     protocol.Batch
+	bets      []lottery.Bet
+	wbuf      []byte
+	closeOnce sync.Once
+}
+
+func newSession(srv *Server, conn net.Conn) *session {
+	return &session{srv: srv, conn: conn, br: bufio.NewReaderSize(conn, protocol.MaxClientFrame)}
+}
+
+// run reads and answers frames until the peer leaves, breaks the protocol, or
+// the central shuts down.
+func (s *session) run() {
+	defer s.end()
+	for {
+		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		f, err := protocol.ReadFrame(s.br, protocol.MaxClientFrame, s.payload)
+		if err != nil {
+			s.readFailed(f.Type, err)
+			return
+		}
+		s.payload = f.Payload
+		if !s.handle(f) {
+			return
+		}
+	}
+}
+
+// handle answers one frame; false ends the session.
+func (s *session) handle(f protocol.Frame) bool {
+	if f.Type == protocol.MsgPing {
+		// Health probes ping without identifying and are closed after the answer.
+		return s.send(protocol.Pong{}) && s.agency != 0
+	}
+	if f.Type == protocol.MsgHello {
+		return s.hello(f.Payload)
+	}
+	if s.agency == 0 {
+		return s.fail(protocol.CodeNotIdentified, fmt.Sprintf("%s before HELLO: identify the agency first", f.Type))
+	}
+	switch f.Type {
+	case protocol.MsgBatch:
+		return s.storeBatch(f.Payload)
+	case protocol.MsgFinish:
+		return s.finish(f.Payload)
+	case protocol.MsgConsult:
+		return s.consult(f.Payload)
+	}
+	return s.fail(protocol.CodeUnexpected, fmt.Sprintf("%s is not a message an agency sends", f.Type))
+}
+
+func (s *session) hello(payload []byte) bool {
+	if s.agency != 0 {
+		return s.fail(protocol.CodeAlreadyIdentified, fmt.Sprintf("this connection is already agency %d", s.agency))
+	}
+	var m protocol.Hello
+	if err := protocol.DecodeInto(payload, &m); err != nil {
+		return s.fail(protocol.CodeMalformed, err.Error())
+	}
+	if m.Version != protocol.Version {
+		return s.fail(protocol.CodeBadVersion, fmt.Sprintf("protocol version %d; this central speaks %d", m.Version, protocol.Version))
+	}
+	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
+		return s.fail(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
+	}
+	agency := int(m.Agency)
+	if !s.srv.claim(agency, s) {
+		return s.fail(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
+	}
+	s.agency, s.nextSeq = agency, 1
+	finished, drawn := s.srv.barrier.State(agency)
+	stored := s.srv.ledger.count(agency)
+	s.srv.log.Info(logfmt.Line("identificacion", logfmt.Success, "agencia", agency, "almacenadas", stored,
+		"remoto", s.conn.RemoteAddr()))
+	return s.send(protocol.HelloAck{Version: protocol.Version, Stored: stored, Finished: finished, Drawn: drawn})
+}
+
+// storeBatch validates a whole batch and stores it, or stores none of it.
+func (s *session) storeBatch(payload []byte) bool {
+	seq, count, ok := protocol.PeekBatch(payload)
+	if !ok {
+		s.logBatchFail(count)
+		return s.fail(protocol.CodeMalformed, "BATCH shorter than its sequence number and count")
+	}
+	if err := protocol.DecodeInto(payload, &s.batch); err != nil {
+		code := protocol.CodeMalformed
+		if errors.Is(err, protocol.ErrEmptyBatch) {
+			code = protocol.CodeEmptyBatch
+		}
+		return s.reject(seq, count, code, protocol.NoIndex, err.Error())
+	}
+	if seq != s.nextSeq {
+		return s.reject(seq, count, protocol.CodeBadSequence, protocol.NoIndex,
+			fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq))
+	}
+	switch finished, drawn := s.srv.barrier.State(s.agency); {
+	case drawn:
+		return s.reject(seq, count, protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets")
+	case finished:
+		return s.reject(seq, count, protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH")
+	}
+	now := time.Now()
+	s.bets = s.bets[:0]
+	for i, wb := range s.batch.Bets {
+		if uint64(wb.Agency) != uint64(s.agency) {
+			return s.reject(seq, count, protocol.CodeWrongAgency, uint32(i),
+				fmt.Sprintf("bet for agency %d on agency %d's connection", wb.Agency, s.agency))
+		}
+		bet := lottery.Bet{
+			Agency: s.agency, FirstName: wb.FirstName, LastName: wb.LastName,
+			Document: wb.Document, Birthdate: wb.Birthdate, Number: int(wb.Number),
+		}
+		if err := bet.Validate(now); err != nil {
+			return s.reject(seq, count, protocol.CodeInvalidBet, uint32(i), err.Error())
+		}
+		s.bets = append(s.bets, bet)
+	}
+	if err := s.srv.ledger.append(s.agency, s.bets); err != nil {
+		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "error", err))
+		return s.reject(seq, count, protocol.CodeStorage, protocol.NoIndex, "the central could not store the batch")
+	}
+	s.nextSeq++
+	s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", len(s.bets)))
+	return s.send(protocol.BatchAck{Seq: seq})
+}
+
+// reject answers a refused batch; nothing of it was stored and the connection stays open.
+func (s *session) reject(seq uint32, count int, code protocol.Code, index uint32, text string) bool {
+	s.logBatchFail(count)
+	s.srv.log.Warn(logfmt.Line("rechazo_lote", logfmt.Fail, "agencia", s.agency, "lote", seq,
+		"motivo", code, "apuesta", indexField(index), "detalle", text))
+	return s.send(protocol.BatchReject{Seq: seq, Code: code, Index: index, Text: protocol.Text(text)})
+}
+
+func (s *session) logBatchFail(count int) {
+	s.srv.log.Error(logfmt.Line("apuesta_recibida", logfmt.Fail, "cantidad", count))
+}
+
+func indexField(index uint32) any {
+	if index == protocol.NoIndex {
+		return "-"
+	}
+	return index
+}
+
+func (s *session) finish(payload []byte) bool {
+	var m protocol.Finish
+	if err := protocol.DecodeInto(payload, &m); err != nil {
+		return s.fail(protocol.CodeMalformed, err.Error())
+	}
+	if finished, _ := s.srv.barrier.State(s.agency); finished {
+		return s.fail(protocol.CodeAfterFinish, "this agency already sent FINISH")
+	}
+	stored := s.srv.ledger.count(s.agency)
+	if m.Total != stored {
+		return s.fail(protocol.CodeCountMismatch, fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, stored))
+	}
+	if _, err := s.srv.barrier.Finish(s.agency); err != nil {
+		if errors.Is(err, draw.ErrClosing) {
+			return s.fail(protocol.CodeShuttingDown, "the central is shutting down")
+		}
+		return s.fail(protocol.CodeStorage, "the draw failed")
+	}
+	s.srv.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "agencia", s.agency, "apuestas", stored,
+		"agencias_pendientes", s.srv.barrier.Pending()))
+	return s.send(protocol.FinishAck{Stored: stored})
+}
+
+func (s *session) consult(payload []byte) bool {
+	var m protocol.Consult
+	if err := protocol.DecodeInto(payload, &m); err != nil {
+		return s.fail(protocol.CodeMalformed, err.Error())
+	}
+	if uint64(m.Agency) != uint64(s.agency) {
+		return s.fail(protocol.CodeWrongAgency, fmt.Sprintf("agency %d may only ask for its own winners, not agency %d's", s.agency, m.Agency))
+	}
+	if finished, _ := s.srv.barrier.State(s.agency); !finished {
+		return s.fail(protocol.CodeNotFinished, "send FINISH before asking for winners")
+	}
+	docs, err := s.park()
+	switch {
+	case errors.Is(err, draw.ErrClosing):
+		return s.fail(protocol.CodeShuttingDown, "the central is shutting down before the draw")
+	case errors.Is(err, errDataWhileParked):
+		return s.fail(protocol.CodeUnexpected, err.Error())
+	case errors.Is(err, context.Canceled):
+		s.srv.log.Info(logfmt.Line("espera_sorteo", logfmt.Fail, "agencia", s.agency, "motivo", "conexion_cerrada"))
+		return false
+	case err != nil:
+		return s.fail(protocol.CodeStorage, "the draw failed")
+	}
+	for _, w := range protocol.SplitWinners(docs) {
+		if !s.send(w) {
+			return false
+		}
+	}
+	s.srv.log.Info(logfmt.Line("envio_ganadores", logfmt.Success, "agencia", s.agency, "cant_ganadores", len(docs)))
+	return true
+}
+
+// park waits at the draw barrier. Meanwhile a watcher goroutine blocks on the
+// socket: whatever it sees (EOF, an error, or bytes the agency should not be
+// sending) cancels the wait, so a parked goroutine never outlives its
+// connection. The idle timeout does not apply while parked.
+func (s *session) park() ([]string, error) {
+	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("park: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		_, err := s.br.Peek(1)
+		if err == nil {
+			err = errDataWhileParked
+		}
+		cancel(err)
+	}()
+	docs, err := s.srv.barrier.Wait(ctx, s.agency)
+	// Wake the watcher (Peek fails on the deadline) and wait for it; the
+	// bufio.Reader stays usable afterwards.
+	_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+	<-watched
+	if err != nil && ctx.Err() != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errDataWhileParked) {
+			return nil, cause
+		}
+	}
+	return docs, err
+}
+
+// send writes one message; false means the connection is unusable.
+func (s *session) send(m protocol.Message) bool {
+	frame, err := protocol.AppendMessage(s.wbuf[:0], m)
+	if err != nil {
+		s.srv.log.Error(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "mensaje", m.Type(), "error", err))
+		return false
+	}
+	s.wbuf = frame
+	// A peer that does not read must not block this goroutine forever.
+	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+		return false
+	}
+	if err := protocol.WriteFrame(s.conn, frame); err != nil {
+		s.srv.log.Debug(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "mensaje", m.Type(), "error", err))
+		return false
+	}
+	return true
+}
+
+// fail reports a protocol error to the peer and the log; the session ends.
+func (s *session) fail(code protocol.Code, text string) bool {
+	s.srv.log.Warn(logfmt.Line("protocolo", logfmt.Fail, "agencia", s.agency, "remoto", s.conn.RemoteAddr(),
+		"motivo", code, "detalle", text))
+	s.send(protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
+	return false
+}
+
+// refuse answers a connection the central will not serve and closes it.
+func (s *session) refuse(code protocol.Code, text string) {
+	s.send(protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
+	s.close()
+}
+
+// readFailed explains why reading a frame failed, to the peer when it can still hear it.
+func (s *session) readFailed(t protocol.MsgType, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		// The agency closed its side: the normal end of a connection.
+	case errors.Is(err, net.ErrClosed):
+		// Shutdown closed the connection.
+	case errors.As(err, &ne) && ne.Timeout():
+		s.fail(protocol.CodeIdleTimeout, fmt.Sprintf("no complete message for %s", s.srv.cfg.IdleTimeout))
+	case errors.Is(err, protocol.ErrFrameTooLarge):
+		if t == protocol.MsgBatch {
+			s.logBatchFail(0)
+		}
+		s.fail(protocol.CodeFrameTooLarge, err.Error())
+	case errors.Is(err, protocol.ErrUnknownType):
+		s.fail(protocol.CodeUnknownType, err.Error())
+	default:
+		s.srv.log.Warn(logfmt.Line("protocolo", logfmt.Fail, "agencia", s.agency, "remoto", s.conn.RemoteAddr(),
+			"motivo", protocol.CodeMalformed, "detalle", err))
+	}
+}
+
+// close closes the connection; safe from any goroutine, any number of times.
+func (s *session) close() {
+	s.closeOnce.Do(func() { _ = s.conn.Close() })
+}
+
+func (s *session) end() {
+	s.close()
+	s.srv.release(s)
+	s.srv.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success,
+		"agencia", s.agency, "remoto", s.conn.RemoteAddr()))
+}
