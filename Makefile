@@ -60,3 +60,5 @@ run: build data
 
 clean:
 	rm -rf $(BIN) $(DATA)
+
+-include deployments/docker.mk

@@ -9,15 +9,14 @@ import (
 	"os/signal"
 	"syscall"
 
-	"lotterycentral.example/client/internal/agency"
-	"lotterycentral.example/client/internal/config"
+	"lotterycentral.example/client/agency"
 	"lotterycentral.example/lottery/logfmt"
 )
 
 func main() { os.Exit(run()) }
 
 func run() int {
-	cfg, err := config.Load(nil)
+	cfg, err := agency.Load(nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, logfmt.Line("config", logfmt.Fail, "error", err))
 		return 2

@@ -1,6 +1,6 @@
 module lotterycentral.example/lottery
 
-go 1.24
+go 1.26.0
 
 require (
 	github.com/sirupsen/logrus v1.10.2

@@ -3,6 +3,7 @@ module lotterycentral.example/server
 go 1.26.0
 
 require (
+	lotterycentral.example/client v0.0.0
 	lotterycentral.example/lottery v0.0.0
 	lotterycentral.example/protocol v0.0.0
 )
@@ -10,11 +11,14 @@ require (
 require (
 	github.com/caarlos0/env/v11 v11.4.2 // indirect
 	github.com/sirupsen/logrus v1.10.2 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/sys v0.13.0 // indirect
 )
 
 // The sibling modules are resolved locally, with or without go.work.
 replace (
+	lotterycentral.example/client => ../client
 	lotterycentral.example/lottery => ../lottery
 	lotterycentral.example/protocol => ../protocol
 )

@@ -53,6 +53,9 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 		owners:   make(map[int]*session),
 	}
 	s.barrier = draw.New(cfg.Agencies, s.runDraw)
+	s.barrier.OnPark(func(agency int) {
+		s.log.Info(logfmt.Line("espera_sorteo", logfmt.InProgress, "agencia", agency))
+	})
 	return s, nil
 }
 

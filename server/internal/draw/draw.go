@@ -31,6 +31,7 @@ type Barrier struct {
 	winners  map[int][]string
 	drawErr  error
 	run      Func
+	onPark   func(agency int)
 }
 
 // New returns a barrier that draws with run once agencies distinct agencies
@@ -40,6 +41,11 @@ func New(agencies int, run Func) *Barrier {
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
+
+// OnPark registers f to be called, with the lock held, each time a waiter
+// parks. It lets the central log the moment and tests await it. Call it
+// before the barrier is shared.
+func (b *Barrier) OnPark(f func(agency int)) { b.onPark = f }
 
 // Finish records agency's FINISH. A repeated FINISH counts once. The call
 // that completes the set runs the draw, wakes every waiter, and reports
@@ -94,6 +100,9 @@ func (b *Barrier) Wait(ctx context.Context, agency int) ([]string, error) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.drawn && !b.closing && ctx.Err() == nil && b.onPark != nil {
+		b.onPark(agency)
+	}
 	for !b.drawn && !b.closing && ctx.Err() == nil {
 		b.cond.Wait()
 	}

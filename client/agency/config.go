@@ -1,5 +1,4 @@
-// Package config reads an agency's configuration from the environment.
-package config
+package agency
 
 import (
 	"errors"

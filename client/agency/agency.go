@@ -14,7 +14,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"lotterycentral.example/client/internal/config"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
@@ -25,14 +24,14 @@ const progressEvery = 3 * time.Second
 
 // Agency runs one agency's exchange with the central.
 type Agency struct {
-	cfg  config.Config
+	cfg  Config
 	log  *logrus.Logger
 	conn net.Conn
 	br   *bufio.Reader
 }
 
 // New returns an agency for cfg that logs to log.
-func New(cfg config.Config, log *logrus.Logger) *Agency {
+func New(cfg Config, log *logrus.Logger) *Agency {
 	return &Agency{cfg: cfg, log: log}
 }
 

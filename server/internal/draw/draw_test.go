@@ -1,0 +1,160 @@
+package draw
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fixedDraw returns a Func with a fixed result that counts its runs.
+func fixedDraw(winners map[int][]string, runs *atomic.Int32) Func {
+	return func() (map[int][]string, error) {
+		runs.Add(1)
+		return winners, nil
+	}
+}
+
+// parked returns a barrier hook and a channel that receives each parked agency.
+func parkedChan(b *Barrier) <-chan int {
+	ch := make(chan int, 16)
+	b.OnPark(func(agency int) { ch <- agency })
+	return ch
+}
+
+type waitResult struct {
+	docs []string
+	err  error
+}
+
+func waitAsync(ctx context.Context, b *Barrier, agency int) <-chan waitResult {
+	out := make(chan waitResult, 1)
+	go func() {
+		docs, err := b.Wait(ctx, agency)
+		out <- waitResult{docs, err}
+	}()
+	return out
+}
+
+func TestFinish(t *testing.T) {
+	tests := []struct {
+		name     string
+		agencies int
+		finishes []int
+		wantRuns int32
+		drewAt   int // index in finishes of the call that drew, -1 for none
+	}{
+		{"one agency draws at once", 1, []int{1}, 1, 0},
+		{"all distinct", 3, []int{3, 1, 2}, 1, 2},
+		{"repeated finish counts once", 3, []int{1, 1, 2, 2}, 0, -1},
+		{"repeat after completion draws no more", 2, []int{1, 2, 2, 1}, 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var runs atomic.Int32
+			b := New(tt.agencies, fixedDraw(nil, &runs))
+			for i, a := range tt.finishes {
+				drew, err := b.Finish(a)
+				require.NoError(t, err)
+				assert.Equal(t, i == tt.drewAt, drew, "finish #%d (agency %d)", i, a)
+			}
+			assert.Equal(t, tt.wantRuns, runs.Load())
+		})
+	}
+}
+
+func TestWaitIsReleasedByTheLastFinishOnly(t *testing.T) {
+	var runs atomic.Int32
+	winners := map[int][]string{1: {"111"}, 2: {"222", "2222"}}
+	b := New(3, fixedDraw(winners, &runs))
+	parked := parkedChan(b)
+
+	results := map[int]<-chan waitResult{}
+	for _, a := range []int{1, 2} {
+		_, err := b.Finish(a)
+		require.NoError(t, err)
+		results[a] = waitAsync(t.Context(), b, a)
+		require.Equal(t, a, <-parked)
+	}
+	for a, ch := range results {
+		select {
+		case r := <-ch:
+			t.Fatalf("agency %d answered before the draw: %+v", a, r)
+		default:
+		}
+	}
+	assert.Zero(t, runs.Load())
+
+	drew, err := b.Finish(3)
+	require.NoError(t, err)
+	require.True(t, drew)
+	for a, ch := range results {
+		r := <-ch
+		require.NoError(t, r.err)
+		assert.Equal(t, winners[a], r.docs, "agency %d gets its own winners only", a)
+	}
+	// After the draw, Wait answers at once, and an agency without winners gets none.
+	docs, err := b.Wait(t.Context(), 3)
+	require.NoError(t, err)
+	assert.Empty(t, docs)
+	assert.Equal(t, int32(1), runs.Load())
+}
+
+func TestWaitEndsWithItsContext(t *testing.T) {
+	var runs atomic.Int32
+	b := New(2, fixedDraw(nil, &runs))
+	parked := parkedChan(b)
+	ctx1, cancel1 := context.WithCancel(t.Context())
+	gone := waitAsync(ctx1, b, 1)
+	stays := waitAsync(t.Context(), b, 2)
+	<-parked
+	<-parked
+
+	cancel1() // agency 1's connection died
+	r := <-gone
+	require.ErrorIs(t, r.err, context.Canceled)
+	select {
+	case r := <-stays:
+		t.Fatalf("the other agency was released too: %+v", r)
+	default:
+	}
+
+	_, _ = b.Finish(1)
+	_, _ = b.Finish(2)
+	r = <-stays
+	require.NoError(t, r.err)
+}
+
+func TestCloseReleasesEveryWaiter(t *testing.T) {
+	var runs atomic.Int32
+	b := New(5, fixedDraw(nil, &runs))
+	parked := parkedChan(b)
+	var chans []<-chan waitResult
+	for a := 1; a <= 4; a++ {
+		chans = append(chans, waitAsync(t.Context(), b, a))
+		<-parked
+	}
+	b.Close()
+	for _, ch := range chans {
+		require.ErrorIs(t, (<-ch).err, ErrClosing)
+	}
+	_, err := b.Finish(5)
+	require.ErrorIs(t, err, ErrClosing, "no draw once closing")
+	assert.Zero(t, runs.Load())
+}
+
+func TestDrawErrorReachesWaiters(t *testing.T) {
+	boom := errors.New("disk on fire")
+	b := New(1, func() (map[int][]string, error) { return nil, boom })
+	drew, err := b.Finish(1)
+	assert.True(t, drew)
+	require.ErrorIs(t, err, boom)
+	_, err = b.Wait(t.Context(), 1)
+	require.ErrorIs(t, err, boom)
+}
