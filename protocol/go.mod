@@ -1,6 +1,6 @@
 module lotterycentral.example/protocol
 
-go 1.24
+go 1.26.0
 
 require github.com/stretchr/testify v1.12.1
 
