@@ -10,11 +10,11 @@ DATASET    ?= ../shared/datasets/dataset.zip
 AGENCIES   ?= 5
 BETS       ?= 20000
 SEED       ?= 1
-FUZZTIME   ?= 30s
+FUZZTIME   ?= 60s
 # Static binaries: the images are FROM scratch.
 export CGO_ENABLED := 0
 
-.PHONY: all build test fmt-check vet unit fuzz fuzz-short data run bench clean
+.PHONY: all build test fmt-check vet unit fuzz fuzz-short chaos data run bench clean
 
 all: build
 
@@ -45,6 +45,11 @@ fuzz:
 # A few seconds of each, on top of the seed corpus that `unit` already runs.
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
+
+# The crash test at length: 50 SIGKILLs of the central (make test runs 5).
+CHAOS_KILLS ?= 50
+chaos:
+	cd server && CGO_ENABLED=1 CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 30m .
 
 # .data/: the official dataset when it is beside the repo, else a generated one.
 data:

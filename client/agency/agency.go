@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -24,10 +26,11 @@ const progressEvery = 3 * time.Second
 
 // Agency runs one agency's exchange with the central.
 type Agency struct {
-	cfg  Config
-	log  *logrus.Logger
-	conn net.Conn
-	br   *bufio.Reader
+	cfg      Config
+	log      *logrus.Logger
+	conn     net.Conn
+	br       *bufio.Reader
+	progress int // batches and FINISH acknowledged: resets the retry count
 }
 
 // New returns an agency for cfg that logs to log.
@@ -36,8 +39,47 @@ func New(cfg Config, log *logrus.Logger) *Agency {
 }
 
 // Run does the whole exchange and returns the agency's winning documents.
-// Cancelling ctx (SIGTERM) closes the connection and returns ctx's error.
+// A lost connection is retried (up to MaxRetries times in a row without
+// progress) and resumed where the central's stored bets end. Cancelling ctx
+// (SIGTERM) closes the connection and returns ctx's error.
 func (a *Agency) Run(ctx context.Context) ([]string, error) {
+	failures := 0
+	for {
+		before := a.progress
+		winners, err := a.connection(ctx)
+		switch {
+		case err == nil:
+			return winners, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err() // the failure was our own shutdown closing the socket
+		case !retryable(err):
+			return nil, err
+		}
+		if a.progress > before {
+			failures = 0
+		}
+		failures++
+		if failures > a.cfg.MaxRetries {
+			return nil, fmt.Errorf("gave up after %d connections in a row without progress: %w", failures, err)
+		}
+		wait := jitter(min(100*time.Millisecond<<failures, 2*time.Second))
+		a.log.Warn(logfmt.Line("conexion", logfmt.Fail, "servidor", a.cfg.ServerAddress, "reintento", failures,
+			"reintento_en", wait.Round(time.Millisecond), "error", err))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// jitter spreads d over [d/2, d] so agencies that lost the central together
+// do not all come back in the same instant.
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
+
+// connection runs the exchange over one connection, resuming from what the
+// central already holds.
+func (a *Agency) connection(ctx context.Context) ([]string, error) {
 	conn, err := a.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -50,12 +92,7 @@ func (a *Agency) Run(ctx context.Context) ([]string, error) {
 			a.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success, "servidor", a.cfg.ServerAddress))
 		}
 	}()
-
-	winners, err := a.exchange()
-	if ctx.Err() != nil {
-		return nil, ctx.Err() // the failure was our own shutdown closing the socket
-	}
-	return winners, err
+	return a.exchange()
 }
 
 func (a *Agency) exchange() ([]string, error) {
@@ -75,6 +112,29 @@ func (a *Agency) exchange() ([]string, error) {
 	return a.consult()
 }
 
+// errGaveUp marks a connect that already retried until ConnectTimeout.
+var errGaveUp = errors.New("gave up connecting")
+
+// retryable tells a lost or refused-for-now connection, worth a new one,
+// from a refusal that would only repeat (an invalid bet, a wrong agency).
+func retryable(err error) bool {
+	if errors.Is(err, errGaveUp) {
+		return false
+	}
+	var re *protocol.RemoteError
+	if errors.As(err, &re) {
+		switch re.Code {
+		case protocol.CodeShuttingDown, protocol.CodeAgencyBusy, protocol.CodeTooManyConns,
+			protocol.CodeIdleTimeout, protocol.CodeStorage:
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, protocol.ErrTruncated) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // dial connects, retrying with jittered exponential backoff until
 // ConnectTimeout: under compose the central may start after its agencies.
 func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
@@ -91,10 +151,10 @@ func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := jitter(backoff)
 		if time.Now().Add(wait).After(deadline) {
-			return nil, fmt.Errorf("connect to %s: gave up after %d attempts in %s: %w",
-				a.cfg.ServerAddress, attempt, a.cfg.ConnectTimeout, err)
+			return nil, fmt.Errorf("connect to %s: %w after %d attempts in %s: %w",
+				a.cfg.ServerAddress, errGaveUp, attempt, a.cfg.ConnectTimeout, err)
 		}
 		a.log.Info(logfmt.Line("conectar", logfmt.InProgress, "servidor", a.cfg.ServerAddress,
 			"intento", attempt, "reintento_en", wait.Round(time.Millisecond), "error", err))
@@ -198,6 +258,7 @@ func (a *Agency) sendBatch(bb *protocol.BatchBuilder, seq uint32, first uint64) 
 		if m.Seq != seq {
 			return fmt.Errorf("send batch %d: acknowledged batch %d instead", seq, m.Seq)
 		}
+		a.progress++
 		return nil
 	case *protocol.BatchReject:
 		if m.Index != protocol.NoIndex {
@@ -216,6 +277,7 @@ func (a *Agency) finish(total uint64) error {
 	if err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
+	a.progress++
 	a.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "apuestas", ack.Stored))
 	return nil
 }

@@ -18,6 +18,7 @@ type Config struct {
 	BatchMaxAmount int           `env:"CLI_BATCH_MAXAMOUNT" envDefault:"0"`
 	ConnectTimeout time.Duration `env:"CLI_CONNECT_TIMEOUT" envDefault:"30s"`
 	ReplyTimeout   time.Duration `env:"CLI_REPLY_TIMEOUT" envDefault:"30s"`
+	MaxRetries     int           `env:"CLI_MAX_RETRIES" envDefault:"10"`
 	LogLevel       string        `env:"CLI_LOG_LEVEL" envDefault:"INFO"`
 }
 
@@ -55,6 +56,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplyTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("CLI_REPLY_TIMEOUT=%s: want a positive duration", c.ReplyTimeout))
+	}
+	if c.MaxRetries < 0 {
+		errs = append(errs, fmt.Errorf("CLI_MAX_RETRIES=%d: want 0 or more", c.MaxRetries))
 	}
 	return errors.Join(errs...)
 }

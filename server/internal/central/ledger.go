@@ -1,7 +1,13 @@
 package central
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"lotterycentral.example/lottery"
@@ -9,27 +15,113 @@ import (
 
 // ledger serialises every access to the bets file (the lottery store is not
 // goroutine-safe) and counts the durable bets of each agency, which is what a
-// reconnecting agency resumes from and what FINISH is checked against.
+// reconnecting agency resumes from and what FINISH is checked against. Beside
+// the bets file it keeps a journal of the agencies that finished, so a
+// restarted central knows who finished and whether the draw ran: the draw
+// itself is recomputed from the bets, which never change after it.
 type ledger struct {
-	mu     sync.Mutex
-	store  *lottery.Store
-	stored map[int]uint64
+	mu      sync.Mutex
+	store   *lottery.Store
+	stored  map[int]uint64
+	journal *os.File
 }
 
-// openLedger opens the bets file and counts the bets it already holds.
-func openLedger(path string) (*ledger, error) {
+// recovered is what openLedger found on disk.
+type recovered struct {
+	bets     uint64
+	agencies int
+	finished []int // sorted
+	cutBets  int64 // bytes of a partial last row cut off the bets file
+	cutJour  int64 // the same for the journal
+}
+
+// journalPath is where the FINISH journal of a bets file lives.
+func journalPath(betsPath string) string { return betsPath + ".finished" }
+
+// openLedger rebuilds the central's state from disk: it cuts a torn last row
+// (only an unacknowledged write can be torn), counts each agency's bets, and
+// reads the FINISH journal, checking it against the bets.
+func openLedger(path string) (*ledger, recovered, error) {
+	var rec recovered
+	var err error
+	if rec.cutBets, err = lottery.RepairTail(path); err != nil {
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
 	stored := make(map[int]uint64)
 	for bet, err := range lottery.LoadBets(path) {
 		if err != nil {
-			return nil, fmt.Errorf("open ledger: %w", err)
+			return nil, rec, fmt.Errorf("open ledger: %w", err)
 		}
 		stored[bet.Agency]++
+		rec.bets++
 	}
+	rec.agencies = len(stored)
+
+	jpath := journalPath(path)
+	if rec.cutJour, err = lottery.RepairTail(jpath); err != nil {
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
+	finished, err := readJournal(jpath)
+	if err != nil {
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
+	for agency, total := range finished {
+		if stored[agency] != total {
+			return nil, rec, fmt.Errorf("open ledger: agency %d finished with %d bets but %s holds %d of them",
+				agency, total, path, stored[agency])
+		}
+		rec.finished = append(rec.finished, agency)
+	}
+	slices.Sort(rec.finished)
+
 	store, err := lottery.OpenStore(path)
 	if err != nil {
-		return nil, fmt.Errorf("open ledger: %w", err)
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
 	}
-	return &ledger{store: store, stored: stored}, nil
+	journal, err := os.OpenFile(jpath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		store.Close()
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
+	return &ledger{store: store, stored: stored, journal: journal}, rec, nil
+}
+
+// readJournal parses the FINISH journal: one "agency,total" line per FINISH.
+func readJournal(path string) (map[int]uint64, error) {
+	finished := make(map[int]uint64)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return finished, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	for i, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		a, t, ok := strings.Cut(line, ",")
+		agency, err1 := strconv.Atoi(a)
+		total, err2 := strconv.ParseUint(t, 10, 64)
+		if !ok || err1 != nil || err2 != nil || agency < 1 {
+			return nil, fmt.Errorf("read journal %s: line %d: %q is not agency,total", path, i+1, line)
+		}
+		finished[agency] = total
+	}
+	return finished, nil
+}
+
+// markFinished records agency's FINISH durably before it is acknowledged.
+func (l *ledger) markFinished(agency int, total uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := fmt.Fprintf(l.journal, "%d,%d\n", agency, total); err != nil {
+		return fmt.Errorf("journal FINISH of agency %d: %w", agency, err)
+	}
+	if err := l.journal.Sync(); err != nil {
+		return fmt.Errorf("journal FINISH of agency %d: %w", agency, err)
+	}
+	return nil
 }
 
 // append stores bets durably: when it returns nil they are on disk.
@@ -81,8 +173,13 @@ func (l *ledger) draw() (drawResult, error) {
 func (l *ledger) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.store.Close(); err != nil {
-		return fmt.Errorf("close ledger: %w", err)
+	return errors.Join(wrapErr("close ledger: %w", l.store.Close()), wrapErr("close journal: %w", l.journal.Close()))
+}
+
+// wrapErr wraps err with format, or returns nil for a nil err.
+func wrapErr(format string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	return fmt.Errorf(format, err)
 }

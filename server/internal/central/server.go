@@ -41,7 +41,7 @@ type Server struct {
 
 // New opens the bets file and prepares the draw barrier.
 func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
-	l, err := openLedger(cfg.StoragePath)
+	l, rec, err := openLedger(cfg.StoragePath)
 	if err != nil {
 		return nil, fmt.Errorf("start central: %w", err)
 	}
@@ -56,6 +56,21 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 	s.barrier.OnPark(func(agency int) {
 		s.log.Info(logfmt.Line("espera_sorteo", logfmt.InProgress, "agencia", agency))
 	})
+	s.log.Info(logfmt.Line("recuperacion", logfmt.Success, "apuestas", rec.bets, "agencias_con_apuestas", rec.agencies,
+		"agencias_finalizadas", len(rec.finished), "bytes_recortados", rec.cutBets+rec.cutJour))
+	// Replaying the journal's FINISHes reruns the draw when every agency had
+	// finished: the same bets give the same winners.
+	for _, agency := range rec.finished {
+		if agency > cfg.Agencies {
+			l.close()
+			return nil, fmt.Errorf("start central: agency %d finished in %s but SERVER_AGENCIES is %d",
+				agency, journalPath(cfg.StoragePath), cfg.Agencies)
+		}
+		if _, err := s.barrier.Finish(agency); err != nil {
+			l.close()
+			return nil, fmt.Errorf("start central: %w", err)
+		}
+	}
 	return s, nil
 }
 

@@ -187,6 +187,10 @@ func (s *session) finish(payload []byte) bool {
 	if m.Total != stored {
 		return s.fail(protocol.CodeCountMismatch, fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, stored))
 	}
+	if err := s.srv.ledger.markFinished(s.agency, stored); err != nil {
+		s.srv.log.Error(logfmt.Line("guardar_fin", logfmt.Fail, "agencia", s.agency, "error", err))
+		return s.fail(protocol.CodeStorage, "the central could not record the FINISH")
+	}
 	if _, err := s.srv.barrier.Finish(s.agency); err != nil {
 		if errors.Is(err, draw.ErrClosing) {
 			return s.fail(protocol.CodeShuttingDown, "the central is shutting down")

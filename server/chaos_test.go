@@ -1,0 +1,170 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery"
+)
+
+// envInt reads an integer knob of the chaos test (make chaos raises them).
+func envInt(t *testing.T, key string, def int) int {
+	v := os.Getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, key)
+	return n
+}
+
+// freePort finds a port the restarted centrals can all listen on, so agencies
+// reconnect to the same address.
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// awaitChaosPoint waits until the central has stored at least n batches or
+// has drawn, and reports whether it is still before the draw.
+func (p *proc) awaitChaosPoint(t *testing.T, n int) bool {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		p.mu.Lock()
+		out := strings.Join(p.lines, "\n")
+		grown := p.grown
+		p.mu.Unlock()
+		if strings.Contains(out, "action: sorteo") {
+			return false
+		}
+		if strings.Count(out, "action: apuesta_recibida | result: success") >= n {
+			return true
+		}
+		select {
+		case <-grown:
+		case <-p.done:
+			t.Fatalf("central exited on its own:\n%s", p.output())
+		case <-deadline:
+			t.Fatalf("central stored fewer than %d batches:\n%s", n, p.output())
+		}
+	}
+}
+
+// TestChaos kills the central with SIGKILL at seeded moments and restarts it,
+// and kills and restarts one agency mid-stream. In the end every agency has
+// its winners and the bets file holds every bet of every agency exactly once.
+// CHAOS_KILLS (default 5) and CHAOS_SEED (default: from the clock, printed) tune it.
+func TestChaos(t *testing.T) {
+	kills := envInt(t, "CHAOS_KILLS", 5)
+	seed := uint64(envInt(t, "CHAOS_SEED", int(time.Now().UnixNano()%1e9)))
+	t.Logf("chaos seed %d: CHAOS_SEED=%d CHAOS_KILLS=%d replays this run", seed, seed, kills)
+
+	tests := []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+	}{
+		{"generated", func(t *testing.T, dir string) {
+			_, err := lottery.GenerateAgencyFiles(dir, 5, max(20000, kills*2000), seed)
+			require.NoError(t, err)
+		}},
+		{"official dataset", func(t *testing.T, dir string) {
+			if _, err := os.Stat(officialDataset); err != nil {
+				t.Skipf("official dataset not present: %v", err)
+			}
+			_, err := lottery.ExtractDataset(officialDataset, dir)
+			require.NoError(t, err)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 1))
+			dir := t.TempDir()
+			tt.prepare(t, dir)
+			store := filepath.Join(dir, "bets.csv")
+			port := freePort(t)
+			serverEnv := []string{"SERVER_HOST=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(port),
+				"SERVER_AGENCIES=5", "SERVER_STORAGE_PATH=" + store}
+			startCentral := func() *proc {
+				srv := startProc(t, "server", serverEnv...)
+				srv.await(t, listening)
+				return srv
+			}
+			startAgency := func(id int) *proc {
+				return startProc(t, "client", "CLI_ID="+strconv.Itoa(id),
+					fmt.Sprintf("CLI_SERVER_ADDRESS=127.0.0.1:%d", port),
+					"CLI_DATA_PATH="+filepath.Join(dir, lottery.AgencyFileName(id)),
+					"CLI_CONNECT_TIMEOUT=30s", "CLI_MAX_RETRIES=20")
+			}
+
+			srv := startCentral()
+			agencies := make([]*proc, 5)
+			for i := range agencies {
+				agencies[i] = startAgency(i + 1)
+			}
+
+			// One agency dies mid-stream and a new process takes over.
+			if srv.awaitChaosPoint(t, 5+rng.IntN(10)) {
+				victim := 1 + rng.IntN(5)
+				require.NoError(t, agencies[victim-1].cmd.Process.Kill())
+				agencies[victim-1].wait(t)
+				t.Logf("killed agency %d", victim)
+				agencies[victim-1] = startAgency(victim)
+			}
+			for k := 1; k <= kills; k++ {
+				if !srv.awaitChaosPoint(t, 1+rng.IntN(40)) {
+					t.Logf("the draw ran before kill %d: no more kills", k)
+					break
+				}
+				require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
+				srv.wait(t)
+				t.Logf("kill %d: central killed", k)
+				srv = startCentral()
+			}
+
+			want := make(map[lottery.Bet]int)
+			for i, a := range agencies {
+				id := i + 1
+				winners := 0
+				for bet, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(id)), id) {
+					require.NoError(t, err)
+					want[bet]++
+					if lottery.HasWon(bet) {
+						winners++
+					}
+				}
+				require.Equal(t, 0, a.wait(t), "agency %d:\n%s", id, a.output())
+				assert.Equal(t, strconv.Itoa(winners), a.await(t, winnersLine)[1], "agency %d", id)
+			}
+
+			// Killed after the draw, the central comes back with the same
+			// winners for an agency that asks again, and takes no new bets.
+			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
+			srv.wait(t)
+			srv = startCentral()
+			srv.await(t, regexp.MustCompile(`action: sorteo \| result: success`))
+			again := startAgency(1)
+			require.Equal(t, 0, again.wait(t), again.output())
+			assert.Equal(t, agencies[0].await(t, winnersLine)[1], again.await(t, winnersLine)[1])
+			assert.Zero(t, srv.count("action: apuesta_recibida"), "bets stored after the draw")
+
+			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+			require.Equal(t, 0, srv.wait(t), srv.output())
+			assert.Equal(t, want, rows(t, lottery.LoadBets(store)), "bets file vs agency files, as multisets")
+		})
+	}
+}
