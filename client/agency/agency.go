@@ -180,25 +180,48 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 	return ack, nil
 }
 
+// window is how many batches an agency keeps in flight: the central stores
+// the batches that arrive together with one sync, and the agency does not
+// wait a round trip per batch.
+const window = 16
+
+// inFlight is a batch sent and not yet acknowledged.
+type inFlight struct {
+	seq   uint32
+	first uint64 // its first bet, counted from 1 in the file
+	count int
+}
+
 // sendBets streams the agency file, skipping the first `stored` bets the
-// central already holds, one acknowledged batch at a time. It returns the
-// number of bets in the file.
+// central already holds, with up to window batches awaiting their
+// acknowledgement. It returns the number of bets in the file.
 func (a *Agency) sendBets(stored uint64) (uint64, error) {
 	bb := protocol.NewBatchBuilder(a.cfg.BatchMaxAmount)
 	var total, sent uint64
 	var seq uint32
+	var pending []inFlight
 	lastProgress := time.Now()
-	flush := func() error {
-		seq++
-		first := total - uint64(bb.Len()) + 1 // the batch's first bet, counted from 1 in the file
-		if err := a.sendBatch(bb, seq, first); err != nil {
+	awaitOldest := func() error {
+		if err := a.awaitAck(pending[0]); err != nil {
 			return err
 		}
-		sent += uint64(bb.Len())
-		bb.Reset()
+		sent += uint64(pending[0].count)
+		pending = pending[1:]
 		if time.Since(lastProgress) >= progressEvery {
 			lastProgress = time.Now()
 			a.log.Info(logfmt.Line("envio_apuestas", logfmt.InProgress, "enviadas", sent))
+		}
+		return nil
+	}
+	flush := func() error {
+		seq++
+		if err := protocol.WriteFrame(a.conn, bb.Frame(seq)); err != nil {
+			return fmt.Errorf("send batch %d: %w", seq, err)
+		}
+		pending = append(pending, inFlight{seq: seq, first: total - uint64(bb.Len()) + 1, count: bb.Len()})
+		bb.Reset()
+		if len(pending) == window {
+			return awaitOldest()
 		}
 		return nil
 	}
@@ -236,6 +259,11 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 			return 0, err
 		}
 	}
+	for len(pending) > 0 {
+		if err := awaitOldest(); err != nil {
+			return 0, err
+		}
+	}
 	a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
 	if total < stored {
 		return 0, fmt.Errorf("send bets: the central holds %d bets of this agency but %s has only %d", stored, a.cfg.DataPath, total)
@@ -244,29 +272,26 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 	return total, nil
 }
 
-// sendBatch sends one batch and waits for its acknowledgement.
-func (a *Agency) sendBatch(bb *protocol.BatchBuilder, seq uint32, first uint64) error {
-	if err := protocol.WriteFrame(a.conn, bb.Frame(seq)); err != nil {
-		return fmt.Errorf("send batch %d: %w", seq, err)
-	}
+// awaitAck waits for the answer to batch b, the oldest in flight.
+func (a *Agency) awaitAck(b inFlight) error {
 	m, err := a.receive(a.cfg.ReplyTimeout)
 	if err != nil {
-		return fmt.Errorf("send batch %d: %w", seq, err)
+		return fmt.Errorf("send batch %d: %w", b.seq, err)
 	}
 	switch m := m.(type) {
 	case *protocol.BatchAck:
-		if m.Seq != seq {
-			return fmt.Errorf("send batch %d: acknowledged batch %d instead", seq, m.Seq)
+		if m.Seq != b.seq {
+			return fmt.Errorf("send batch %d: acknowledged batch %d instead", b.seq, m.Seq)
 		}
 		a.progress++
 		return nil
 	case *protocol.BatchReject:
 		if m.Index != protocol.NoIndex {
-			return fmt.Errorf("send batch %d: bet %d of %s: %w", seq, first+uint64(m.Index), a.cfg.DataPath, m.Err())
+			return fmt.Errorf("send batch %d: bet %d of %s: %w", b.seq, b.first+uint64(m.Index), a.cfg.DataPath, m.Err())
 		}
-		return fmt.Errorf("send batch %d: %w", seq, m.Err())
+		return fmt.Errorf("send batch %d: %w", b.seq, m.Err())
 	}
-	return fmt.Errorf("send batch %d: unexpected %s", seq, m.Type())
+	return fmt.Errorf("send batch %d: unexpected %s", b.seq, m.Type())
 }
 
 func (a *Agency) finish(total uint64) error {

@@ -20,10 +20,18 @@ import (
 // restarted central knows who finished and whether the draw ran: the draw
 // itself is recomputed from the bets, which never change after it.
 type ledger struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // the store, the counts, written, broken
 	store   *lottery.Store
-	stored  map[int]uint64
+	stored  map[int]uint64 // durable bets of each agency
+	written uint64         // batches handed to the OS so far
+	broken  error          // a failed write or sync: nothing more is stored until a restart recovers
 	journal *os.File
+
+	// Group commit: one fsync at a time, covering every batch written before
+	// it started; whoever waited for it usually finds its batch covered.
+	syncMu sync.Mutex
+	syncFD *os.File // a second descriptor on the bets file: fsync needs no store lock
+	synced uint64
 }
 
 // recovered is what openLedger found on disk.
@@ -78,12 +86,18 @@ func openLedger(path string) (*ledger, recovered, error) {
 	if err != nil {
 		return nil, rec, fmt.Errorf("open ledger: %w", err)
 	}
-	journal, err := os.OpenFile(jpath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	syncFD, err := os.Open(path)
 	if err != nil {
 		store.Close()
 		return nil, rec, fmt.Errorf("open ledger: %w", err)
 	}
-	return &ledger{store: store, stored: stored, journal: journal}, rec, nil
+	journal, err := os.OpenFile(jpath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		store.Close()
+		syncFD.Close()
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
+	return &ledger{store: store, stored: stored, journal: journal, syncFD: syncFD}, rec, nil
 }
 
 // readJournal parses the FINISH journal: one "agency,total" line per FINISH.
@@ -124,18 +138,61 @@ func (l *ledger) markFinished(agency int, total uint64) error {
 	return nil
 }
 
-// append stores bets durably: when it returns nil they are on disk.
-func (l *ledger) append(agency int, bets []lottery.Bet) error {
+// write hands a batch to the OS (not yet durable) and returns the generation
+// to pass to sync before acknowledging it.
+func (l *ledger) write(agency int, bets []lottery.Bet) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.broken != nil {
+		return 0, fmt.Errorf("append bets of agency %d: %w", agency, l.broken)
+	}
 	if err := l.store.StoreBets(bets); err != nil {
-		return fmt.Errorf("append %d bets of agency %d: %w", len(bets), agency, err)
+		// The file may now end in a partial row: store nothing more.
+		l.broken = err
+		return 0, fmt.Errorf("append %d bets of agency %d: %w", len(bets), agency, err)
 	}
-	if err := l.store.Sync(); err != nil {
-		return fmt.Errorf("sync %d bets of agency %d: %w", len(bets), agency, err)
+	l.written++
+	return l.written, nil
+}
+
+// sync makes every batch up to generation gen durable. Concurrent callers
+// share fsyncs: while one runs, later batches are written, and the next
+// fsync covers all of them.
+func (l *ledger) sync(gen uint64) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= gen {
+		return nil
 	}
-	l.stored[agency] += uint64(len(bets))
+	l.mu.Lock()
+	target, broken := l.written, l.broken
+	l.mu.Unlock()
+	if broken != nil {
+		return fmt.Errorf("sync bets: %w", broken)
+	}
+	if err := l.syncFD.Sync(); err != nil {
+		l.mu.Lock()
+		l.broken = err
+		l.mu.Unlock()
+		return fmt.Errorf("sync bets: %w", err)
+	}
+	l.synced = target
 	return nil
+}
+
+// commit counts a synced batch as stored: from now on a reconnecting agency
+// skips it and FINISH counts it.
+func (l *ledger) commit(agency, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stored[agency] += uint64(n)
+}
+
+// err is the failure that stopped the ledger, if any.
+func (l *ledger) err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.broken
 }
 
 // count is how many bets of agency are durably stored.
@@ -173,7 +230,8 @@ func (l *ledger) draw() (drawResult, error) {
 func (l *ledger) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return errors.Join(wrapErr("close ledger: %w", l.store.Close()), wrapErr("close journal: %w", l.journal.Close()))
+	return errors.Join(wrapErr("close ledger: %w", l.store.Close()), wrapErr("close ledger: %w", l.syncFD.Close()),
+		wrapErr("close journal: %w", l.journal.Close()))
 }
 
 // wrapErr wraps err with format, or returns nil for a nil err.

@@ -16,6 +16,10 @@ import (
 	"lotterycentral.example/server/internal/draw"
 )
 
+// readBuffer holds several whole batches, so the batches an agency keeps in
+// flight are stored with one sync.
+const readBuffer = 16 * protocol.MaxClientFrame
+
 // errDataWhileParked: an agency waiting for its winners must not send anything.
 var errDataWhileParked = errors.New("message received while waiting for the draw")
 
@@ -30,12 +34,13 @@ type session struct {
 	payload   []byte // reused frame buffer
 	batch     protocol.Batch
 	bets      []lottery.Bet
+	staged    []staged
 	wbuf      []byte
 	closeOnce sync.Once
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
-	return &session{srv: srv, conn: conn, br: bufio.NewReaderSize(conn, protocol.MaxClientFrame)}
+	return &session{srv: srv, conn: conn, br: bufio.NewReaderSize(conn, readBuffer)}
 }
 
 // run reads and answers frames until the peer leaves, breaks the protocol, or
@@ -72,7 +77,7 @@ func (s *session) handle(f protocol.Frame) bool {
 	}
 	switch f.Type {
 	case protocol.MsgBatch:
-		return s.storeBatch(f.Payload)
+		return s.storeBatches(f.Payload)
 	case protocol.MsgFinish:
 		return s.finish(f.Payload)
 	case protocol.MsgConsult:
@@ -95,6 +100,10 @@ func (s *session) hello(payload []byte) bool {
 	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
 		return s.fail(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
 	}
+	if err := s.srv.ledger.err(); err != nil {
+		// The counts may not match the disk: a restart recovers them.
+		return s.fail(protocol.CodeStorage, "the central cannot store bets until it restarts")
+	}
 	agency := int(m.Agency)
 	if !s.srv.claim(agency, s) {
 		return s.fail(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
@@ -107,35 +116,96 @@ func (s *session) hello(payload []byte) bool {
 	return s.send(protocol.HelloAck{Version: protocol.Version, Stored: stored, Finished: finished, Drawn: drawn})
 }
 
-// storeBatch validates a whole batch and stores it, or stores none of it.
-func (s *session) storeBatch(payload []byte) bool {
+// maxStaged bounds the batches answered by one sync on one connection.
+const maxStaged = 64
+
+// staged is a batch read and handled but not answered yet: an ack waits for
+// the sync that makes its generation durable.
+type staged struct {
+	reply protocol.Message // BatchAck or BatchReject
+	count int
+	gen   uint64 // non-zero for a written batch
+}
+
+// storeBatches handles the batch in payload and every further batch that is
+// already buffered whole (an agency keeps several in flight), makes all of
+// them durable with one sync, then answers each in order.
+func (s *session) storeBatches(payload []byte) bool {
+	s.staged = s.staged[:0]
+	malformed := false
+	for {
+		st, ok := s.stageBatch(payload)
+		if !ok {
+			malformed = true
+			break
+		}
+		s.staged = append(s.staged, st)
+		if len(s.staged) == maxStaged || !s.batchBuffered() {
+			break
+		}
+		f, err := protocol.ReadFrame(s.br, protocol.MaxClientFrame, s.payload)
+		if err != nil { // cannot happen: the frame is buffered whole
+			s.readFailed(f.Type, err)
+			return false
+		}
+		s.payload, payload = f.Payload, f.Payload
+	}
+	if !s.answerStaged() {
+		return false
+	}
+	if malformed {
+		return s.fail(protocol.CodeMalformed, "BATCH shorter than its sequence number and count")
+	}
+	return true
+}
+
+// batchBuffered reports whether a whole BATCH frame is waiting in the buffer.
+func (s *session) batchBuffered() bool {
+	// Check before Peek: Peek would block reading the socket for the rest.
+	if s.br.Buffered() < protocol.HeaderSize {
+		return false
+	}
+	peek, err := s.br.Peek(protocol.HeaderSize)
+	if err != nil {
+		return false
+	}
+	h := protocol.Header(peek)
+	return h.Type() == protocol.MsgBatch && uint64(s.br.Buffered()) >= protocol.HeaderSize+uint64(h.Length())
+}
+
+// stageBatch validates one batch and writes it whole, or refuses it whole.
+// ok is false when the payload is too short to even name the batch.
+func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	seq, count, ok := protocol.PeekBatch(payload)
 	if !ok {
 		s.logBatchFail(count)
-		return s.fail(protocol.CodeMalformed, "BATCH shorter than its sequence number and count")
+		return staged{}, false
+	}
+	reject := func(code protocol.Code, index uint32, text string) (staged, bool) {
+		return staged{reply: s.reject(seq, count, code, index, text), count: count}, true
 	}
 	if err := protocol.DecodeInto(payload, &s.batch); err != nil {
 		code := protocol.CodeMalformed
 		if errors.Is(err, protocol.ErrEmptyBatch) {
 			code = protocol.CodeEmptyBatch
 		}
-		return s.reject(seq, count, code, protocol.NoIndex, err.Error())
+		return reject(code, protocol.NoIndex, err.Error())
 	}
 	if seq != s.nextSeq {
-		return s.reject(seq, count, protocol.CodeBadSequence, protocol.NoIndex,
+		return reject(protocol.CodeBadSequence, protocol.NoIndex,
 			fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq))
 	}
 	switch finished, drawn := s.srv.barrier.State(s.agency); {
 	case drawn:
-		return s.reject(seq, count, protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets")
+		return reject(protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets")
 	case finished:
-		return s.reject(seq, count, protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH")
+		return reject(protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH")
 	}
 	now := time.Now()
 	s.bets = s.bets[:0]
 	for i, wb := range s.batch.Bets {
 		if uint64(wb.Agency) != uint64(s.agency) {
-			return s.reject(seq, count, protocol.CodeWrongAgency, uint32(i),
+			return reject(protocol.CodeWrongAgency, uint32(i),
 				fmt.Sprintf("bet for agency %d on agency %d's connection", wb.Agency, s.agency))
 		}
 		bet := lottery.Bet{
@@ -143,25 +213,50 @@ func (s *session) storeBatch(payload []byte) bool {
 			Document: wb.Document, Birthdate: wb.Birthdate, Number: int(wb.Number),
 		}
 		if err := bet.Validate(now); err != nil {
-			return s.reject(seq, count, protocol.CodeInvalidBet, uint32(i), err.Error())
+			return reject(protocol.CodeInvalidBet, uint32(i), err.Error())
 		}
 		s.bets = append(s.bets, bet)
 	}
-	if err := s.srv.ledger.append(s.agency, s.bets); err != nil {
+	gen, err := s.srv.ledger.write(s.agency, s.bets)
+	if err != nil {
 		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "error", err))
-		return s.reject(seq, count, protocol.CodeStorage, protocol.NoIndex, "the central could not store the batch")
+		return reject(protocol.CodeStorage, protocol.NoIndex, "the central could not store the batch")
 	}
 	s.nextSeq++
-	s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", len(s.bets)))
-	return s.send(protocol.BatchAck{Seq: seq})
+	return staged{reply: protocol.BatchAck{Seq: seq}, count: len(s.bets), gen: gen}, true
 }
 
-// reject answers a refused batch; nothing of it was stored and the connection stays open.
-func (s *session) reject(seq uint32, count int, code protocol.Code, index uint32, text string) bool {
+// answerStaged syncs the staged batches once, then answers them in order with one write.
+func (s *session) answerStaged() bool {
+	var gen uint64
+	for _, st := range s.staged {
+		gen = max(gen, st.gen)
+	}
+	if gen > 0 {
+		if err := s.srv.ledger.sync(gen); err != nil {
+			s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "error", err))
+			return s.fail(protocol.CodeStorage, "the central could not make the bets durable")
+		}
+	}
+	for _, st := range s.staged {
+		if st.gen > 0 {
+			s.srv.ledger.commit(s.agency, st.count)
+			s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
+		}
+		if !s.queue(st.reply) {
+			return false
+		}
+	}
+	return s.flush()
+}
+
+// reject logs a refused batch and returns its answer; nothing of it was
+// stored and the connection stays open.
+func (s *session) reject(seq uint32, count int, code protocol.Code, index uint32, text string) protocol.Message {
 	s.logBatchFail(count)
 	s.srv.log.Warn(logfmt.Line("rechazo_lote", logfmt.Fail, "agencia", s.agency, "lote", seq,
 		"motivo", code, "apuesta", indexField(index), "detalle", text))
-	return s.send(protocol.BatchReject{Seq: seq, Code: code, Index: index, Text: protocol.Text(text)})
+	return protocol.BatchReject{Seq: seq, Code: code, Index: index, Text: protocol.Text(text)}
 }
 
 func (s *session) logBatchFail(count int) {
@@ -267,19 +362,31 @@ func (s *session) park() ([]string, error) {
 }
 
 // send writes one message; false means the connection is unusable.
-func (s *session) send(m protocol.Message) bool {
-	frame, err := protocol.AppendMessage(s.wbuf[:0], m)
+func (s *session) send(m protocol.Message) bool { return s.queue(m) && s.flush() }
+
+// queue encodes m after the messages already waiting in wbuf.
+func (s *session) queue(m protocol.Message) bool {
+	out, err := protocol.AppendMessage(s.wbuf, m)
 	if err != nil {
 		s.srv.log.Error(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "mensaje", m.Type(), "error", err))
 		return false
 	}
-	s.wbuf = frame
+	s.wbuf = out
+	return true
+}
+
+// flush writes every queued message at once.
+func (s *session) flush() bool {
+	if len(s.wbuf) == 0 {
+		return true
+	}
+	defer func() { s.wbuf = s.wbuf[:0] }()
 	// A peer that does not read must not block this goroutine forever.
 	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
 		return false
 	}
-	if err := protocol.WriteFrame(s.conn, frame); err != nil {
-		s.srv.log.Debug(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "mensaje", m.Type(), "error", err))
+	if err := protocol.WriteFrame(s.conn, s.wbuf); err != nil {
+		s.srv.log.Debug(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "error", err))
 		return false
 	}
 	return true
