@@ -81,18 +81,45 @@ func checkDocument(s string) string {
 }
 
 func checkBirthdate(s string, now time.Time) string {
-	// time.Parse demands two-digit months and days and rejects 2023-02-30; the length
-	// check also rejects anything it would tolerate around the date.
-	d, err := time.Parse(time.DateOnly, s)
-	if err != nil || len(s) != len(time.DateOnly) {
+	// Parsed by hand: time.Parse was a sixth of the central's CPU at ingest.
+	y, m, d, ok := parseDate(s)
+	if !ok {
 		return "not a date in YYYY-MM-DD"
 	}
-	if d.Year() < 1900 {
+	if y < 1900 {
 		return "before 1900"
 	}
-	y, m, day := now.Date()
-	if d.After(time.Date(y, m, day, 0, 0, 0, 0, time.UTC)) {
+	ny, nm, nd := now.Date()
+	if y > ny || y == ny && (m > int(nm) || m == int(nm) && d > nd) {
 		return "in the future"
 	}
 	return ""
+}
+
+// parseDate reads exactly YYYY-MM-DD and checks that the day exists in that
+// month and year (2023-02-30 does not).
+func parseDate(s string) (y, m, d int, ok bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, 0, 0, false
+	}
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, m, d = num(0, 4), num(5, 7), num(8, 10)
+	if y < 0 || m < 1 || m > 12 || d < 1 {
+		return 0, 0, 0, false
+	}
+	// Day 0 of the next month is the last day of this one.
+	if d > 28 && d > time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+		return 0, 0, 0, false
+	}
+	return y, m, d, true
 }

@@ -95,7 +95,7 @@ type testCentral struct {
 	served chan error
 }
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	return config.Config{
 		Agencies:       5,
 		StoragePath:    filepath.Join(t.TempDir(), "bets.csv"),
@@ -116,7 +116,7 @@ func testLogger() (*logrus.Logger, *logHook) {
 }
 
 // startCentral serves cfg (see testConfig) until the test ends.
-func startCentral(t *testing.T, cfg config.Config) *testCentral {
+func startCentral(t testing.TB, cfg config.Config) *testCentral {
 	t.Helper()
 	log, hook := testLogger()
 	srv, err := New(cfg, log)
