@@ -51,6 +51,13 @@ CHAOS_KILLS ?= 50
 chaos:
 	cd server && CGO_ENABLED=1 CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 30m .
 
+# Benchmarks (not part of test): micro-benchmarks, the official dataset end to end, a
+# 10,000,000-bet scale run and the loopback floor, medians of 5 runs; prints one table and
+# writes BENCHMARKS.md. BENCH_FLAGS=-quick (or BENCH_QUICK=1) for a smoke run.
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./server/cmd/bench -repo . $(BENCH_FLAGS)
+
 # .data/: the official dataset when it is beside the repo, else a generated one.
 data:
 	@if [ -f "$(DATASET)" ] && [ "$(AGENCIES)" = 5 ]; then \
