@@ -44,6 +44,7 @@ func New(cfg Config, log *logrus.Logger) *Agency {
 // (SIGTERM) closes the connection and returns ctx's error.
 func (a *Agency) Run(ctx context.Context) ([]string, error) {
 	failures := 0
+	var lost error // why the last connection ended
 	for {
 		before := a.progress
 		winners, err := a.connection(ctx)
@@ -52,9 +53,12 @@ func (a *Agency) Run(ctx context.Context) ([]string, error) {
 			return winners, nil
 		case ctx.Err() != nil:
 			return nil, ctx.Err() // the failure was our own shutdown closing the socket
+		case errors.Is(err, errGaveUp) && lost != nil:
+			return nil, fmt.Errorf("%w; reconnecting failed: %w", lost, err)
 		case !retryable(err):
 			return nil, err
 		}
+		lost = err
 		if a.progress > before {
 			failures = 0
 		}
@@ -88,9 +92,8 @@ func (a *Agency) connection(ctx context.Context) ([]string, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer func() {
 		stop()
-		if err := conn.Close(); err == nil {
-			a.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success, "servidor", a.cfg.ServerAddress))
-		}
+		_ = conn.Close() // also after a SIGTERM already closed it: the socket is released either way
+		a.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success, "servidor", a.cfg.ServerAddress))
 	}()
 	return a.exchange()
 }
@@ -216,6 +219,13 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 	flush := func() error {
 		seq++
 		if err := protocol.WriteFrame(a.conn, bb.Frame(seq)); err != nil {
+			// The central may have refused an earlier batch and closed the
+			// connection: its answer, already received, says more than a broken pipe.
+			for _, p := range pending {
+				if rerr := a.awaitAck(p); rerr != nil && !retryable(rerr) {
+					return rerr
+				}
+			}
 			return fmt.Errorf("send batch %d: %w", seq, err)
 		}
 		pending = append(pending, inFlight{seq: seq, first: total - uint64(bb.Len()) + 1, count: bb.Len()})
@@ -226,6 +236,8 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 		return nil
 	}
 
+	// The file is closed when the loop ends, however it ends.
+	defer a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
 	now := time.Now()
 	for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
 		if err != nil {
@@ -264,7 +276,6 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 			return 0, err
 		}
 	}
-	a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
 	if total < stored {
 		return 0, fmt.Errorf("send bets: the central holds %d bets of this agency but %s has only %d", stored, a.cfg.DataPath, total)
 	}

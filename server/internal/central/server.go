@@ -209,9 +209,13 @@ func (s *Server) Shutdown() error {
 			s.log.Info(logfmt.Line("cerrar_listener", logfmt.Success))
 		}
 	}
+	// Parked agencies wake with ErrClosing and tell their agency the central
+	// is shutting down, then close their own connections; the rest are closed now.
 	s.barrier.Close()
 	for _, sess := range sessions {
-		sess.close()
+		if !sess.parked.Load() {
+			sess.close()
+		}
 	}
 	s.wg.Wait()
 	if err := s.ledger.close(); err != nil {

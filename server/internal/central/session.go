@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"lotterycentral.example/lottery"
@@ -15,6 +16,9 @@ import (
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/server/internal/draw"
 )
+
+// shutdownWriteTimeout bounds the last message to an agency during shutdown.
+const shutdownWriteTimeout = time.Second
 
 // readBuffer holds several whole batches, so the batches an agency keeps in
 // flight are stored with one sync.
@@ -37,6 +41,7 @@ type session struct {
 	staged    []staged
 	wbuf      []byte
 	closeOnce sync.Once
+	parked    atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
 }
 
 func newSession(srv *Server, conn net.Conn) *session {
@@ -337,6 +342,8 @@ func (s *session) park() ([]string, error) {
 	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("park: %w", err)
 	}
+	s.parked.Store(true)
+	defer s.parked.Store(false)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	watched := make(chan struct{})
@@ -381,8 +388,13 @@ func (s *session) flush() bool {
 		return true
 	}
 	defer func() { s.wbuf = s.wbuf[:0] }()
-	// A peer that does not read must not block this goroutine forever.
-	if err := s.conn.SetWriteDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+	// A peer that does not read must not block this goroutine forever, nor
+	// hold up a shutdown for long.
+	timeout := s.srv.cfg.IdleTimeout
+	if s.srv.isClosing() {
+		timeout = min(timeout, shutdownWriteTimeout)
+	}
+	if err := s.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return false
 	}
 	if err := protocol.WriteFrame(s.conn, s.wbuf); err != nil {

@@ -1,0 +1,614 @@
+package agency
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeWait only turns a hung exchange into a failure; nothing waits on it.
+const fakeWait = 10 * time.Second
+
+// fakeConn is the central's side of one connection, driven by a script.
+type fakeConn struct {
+	conn        net.Conn
+	br          *bufio.Reader
+	frames      []int // the size of every frame the agency sent, header included
+	received    []protocol.Bet
+	batches     []int // bets per batch
+	batchFrames []int // size of each batch's frame
+}
+
+// read reads one frame of any size, so an oversized one is seen, not refused.
+func (f *fakeConn) read() (protocol.Message, error) {
+	if err := f.conn.SetReadDeadline(time.Now().Add(fakeWait)); err != nil {
+		return nil, err
+	}
+	fr, err := protocol.ReadFrame(f.br, 1<<20, nil)
+	if err != nil {
+		return nil, fmt.Errorf("fake central: %w", err)
+	}
+	f.frames = append(f.frames, protocol.HeaderSize+len(fr.Payload))
+	m, err := protocol.Decode(fr)
+	if err != nil {
+		return nil, fmt.Errorf("fake central: %w", err)
+	}
+	if b, ok := m.(*protocol.Batch); ok {
+		f.received = append(f.received, b.Bets...)
+		f.batches = append(f.batches, len(b.Bets))
+		f.batchFrames = append(f.batchFrames, protocol.HeaderSize+len(fr.Payload))
+	}
+	return m, nil
+}
+
+func (f *fakeConn) expect(want protocol.MsgType) (protocol.Message, error) {
+	m, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	if m.Type() != want {
+		return nil, fmt.Errorf("fake central: got %s, want %s", m.Type(), want)
+	}
+	return m, nil
+}
+
+func (f *fakeConn) write(b []byte) error {
+	if err := f.conn.SetWriteDeadline(time.Now().Add(fakeWait)); err != nil {
+		return err
+	}
+	_, err := f.conn.Write(b)
+	return err
+}
+
+func (f *fakeConn) send(m protocol.Message) error {
+	b, err := protocol.AppendMessage(nil, m)
+	if err != nil {
+		return err
+	}
+	return f.write(b)
+}
+
+// hello answers the agency's HELLO.
+func (f *fakeConn) hello() error {
+	if _, err := f.expect(protocol.MsgHello); err != nil {
+		return err
+	}
+	return f.send(protocol.HelloAck{Version: protocol.Version})
+}
+
+// ackBatches acknowledges the next n batches.
+func (f *fakeConn) ackBatches(n int) error {
+	for range n {
+		m, err := f.expect(protocol.MsgBatch)
+		if err != nil {
+			return err
+		}
+		if err := f.send(protocol.BatchAck{Seq: m.(*protocol.Batch).Seq}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ackUntilFinish acknowledges every batch, then the FINISH.
+func (f *fakeConn) ackUntilFinish() error {
+	for {
+		m, err := f.read()
+		if err != nil {
+			return err
+		}
+		switch m := m.(type) {
+		case *protocol.Batch:
+			err = f.send(protocol.BatchAck{Seq: m.Seq})
+		case *protocol.Finish:
+			return f.send(protocol.FinishAck{Stored: m.Total})
+		default:
+			return fmt.Errorf("fake central: unexpected %s", m.Type())
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// die closes the connection the way a crashing central does: without a word.
+func (f *fakeConn) die() error { return f.conn.Close() }
+
+// drain reads until the agency closes the connection.
+func (f *fakeConn) drain() error {
+	if err := f.conn.SetReadDeadline(time.Now().Add(fakeWait)); err != nil {
+		return err
+	}
+	_, err := io.Copy(io.Discard, f.br)
+	return err
+}
+
+type fakeCentral struct {
+	addr   string
+	done   chan struct{}
+	err    error // the script's, once done is closed
+	fc     *fakeConn
+	closed chan struct{}
+}
+
+// startFake serves one connection with script, then stops listening: an
+// agency that reconnects is refused at once.
+func startFake(t *testing.T, script func(f *fakeConn) error) *fakeCentral {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	fc := &fakeCentral{addr: ln.Addr().String(), done: make(chan struct{}), closed: make(chan struct{})}
+	var conn net.Conn
+	var mu sync.Mutex
+	go func() {
+		defer close(fc.done)
+		c, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			fc.err = err
+			return
+		}
+		mu.Lock()
+		conn = c
+		mu.Unlock()
+		defer c.Close()
+		fc.fc = &fakeConn{conn: c, br: bufio.NewReader(c)}
+		fc.err = script(fc.fc)
+		// Like the real central after BATCH_REJECT, the connection stays
+		// open until the agency hangs up, unless the script killed it.
+		_ = fc.fc.drain()
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		if conn != nil {
+			conn.Close()
+		}
+		mu.Unlock()
+		<-fc.done
+	})
+	return fc
+}
+
+// lineHook keeps the agency's log lines.
+type lineHook struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (h *lineHook) Levels() []logrus.Level { return logrus.AllLevels }
+func (h *lineHook) Fire(e *logrus.Entry) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lines = append(h.lines, e.Message)
+	return nil
+}
+
+func (h *lineHook) find(parts ...string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.ContainsFunc(h.lines, func(l string) bool {
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (h *lineHook) String() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return strings.Join(h.lines, "\n")
+}
+
+func testLog() (*logrus.Logger, *lineHook) {
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	log.SetFormatter(logfmt.Formatter{})
+	log.SetLevel(logrus.DebugLevel)
+	h := &lineHook{}
+	log.AddHook(h)
+	return log, h
+}
+
+// runBounded runs the agency and fails the test if it does not return in time.
+func runBounded(t *testing.T, a *Agency, bound time.Duration) ([]string, error, time.Duration) {
+	t.Helper()
+	type result struct {
+		docs []string
+		err  error
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		docs, err := a.Run(ctx)
+		out <- result{docs, err}
+	}()
+	select {
+	case r := <-out:
+		return r.docs, r.err, time.Since(start)
+	case <-time.After(bound):
+		cancel()
+		<-out
+		t.Fatalf("the agency hung for %s", bound)
+		return nil, nil, 0
+	}
+}
+
+func writeBets(t *testing.T, path string, bets []lottery.Bet) {
+	t.Helper()
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, lottery.WriteAgencyFile(f, slices.Values(bets)))
+}
+
+func failureConfig(addr, data string) Config {
+	return Config{
+		ID:             3,
+		ServerAddress:  addr,
+		DataPath:       data,
+		BatchMaxAmount: 10,
+		ConnectTimeout: 300 * time.Millisecond,
+		ReplyTimeout:   2 * time.Second,
+		MaxRetries:     1,
+		LogLevel:       "DEBUG",
+	}
+}
+
+// Whatever the central does wrong, the agency fails within a bounded time
+// with an error, and a `result: fail` line (or the error) names the reason.
+func TestAgencyFailsCleanly(t *testing.T) {
+	tests := []struct {
+		name    string
+		reply   time.Duration // ReplyTimeout, when not the default
+		script  func(f *fakeConn) error
+		reason  string                      // named by the error or by a fail line
+		wantErr func(t *testing.T, e error) // checks on the error itself, if any
+	}{
+		{"central dies mid-stream after two batches", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackBatches(2); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.die() // batch 3 unanswered
+		}, "send batch", nil},
+		{"central refuses a batch", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackBatches(1); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.send(protocol.BatchReject{Seq: 2, Code: protocol.CodeInvalidBet, Index: 3, Text: "document: not only digits"})
+		}, "bet 14 of", func(t *testing.T, err error) {
+			var re *protocol.RemoteError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, protocol.CodeInvalidBet, re.Code)
+			assert.ErrorContains(t, err, "not only digits")
+		}},
+		{"central refuses the batch as a whole", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.send(protocol.BatchReject{Seq: 1, Code: protocol.CodeDrawDone, Index: protocol.NoIndex, Text: "the draw already ran"})
+		}, "draw_done", func(t *testing.T, err error) {
+			var re *protocol.RemoteError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, protocol.CodeDrawDone, re.Code)
+		}},
+		{"central refuses with ERROR mid-stream, then closes", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackBatches(1); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			if err := f.send(protocol.ErrorMessage{Code: protocol.CodeMalformed, Text: "BATCH shorter than its sequence number and count"}); err != nil {
+				return err
+			}
+			return f.die() // ERROR closes the connection (SPEC rule 8)
+		}, "malformed", func(t *testing.T, err error) {
+			var re *protocol.RemoteError
+			require.ErrorAs(t, err, &re, "a refusal that would only repeat is not retried")
+			assert.Equal(t, protocol.CodeMalformed, re.Code)
+		}},
+		{"central refuses the agency", 0, func(f *fakeConn) error {
+			if _, err := f.expect(protocol.MsgHello); err != nil {
+				return err
+			}
+			return f.send(protocol.ErrorMessage{Code: protocol.CodeBadAgency, Text: "agency 3; this draw has agencies 1..2"})
+		}, "bad_agency", func(t *testing.T, err error) {
+			var re *protocol.RemoteError
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, protocol.CodeBadAgency, re.Code)
+		}},
+		{"garbage instead of HELLO_ACK", 0, func(f *fakeConn) error {
+			if _, err := f.expect(protocol.MsgHello); err != nil {
+				return err
+			}
+			return f.write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+		}, "frame too large", func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, protocol.ErrFrameTooLarge)
+		}},
+		{"garbage instead of BATCH_ACK", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.write([]byte{0x13, 0x37, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0})
+		}, "send batch 1", func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, protocol.ErrFrameTooLarge)
+		}},
+		{"frame of an unknown type", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.write([]byte{0x7F, 0, 0, 0, 2, 1, 2})
+		}, "unknown message type", func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, protocol.ErrUnknownType)
+		}},
+		{"an agency's message type from the central", 0, func(f *fakeConn) error {
+			if _, err := f.expect(protocol.MsgHello); err != nil {
+				return err
+			}
+			return f.send(protocol.Hello{Version: protocol.Version, Agency: 3})
+		}, "unexpected HELLO", nil},
+		{"malformed BATCH_ACK", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.write([]byte{byte(protocol.MsgBatchAck), 0, 0, 0, 2, 0, 1})
+		}, "send batch 1", nil},
+		{"BATCH_ACK for another batch", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.send(protocol.BatchAck{Seq: 7})
+		}, "acknowledged batch 7", nil},
+		{"wrong answer to a batch", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgBatch); err != nil {
+				return err
+			}
+			return f.send(protocol.Pong{})
+		}, "unexpected PONG", nil},
+		{"central never answers", 200 * time.Millisecond, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			_, err := f.expect(protocol.MsgBatch)
+			return err // and then only listens
+		}, "i/o timeout", nil},
+		{"central dies while the agency waits for its winners", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackUntilFinish(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgConsult); err != nil {
+				return err
+			}
+			return f.die()
+		}, "consult winners", nil},
+		{"central shutting down while the agency waits", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackUntilFinish(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgConsult); err != nil {
+				return err
+			}
+			return f.send(protocol.ErrorMessage{Code: protocol.CodeShuttingDown, Text: "the central is shutting down"})
+		}, "shutting_down", nil},
+		{"winners frame with more documents than its total", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackUntilFinish(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgConsult); err != nil {
+				return err
+			}
+			b := []byte{byte(protocol.MsgWinners), 0, 0, 0, 10, 0, 0, 0, 1, 0, 2, 1, '7', 1, '8'}
+			return f.write(b)
+		}, "consult winners", func(t *testing.T, err error) {
+			assert.ErrorIs(t, err, protocol.ErrMalformed)
+		}},
+		{"winners frames that disagree on the total", 0, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			if err := f.ackUntilFinish(); err != nil {
+				return err
+			}
+			if _, err := f.expect(protocol.MsgConsult); err != nil {
+				return err
+			}
+			if err := f.send(protocol.Winners{Total: 2, Documents: []string{"1"}}); err != nil {
+				return err
+			}
+			return f.send(protocol.Winners{Total: 5, Documents: []string{"2"}})
+		}, "disagree on the total", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			_, err := lottery.GenerateAgencyFiles(dir, 3, 50, 8)
+			require.NoError(t, err)
+			fc := startFake(t, tt.script)
+			cfg := failureConfig(fc.addr, filepath.Join(dir, lottery.AgencyFileName(3)))
+			if tt.reply > 0 {
+				cfg.ReplyTimeout = tt.reply
+			}
+			log, lines := testLog()
+			docs, err, took := runBounded(t, New(cfg, log), fakeWait)
+			require.Error(t, err, "winners %v", docs)
+			t.Logf("error after %s: %v", took.Round(time.Millisecond), err)
+			assert.Less(t, took, 5*time.Second)
+			<-fc.done
+			require.NoError(t, fc.err, "the fake central's script")
+
+			named := strings.Contains(err.Error(), tt.reason) || lines.find("result: fail", tt.reason)
+			assert.True(t, named, "neither the error nor a fail line names %q:\nerror: %v\n%s", tt.reason, err, lines)
+			if tt.wantErr != nil {
+				tt.wantErr(t, err)
+			}
+		})
+	}
+}
+
+// Whatever BatchMaxAmount says, no frame the agency sends exceeds 8 KiB, and
+// every bet of its file arrives once, in order.
+func TestAgencyNeverSendsOverEightKiB(t *testing.T) {
+	long := strings.Repeat("ñ", lottery.MaxNameLen/2) // 100 bytes of two-byte runes
+	tests := []struct {
+		name     string
+		maxCount int
+		bets     func(t *testing.T, dir string) []lottery.Bet
+	}{
+		{"generated file, BatchMaxAmount 100000", 100000, func(t *testing.T, dir string) []lottery.Bet {
+			return generated(t, dir, 3000)
+		}},
+		{"longest names, BatchMaxAmount 100000", 100000, func(t *testing.T, dir string) []lottery.Bet {
+			bets := make([]lottery.Bet, 500)
+			for i := range bets {
+				bets[i] = lottery.Bet{Agency: 3, FirstName: long, LastName: long, Document: fmt.Sprint(1000000000 + i),
+					Birthdate: "1970-01-01", Number: i % 10000}
+			}
+			return bets
+		}},
+		{"shortest bets, BatchMaxAmount 100000", 100000, func(t *testing.T, dir string) []lottery.Bet {
+			bets := make([]lottery.Bet, 2000)
+			for i := range bets {
+				bets[i] = lottery.Bet{Agency: 3, FirstName: "A", LastName: "B", Document: fmt.Sprint(i % 10),
+					Birthdate: "2000-01-01", Number: i % 10000}
+			}
+			return bets
+		}},
+		{"generated file, BatchMaxAmount -1", -1, func(t *testing.T, dir string) []lottery.Bet {
+			return generated(t, dir, 2000)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			bets := tt.bets(t, dir)
+			data := filepath.Join(dir, "bets.csv")
+			writeBets(t, data, bets)
+			fc := startFake(t, func(f *fakeConn) error {
+				if err := f.hello(); err != nil {
+					return err
+				}
+				if err := f.ackUntilFinish(); err != nil {
+					return err
+				}
+				if _, err := f.expect(protocol.MsgConsult); err != nil {
+					return err
+				}
+				return f.send(protocol.Winners{Total: 1, Documents: []string{"42"}})
+			})
+			cfg := failureConfig(fc.addr, data)
+			cfg.BatchMaxAmount = tt.maxCount
+			log, lines := testLog()
+			docs, err, _ := runBounded(t, New(cfg, log), 30*time.Second)
+			require.NoError(t, err, "%s", lines)
+			assert.Equal(t, []string{"42"}, docs)
+			<-fc.done
+			require.NoError(t, fc.err)
+
+			for i, size := range fc.fc.frames {
+				assert.LessOrEqual(t, size, protocol.MaxClientFrame, "frame %d", i)
+			}
+			require.Len(t, fc.fc.received, len(bets))
+			for i, b := range bets {
+				w := fc.fc.received[i]
+				require.Equal(t, b.Document, w.Document, "bet %d", i)
+				require.Equal(t, uint32(3), w.Agency, "bet %d", i)
+			}
+			// Nor is packing timid: a batch is cut only when its next bet would
+			// not fit in the frame or the batch holds MaxBatchBets.
+			next := 0
+			for i, n := range fc.fc.batches {
+				next += n
+				if i == len(fc.fc.batches)-1 {
+					break
+				}
+				b := fc.fc.received[next]
+				betSize := 10 + len(b.FirstName) + len(b.LastName) + len(b.Document) + len(b.Birthdate)
+				full := fc.fc.batchFrames[i]+betSize > protocol.MaxClientFrame || n == protocol.MaxBatchBets
+				assert.True(t, full, "batch %d: %d bets in %d bytes, and the next (%d bytes) would fit", i+1, n, fc.fc.batchFrames[i], betSize)
+			}
+		})
+	}
+}
+
+func generated(t *testing.T, dir string, n int) []lottery.Bet {
+	t.Helper()
+	gen := filepath.Join(dir, "gen")
+	_, err := lottery.GenerateAgencyFiles(gen, 3, n, 21)
+	require.NoError(t, err)
+	var bets []lottery.Bet
+	for b, err := range lottery.ReadAgencyFile(filepath.Join(gen, lottery.AgencyFileName(3)), 3) {
+		require.NoError(t, err)
+		bets = append(bets, b)
+	}
+	return bets
+}

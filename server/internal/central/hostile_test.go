@@ -1,0 +1,872 @@
+package central
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
+)
+
+// The hostile suite runs every case against its own central with seven
+// agencies. Agencies 1–5 are honest clients (agency.Run) streaming alongside
+// the hostile peer; agency 6 is the identity the hostile peer claims when a
+// case needs an identified connection; agency 7 is the latch: the harness
+// finishes it last, so the draw never runs while a case is going on unless
+// the case itself asks for it. Afterwards every agency must get exactly its
+// winners and the bets file must hold exactly the agencies' files.
+const (
+	honestAgencies = 5
+	hostileAgency  = 6
+	latchAgency    = 7
+	suiteAgencies  = 7
+	suiteBets      = 150
+	// replyWait only turns a hung read into a failure; nothing waits on it.
+	replyWait = 10 * time.Second
+)
+
+// rawConn is a hand-driven agency connection: the test writes exactly the
+// bytes it wants and reads the central's answers with a deadline.
+type rawConn struct {
+	t        *testing.T
+	conn     *net.TCPConn
+	br       *bufio.Reader
+	agency   int
+	seq      uint32 // the sequence number the next batch carries
+	stored   uint64 // bets of the agency's file the central holds, as this connection knows it
+	finished bool   // this agency's FINISH was counted
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, replyWait)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return &rawConn{t: t, conn: conn.(*net.TCPConn), br: bufio.NewReader(conn), seq: 1}
+}
+
+func (c *rawConn) write(b []byte) {
+	c.t.Helper()
+	require.NoError(c.t, c.conn.SetWriteDeadline(time.Now().Add(replyWait)))
+	_, err := c.conn.Write(b)
+	require.NoError(c.t, err)
+}
+
+func (c *rawConn) send(m protocol.Message) {
+	c.t.Helper()
+	frame, err := protocol.AppendMessage(nil, m)
+	require.NoError(c.t, err)
+	c.write(frame)
+}
+
+// read returns the central's next message, or the error that ended the read.
+func (c *rawConn) read() (protocol.Message, error) {
+	if err := c.conn.SetReadDeadline(time.Now().Add(replyWait)); err != nil {
+		return nil, err
+	}
+	return protocol.ReadMessage(c.br, protocol.MaxServerFrame)
+}
+
+func (c *rawConn) expect(want protocol.MsgType) protocol.Message {
+	c.t.Helper()
+	m, err := c.read()
+	require.NoError(c.t, err, "waiting for %s", want)
+	require.Equal(c.t, want, m.Type(), "got %+v", m)
+	return m
+}
+
+// expectError: the central explains itself with ERROR code, then closes.
+func (c *rawConn) expectError(code protocol.Code) {
+	c.t.Helper()
+	m := c.expect(protocol.MsgError).(*protocol.ErrorMessage)
+	assert.Equal(c.t, code, m.Code, "text: %s", m.Text)
+	assert.NotEmpty(c.t, m.Text, "an ERROR must say why in words")
+	c.expectClosed()
+}
+
+// expectClosed: the central closed the connection without another frame.
+func (c *rawConn) expectClosed() {
+	c.t.Helper()
+	m, err := c.read()
+	require.Error(c.t, err, "expected the connection closed, got %+v", m)
+	var ne net.Error
+	require.False(c.t, errors.As(err, &ne) && ne.Timeout(), "the central did not close the connection: %v", err)
+	require.True(c.t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
+}
+
+// expectReject: the central refuses batch seq with code about bet index and keeps the connection.
+func (c *rawConn) expectReject(seq uint32, code protocol.Code, index uint32) {
+	c.t.Helper()
+	m := c.expect(protocol.MsgBatchReject).(*protocol.BatchReject)
+	assert.Equal(c.t, seq, m.Seq)
+	assert.Equal(c.t, code, m.Code, "text: %s", m.Text)
+	assert.Equal(c.t, index, m.Index, "text: %s", m.Text)
+	assert.NotEmpty(c.t, m.Text)
+}
+
+// ping proves the connection is still open and served.
+func (c *rawConn) ping() {
+	c.t.Helper()
+	c.send(protocol.Ping{})
+	c.expect(protocol.MsgPong)
+}
+
+func (c *rawConn) hello(agency int) *protocol.HelloAck {
+	c.t.Helper()
+	c.send(protocol.Hello{Version: protocol.Version, Agency: uint32(agency)})
+	ack := c.expect(protocol.MsgHelloAck).(*protocol.HelloAck)
+	c.agency, c.stored, c.finished = agency, ack.Stored, ack.Finished
+	return ack
+}
+
+// sendBets sends bets of the agency's file in acknowledged batches of at most size.
+func (c *rawConn) sendBets(bets []lottery.Bet, size int) {
+	c.t.Helper()
+	for len(bets) > 0 {
+		n := min(size, len(bets))
+		c.send(protocol.Batch{Seq: c.seq, Bets: wireBets(bets[:n])})
+		ack := c.expect(protocol.MsgBatchAck).(*protocol.BatchAck)
+		require.Equal(c.t, c.seq, ack.Seq)
+		c.seq++
+		c.stored += uint64(n)
+		bets = bets[n:]
+	}
+}
+
+func (c *rawConn) finish(total int) {
+	c.t.Helper()
+	c.send(protocol.Finish{Total: uint64(total)})
+	ack := c.expect(protocol.MsgFinishAck).(*protocol.FinishAck)
+	require.Equal(c.t, uint64(total), ack.Stored)
+	c.finished = true
+}
+
+// consult asks for the agency's winners and reads every frame of the answer.
+func (c *rawConn) consult() []string {
+	c.t.Helper()
+	c.send(protocol.Consult{Agency: uint32(c.agency)})
+	return c.readWinners()
+}
+
+func (c *rawConn) readWinners() []string {
+	c.t.Helper()
+	var docs []string
+	for {
+		w := c.expect(protocol.MsgWinners).(*protocol.Winners)
+		docs = append(docs, w.Documents...)
+		require.LessOrEqual(c.t, len(docs), int(w.Total))
+		if len(docs) == int(w.Total) {
+			return docs
+		}
+	}
+}
+
+func wireBet(b lottery.Bet) protocol.Bet {
+	return protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
+		Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)}
+}
+
+func wireBets(bets []lottery.Bet) []protocol.Bet {
+	out := make([]protocol.Bet, len(bets))
+	for i, b := range bets {
+		out[i] = wireBet(b)
+	}
+	return out
+}
+
+// intruder is a valid, winning bet that no agency file holds: if any of them
+// is ever stored, the winners and the bets file both show it.
+func intruder(agency int) protocol.Bet {
+	return protocol.Bet{Agency: uint32(agency), FirstName: "Intruso", LastName: "Hostil",
+		Document: "99999999", Birthdate: "1990-01-01", Number: lottery.WinningNumber}
+}
+
+// withBadBet is a batch of four bets whose third (index 2) is intruder changed by bad.
+func withBadBet(agency int, bad func(*protocol.Bet)) []protocol.Bet {
+	bets := []protocol.Bet{intruder(agency), intruder(agency), intruder(agency), intruder(agency)}
+	bad(&bets[2])
+	return bets
+}
+
+// batchFrame encodes a BATCH frame of intruder bets whose payload is exactly
+// payloadLen bytes; AppendMessage enforces no size limit, so it can go over.
+func batchFrame(t *testing.T, seq uint32, agency, payloadLen int) []byte {
+	t.Helper()
+	const fixed = 34 // an intruder bet but its first name's bytes: 4 + 1 + 1+6 + 1+8 + 1+10 + 2
+	var bets []protocol.Bet
+	rem := payloadLen - 6
+	for rem > 135 {
+		b := intruder(agency)
+		b.FirstName = strings.Repeat("a", 60)
+		bets = append(bets, b)
+		rem -= fixed + 60
+	}
+	b := intruder(agency)
+	b.FirstName = strings.Repeat("a", rem-fixed)
+	bets = append(bets, b)
+	frame, err := protocol.AppendMessage(nil, protocol.Batch{Seq: seq, Bets: bets})
+	require.NoError(t, err)
+	require.Equal(t, protocol.HeaderSize+payloadLen, len(frame))
+	return frame
+}
+
+// hostileEnv is one case's world: its central, the agency files and the honest agencies.
+type hostileEnv struct {
+	tc     *testCentral
+	dir    string
+	bets   map[int][]lottery.Bet
+	honest []<-chan agencyResult
+	held   map[int]*rawConn // a live connection identified as the agency, ready to go on
+
+	once    sync.Once
+	results []agencyResult
+}
+
+func newHostileEnv(t *testing.T) *hostileEnv {
+	t.Helper()
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, suiteAgencies, suiteBets, 2024)
+	require.NoError(t, err)
+	h := &hostileEnv{dir: dir, bets: make(map[int][]lottery.Bet), held: make(map[int]*rawConn)}
+	for id := 1; id <= suiteAgencies; id++ {
+		for bet, err := range lottery.ReadAgencyFile(h.file(id), id) {
+			require.NoError(t, err)
+			h.bets[id] = append(h.bets[id], bet)
+		}
+	}
+	cfg := testConfig(t)
+	cfg.Agencies = suiteAgencies
+	h.tc = startCentral(t, cfg)
+	for id := 1; id <= honestAgencies; id++ {
+		acfg := agencyConfig(h.tc, dir, id)
+		acfg.BatchMaxAmount = 20 // several batches each, interleaved with the hostile peer
+		h.honest = append(h.honest, runAgency(t.Context(), acfg))
+	}
+	return h
+}
+
+func (h *hostileEnv) file(id int) string { return filepath.Join(h.dir, lottery.AgencyFileName(id)) }
+
+// awaitReleased waits until every connection that identified as agency id has ended,
+// so a new one can claim it.
+func (h *hostileEnv) awaitReleased(t *testing.T, id int) {
+	t.Helper()
+	tag := fmt.Sprintf("agencia: %d |", id)
+	n := h.tc.logs.count("action: identificacion | result: success", tag)
+	h.tc.logs.await(t, n, "action: cerrar_conexion | result: success", tag)
+}
+
+// identify opens a new connection as agency id.
+func (h *hostileEnv) identify(t *testing.T, id int) *rawConn {
+	t.Helper()
+	h.awaitReleased(t, id)
+	c := dialRaw(t, h.tc.addr)
+	c.hello(id)
+	return c
+}
+
+// complete sends what is left of agency id's file and FINISHes it, on the
+// connection the case left usable or on a new one that resumes.
+func (h *hostileEnv) complete(t *testing.T, id int) *rawConn {
+	t.Helper()
+	c := h.held[id]
+	if c == nil {
+		c = h.identify(t, id)
+	}
+	h.held[id] = c
+	if c.finished {
+		return c
+	}
+	c.sendBets(h.bets[id][c.stored:], 25)
+	c.finish(len(h.bets[id]))
+	return c
+}
+
+// honestResults waits for the five honest agencies; they return after the draw.
+func (h *hostileEnv) honestResults() []agencyResult {
+	h.once.Do(func() {
+		for _, ch := range h.honest {
+			h.results = append(h.results, <-ch)
+		}
+	})
+	return h.results
+}
+
+// drawn finishes agencies 6 and 7 and waits for the honest ones: the draw ran.
+func (h *hostileEnv) drawn(t *testing.T) {
+	t.Helper()
+	h.complete(t, hostileAgency)
+	h.complete(t, latchAgency)
+	h.honestResults()
+	h.tc.logs.await(t, 1, "action: sorteo | result: success")
+}
+
+func (h *hostileEnv) awaitProtocolFail(t *testing.T, code protocol.Code) {
+	t.Helper()
+	h.tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: "+code.String()+" |")
+}
+
+func (h *hostileEnv) awaitReject(t *testing.T, count int, code protocol.Code, index string) {
+	t.Helper()
+	h.tc.logs.await(t, 1, fmt.Sprintf("action: apuesta_recibida | result: fail | cantidad: %d", count))
+	h.tc.logs.await(t, 1, "action: rechazo_lote | result: fail", "motivo: "+code.String()+" |", "apuesta: "+index+" |")
+}
+
+// verify is every case's epilogue: every agency gets exactly its winners, the
+// draw ran once, and the bets file parses and holds exactly the agencies' files.
+func (h *hostileEnv) verify(t *testing.T) {
+	t.Helper()
+	for _, id := range []int{hostileAgency, latchAgency} {
+		h.complete(t, id)
+	}
+	for _, id := range []int{hostileAgency, latchAgency} {
+		got := h.held[id].consult()
+		assert.ElementsMatch(t, expectedWinners(t, h.file(id), id), got, "agency %d", id)
+	}
+	for _, r := range h.honestResults() {
+		require.NoError(t, r.err, "honest agency %d", r.id)
+		assert.ElementsMatch(t, expectedWinners(t, h.file(r.id), r.id), r.docs, "honest agency %d", r.id)
+	}
+	assert.Equal(t, 1, h.tc.logs.count("action: sorteo | result: success"))
+
+	h.tc.stop()
+	want := make(map[lottery.Bet]int)
+	for _, bets := range h.bets {
+		for _, b := range bets {
+			want[b]++
+		}
+	}
+	got := make(map[lottery.Bet]int)
+	for bet, err := range lottery.LoadBets(h.tc.path) {
+		require.NoError(t, err, "the bets file must stay parseable")
+		got[bet]++
+	}
+	assert.Equal(t, want, got, "the bets file must hold exactly the agencies' files")
+}
+
+// Every hostile input, each while five honest agencies stream alongside.
+func TestHostilePeers(t *testing.T) {
+	type hostileCase struct {
+		name string
+		run  func(t *testing.T, h *hostileEnv)
+	}
+	// errorBefore: bytes on a fresh connection that earn ERROR code and a close.
+	errorBefore := func(name string, b []byte, code protocol.Code) hostileCase {
+		return hostileCase{name, func(t *testing.T, h *hostileEnv) {
+			c := dialRaw(t, h.tc.addr)
+			c.write(b)
+			c.expectError(code)
+			h.awaitProtocolFail(t, code)
+		}}
+	}
+	// errorAfter: bytes on a connection identified as agency 6 that earn ERROR code and a close.
+	errorAfter := func(name string, b []byte, code protocol.Code) hostileCase {
+		return hostileCase{name, func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.write(b)
+			c.expectError(code)
+			h.awaitProtocolFail(t, code)
+		}}
+	}
+	// badBet: a batch whose bet 2 breaks a rule is refused whole; the
+	// connection stays open and the refused number is not used up (the
+	// harness goes on with seq 1 on the same connection).
+	badBet := func(name string, code protocol.Code, bad func(*protocol.Bet)) hostileCase {
+		return hostileCase{name, func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Batch{Seq: 1, Bets: withBadBet(hostileAgency, bad)})
+			c.expectReject(1, code, 2)
+			h.awaitReject(t, 4, code, "2")
+			c.ping()
+			h.held[hostileAgency] = c
+		}}
+	}
+	msg := func(m protocol.Message) []byte {
+		b, err := protocol.AppendMessage(nil, m)
+		require.NoError(t, err)
+		return b
+	}
+	hello := func(version uint8, agency uint32) []byte {
+		return msg(protocol.Hello{Version: version, Agency: agency})
+	}
+	batch := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency)}})
+	future := time.Now().AddDate(1, 0, 0).Format(time.DateOnly)
+
+	cases := []hostileCase{
+		// Framing.
+		errorBefore("garbage bytes", []byte("GET / HTTP/1.1\r\nHost: central\r\n\r\n"), protocol.CodeFrameTooLarge),
+		errorBefore("header announcing 4 GiB", []byte{byte(protocol.MsgBatch), 0xFF, 0xFF, 0xFF, 0xFF}, protocol.CodeFrameTooLarge),
+		errorBefore("header of an unknown type announcing 4 GiB", []byte{0x99, 0xFF, 0xFF, 0xFF, 0xFF}, protocol.CodeFrameTooLarge),
+		{"frame one byte over 8 KiB", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.write(batchFrame(t, 1, hostileAgency, protocol.MaxClientPayload+1))
+			c.expectError(protocol.CodeFrameTooLarge)
+			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
+			h.tc.logs.await(t, 1, "action: apuesta_recibida | result: fail | cantidad: 0")
+		}},
+		errorBefore("unknown message type", []byte{0x42, 0, 0, 0, 0}, protocol.CodeUnknownType),
+		errorAfter("unknown message type with a payload after HELLO", []byte{0x7F, 0, 0, 0, 3, 1, 2, 3}, protocol.CodeUnknownType),
+		errorAfter("a central's message sent by an agency", msg(protocol.BatchAck{Seq: 1}), protocol.CodeUnexpected),
+		{"truncated header then close", func(t *testing.T, h *hostileEnv) {
+			c := dialRaw(t, h.tc.addr)
+			c.write([]byte{byte(protocol.MsgHello), 0, 0})
+			require.NoError(t, c.conn.CloseWrite())
+			c.expectClosed()
+			h.tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
+		}},
+		{"truncated payload then close", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			full := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency), intruder(hostileAgency)}})
+			c.write(full[:len(full)-7])
+			require.NoError(t, c.conn.CloseWrite())
+			c.expectClosed()
+			h.tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
+		}},
+
+		// Identification.
+		errorBefore("BATCH before HELLO", batch, protocol.CodeNotIdentified),
+		errorBefore("FINISH before HELLO", msg(protocol.Finish{Total: 0}), protocol.CodeNotIdentified),
+		errorBefore("CONSULT before HELLO", msg(protocol.Consult{Agency: 1}), protocol.CodeNotIdentified),
+		{"PING before HELLO gets PONG then close", func(t *testing.T, h *hostileEnv) {
+			c := dialRaw(t, h.tc.addr)
+			c.send(protocol.Ping{})
+			c.expect(protocol.MsgPong)
+			c.expectClosed()
+		}},
+		errorAfter("second HELLO", hello(protocol.Version, hostileAgency), protocol.CodeAlreadyIdentified),
+		errorAfter("second HELLO for another agency", hello(protocol.Version, 1), protocol.CodeAlreadyIdentified),
+		errorBefore("agency 0", hello(protocol.Version, 0), protocol.CodeBadAgency),
+		errorBefore("agency -1", hello(protocol.Version, 0xFFFFFFFF), protocol.CodeBadAgency),
+		errorBefore("agency -2^31", hello(protocol.Version, 0x80000000), protocol.CodeBadAgency),
+		errorBefore("agency above SERVER_AGENCIES", hello(protocol.Version, suiteAgencies+1), protocol.CodeBadAgency),
+		errorBefore("HELLO too short", []byte{byte(protocol.MsgHello), 0, 0, 0, 4, protocol.Version, 0, 0, 0}, protocol.CodeMalformed),
+		errorBefore("HELLO with trailing bytes", []byte{byte(protocol.MsgHello), 0, 0, 0, 6, protocol.Version, 0, 0, 0, 6, 0}, protocol.CodeMalformed),
+		errorBefore("unsupported protocol version", hello(protocol.Version+1, hostileAgency), protocol.CodeBadVersion),
+		{"two live connections for one agency", func(t *testing.T, h *hostileEnv) {
+			first := h.identify(t, hostileAgency)
+			second := dialRaw(t, h.tc.addr)
+			second.send(protocol.Hello{Version: protocol.Version, Agency: hostileAgency})
+			second.expectError(protocol.CodeAgencyBusy)
+			h.awaitProtocolFail(t, protocol.CodeAgencyBusy)
+			first.ping()
+			h.held[hostileAgency] = first
+		}},
+
+		// Bets.
+		badBet("empty first name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.FirstName = "" }),
+		badBet("blank last name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.LastName = "  \t " }),
+		badBet("over-long name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.FirstName = strings.Repeat("x", lottery.MaxNameLen+1) }),
+		badBet("invalid UTF-8 name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.LastName = "P\xe9rez" }),
+		badBet("newline in a name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.FirstName = "Ana\n7,x,y,1,2000-01-01,7574" }),
+		badBet("empty document", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Document = "" }),
+		badBet("non-digit document", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Document = "3012a456" }),
+		badBet("over-long document", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Document = "12345678901" }),
+		badBet("impossible birthdate", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = "2023-02-30" }),
+		badBet("future birthdate", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = future }),
+		badBet("birthdate before 1900", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = "1899-12-31" }),
+		badBet("birthdate not YYYY-MM-DD", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = "02/01/1990" }),
+		badBet("number 10000", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Number = 10000 }),
+		badBet("number 65535", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Number = 0xFFFF }),
+		badBet("bet for another agency", protocol.CodeWrongAgency, func(b *protocol.Bet) { b.Agency = 1 }),
+		badBet("bet for agency 0", protocol.CodeWrongAgency, func(b *protocol.Bet) { b.Agency = 0 }),
+		{"empty batch", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Batch{Seq: 1})
+			c.expectReject(1, protocol.CodeEmptyBatch, protocol.NoIndex)
+			h.awaitReject(t, 0, protocol.CodeEmptyBatch, "-")
+			h.held[hostileAgency] = c
+		}},
+		{"batch count larger than its bets", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			b := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency), intruder(hostileAgency)}})
+			b[protocol.HeaderSize+5] = 3 // count 3, two bets
+			c.write(b)
+			c.expectReject(1, protocol.CodeMalformed, protocol.NoIndex)
+			h.awaitReject(t, 3, protocol.CodeMalformed, "-")
+			h.held[hostileAgency] = c
+		}},
+		{"batch with trailing bytes", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			b := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency)}})
+			b = append(b, 0)
+			b[4]++ // the header's length covers the extra byte
+			c.write(b)
+			c.expectReject(1, protocol.CodeMalformed, protocol.NoIndex)
+			h.awaitReject(t, 1, protocol.CodeMalformed, "-")
+			h.held[hostileAgency] = c
+		}},
+		errorAfter("batch shorter than its sequence number and count",
+			[]byte{byte(protocol.MsgBatch), 0, 0, 0, 3, 0, 0, 0}, protocol.CodeMalformed),
+		{"replayed batch", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			first := h.bets[hostileAgency][:10]
+			c.sendBets(first, 10)
+			c.send(protocol.Batch{Seq: 1, Bets: wireBets(first)})
+			c.expectReject(1, protocol.CodeBadSequence, protocol.NoIndex)
+			h.awaitReject(t, 10, protocol.CodeBadSequence, "-")
+			h.held[hostileAgency] = c // goes on with seq 2: stored exactly once
+		}},
+		{"batch sequence skips ahead", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Batch{Seq: 2, Bets: wireBets(h.bets[hostileAgency][:5])})
+			c.expectReject(2, protocol.CodeBadSequence, protocol.NoIndex)
+			h.awaitReject(t, 5, protocol.CodeBadSequence, "-")
+			h.held[hostileAgency] = c
+		}},
+		{"batch sequence zero", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Batch{Seq: 0, Bets: wireBets(h.bets[hostileAgency][:5])})
+			c.expectReject(0, protocol.CodeBadSequence, protocol.NoIndex)
+			h.awaitReject(t, 5, protocol.CodeBadSequence, "-")
+			h.held[hostileAgency] = c
+		}},
+		{"sequence restarts at 1 on a new connection", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.sendBets(h.bets[hostileAgency][:10], 5) // seq 1 and 2
+			c.conn.Close()
+			c = h.identify(t, hostileAgency)
+			require.EqualValues(t, 10, c.stored, "HELLO_ACK counts the bets already held")
+			h.held[hostileAgency] = c // goes on with seq 1
+		}},
+
+		// FINISH and the draw.
+		{"bets after the agency's own FINISH", func(t *testing.T, h *hostileEnv) {
+			c := h.complete(t, hostileAgency)
+			c.send(protocol.Batch{Seq: c.seq, Bets: []protocol.Bet{intruder(hostileAgency)}})
+			c.expectReject(c.seq, protocol.CodeAfterFinish, protocol.NoIndex)
+			h.awaitReject(t, 1, protocol.CodeAfterFinish, "-")
+		}},
+		{"FINISH twice", func(t *testing.T, h *hostileEnv) {
+			c := h.complete(t, hostileAgency)
+			c.send(protocol.Finish{Total: uint64(len(h.bets[hostileAgency]))})
+			c.expectError(protocol.CodeAfterFinish)
+			h.awaitProtocolFail(t, protocol.CodeAfterFinish)
+			h.held[hostileAgency] = nil
+		}},
+		{"FINISH again after reconnecting", func(t *testing.T, h *hostileEnv) {
+			h.complete(t, hostileAgency).conn.Close()
+			h.held[hostileAgency] = nil
+			c := h.identify(t, hostileAgency)
+			require.True(t, c.finished, "HELLO_ACK must say the agency finished")
+			c.send(protocol.Finish{Total: uint64(len(h.bets[hostileAgency]))})
+			c.expectError(protocol.CodeAfterFinish)
+			h.awaitProtocolFail(t, protocol.CodeAfterFinish)
+		}},
+		{"FINISH with a wrong total", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Finish{Total: uint64(len(h.bets[hostileAgency]))})
+			c.expectError(protocol.CodeCountMismatch)
+			h.awaitProtocolFail(t, protocol.CodeCountMismatch)
+		}},
+		{"FINISH counting a refused batch", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Batch{Seq: 1, Bets: withBadBet(hostileAgency, func(b *protocol.Bet) { b.Number = 10000 })})
+			c.expectReject(1, protocol.CodeInvalidBet, 2)
+			c.send(protocol.Finish{Total: 4})
+			c.expectError(protocol.CodeCountMismatch)
+			h.awaitProtocolFail(t, protocol.CodeCountMismatch)
+		}},
+		{"CONSULT for another agency", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.send(protocol.Consult{Agency: 1})
+			c.expectError(protocol.CodeWrongAgency)
+			h.awaitProtocolFail(t, protocol.CodeWrongAgency)
+		}},
+		{"CONSULT for another agency after the draw", func(t *testing.T, h *hostileEnv) {
+			h.drawn(t)
+			c := h.held[hostileAgency]
+			c.send(protocol.Consult{Agency: 1})
+			c.expectError(protocol.CodeWrongAgency) // an ERROR, never agency 1's winners
+			h.awaitProtocolFail(t, protocol.CodeWrongAgency)
+			h.held[hostileAgency] = nil
+		}},
+		{"CONSULT before the agency's own FINISH", func(t *testing.T, h *hostileEnv) {
+			c := h.identify(t, hostileAgency)
+			c.sendBets(h.bets[hostileAgency][:5], 5)
+			c.send(protocol.Consult{Agency: hostileAgency})
+			c.expectError(protocol.CodeNotFinished)
+			h.awaitProtocolFail(t, protocol.CodeNotFinished)
+		}},
+		{"data while waiting for the draw", func(t *testing.T, h *hostileEnv) {
+			c := h.complete(t, hostileAgency)
+			c.send(protocol.Consult{Agency: hostileAgency})
+			h.tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", hostileAgency))
+			c.send(protocol.Ping{})
+			c.expectError(protocol.CodeUnexpected)
+			h.awaitProtocolFail(t, protocol.CodeUnexpected)
+			h.held[hostileAgency] = nil
+		}},
+		{"bets after the draw", func(t *testing.T, h *hostileEnv) {
+			h.drawn(t)
+			c := h.identify(t, 1) // the honest agency 1 left after its winners
+			require.True(t, c.finished)
+			c.send(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+			c.expectReject(1, protocol.CodeDrawDone, protocol.NoIndex)
+			h.awaitReject(t, 1, protocol.CodeDrawDone, "-")
+			c.ping()
+		}},
+		{"bets after the draw on the finished agency's connection", func(t *testing.T, h *hostileEnv) {
+			h.drawn(t)
+			c := h.held[hostileAgency]
+			c.send(protocol.Batch{Seq: c.seq, Bets: []protocol.Bet{intruder(hostileAgency)}})
+			c.expectReject(c.seq, protocol.CodeDrawDone, protocol.NoIndex)
+			h.awaitReject(t, 1, protocol.CodeDrawDone, "-")
+		}},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHostileEnv(t)
+			tt.run(t, h)
+			h.verify(t)
+		})
+	}
+}
+
+// A parked agency learns that the central is shutting down (SPEC rule 7)
+// instead of seeing its connection just drop.
+func TestParkedAgencyToldOfShutdown(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	tc := startCentral(t, cfg)
+	c := dialRaw(t, tc.addr)
+	c.hello(1)
+	c.send(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+	c.expect(protocol.MsgBatchAck)
+	c.finish(1)
+	c.send(protocol.Consult{Agency: 1})
+	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+
+	tc.stop()
+	c.expectError(protocol.CodeShuttingDown)
+	assert.Equal(t, 1, tc.logs.count("action: protocolo | result: fail", "motivo: shutting_down |"))
+	assert.Zero(t, tc.logs.count("action: sorteo"))
+}
+
+// The idle timeout cuts silent and slow peers, whatever they do in between.
+func TestIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	tests := []struct {
+		name string
+		peer func(t *testing.T, c *rawConn, stop <-chan struct{})
+	}{
+		{"silent connection", func(t *testing.T, c *rawConn, stop <-chan struct{}) {}},
+		{"silent after HELLO", func(t *testing.T, c *rawConn, stop <-chan struct{}) { c.hello(1) }},
+		{"silent after a batch", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
+			c.hello(1)
+			c.send(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+			c.expect(protocol.MsgBatchAck)
+		}},
+		{"stalled inside a header", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
+			c.write([]byte{byte(protocol.MsgHello), 0})
+		}},
+		{"stalled inside a payload", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
+			c.hello(1)
+			b, err := protocol.AppendMessage(nil, protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+			require.NoError(t, err)
+			c.write(b[:len(b)-1])
+		}},
+		{"one byte at a time, each within the timeout", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
+			// A HELLO dripped one byte every idle/3 would take over three
+			// timeouts; the deadline is per frame, so the drip does not keep it alive.
+			b, err := protocol.AppendMessage(nil, protocol.Hello{Version: protocol.Version, Agency: 1})
+			require.NoError(t, err)
+			go func() {
+				tick := time.NewTicker(idle / 3)
+				defer tick.Stop()
+				for _, x := range b {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					if _, err := c.conn.Write([]byte{x}); err != nil {
+						return
+					}
+				}
+			}()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.IdleTimeout = idle
+			tc := startCentral(t, cfg)
+			start := time.Now() // before the dial: the central's clock starts at its accept
+			c := dialRaw(t, tc.addr)
+			stop := make(chan struct{})
+			defer close(stop)
+			tt.peer(t, c, stop)
+			c.expectError(protocol.CodeIdleTimeout)
+			assert.GreaterOrEqual(t, time.Since(start), idle, "cut before the timeout")
+			tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: idle_timeout |")
+			tc.logs.await(t, 1, "action: cerrar_conexion | result: success")
+		})
+	}
+}
+
+// An agency parked for the draw is never cut by the idle timeout, however
+// long the draw takes.
+func TestParkedAgencyOutlivesIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, 2, 300, 11)
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	cfg.IdleTimeout = idle
+	tc := startCentral(t, cfg)
+
+	parked := runAgency(t.Context(), agencyConfig(tc, dir, 1))
+	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	// Four idle timeouts of other connections, one after the other: more
+	// than four timeouts pass while agency 1 waits.
+	for i := 1; i <= 4; i++ {
+		c := dialRaw(t, tc.addr)
+		c.expectError(protocol.CodeIdleTimeout)
+		tc.logs.await(t, i, "action: protocolo | result: fail", "motivo: idle_timeout |")
+	}
+	require.Equal(t, 4, tc.logs.count("action: protocolo | result: fail"), "only the idle probes were cut:\n%s", tc.logs.dump())
+	select {
+	case r := <-parked:
+		t.Fatalf("agency 1 returned before the draw: %+v", r)
+	default:
+	}
+
+	last := <-runAgency(t.Context(), agencyConfig(tc, dir, 2))
+	require.NoError(t, last.err)
+	r := <-parked
+	require.NoError(t, r.err)
+	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(1)), 1), r.docs)
+	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), last.docs)
+}
+
+// The connection cap refuses the excess with an error and frees a slot as
+// soon as a connection leaves: an agency refused at the cap gets through
+// (it retries) once another connection has gone.
+func TestConnectionCap(t *testing.T) {
+	const limit = 3
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, 1, 200, 5)
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Agencies = 1
+	cfg.MaxConnections = limit
+	tc := startCentral(t, cfg)
+	refused := func(n int) {
+		t.Helper()
+		tc.logs.await(t, n, "action: aceptar_conexion | result: fail", "motivo: too_many_connections")
+	}
+
+	idle := make([]*rawConn, limit)
+	for i := range idle {
+		idle[i] = dialRaw(t, tc.addr)
+	}
+	tc.logs.await(t, limit, "action: aceptar_conexion | result: success")
+	for i := 1; i <= 2; i++ {
+		excess := dialRaw(t, tc.addr)
+		excess.expectError(protocol.CodeTooManyConns)
+		refused(i)
+	}
+	require.Equal(t, limit, tc.logs.count("action: aceptar_conexion | result: success"))
+
+	acfg := agencyConfig(tc, dir, 1)
+	acfg.MaxRetries = 50
+	honest := runAgency(t.Context(), acfg)
+	refused(3) // the agency met the cap too
+
+	idle[0].ping()
+	idle[0].expectClosed() // PING first: answered, then closed, which frees a slot
+	r := <-honest
+	require.NoError(t, r.err)
+	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(1)), 1), r.docs)
+
+	idle[1].ping() // the connections that stayed are still served
+	idle[1].expectClosed()
+}
+
+// A parked agency whose socket dies releases its goroutine at once, and the
+// agencies parked beside it keep waiting and get their winners.
+func TestParkedAgencyDisconnect(t *testing.T) {
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, 3, 200, 9)
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Agencies = 3
+	tc := startCentral(t, cfg)
+	bets := func(id int) []lottery.Bet {
+		var out []lottery.Bet
+		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(id)), id) {
+			require.NoError(t, err)
+			out = append(out, b)
+		}
+		return out
+	}
+
+	other := runAgency(t.Context(), agencyConfig(tc, dir, 2))
+	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 2")
+	base := runtime.NumGoroutine()
+
+	c := dialRaw(t, tc.addr)
+	c.hello(1)
+	c.sendBets(bets(1), 50)
+	c.finish(len(bets(1)))
+	c.send(protocol.Consult{Agency: 1})
+	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	require.Greater(t, runtime.NumGoroutine(), base)
+
+	require.NoError(t, c.conn.Close())
+	tc.logs.await(t, 1, "action: espera_sorteo | result: fail | agencia: 1 | motivo: conexion_cerrada")
+	tc.logs.await(t, 1, "action: cerrar_conexion | result: success | agencia: 1 |")
+	awaitGoroutines(t, base)
+
+	select {
+	case r := <-other:
+		t.Fatalf("agency 2 answered before the draw: %+v", r)
+	default:
+	}
+	assert.Zero(t, tc.logs.count("action: espera_sorteo | result: fail | agencia: 2"))
+
+	// Agency 1 comes back: it is already counted, so it goes straight to CONSULT.
+	back := dialRaw(t, tc.addr)
+	require.True(t, back.hello(1).Finished)
+	back.send(protocol.Consult{Agency: 1})
+	tc.logs.await(t, 2, "action: espera_sorteo | result: in_progress", "agencia: 1")
+
+	last := <-runAgency(t.Context(), agencyConfig(tc, dir, 3))
+	require.NoError(t, last.err)
+	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(1)), 1), back.readWinners())
+	r := <-other
+	require.NoError(t, r.err)
+	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
+	assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
+}
+
+// awaitGoroutines lets the runtime reap goroutines that already returned
+// (their last log line is printed), then requires the count at most want.
+func awaitGoroutines(t *testing.T, want int) {
+	t.Helper()
+	n := runtime.NumGoroutine()
+	for i := 0; i < 1000 && n > want; i++ {
+		runtime.Gosched()
+		n = runtime.NumGoroutine()
+	}
+	if n > want {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines, want at most %d:\n%s", n, want, buf[:runtime.Stack(buf, true)])
+	}
+}
