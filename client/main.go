@@ -28,7 +28,8 @@ func run() int {
 	}
 	log.Info(logfmt.Line("config", logfmt.Success, "id", cfg.ID, "server_address", cfg.ServerAddress,
 		"data_path", cfg.DataPath, "batch_maxamount", cfg.BatchMaxAmount,
-		"connect_timeout", cfg.ConnectTimeout, "log_level", cfg.LogLevel))
+		"connect_timeout", cfg.ConnectTimeout, "reply_timeout", cfg.ReplyTimeout, "max_retries", cfg.MaxRetries,
+		"log_level", cfg.LogLevel))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -449,6 +449,11 @@ func (s *session) close() {
 func (s *session) end() {
 	s.close()
 	s.srv.release(s)
-	s.srv.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success,
-		"agencia", s.agency, "remoto", s.conn.RemoteAddr()))
+	line := logfmt.Line("cerrar_conexion", logfmt.Success, "agencia", s.agency, "remoto", s.conn.RemoteAddr())
+	if s.agency == 0 {
+		// Health probes never identify; at INFO they would flood the log.
+		s.srv.log.Debug(line)
+		return
+	}
+	s.srv.log.Info(line)
 }
