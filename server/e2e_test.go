@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,44 +89,81 @@ func startProc(t *testing.T, name string, env ...string) *proc {
 	return p
 }
 
-// await returns the first line matching re, waiting for it to be printed.
-func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
+// awaitUntil waits until met, called with every line printed so far, holds.
+// It fails the test when the process exits or a long bound passes first; the
+// bound only turns a hang into a failure, nothing waits on time.
+func (p *proc) awaitUntil(t *testing.T, what string, met func(lines []string) bool) {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for i := 0; ; {
+	deadline := time.After(60 * time.Second)
+	for {
 		p.mu.Lock()
 		lines, grown := p.lines, p.grown
 		p.mu.Unlock()
-		for ; i < len(lines); i++ {
-			if m := re.FindStringSubmatch(lines[i]); m != nil {
-				return m
-			}
+		if met(lines) {
+			return
 		}
 		select {
 		case <-grown:
 		case <-p.done:
 			p.mu.Lock()
-			n := len(p.lines)
+			lines = p.lines
 			p.mu.Unlock()
-			if i == n {
-				t.Fatalf("%s exited without printing %s:\n%s", p.cmd.Path, re, p.output())
+			if met(lines) {
+				return
 			}
+			t.Fatalf("%s exited before %s:\n%s", p.cmd.Path, what, p.output())
 		case <-deadline:
-			t.Fatalf("%s did not print %s:\n%s", p.cmd.Path, re, p.output())
+			t.Fatalf("%s: no %s:\n%s", p.cmd.Path, what, p.output())
 		}
 	}
+}
+
+// await returns the first line matching re, waiting for it to be printed.
+func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	var match []string
+	p.awaitUntil(t, "line matching "+re.String(), func(lines []string) bool {
+		for _, l := range lines {
+			if match = re.FindStringSubmatch(l); match != nil {
+				return true
+			}
+		}
+		return false
+	})
+	return match
 }
 
 // wait waits for the process to exit and returns its exit code.
 func (p *proc) wait(t *testing.T) int {
 	t.Helper()
-	<-p.done
-	err := p.cmd.Wait()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode()
+	code, _ := exitOf(t, p, time.Now())
+	return code
+}
+
+// exitOf waits for p to exit (failing the test after a long bound) and
+// returns its code and the time since start.
+func exitOf(t *testing.T, p *proc, start time.Time) (int, time.Duration) {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() {
+		<-p.done
+		exited <- p.cmd.Wait()
+	}()
+	select {
+	case err := <-exited:
+		took := time.Since(start)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), took
+		}
+		require.NoError(t, err)
+		return 0, took
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-exited
+		t.Fatalf("%s did not exit:\n%s", p.cmd.Path, p.output())
+		return 0, 0
 	}
-	require.NoError(t, err)
-	return 0
 }
 
 func (p *proc) output() string {
@@ -133,12 +172,17 @@ func (p *proc) output() string {
 	return strings.Join(p.lines, "\n")
 }
 
-func (p *proc) count(substr string) int {
+// countParts is how many lines printed so far contain every one of parts.
+func (p *proc) countParts(parts ...string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return countParts(p.lines, parts)
+}
+
+func countParts(lines, parts []string) int {
 	n := 0
-	for _, l := range p.lines {
-		if strings.Contains(l, substr) {
+	for _, l := range lines {
+		if !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(l, s) }) {
 			n++
 		}
 	}
@@ -164,6 +208,24 @@ func startClient(t *testing.T, id, port int, dir string) *proc {
 		"CLI_DATA_PATH="+filepath.Join(dir, lottery.AgencyFileName(id)))
 }
 
+// agencyFiles reads the agency files of agencies 1..n in dir: every bet as a
+// multiset row (agency column included) and each agency's winner count.
+func agencyFiles(t *testing.T, dir string, n int) (want map[lottery.Bet]int, winners []int) {
+	t.Helper()
+	want = make(map[lottery.Bet]int)
+	winners = make([]int, n)
+	for id := 1; id <= n; id++ {
+		for bet, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(id)), id) {
+			require.NoError(t, err)
+			want[bet]++
+			if lottery.HasWon(bet) {
+				winners[id-1]++
+			}
+		}
+	}
+	return want, winners
+}
+
 var winnersLine = regexp.MustCompile(`INFO     action: consulta_ganadores \| result: success \| cant_ganadores: (\d+)$`)
 
 // rows is a multiset of bets, agency column included.
@@ -182,7 +244,7 @@ func TestBinariesEndToEnd(t *testing.T) {
 		name     string
 		agencies int
 		prepare  func(t *testing.T, dir string)
-		want     []int // winners per agency; nil: computed from the files
+		want     []int // winners per agency as published; nil: only computed from the files
 	}{
 		{"official dataset", 5, func(t *testing.T, dir string) {
 			if _, err := os.Stat(officialDataset); err != nil {
@@ -207,30 +269,19 @@ func TestBinariesEndToEnd(t *testing.T) {
 			for i := range clients {
 				clients[i] = startClient(t, i+1, port, dir)
 			}
-			want := make(map[lottery.Bet]int)
+			want, winners := agencyFiles(t, dir, tt.agencies)
+			if tt.want != nil {
+				require.Equal(t, tt.want, winners, "the dataset's own winners")
+			}
 			for i, c := range clients {
-				id := i + 1
-				file := filepath.Join(dir, lottery.AgencyFileName(id))
-				wantWinners := 0
-				if tt.want != nil {
-					wantWinners = tt.want[i]
-				}
-				for bet, err := range lottery.ReadAgencyFile(file, id) {
-					require.NoError(t, err)
-					want[bet]++
-					if tt.want == nil && lottery.HasWon(bet) {
-						wantWinners++
-					}
-				}
-				require.Equal(t, 0, c.wait(t), "client %d:\n%s", id, c.output())
-				got := c.await(t, winnersLine)
-				assert.Equal(t, strconv.Itoa(wantWinners), got[1], "agency %d", id)
+				require.Equal(t, 0, c.wait(t), "client %d:\n%s", i+1, c.output())
+				assert.Equal(t, strconv.Itoa(winners[i]), c.await(t, winnersLine)[1], "agency %d", i+1)
 			}
 
 			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
 			require.Equal(t, 0, srv.wait(t), srv.output())
-			assert.Equal(t, 1, srv.count("action: sorteo | result: success"))
-			assert.Equal(t, 1, srv.count("action: cerrar_archivo_apuestas | result: success"))
+			assert.Equal(t, 1, srv.countParts("action: sorteo | result: success"))
+			assert.Equal(t, 1, srv.countParts("action: cerrar_archivo_apuestas | result: success"))
 			assert.Equal(t, want, rows(t, lottery.LoadBets(store)), "bets file vs agency files")
 		})
 	}

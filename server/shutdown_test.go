@@ -40,81 +40,21 @@ func terminate(t *testing.T, p *proc) (int, time.Duration) {
 	return exitOf(t, p, start)
 }
 
-// exitOf waits for p to exit (failing the test after a long bound, not the
-// issue's) and returns its code and the time since start.
-func exitOf(t *testing.T, p *proc, start time.Time) (int, time.Duration) {
-	t.Helper()
-	exited := make(chan error, 1)
-	go func() {
-		<-p.done
-		exited <- p.cmd.Wait()
-	}()
-	select {
-	case err := <-exited:
-		took := time.Since(start)
-		if ee, ok := err.(interface{ ExitCode() int }); ok && err != nil {
-			return ee.ExitCode(), took
-		}
-		require.NoError(t, err)
-		return 0, took
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-exited
-		t.Fatalf("%s did not exit:\n%s", p.cmd.Path, p.output())
-		return 0, 0
-	}
-}
-
 // awaitLines waits until at least n lines contain every one of parts.
 func (p *proc) awaitLines(t *testing.T, n int, parts ...string) {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
-		p.mu.Lock()
-		got := countParts(p.lines, parts)
-		grown := p.grown
-		p.mu.Unlock()
-		if got >= n {
-			return
-		}
-		select {
-		case <-grown:
-		case <-p.done:
-			if p.countParts(parts...) >= n {
-				return
-			}
-			t.Fatalf("%s exited after %d of %d lines with %q:\n%s", p.cmd.Path, got, n, parts, p.output())
-		case <-deadline:
-			t.Fatalf("%s printed %d of %d lines with %q:\n%s", p.cmd.Path, got, n, parts, p.output())
-		}
-	}
-}
-
-func (p *proc) countParts(parts ...string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return countParts(p.lines, parts)
-}
-
-func countParts(lines, parts []string) int {
-	n := 0
-	for _, l := range lines {
-		if !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(l, s) }) {
-			n++
-		}
-	}
-	return n
+	p.awaitUntil(t, fmt.Sprintf("%d lines with %q", n, parts), func(lines []string) bool {
+		return countParts(lines, parts) >= n
+	})
 }
 
 var storedLine = regexp.MustCompile(`action: apuesta_recibida \| result: success \| cantidad: (\d+)`)
 
-// acked is the number of bets the central logged as stored (it logs a batch
-// after it is durable and before it acknowledges it).
-func (p *proc) acked() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// ackedIn is the number of bets the central logged as stored in lines (it
+// logs a batch after it is durable and before it acknowledges it).
+func ackedIn(lines []string) int {
 	n := 0
-	for _, l := range p.lines {
+	for _, l := range lines {
 		if m := storedLine.FindStringSubmatch(l); m != nil {
 			c, _ := strconv.Atoi(m[1])
 			n += c
@@ -123,32 +63,16 @@ func (p *proc) acked() int {
 	return n
 }
 
+func (p *proc) acked() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return ackedIn(p.lines)
+}
+
 // awaitAcked waits until the central logged at least n stored bets.
 func (p *proc) awaitAcked(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
-	seen, sum := 0, 0
-	for {
-		p.mu.Lock()
-		lines, grown := p.lines, p.grown
-		p.mu.Unlock()
-		for ; seen < len(lines); seen++ {
-			if m := storedLine.FindStringSubmatch(lines[seen]); m != nil {
-				c, _ := strconv.Atoi(m[1])
-				sum += c
-			}
-		}
-		if sum >= n {
-			return
-		}
-		select {
-		case <-grown:
-		case <-p.done:
-			t.Fatalf("%s exited after storing %d of %d bets:\n%s", p.cmd.Path, sum, n, p.output())
-		case <-deadline:
-			t.Fatalf("%s stored %d of %d bets:\n%s", p.cmd.Path, sum, n, p.output())
-		}
-	}
+	p.awaitUntil(t, fmt.Sprintf("%d stored bets", n), func(lines []string) bool { return ackedIn(lines) >= n })
 }
 
 // assertServerClosedEverything checks the closure lines of a central that ended on SIGTERM.
@@ -160,9 +84,9 @@ func assertServerClosedEverything(t *testing.T, srv *proc) {
 		"action: cerrar_archivo_apuestas | result: success",
 		"action: shutdown | result: success",
 	} {
-		assert.Equal(t, 1, srv.count(line), "%q:\n%s", line, srv.output())
+		assert.Equal(t, 1, srv.countParts(line), "%q:\n%s", line, srv.output())
 	}
-	assert.Zero(t, srv.count("result: fail | error"), "a resource failed to close:\n%s", srv.output())
+	assert.Zero(t, srv.countParts("result: fail | error"), "a resource failed to close:\n%s", srv.output())
 }
 
 // agencyBets reads agency id's file.
@@ -232,7 +156,7 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 	}{
 		{"before any agency connects", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			return func(t *testing.T) {
-				assert.Zero(t, srv.count("action: cerrar_conexion"))
+				assert.Zero(t, srv.countParts("action: cerrar_conexion"))
 			}
 		}, 5, 10, nil, 0},
 		{"in the middle of the batches", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
@@ -241,16 +165,16 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 			}
 			srv.awaitLines(t, 30, "action: apuesta_recibida | result: success")
 			return func(t *testing.T) {
-				assert.Zero(t, srv.count("action: sorteo"))
-				assert.GreaterOrEqual(t, srv.count("action: cerrar_conexion | result: success"),
-					srv.count("action: identificacion | result: success"), "a connection was not closed:\n%s", srv.output())
+				assert.Zero(t, srv.countParts("action: sorteo"))
+				assert.GreaterOrEqual(t, srv.countParts("action: cerrar_conexion | result: success"),
+					srv.countParts("action: identificacion | result: success"), "a connection was not closed:\n%s", srv.output())
 			}
 		}, 3, 30000, nil, 0},
 		{"while agencies are parked", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			parked := []*proc{startClientEnv(t, 1, port, dir), startClientEnv(t, 2, port, dir)}
 			srv.awaitLines(t, 2, "action: espera_sorteo | result: in_progress")
 			return func(t *testing.T) {
-				assert.Zero(t, srv.count("action: sorteo"))
+				assert.Zero(t, srv.countParts("action: sorteo"))
 				for id := 1; id <= 2; id++ {
 					assert.Equal(t, 1, srv.countParts("action: cerrar_conexion | result: success", fmt.Sprintf("agencia: %d |", id)),
 						"agency %d:\n%s", id, srv.output())
@@ -296,7 +220,7 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 			helloRaw(t, conns[0], 2)
 			srv.awaitLines(t, 3, "action: aceptar_conexion | result: success")
 			return func(t *testing.T) {
-				assert.Equal(t, 3, srv.count("action: cerrar_conexion | result: success"), srv.output())
+				assert.Equal(t, 3, srv.countParts("action: cerrar_conexion | result: success"), srv.output())
 				for i, c := range conns {
 					require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 					m, err := protocol.ReadMessage(c, protocol.MaxServerFrame)
@@ -377,8 +301,8 @@ func TestClientShutdown(t *testing.T) {
 			code, took := terminate(t, c)
 			require.Equal(t, 0, code, c.output())
 			assert.Less(t, took, shutdownBound, "exit after SIGTERM")
-			assert.Equal(t, 1, c.count("action: shutdown | result: success"), c.output())
-			assert.Zero(t, c.count("consulta_ganadores | result: success"))
+			assert.Equal(t, 1, c.countParts("action: shutdown | result: success"), c.output())
+			assert.Zero(t, c.countParts("consulta_ganadores | result: success"))
 			srv.awaitLines(t, 1, "action: cerrar_conexion | result: success", "agencia: 1 |")
 
 			// The agencies run again from the start and get exactly their winners.
@@ -421,8 +345,8 @@ func TestClientShutdownLogsClosures(t *testing.T) {
 	srv.awaitLines(t, 10, "action: apuesta_recibida | result: success")
 	code, _ := terminate(t, c)
 	require.Equal(t, 0, code, c.output())
-	assert.Equal(t, 1, c.count("action: cerrar_conexion | result: success"), c.output())
-	assert.Equal(t, 1, c.count("action: cerrar_archivo | result: success"), c.output())
+	assert.Equal(t, 1, c.countParts("action: cerrar_conexion | result: success"), c.output())
+	assert.Equal(t, 1, c.countParts("action: cerrar_archivo | result: success"), c.output())
 }
 
 // The agency binary, facing a central that fails it, prints a `result: fail`
