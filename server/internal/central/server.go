@@ -133,7 +133,6 @@ func (s *Server) Serve(ln net.Listener) error {
 // start hands conn to a new session goroutine, unless the central is closing
 // or at its connection cap.
 func (s *Server) start(conn net.Conn) {
-	sess := newSession(s, conn)
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -144,9 +143,11 @@ func (s *Server) start(conn net.Conn) {
 		s.mu.Unlock()
 		s.log.Warn(logfmt.Line("aceptar_conexion", logfmt.Fail, "remoto", conn.RemoteAddr(),
 			"motivo", protocol.CodeTooManyConns, "limite", s.cfg.MaxConnections))
-		sess.refuse(protocol.CodeTooManyConns, fmt.Sprintf("the central serves at most %d connections; retry later", s.cfg.MaxConnections))
+		refuse(conn, protocol.CodeTooManyConns, fmt.Sprintf("the central serves at most %d connections; retry later", s.cfg.MaxConnections))
 		return
 	}
+	// Only an accepted connection gets a session and its read buffer.
+	sess := newSession(s, conn)
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -155,6 +156,14 @@ func (s *Server) start(conn net.Conn) {
 		defer s.wg.Done()
 		sess.run()
 	}()
+}
+
+// refuse tells a connection the central will not serve it why, and closes it.
+// The write is bounded: the accept loop must not wait on a peer that does not read.
+func refuse(conn net.Conn, code protocol.Code, text string) {
+	_ = conn.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+	_ = protocol.WriteMessage(conn, protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
+	_ = conn.Close()
 }
 
 func (s *Server) isClosing() bool {

@@ -17,7 +17,8 @@ import (
 	"lotterycentral.example/server/internal/draw"
 )
 
-// shutdownWriteTimeout bounds the last message to an agency during shutdown.
+// shutdownWriteTimeout bounds a last message: to an agency during shutdown,
+// or to a connection the central refuses.
 const shutdownWriteTimeout = time.Second
 
 // readBuffer holds several whole batches, so the batches an agency keeps in
@@ -410,12 +411,6 @@ func (s *session) fail(code protocol.Code, text string) bool {
 		"motivo", code, "detalle", text))
 	s.send(protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
 	return false
-}
-
-// refuse answers a connection the central will not serve and closes it.
-func (s *session) refuse(code protocol.Code, text string) {
-	s.send(protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
-	s.close()
 }
 
 // readFailed explains why reading a frame failed, to the peer when it can still hear it.
