@@ -3,7 +3,6 @@ package lottery
 import (
 	"errors"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -51,14 +50,34 @@ func (b Bet) Validate(now time.Time) error {
 }
 
 func checkName(s string) string {
+	// One pass instead of TrimSpace, ValidString and IndexFunc: names are
+	// checked twice per bet on the ingest path. The reasons keep their order.
+	nonSpace, invalid, control := false, false, false
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			// Every ASCII space but ' ' is a control character too.
+			control = control || c < 0x20 || c == 0x7f
+			nonSpace = nonSpace || c != ' ' && (c < '\t' || c > '\r')
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			invalid, nonSpace = true, true
+		} else {
+			control = control || unicode.IsControl(r)
+			nonSpace = nonSpace || !unicode.IsSpace(r)
+		}
+		i += size
+	}
 	switch {
-	case strings.TrimSpace(s) == "":
+	case !nonSpace:
 		return "empty"
 	case len(s) > MaxNameLen:
 		return "longer than " + strconv.Itoa(MaxNameLen) + " bytes"
-	case !utf8.ValidString(s):
+	case invalid:
 		return "not valid UTF-8"
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+	case control:
 		// A CR, LF or NUL in a name would break the line-oriented files and logs.
 		return "contains a control character"
 	}

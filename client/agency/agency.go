@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"syscall"
@@ -238,7 +239,6 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 
 	// The file is closed when the loop ends, however it ends.
 	defer a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
-	now := time.Now()
 	for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
 		if err != nil {
 			return 0, fmt.Errorf("read bets: %w", err)
@@ -248,9 +248,12 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 			total = n
 			continue // already durable at the central (a resumed connection)
 		}
-		// Checking here names the file's bet; the central checks again.
-		if err := bet.Validate(now); err != nil {
-			return 0, fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath, err)
+		// The central validates every bet and its refusal names the bet, so only
+		// what the wire cannot carry is checked here: a number past 16 bits
+		// would wrap into a valid one.
+		if bet.Number < 0 || bet.Number > math.MaxUint16 {
+			return 0, fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath,
+				&lottery.FieldError{Field: "number", Reason: "out of range 0..9999"})
 		}
 		wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
 			Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}

@@ -188,3 +188,39 @@ func writeAgencyFile(t *testing.T, dir string, id int, bets []lottery.Bet) {
 	defer f.Close()
 	require.NoError(t, lottery.WriteAgencyFile(f, slices.Values(bets)))
 }
+
+// A bad bet in an agency's file stops that agency with the bet's number in
+// its file and the field at fault, whether the central refuses it or it
+// cannot even be encoded, and nothing of its batch is stored.
+func TestBadBetInAgencyFile(t *testing.T) {
+	good := lottery.Bet{FirstName: "Ana", LastName: "Pérez", Document: "11111111", Birthdate: "1990-01-02", Number: 7}
+	tests := []struct {
+		name    string
+		bad     func(b *lottery.Bet)
+		wantErr string
+	}{
+		{"refused by the central", func(b *lottery.Bet) { b.Birthdate = "1990-02-30" }, "bet 4 of"},
+		{"future birthdate", func(b *lottery.Bet) { b.Birthdate = "2999-01-01" }, "birthdate"},
+		{"number the wire cannot carry", func(b *lottery.Bet) { b.Number = 70000 }, "number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bets := []lottery.Bet{good, good, good, good, good}
+			tt.bad(&bets[3])
+			writeAgencyFile(t, dir, 1, bets)
+			cfg := testConfig(t)
+			cfg.Agencies = 1
+			tc := startCentral(t, cfg)
+			r := <-runAgency(t.Context(), agencyConfig(tc, dir, 1))
+			require.Error(t, r.err)
+			assert.ErrorContains(t, r.err, tt.wantErr)
+			assert.ErrorContains(t, r.err, "bet 4 of")
+			tc.stop()
+			for _, err := range lottery.LoadBets(tc.path) {
+				require.NoError(t, err)
+				t.Fatal("a bet of the refused batch was stored")
+			}
+		})
+	}
+}
