@@ -247,7 +247,7 @@ func (b *bench) runE2E(parent context.Context, ds *dataset, timeout time.Duratio
 			return fail(fmt.Errorf("%s exited %d", c.name, code), c)
 		}
 		lastExit = latest(lastExit, c.exitAt)
-		res.clientRSS = max(res.clientRSS, b.rss.forget(c.pid()), maxRSS(c.cmd.ProcessState))
+		res.clientRSS = max(res.clientRSS, b.rss.forget(c.pid()))
 		got := -1
 		for _, l := range c.snapshot() {
 			if m := winnersLine.FindStringSubmatch(l.text); m != nil {
@@ -280,7 +280,7 @@ func (b *bench) runE2E(parent context.Context, ds *dataset, timeout time.Duratio
 	if code := srv.exitCode(); code != 0 {
 		return fail(fmt.Errorf("server exited %d after SIGTERM", code))
 	}
-	res.serverRSS = max(b.rss.peak(srv.pid()), maxRSS(srv.cmd.ProcessState))
+	res.serverRSS = b.rss.peak(srv.pid())
 
 	var lastStored, drawAt, lastInform time.Time
 	stored, drawn := 0, -1

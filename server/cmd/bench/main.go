@@ -542,10 +542,12 @@ ours, floor…, and so do the scale runs.
   every INFORM. Log timestamps have one-second resolution, so every line of the central's
   output is timestamped by the harness as it reads it from the pipe; the two rows below it
   split the span at the ` + "`sorteo`" + ` line.
-- **Peak RSS**: the larger of VmHWM from ` + "`/proc/<pid>/status`" + ` (polled every 50 ms while the
-  process runs, and read once more just before the central gets SIGTERM) and ` + "`ru_maxrss`" + ` of
-  the exited process (wait4's rusage, what ` + "`/usr/bin/time -f %M`" + ` prints). For the agencies,
-  the largest of all of them in the run.
+- **Peak RSS**: VmHWM from ` + "`/proc/<pid>/status`" + `, the process's own high-water mark
+  (polled every 50 ms while the process runs, and read once more just before the central
+  gets SIGTERM). For the agencies, the largest of all of them in the run. Not ` + "`ru_maxrss`" + `
+  from wait4: a child Go starts shares the parent's memory until exec, and its
+  ` + "`ru_maxrss`" + ` then counts the harness's RSS (a ` + "`/bin/true`" + ` started by a process holding
+  100 MiB reports 105 MiB).
 - **Floor**: an in-harness receiver on 127.0.0.1 accepts one connection per agency and
   appends what each sends to ONE file (whole lines, under a mutex); when a stream ends it
   fsyncs the file and answers one byte. The senders are processes, as the agencies are (the

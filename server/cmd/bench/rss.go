@@ -6,20 +6,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
-// Peak resident set size of the processes the harness starts, in KiB, from two
-// sources that agree when both work:
+// Peak resident set size of the processes the harness starts, in KiB: VmHWM in
+// /proc/<pid>/status, the kernel's high-water mark of the process's own RSS,
+// polled while it runs (the last value read before exit is the peak so far).
 //
-//   - VmHWM in /proc/<pid>/status, the kernel's high-water mark of the process's
-//     RSS, polled while it runs (the last value read before exit is the peak so far);
-//   - ru_maxrss of the rusage that wait4 returns for the exited child — the figure
-//     `/usr/bin/time -f %M` prints — read from os.ProcessState.
-//
-// The reported peak is the larger of the two; the rusage figure alone covers a
-// process that lived less than one poll interval.
+// Not ru_maxrss from wait4 (what `/usr/bin/time -f %M` prints): Go starts a
+// child with a clone that shares the parent's memory until exec, and the
+// child's ru_maxrss then counts the parent's RSS — here, the harness's own.
 
 // readVmHWM returns VmHWM of pid in KiB.
 func readVmHWM(pid int) (int64, bool) {
@@ -38,17 +34,6 @@ func readVmHWM(pid int) (int64, bool) {
 		return kib, err == nil
 	}
 	return 0, false
-}
-
-// maxRSS returns ru_maxrss of an exited child in KiB (Linux reports KiB).
-func maxRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return 0
-	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
 }
 
 // rssPoller reads VmHWM of every watched pid on one goroutine, so watching a
