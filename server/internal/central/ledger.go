@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/server/internal/draw"
 )
 
 // ledger serialises every access to the bets file (the lottery store is not
@@ -209,14 +210,22 @@ type drawResult struct {
 	won     int
 }
 
+// stopEvery is how many bets the draw reads between looks at its stop
+// condition: often enough that a shutdown never waits long for it.
+const stopEvery = 1 << 14
+
 // draw reads every stored bet once and keeps the winners' documents by agency.
-func (l *ledger) draw() (drawResult, error) {
+// It gives up with draw.ErrClosing when stop reports the central is stopping.
+func (l *ledger) draw(stop func() bool) (drawResult, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	res := drawResult{winners: make(map[int][]string)}
 	for bet, err := range l.store.LoadBets() {
 		if err != nil {
 			return drawResult{}, fmt.Errorf("draw: %w", err)
+		}
+		if res.scanned%stopEvery == 0 && stop() {
+			return drawResult{}, fmt.Errorf("draw after %d bets: %w", res.scanned, draw.ErrClosing)
 		}
 		res.scanned++
 		if lottery.HasWon(bet) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -37,6 +38,9 @@ type Server struct {
 	owners   map[int]*session // the one live session of each identified agency
 	closing  bool
 	wg       sync.WaitGroup // one per session goroutine
+	// stopping is closing for the draw, which runs under the barrier's lock
+	// and must not make Shutdown wait for a whole pass over the bets.
+	stopping atomic.Bool
 }
 
 // New opens the bets file and prepares the draw barrier.
@@ -77,7 +81,12 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 // runDraw is the draw.Func: one pass over the stored bets. The barrier calls
 // it with its lock held, so the sorteo line is logged before any waiter wakes.
 func (s *Server) runDraw() (map[int][]string, error) {
-	res, err := s.ledger.draw()
+	res, err := s.ledger.draw(s.stopping.Load)
+	if errors.Is(err, draw.ErrClosing) {
+		// The journal still holds every FINISH: the next start draws again.
+		s.log.Warn(logfmt.Line("sorteo", logfmt.Fail, "motivo", "shutdown", "error", err))
+		return nil, err
+	}
 	if err != nil {
 		s.log.Error(logfmt.Line("sorteo", logfmt.Fail, "error", err))
 		return nil, err
@@ -203,6 +212,7 @@ func (s *Server) Shutdown() error {
 		return nil
 	}
 	s.closing = true
+	s.stopping.Store(true)
 	ln := s.listener
 	sessions := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {

@@ -17,7 +17,8 @@ var ErrClosing = errors.New("central shutting down")
 
 // Func runs the draw: it returns the winning documents of each agency.
 // It is called once, with the barrier's lock held, so that no waiter can see
-// a half-made result.
+// a half-made result. It may give up with ErrClosing when the central stops:
+// the barrier then closes instead of drawing.
 type Func func() (map[int][]string, error)
 
 // Barrier is the lottery's synchronisation point.
@@ -60,7 +61,14 @@ func (b *Barrier) Finish(agency int) (drew bool, err error) {
 	if b.drawn || len(b.finished) < b.agencies {
 		return false, nil
 	}
-	b.winners, b.drawErr = b.run()
+	winners, err := b.run()
+	if errors.Is(err, ErrClosing) {
+		// The draw gave up for a shutdown: nothing was drawn.
+		b.closing = true
+		b.cond.Broadcast()
+		return false, err
+	}
+	b.winners, b.drawErr = winners, err
 	b.drawn = true
 	b.cond.Broadcast()
 	if b.drawErr != nil {

@@ -3,6 +3,7 @@ package draw
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -157,4 +158,22 @@ func TestDrawErrorReachesWaiters(t *testing.T) {
 	require.ErrorIs(t, err, boom)
 	_, err = b.Wait(t.Context(), 1)
 	require.ErrorIs(t, err, boom)
+}
+
+// A draw that gives up for a shutdown draws nothing: the barrier closes and
+// every waiter is told so.
+func TestDrawInterruptedByShutdown(t *testing.T) {
+	b := New(2, func() (map[int][]string, error) { return nil, fmt.Errorf("draw after 16384 bets: %w", ErrClosing) })
+	parked := parkedChan(b)
+	waiting := waitAsync(t.Context(), b, 1)
+	<-parked
+	_, err := b.Finish(1)
+	require.NoError(t, err)
+	drew, err := b.Finish(2)
+	require.ErrorIs(t, err, ErrClosing)
+	assert.False(t, drew)
+	require.ErrorIs(t, (<-waiting).err, ErrClosing)
+	finished, drawn := b.State(2)
+	assert.True(t, finished)
+	assert.False(t, drawn)
 }
