@@ -11,8 +11,10 @@ AGENCIES   ?= 5
 BETS       ?= 20000
 SEED       ?= 1
 FUZZTIME   ?= 60s
-# Static binaries: the images are FROM scratch.
+# Static binaries: the images are FROM scratch. No symbol table or DWARF
+# (-s -w): a third smaller, and a panic still names its functions.
 export CGO_ENABLED := 0
+GOBUILD    := -trimpath -ldflags='-s -w'
 
 .PHONY: all build test fmt-check vet unit fuzz fuzz-short chaos data run bench clean
 
@@ -20,9 +22,9 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/server ./server
-	$(GO) build -trimpath -o $(BIN)/client ./client
-	$(GO) build -trimpath -o $(BIN)/dataset ./lottery/cmd/dataset
+	$(GO) build $(GOBUILD) -o $(BIN)/server ./server
+	$(GO) build $(GOBUILD) -o $(BIN)/client ./client
+	$(GO) build $(GOBUILD) -o $(BIN)/dataset ./lottery/cmd/dataset
 
 test: fmt-check vet unit fuzz-short
 

@@ -76,7 +76,13 @@ func health(args []string) int {
 	log := logrus.New()
 	log.SetFormatter(logfmt.Formatter{})
 	log.SetOutput(os.Stdout)
-	addr := fmt.Sprintf("127.0.0.1:%s", envOr("SERVER_PORT", "12345"))
+	// The central listens on SERVER_HOST when it names one address; on all
+	// interfaces, loopback answers.
+	host := envOr("SERVER_HOST", "127.0.0.1")
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	addr := net.JoinHostPort(host, envOr("SERVER_PORT", "12345"))
 	if len(args) > 0 {
 		addr = args[0]
 	}
