@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -42,10 +43,13 @@ func freePort(t *testing.T) int {
 // has drawn, and reports whether it is still before the draw.
 func (p *proc) awaitChaosPoint(t *testing.T, n int) bool {
 	t.Helper()
-	drawn := false
-	p.awaitUntil(t, fmt.Sprintf("%d stored batches or the draw", n), func(lines []string) bool {
-		drawn = countParts(lines, []string{"action: sorteo"}) > 0
-		return drawn || countParts(lines, []string{"action: apuesta_recibida | result: success"}) >= n
+	drawn, stored := false, 0
+	p.awaitUntil(t, fmt.Sprintf("%d stored batches or the draw", n), func(line string) bool {
+		drawn = strings.Contains(line, "action: sorteo")
+		if strings.Contains(line, "action: apuesta_recibida | result: success") {
+			stored++
+		}
+		return drawn || stored >= n
 	})
 	return !drawn
 }
@@ -80,6 +84,15 @@ func TestChaos(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			dir := t.TempDir()
 			tt.prepare(t, dir)
+			want, winners := agencyFiles(t, dir, 5)
+			// Spread the kills over the batches the agencies will send (about
+			// 140 bets a batch), so every kill lands before the draw. Counted
+			// here, before any process starts: the kills must not wait on it.
+			bets := 0
+			for _, n := range want {
+				bets += n
+			}
+			window := max(2, bets/140/(kills+2))
 			store := filepath.Join(dir, "bets.csv")
 			port := freePort(t)
 			serverEnv := []string{"SERVER_HOST=127.0.0.1", "SERVER_PORT=" + strconv.Itoa(port),
@@ -111,7 +124,7 @@ func TestChaos(t *testing.T) {
 				agencies[victim-1] = startAgency(victim)
 			}
 			for k := 1; k <= kills; k++ {
-				if !srv.awaitChaosPoint(t, 1+rng.IntN(40)) {
+				if !srv.awaitChaosPoint(t, 1+rng.IntN(window)) {
 					t.Logf("the draw ran before kill %d: no more kills", k)
 					break
 				}
@@ -121,7 +134,6 @@ func TestChaos(t *testing.T) {
 				srv = startCentral()
 			}
 
-			want, winners := agencyFiles(t, dir, len(agencies))
 			for i, a := range agencies {
 				require.Equal(t, 0, a.wait(t), "agency %d:\n%s", i+1, a.output())
 				assert.Equal(t, strconv.Itoa(winners[i]), a.await(t, winnersLine)[1], "agency %d", i+1)

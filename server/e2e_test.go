@@ -89,26 +89,37 @@ func startProc(t *testing.T, name string, env ...string) *proc {
 	return p
 }
 
-// awaitUntil waits until met, called with every line printed so far, holds.
-// It fails the test when the process exits or a long bound passes first; the
-// bound only turns a hang into a failure, nothing waits on time.
-func (p *proc) awaitUntil(t *testing.T, what string, met func(lines []string) bool) {
+// awaitUntil feeds met every line the process prints, in order and once each,
+// until met returns true. It fails the test when the process exits or a long
+// bound passes first; the bound only turns a hang into a failure, nothing
+// waits on time. Conditions that count keep their count between calls, so a
+// long output is read once, not once per new line.
+func (p *proc) awaitUntil(t *testing.T, what string, met func(line string) bool) {
 	t.Helper()
 	deadline := time.After(60 * time.Second)
+	seen := 0
+	scan := func() bool {
+		p.mu.Lock()
+		lines := p.lines
+		p.mu.Unlock()
+		for ; seen < len(lines); seen++ {
+			if met(lines[seen]) {
+				return true
+			}
+		}
+		return false
+	}
 	for {
 		p.mu.Lock()
-		lines, grown := p.lines, p.grown
+		grown := p.grown
 		p.mu.Unlock()
-		if met(lines) {
+		if scan() {
 			return
 		}
 		select {
 		case <-grown:
 		case <-p.done:
-			p.mu.Lock()
-			lines = p.lines
-			p.mu.Unlock()
-			if met(lines) {
+			if scan() {
 				return
 			}
 			t.Fatalf("%s exited before %s:\n%s", p.cmd.Path, what, p.output())
@@ -122,13 +133,9 @@ func (p *proc) awaitUntil(t *testing.T, what string, met func(lines []string) bo
 func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
 	var match []string
-	p.awaitUntil(t, "line matching "+re.String(), func(lines []string) bool {
-		for _, l := range lines {
-			if match = re.FindStringSubmatch(l); match != nil {
-				return true
-			}
-		}
-		return false
+	p.awaitUntil(t, "line matching "+re.String(), func(line string) bool {
+		match = re.FindStringSubmatch(line)
+		return match != nil
 	})
 	return match
 }
@@ -182,11 +189,16 @@ func (p *proc) countParts(parts ...string) int {
 func countParts(lines, parts []string) int {
 	n := 0
 	for _, l := range lines {
-		if !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(l, s) }) {
+		if hasParts(l, parts) {
 			n++
 		}
 	}
 	return n
+}
+
+// hasParts reports whether line contains every one of parts.
+func hasParts(line string, parts []string) bool {
+	return !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(line, s) })
 }
 
 var listening = regexp.MustCompile(`action: escuchar \| result: success \| direccion: .*:(\d+)$`)

@@ -43,36 +43,49 @@ func terminate(t *testing.T, p *proc) (int, time.Duration) {
 // awaitLines waits until at least n lines contain every one of parts.
 func (p *proc) awaitLines(t *testing.T, n int, parts ...string) {
 	t.Helper()
-	p.awaitUntil(t, fmt.Sprintf("%d lines with %q", n, parts), func(lines []string) bool {
-		return countParts(lines, parts) >= n
+	if n <= 0 {
+		return
+	}
+	got := 0
+	p.awaitUntil(t, fmt.Sprintf("%d lines with %q", n, parts), func(line string) bool {
+		if hasParts(line, parts) {
+			got++
+		}
+		return got >= n
 	})
 }
 
 var storedLine = regexp.MustCompile(`action: apuesta_recibida \| result: success \| cantidad: (\d+)`)
 
-// ackedIn is the number of bets the central logged as stored in lines (it
+// ackedIn is the number of bets one log line says the central stored (it
 // logs a batch after it is durable and before it acknowledges it).
-func ackedIn(lines []string) int {
-	n := 0
-	for _, l := range lines {
-		if m := storedLine.FindStringSubmatch(l); m != nil {
-			c, _ := strconv.Atoi(m[1])
-			n += c
-		}
+func ackedIn(line string) int {
+	m := storedLine.FindStringSubmatch(line)
+	if m == nil {
+		return 0
 	}
+	n, _ := strconv.Atoi(m[1])
 	return n
 }
 
 func (p *proc) acked() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return ackedIn(p.lines)
+	n := 0
+	for _, l := range p.lines {
+		n += ackedIn(l)
+	}
+	return n
 }
 
 // awaitAcked waits until the central logged at least n stored bets.
 func (p *proc) awaitAcked(t *testing.T, n int) {
 	t.Helper()
-	p.awaitUntil(t, fmt.Sprintf("%d stored bets", n), func(lines []string) bool { return ackedIn(lines) >= n })
+	sum := 0
+	p.awaitUntil(t, fmt.Sprintf("%d stored bets", n), func(line string) bool {
+		sum += ackedIn(line)
+		return sum >= n
+	})
 }
 
 // assertServerClosedEverything checks the closure lines of a central that ended on SIGTERM.
