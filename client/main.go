@@ -1,47 +1,95 @@
 // Command client is a betting agency: it sends its bets to the central and
-// prints how many of its bettors won.
+// prints how many of its bettors won. It is configured by environment
+// variables only; `client -h` lists them.
 package main
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"lotterycentral.example/client/agency"
+	"lotterycentral.example/lottery/envconfig"
 	"lotterycentral.example/lottery/logfmt"
 )
 
-func main() { os.Exit(run()) }
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
 
-func run() int {
-	cfg, err := agency.Load(nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, logfmt.Line("config", logfmt.Fail, "error", err))
-		return 2
+const usage = `Usage: client
+
+A betting agency: sends the bets of its file to the central in batches, says
+it has finished, waits for the draw and prints how many of its bettors won.
+It takes no arguments; it is configured by these environment variables:
+
+`
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the exchange failed: see the last log line
+)
+
+// run is the whole program: it returns the exit code. Cancelling ctx (SIGTERM
+// or SIGINT in main) stops the agency, which then exits 0.
+func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if isHelp(args[0]) && len(args) == 1 {
+			fmt.Fprint(stdout, usage+envconfig.Usage[agency.Config]())
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "client: unexpected argument %q\n\n%s%s", args[0], usage, envconfig.Usage[agency.Config]())
+		return envconfig.ExitCode
 	}
-	log, err := logfmt.New(cfg.LogLevel)
+	cfg, err := agency.Load(getenv)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, logfmt.Line("config", logfmt.Fail, "error", err))
-		return 2
+		return envconfig.Fail(stderr, err)
 	}
-	log.Info(logfmt.Line("config", logfmt.Success, "id", cfg.ID, "server_address", cfg.ServerAddress,
+	log, err := logfmt.New(stdout, cfg.LogLevel)
+	if err != nil {
+		return envconfig.Fail(stderr, err)
+	}
+	settings := []any{"id", cfg.ID, "server_address", cfg.ServerAddress,
 		"data_path", cfg.DataPath, "batch_maxamount", cfg.BatchMaxAmount,
 		"connect_timeout", cfg.ConnectTimeout, "reply_timeout", cfg.ReplyTimeout, "max_retries", cfg.MaxRetries,
-		"log_level", cfg.LogLevel))
+		"log_level", cfg.LogLevel, "tls", "off"}
+	if cfg.TLSEnabled() {
+		settings[len(settings)-1] = "on"
+		settings = append(settings, "tls_server_name", cfg.TLSServerName)
+	}
+	log.Info(logfmt.Line("config", logfmt.Success, settings...))
+	if !cfg.TLSEnabled() {
+		log.Warn(logfmt.Line("tls", logfmt.Success, "modo", "plaintext",
+			"aviso", "bets and winners travel unauthenticated and the central is not verified; set CLI_TLS_CERT, CLI_TLS_KEY and CLI_TLS_CA"))
+	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	winners, err := agency.New(cfg, log).Run(ctx)
 	switch {
 	case ctx.Err() != nil:
-		log.Info(logfmt.Line("shutdown", logfmt.Success, "motivo", "signal"))
-		return 0
+		log.Info(logfmt.Line("shutdown", logfmt.Success, "motivo", "signal", "signal", signalName(ctx)))
+		return exitOK
 	case err != nil:
-		log.Error(logfmt.Line("consulta_ganadores", logfmt.Fail, "error", err))
-		return 1
+		log.Error(logfmt.Line(agency.FailedAction(err), logfmt.Fail, "error", err))
+		return exitFailed
 	}
 	log.Info(logfmt.Line("consulta_ganadores", logfmt.Success, "cant_ganadores", len(winners)))
-	return 0
+	return exitOK
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "help" || arg == "-help"
+}
+
+// signalName says why ctx ended: for main's context, the signal received
+// ("terminated", "interrupt").
+func signalName(ctx context.Context) string {
+	return strings.TrimSuffix(context.Cause(ctx).Error(), " signal received")
 }

@@ -1,8 +1,10 @@
 # The lottery central: a static Go binary (CGO_ENABLED=0) on an empty image.
-# Build context: the repository root, after `make build` wrote bin/server:
+# `make docker-image` builds it after `make build` wrote bin/server, through
+# scripts/build-image.sh (a context of only this file and the binary; BuildKit
+# when docker buildx is installed). By hand, from the repository root:
 #   docker build -f deployments/server.Dockerfile -t lottery-server:latest .
-# (make docker-image does both). No shell inside: the health check is the
-# binary's own `health` subcommand, declared in the compose file.
+# No shell inside: the health check is the binary's own `health` subcommand,
+# declared in the compose file.
 FROM scratch
 LABEL org.opencontainers.image.title="lottery-server"
 COPY bin/server /server

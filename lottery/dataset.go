@@ -39,6 +39,8 @@ func ParseAgencyFileName(name string) (agency int, ok bool) {
 // ExtractDataset writes the agency-N.csv files of the zip at zipPath into outDir, creating
 // it, and returns their paths sorted by agency. Other entries are skipped, but any entry
 // whose name could escape outDir (a path separator or "..") fails the whole extraction.
+// Any agency-N.csv already in outDir is removed first (other files are kept), so
+// afterwards it holds the dataset's agencies and no others.
 func ExtractDataset(zipPath, outDir string) ([]string, error) {
 	zr, err := zip.OpenReader(zipPath)
 	if err != nil {
@@ -59,6 +61,9 @@ func ExtractDataset(zipPath, outDir string) ([]string, error) {
 			return nil, fmt.Errorf("extract dataset %q: unsafe entry name %q", zipPath, zf.Name)
 		}
 	}
+	if err := removeAgencyFiles(outDir); err != nil {
+		return nil, fmt.Errorf("extract dataset: %w", err)
+	}
 	var files []extracted
 	for _, zf := range zr.File {
 		agency, ok := ParseAgencyFileName(zf.Name)
@@ -77,6 +82,25 @@ func ExtractDataset(zipPath, outDir string) ([]string, error) {
 		paths[i] = f.path
 	}
 	return paths, nil
+}
+
+// removeAgencyFiles deletes every agency-N.csv in dir (see [ParseAgencyFileName]) and
+// nothing else: a dataset of 5 agencies written after one of 10 must not leave agencies
+// 6 to 10 behind for whatever lists the directory. A directory of that name is left alone.
+func removeAgencyFiles(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("remove agency files: %w", err)
+	}
+	for _, e := range entries {
+		if _, ok := ParseAgencyFileName(e.Name()); !ok || e.IsDir() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("remove agency files: %w", err)
+		}
+	}
+	return nil
 }
 
 func extractFile(zf *zip.File, path string) error {
@@ -100,12 +124,16 @@ func extractFile(zf *zip.File, path string) error {
 // betsPerAgency synthetic bets in the official format, and returns their paths. The same
 // seed gives byte-identical files. Numbers are uniform, so about one bet in 10,000 wins;
 // on top of that agency i has (i-1)%4 rows forced to WinningNumber so that small datasets
-// still have winners in most agencies.
+// still have winners in most agencies. Any agency-N.csv already in dir is removed first
+// (other files are kept), so afterwards it holds agencies 1..N and no others.
 func GenerateAgencyFiles(dir string, agencies, betsPerAgency int, seed uint64) ([]string, error) {
 	if agencies < 1 || betsPerAgency < 0 {
 		return nil, fmt.Errorf("generate agency files: need agencies >= 1 and bets >= 0, got %d and %d", agencies, betsPerAgency)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("generate agency files: %w", err)
+	}
+	if err := removeAgencyFiles(dir); err != nil {
 		return nil, fmt.Errorf("generate agency files: %w", err)
 	}
 	paths := make([]string, 0, agencies)

@@ -2,8 +2,11 @@ package lottery
 
 import (
 	"archive/zip"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,13 +14,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// officialZip is the course's dataset as seen from this module; it is not ours to commit.
-const officialZip = "../../shared/datasets/dataset.zip"
+// officialZip is the course's dataset, committed in the repository, as seen from this module.
+const officialZip = "../.data/dataset.zip"
+
+// officialSHA256 is the published checksum of the official dataset.
+const officialSHA256 = "c32dcd15ec93d4c7be14ac9783d5afbbe39c6dfa0108cca6bd31552189a43efd"
 
 func TestOfficialDataset(t *testing.T) {
-	if _, err := os.Stat(officialZip); err != nil {
-		t.Skipf("official dataset not available: %v", err)
-	}
+	data, err := os.ReadFile(officialZip)
+	require.NoError(t, err, "the official dataset ships in the repository as .data/dataset.zip")
+	sum := sha256.Sum256(data)
+	require.Equal(t, officialSHA256, hex.EncodeToString(sum[:]), "%s is not the official dataset", officialZip)
+
 	dir := t.TempDir()
 	paths, err := ExtractDataset(officialZip, filepath.Join(dir, "data"))
 	require.NoError(t, err)
@@ -81,6 +89,73 @@ func TestExtractDatasetSkipsOthers(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(dir, "out"))
 	require.NoError(t, err)
 	assert.Len(t, entries, 2)
+}
+
+// A dataset written over another leaves only its own agency files: nothing of the
+// previous one is left for a run (or `dataset winners`) to read, and other files stay.
+func TestDatasetReplacesAgencyFiles(t *testing.T) {
+	generate := func(agencies int) func(t *testing.T, dir string) ([]string, error) {
+		return func(t *testing.T, dir string) ([]string, error) {
+			return GenerateAgencyFiles(dir, agencies, 3, 1)
+		}
+	}
+	extract := func(agencies ...int) func(t *testing.T, dir string) ([]string, error) {
+		return func(t *testing.T, dir string) ([]string, error) {
+			files := map[string]string{"README.md": "not an agency"}
+			for _, a := range agencies {
+				files[AgencyFileName(a)] = "Ana,Paz,1,2000-01-01,5\r\n"
+			}
+			zipPath := filepath.Join(t.TempDir(), "d.zip")
+			writeZip(t, zipPath, files)
+			return ExtractDataset(zipPath, dir)
+		}
+	}
+	tests := []struct {
+		name        string
+		first, then func(t *testing.T, dir string) ([]string, error)
+		want        []int // the agency files left
+	}{
+		{"generate 10 then generate 5", generate(10), generate(5), []int{1, 2, 3, 4, 5}},
+		{"generate 10 then extract 5", generate(10), extract(1, 2, 3, 4, 5), []int{1, 2, 3, 4, 5}},
+		{"extract 2, 7 then generate 3", extract(2, 7), generate(3), []int{1, 2, 3}},
+		{"generate 3 then extract 4", generate(3), extract(4), []int{4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := tt.first(t, dir)
+			require.NoError(t, err)
+			// Not agency files: kept whatever is written.
+			keep := []string{"dataset.zip", "bets.csv", "agency-01.csv", "agency-x.csv"}
+			for _, name := range keep {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(name), 0o644))
+			}
+			require.NoError(t, os.Mkdir(filepath.Join(dir, "agency-9.csv.d"), 0o755))
+
+			paths, err := tt.then(t, dir)
+			require.NoError(t, err)
+			var want []string
+			for _, a := range tt.want {
+				want = append(want, filepath.Join(dir, AgencyFileName(a)))
+			}
+			assert.Equal(t, want, paths)
+
+			entries, err := os.ReadDir(dir)
+			require.NoError(t, err)
+			var agencies []int
+			var others []string
+			for _, e := range entries {
+				if a, ok := ParseAgencyFileName(e.Name()); ok {
+					agencies = append(agencies, a)
+				} else {
+					others = append(others, e.Name())
+				}
+			}
+			slices.Sort(agencies)
+			assert.Equal(t, tt.want, agencies, "agency files left in the directory")
+			assert.ElementsMatch(t, append(keep, "agency-9.csv.d"), others, "other files untouched")
+		})
+	}
 }
 
 func writeZip(t *testing.T, path string, files map[string]string) {

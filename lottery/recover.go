@@ -2,11 +2,15 @@ package lottery
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
+	"unicode"
+	"unicode/utf8"
 )
 
 // RepairTail cuts a partial last row off a store file and reports how many
@@ -59,4 +63,66 @@ func endOfLastLine(r io.ReaderAt, size int64) (int64, error) {
 		end = start
 	}
 	return 0, nil
+}
+
+// ErrNotCanonical is wrapped by RecoverBets' error for a row that holds a
+// valid bet but not in the bytes StoreBets writes for it: needless quotes, a
+// CRLF line ending, a blank line. Such a row was not written by the store.
+var ErrNotCanonical = errors.New("not written as the store writes it")
+
+// RecoverBets streams a store file like LoadBets, for a central recovering
+// from it, and trusts nothing: every bet must pass check (the caller's rules,
+// such as Bet.Validate and its range of agencies) and every row must be byte
+// for byte what StoreBets writes for that bet, numbers in strconv.Itoa form.
+// The first bad row yields (Bet{}, err) and ends the sequence; err reads
+// `recover bets "path": line N: reason`. Repair a torn last row first (RepairTail).
+func RecoverBets(path string, check func(Bet) error) iter.Seq2[Bet, error] {
+	return readStore(path, "recover bets", check)
+}
+
+// canonicalRow checks that the row rec was read from, rowLen bytes with its
+// newline, is the one csv.Writer writes for rec: each field's width, from
+// where the next one starts, and the whole row's length.
+func canonicalRow(r *csv.Reader, rec []string, rowLen int64) error {
+	line, col := r.FieldPos(0)
+	var want int64
+	for i, field := range rec {
+		width := encodedLen(field)
+		want += int64(width) + 1 // the comma after it, or the newline
+		if i+1 == len(rec) {
+			break
+		}
+		nextLine, next := r.FieldPos(i + 1)
+		if nextLine != line || next-col-1 != width {
+			return fmt.Errorf("%s: %w", storeColumns[i], ErrNotCanonical)
+		}
+		col = next
+	}
+	if rowLen != want {
+		return fmt.Errorf("%s or line ending: %w", storeColumns[len(rec)-1], ErrNotCanonical)
+	}
+	return nil
+}
+
+// encodedLen is the width csv.Writer gives field (without UseCRLF): quoted,
+// with its quotes doubled, when it holds a comma, quote, CR or LF, starts
+// with a space, or is `\.`; as it is otherwise.
+func encodedLen(field string) int {
+	special, quotes := field == `\.`, 0
+	for i := range len(field) {
+		switch field[i] {
+		case '"':
+			quotes++
+			special = true
+		case ',', '\r', '\n':
+			special = true
+		}
+	}
+	if r, _ := utf8.DecodeRuneInString(field); field != "" && unicode.IsSpace(r) {
+		special = true
+	}
+	if !special {
+		return len(field)
+	}
+	return len(field) + 2 + quotes
 }

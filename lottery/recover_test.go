@@ -1,10 +1,14 @@
 package lottery
 
 import (
+	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,4 +65,99 @@ func TestRepairTailMissingFile(t *testing.T) {
 	removed, err := RepairTail(filepath.Join(t.TempDir(), "none.csv"))
 	require.NoError(t, err)
 	assert.Zero(t, removed)
+}
+
+func TestRecoverBets(t *testing.T) {
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	valid := func(b Bet) error { return b.Validate(now) }
+	const good = "1,Ana,Pérez,11111111,1990-01-02,7574\n"
+	tests := []struct {
+		name    string
+		content string
+		rows    int    // bets yielded before the error, or in all
+		want    string // in the error; "" for none
+		is      error
+	}{
+		{"what the store writes", "", 4, "", nil},
+		{"invalid bet", good + "2,Ana,Pérez,1111a111,1990-01-02,1\n", 1, `line 2: invalid bet: document: not only digits`, ErrInvalidBet},
+		{"future birthdate", good + good + "2,Ana,Pérez,1,2024-06-02,1\n", 2, "line 3: invalid bet: birthdate: in the future", ErrInvalidBet},
+		{"day that does not exist", "2,Ana,Pérez,1,2023-02-30,1\n", 0, "line 1: invalid bet: birthdate", ErrInvalidBet},
+		{"signed agency", "+2,Ana,Pérez,1,1990-01-02,1\n", 0, "line 1: agency:", strconv.ErrSyntax},
+		{"needless quotes", good + `2,"Ana",Pérez,1,1990-01-02,1` + "\n", 1, "line 2: first_name: " + ErrNotCanonical.Error(), ErrNotCanonical},
+		{"quoted number", good + `2,Ana,Pérez,1,1990-01-02,"1"` + "\n", 1, "line 2: number or line ending: " + ErrNotCanonical.Error(), ErrNotCanonical},
+		{"leading space not quoted", "2, Ana,Pérez,1,1990-01-02,1\n", 0, "line 1: first_name: " + ErrNotCanonical.Error(), ErrNotCanonical},
+		{"CRLF line ending", good + "2,Ana,Pérez,1,1990-01-02,1\r\n", 1, "line 2: number or line ending", ErrNotCanonical},
+		{"blank line between rows", good + "\n" + good, 1, "line 3:", ErrNotCanonical},
+		{"blank line at the end", good + "\n", 1, "line 2: " + ErrNotCanonical.Error() + ": a blank line", ErrNotCanonical},
+		{"control character in a quoted name", "2,\"A\nna\",Pérez,1,1990-01-02,1\n", 0, "line 1: invalid bet: first_name: contains a control character", ErrInvalidBet},
+		{"too few columns", good + "2,Ana,Pérez,1,1990-01-02\n", 1, "line 2: wrong number of fields", csv.ErrFieldCount},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.csv")
+			if tt.content == "" {
+				s, err := OpenStore(path)
+				require.NoError(t, err)
+				require.NoError(t, s.StoreBets(trickyBets()))
+				require.NoError(t, s.Close())
+			} else {
+				require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o644))
+			}
+			var rows int
+			var gotErr error
+			for _, err := range RecoverBets(path, valid) {
+				if err != nil {
+					gotErr = err
+					continue
+				}
+				require.NoError(t, gotErr, "no bet after the error")
+				rows++
+			}
+			assert.Equal(t, tt.rows, rows)
+			if tt.want == "" {
+				require.NoError(t, gotErr)
+				return
+			}
+			require.ErrorIs(t, gotErr, tt.is)
+			assert.ErrorContains(t, gotErr, fmt.Sprintf("recover bets %q: ", path))
+			assert.ErrorContains(t, gotErr, tt.want)
+		})
+	}
+}
+
+// encodedLen agrees with csv.Writer on every kind of field a bet can hold.
+func TestEncodedLenMatchesCSVWriter(t *testing.T) {
+	fields := []string{"", "Ana", "Pérez, Juan", `O"Higgins`, `""`, " Iñaki", "\tx", "\u00a0x", `\.`, `\.x`, "a\rb", "a\nb", "x ", "7574"}
+	for _, f := range fields {
+		var buf strings.Builder
+		w := csv.NewWriter(&buf)
+		require.NoError(t, w.Write([]string{"1", f}))
+		w.Flush()
+		assert.Equal(t, buf.Len()-len("1,\n"), encodedLen(f), "field %q", f)
+	}
+}
+
+func BenchmarkRecoverBets(b *testing.B) {
+	const rows = 100_000
+	path := filepath.Join(b.TempDir(), "bets.csv")
+	s, err := OpenStore(path)
+	require.NoError(b, err)
+	require.NoError(b, s.StoreBets(benchBets(rows)))
+	require.NoError(b, s.Close())
+	now := time.Now()
+	valid := func(bet Bet) error { return bet.Validate(now) }
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		for _, err := range RecoverBets(path, valid) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != rows {
+			b.Fatalf("recovered %d bets, want %d", n, rows)
+		}
+	}
+	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "bets/s")
 }

@@ -23,8 +23,23 @@ const bufSize = 64 << 10
 type Store struct {
 	path   string
 	f      *os.File
+	out    fileWriter    // f, counting the bytes the OS accepted
+	bw     *bufio.Writer // the csv.Writer's buffer, reset by Rewind
 	cw     *csv.Writer
+	size   int64 // end of the last complete row handed to the OS
 	closed bool
+}
+
+// fileWriter counts the bytes its writer accepted, even from a failed write.
+type fileWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *fileWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // OpenStore opens the bets file at path for appending, creating it if missing.
@@ -34,12 +49,18 @@ func OpenStore(path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	s := &Store{path: path, f: f, size: fi.Size()}
+	s.out = fileWriter{w: f, n: s.size}
+	s.bw = bufio.NewWriterSize(&s.out, bufSize)
 	// csv.NewWriter adopts this larger bufio.Writer as its own buffer rather than adding one.
-	return &Store{path: path, f: f, cw: csv.NewWriter(bufio.NewWriterSize(f, bufSize))}, nil
+	s.cw = csv.NewWriter(s.bw)
+	return s, nil
 }
-
-// Path returns the file the store appends to.
-func (s *Store) Path() string { return s.path }
 
 // StoreBets appends bets in order and hands them to the OS before returning.
 // They survive a crash of the process but not of the machine until Sync.
@@ -53,7 +74,31 @@ func (s *Store) StoreBets(bets []Bet) error {
 			return fmt.Errorf("store bets %q: %w", s.path, err)
 		}
 	}
-	return s.flush()
+	if err := s.flush(); err != nil {
+		return err
+	}
+	s.size = s.out.n
+	return nil
+}
+
+// Size is the length of the file up to the end of the last row a StoreBets
+// call handed to the OS whole: what Rewind cuts back to after a failure.
+func (s *Store) Size() int64 { return s.size }
+
+// Rewind cuts the file back to size bytes and drops whatever a failed
+// StoreBets left buffered, so the next StoreBets starts on a clean row. size
+// must be the end of a row, such as a value Size returned: a failed write
+// (a full disk) may have left part of a row in the file or the buffer.
+func (s *Store) Rewind(size int64) error {
+	if s.closed {
+		return fmt.Errorf("rewind store: %w", os.ErrClosed)
+	}
+	s.bw.Reset(&s.out) // also forgets the failed write's error
+	if err := s.f.Truncate(size); err != nil {
+		return fmt.Errorf("rewind store %q to %d bytes: %w", s.path, size, err)
+	}
+	s.size, s.out.n = size, size
+	return nil
 }
 
 // flush moves buffered rows to the OS.
@@ -104,40 +149,61 @@ func (s *Store) LoadBets() iter.Seq2[Bet, error] {
 
 // LoadBets streams the bets of a store file in order, never holding more than one row.
 // A missing file yields nothing. A bad row yields (Bet{}, err), err naming the line,
-// and ends the sequence.
+// and ends the sequence. Agency and number must be written as StoreBets writes a
+// validated bet's: the decimal digits of strconv.Itoa, so "+3" or "07574" is a bad row.
 func LoadBets(path string) iter.Seq2[Bet, error] {
+	return readStore(path, "load bets", nil)
+}
+
+// readStore streams a store file for LoadBets and RecoverBets. With check
+// set, every bet must pass it and every row must be exactly what StoreBets
+// writes for its bet; op names the action in errors.
+func readStore(path, op string, check func(Bet) error) iter.Seq2[Bet, error] {
 	return func(yield func(Bet, error) bool) {
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return
 		}
 		if err != nil {
-			yield(Bet{}, fmt.Errorf("load bets: %w", err))
+			yield(Bet{}, fmt.Errorf("%s: %w", op, err))
 			return
 		}
 		defer f.Close()
 
 		r := csv.NewReader(bufio.NewReaderSize(f, bufSize))
-		r.FieldsPerRecord = 6
+		r.FieldsPerRecord = len(storeColumns)
 		r.ReuseRecord = true
+		var end int64 // where the last row ended
+		lines := 0    // the rows read so far, one line each
 		for {
 			rec, err := r.Read()
 			if err == io.EOF {
+				if check != nil && r.InputOffset() != end {
+					// The reader skips blank lines; StoreBets never writes one.
+					yield(Bet{}, fmt.Errorf("%s %q: line %d: %w: a blank line", op, path, lines+1, ErrNotCanonical))
+				}
 				return
 			}
 			if err != nil {
-				if line, cause := csvError(err, rec, 6); line > 0 {
+				if line, cause := csvError(err, rec, len(storeColumns)); line > 0 {
 					err = fmt.Errorf("line %d: %w", line, cause)
 				}
-				yield(Bet{}, fmt.Errorf("load bets %q: %w", path, err))
+				yield(Bet{}, fmt.Errorf("%s %q: %w", op, path, err))
 				return
 			}
 			b, err := parseStoreRecord(rec)
+			if err == nil && check != nil {
+				if err = check(b); err == nil {
+					err = canonicalRow(r, rec, r.InputOffset()-end)
+				}
+			}
 			if err != nil {
 				line, _ := r.FieldPos(0)
-				yield(Bet{}, fmt.Errorf("load bets %q: line %d: %w", path, line, err))
+				yield(Bet{}, fmt.Errorf("%s %q: line %d: %w", op, path, line, err))
 				return
 			}
+			end = r.InputOffset()
+			lines++
 			if !yield(b, nil) {
 				return
 			}
@@ -145,12 +211,15 @@ func LoadBets(path string) iter.Seq2[Bet, error] {
 	}
 }
 
+// storeColumns are the store file's columns, in order.
+var storeColumns = [...]string{"agency", "first_name", "last_name", "document", "birthdate", "number"}
+
 func parseStoreRecord(rec []string) (Bet, error) {
-	agency, err := strconv.Atoi(rec[0])
+	agency, err := parseDecimal(rec[0])
 	if err != nil {
 		return Bet{}, fmt.Errorf("agency: %w", err)
 	}
-	number, err := strconv.Atoi(rec[5])
+	number, err := parseDecimal(rec[5])
 	if err != nil {
 		return Bet{}, fmt.Errorf("number: %w", err)
 	}
@@ -163,6 +232,24 @@ func parseStoreRecord(rec []string) (Bet, error) {
 		Birthdate: rec[4],
 		Number:    number,
 	}, nil
+}
+
+// parseDecimal reads a number exactly as strconv.Itoa writes a non-negative
+// int: digits only, no sign, no leading zero, no spaces. StoreBets writes
+// nothing else, so "+3", "03" or " 7" in a store file was not written by it.
+func parseDecimal(s string) (int, error) {
+	const maxDigits = 9 // far past any agency or number, and no overflow
+	ok := s != "" && len(s) <= maxDigits && (s[0] != '0' || len(s) == 1)
+	n := 0
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = '0' <= c && c <= '9'
+		n = n*10 + int(c-'0')
+	}
+	if !ok {
+		return 0, fmt.Errorf("%q: %w: want 1 to %d digits, no sign, no leading zero", s, strconv.ErrSyntax, maxDigits)
+	}
+	return n, nil
 }
 
 // csvError splits a csv.ParseError into its line and cause, keeping the cause in the chain

@@ -3,9 +3,11 @@ package lottery
 import (
 	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -36,7 +38,6 @@ func TestStoreRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bets.csv")
 	s, err := OpenStore(path)
 	require.NoError(t, err)
-	assert.Equal(t, path, s.Path())
 
 	want := trickyBets()
 	require.NoError(t, s.StoreBets(want[:2]))
@@ -106,6 +107,12 @@ func TestLoadBetsCorrupt(t *testing.T) {
 		{"too many fields", good + "1,Ana,Paz,1,2000-01-01,5,6\n", "line 2: wrong number of fields", csv.ErrFieldCount},
 		{"non-integer number", good + "1,Ana,Paz,1,2000-01-01,five\n", "line 2: number:", strconv.ErrSyntax},
 		{"non-integer agency", "x,Ana,Paz,1,2000-01-01,5\n", "line 1: agency:", strconv.ErrSyntax},
+		{"signed agency", "+1,Ana,Paz,1,2000-01-01,5\n", "line 1: agency: \"+1\": invalid syntax", strconv.ErrSyntax},
+		{"agency with a leading zero", good + "01,Ana,Paz,1,2000-01-01,5\n", "line 2: agency:", strconv.ErrSyntax},
+		{"number with a leading zero", good + "1,Ana,Paz,1,2000-01-01,07574\n", "line 2: number:", strconv.ErrSyntax},
+		{"number with a space", good + "1,Ana,Paz,1,2000-01-01, 7574\n", "line 2: number:", strconv.ErrSyntax},
+		{"negative number", good + "1,Ana,Paz,1,2000-01-01,-5\n", "line 2: number:", strconv.ErrSyntax},
+		{"number past int range", good + "1,Ana,Paz,1,2000-01-01,99999999999999999999\n", "line 2: number:", strconv.ErrSyntax},
 		{"bare quote", good + good + good + "1,A\"na,Paz,1,2000-01-01,5\n", "line 4: column 4:", csv.ErrBareQuote},
 	}
 	for _, tt := range tests {
@@ -198,4 +205,78 @@ func BenchmarkLoadBets(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "bets/s")
+}
+
+// shortWriter accepts the first room bytes, then fails the way a full disk does.
+type shortWriter struct {
+	w    io.Writer
+	room int
+}
+
+func (s *shortWriter) Write(p []byte) (int, error) {
+	n := min(len(p), s.room)
+	n, _ = s.w.Write(p[:n])
+	s.room -= n
+	if n < len(p) {
+		return n, syscall.ENOSPC
+	}
+	return n, nil
+}
+
+// A write that fails halfway leaves part of a row in the file and an error in
+// the buffer; Rewind to Size cuts the row off and the store appends cleanly again.
+func TestStoreRewindAfterShortWrite(t *testing.T) {
+	tests := []struct {
+		name string
+		room int // bytes the disk takes of the failing batch
+	}{
+		{"nothing written", 0},
+		{"cut inside the first row", 10},
+		{"cut after a whole row", len("3,Ana,Pérez,11111111,1990-01-02,7574\n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.csv")
+			s, err := OpenStore(path)
+			require.NoError(t, err)
+			defer s.Close()
+			first := trickyBets()[:2]
+			require.NoError(t, s.StoreBets(first))
+			good := s.Size()
+			fi, err := os.Stat(path)
+			require.NoError(t, err)
+			require.Equal(t, fi.Size(), good)
+
+			s.out.w = &shortWriter{w: s.f, room: tt.room}
+			failing := []Bet{{Agency: 3, FirstName: "Ana", LastName: "Pérez", Document: "11111111", Birthdate: "1990-01-02", Number: 7574}, trickyBets()[2]}
+			require.ErrorIs(t, s.StoreBets(failing), syscall.ENOSPC)
+			assert.Equal(t, good, s.Size(), "Size counts only whole StoreBets calls")
+			require.ErrorIs(t, s.StoreBets(first), syscall.ENOSPC, "the buffer keeps its error until Rewind")
+
+			s.out.w = s.f // the disk has room again
+			require.NoError(t, s.Rewind(good))
+			require.NoError(t, s.StoreBets(trickyBets()[2:]))
+			require.NoError(t, s.Sync())
+			assert.Equal(t, trickyBets(), collect(t, LoadBets(path)))
+			fi, err = os.Stat(path)
+			require.NoError(t, err)
+			assert.Equal(t, fi.Size(), s.Size())
+		})
+	}
+}
+
+func TestStoreSizeAcrossReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	s, err := OpenStore(path)
+	require.NoError(t, err)
+	assert.Zero(t, s.Size())
+	require.NoError(t, s.StoreBets(trickyBets()))
+	size := s.Size()
+	require.NoError(t, s.Close())
+	require.ErrorIs(t, s.Rewind(0), os.ErrClosed)
+
+	s, err = OpenStore(path)
+	require.NoError(t, err)
+	defer s.Close()
+	assert.Equal(t, size, s.Size())
 }

@@ -104,6 +104,7 @@ const (
 	CodeTooManyConns      Code = 19 // connection cap reached
 	CodeIdleTimeout       Code = 20 // the peer was idle too long
 	CodeUnexpected        Code = 21 // a valid message that makes no sense here
+	CodeUnauthorized      Code = 22 // HELLO for an agency the peer's certificate does not name
 )
 
 var codeNames = map[Code]string{
@@ -114,7 +115,7 @@ var codeNames = map[Code]string{
 	CodeDrawDone: "draw_done", CodeWrongAgency: "wrong_agency", CodeNotFinished: "not_finished",
 	CodeAgencyBusy: "agency_busy", CodeCountMismatch: "count_mismatch", CodeStorage: "storage",
 	CodeShuttingDown: "shutting_down", CodeTooManyConns: "too_many_connections",
-	CodeIdleTimeout: "idle_timeout", CodeUnexpected: "unexpected_message",
+	CodeIdleTimeout: "idle_timeout", CodeUnexpected: "unexpected_message", CodeUnauthorized: "unauthorized",
 }
 
 func (c Code) String() string {

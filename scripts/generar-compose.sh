@@ -85,7 +85,8 @@ trap 'rm -f "$tmp"' EXIT
 	cat <<-EOF
 		# The lottery central and $agencies agencies. Written by scripts/generar-compose.sh:
 		# change the generator, not this file. Relative paths are from this file's directory.
-		# Images: make docker-image. Data: make data AGENCIES=$agencies. Run: make docker-compose-up.
+		# Images: make docker-image. Data: make data AGENCIES=$agencies. Run: make docker-compose-up
+		# (a fresh round: the bets volume is emptied first; RESUME=1 continues the stored round).
 		services:
 		  server:
 		    container_name: server

@@ -7,10 +7,15 @@
 #   generator        generar-compose.sh validates its arguments, and
 #                    deployments/docker-compose.yaml is its output for N=5
 #   five agencies    deployments/docker-compose.yaml on the official dataset
-#                    (generated data when it is absent): one draw, each agency's
-#                    winners, exit codes 0, every bet on the volume
+#                    (.data/dataset.zip): one draw, each agency's winners
+#                    (2, 3, 3, 2, 0), exit codes 0, every bet on the volume
 #   resume           down (keeping the volume) and up again: the agencies resume
 #                    from the stored bets, nothing is stored twice, same winners
+#   restart          the central is SIGKILLed while four agencies wait for the
+#                    draw and its container started again: it resumes from the
+#                    volume, the fifth agency comes, everyone gets its winners
+#   make up          `make docker-compose-up` twice is two fresh rounds, and
+#                    RESUME=1 continues the stored one; no noise on the way up
 #   1 / 10 agencies  files generated into a temporary directory
 #   stop while parked  four of five agencies wait for the draw; `stop -t 5`
 #                    ends everything with exit 0 and logs every resource closed
@@ -24,8 +29,8 @@
 # another project holds them. It rewrites .data/ (make data restores it).
 #
 # Environment: COMPOSE (the compose command; found when empty), DATASET
-# (official zip), TEST_BETS (bets per generated agency), TEST_WAIT (seconds
-# allowed for each wait).
+# (official zip, default .data/dataset.zip), TEST_BETS (bets per generated
+# agency), TEST_WAIT (seconds allowed for each wait).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +39,7 @@ NETWORK=lottery_net
 DEFAULT_FILE=deployments/docker-compose.yaml
 SERVER_IMAGE=${SERVER_IMAGE:-lottery-server:latest}
 CLIENT_IMAGE=${CLIENT_IMAGE:-lottery-client:latest}
-DATASET=${DATASET:-../shared/datasets/dataset.zip}
+DATASET=${DATASET:-.data/dataset.zip}
 BETS=${TEST_BETS:-5000}
 WAIT=${TEST_WAIT:-120}
 DATASET_BIN=./bin/dataset
@@ -162,17 +167,14 @@ poll() {
 
 healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' server 2>/dev/null)" = healthy ]; }
 
-# prepare_data N: .data/agency-1..N.csv (the official files when N=5 and the
-# zip is there, else generated), and the expectations: exp_bets[i], exp_win[i].
+# prepare_data N: .data/agency-1..N.csv (the official files when N=5, else
+# generated), and the expectations: exp_bets[i], exp_win[i].
 exp_bets=()
 exp_win=()
-official=0
 prepare_data() {
 	local n=$1 line i b w
-	official=0
-	if [ "$n" = 5 ] && [ -f "$DATASET" ]; then
+	if [ "$n" = 5 ]; then
 		"$DATASET_BIN" extract -zip "$DATASET" -out .data >/dev/null || return 1
-		official=1
 	else
 		"$DATASET_BIN" generate -agencies "$n" -bets "$BETS" -seed "$n" -out .data >/dev/null || return 1
 	fi
@@ -270,13 +272,8 @@ step_generator() {
 }
 
 step_five() {
-	check "prepare .data/ for 5 agencies" prepare_data 5 || return 1
-	if [ $official -eq 1 ]; then
-		echo "  (official dataset $DATASET)"
-		check "dataset winners on the official data: 2 3 3 2 0" eq "${exp_win[*]:1:5}" "2 3 3 2 0"
-	else
-		echo "  (no $DATASET: generated data, $BETS bets per agency)"
-	fi
+	check "prepare .data/ for 5 agencies from $DATASET" prepare_data 5 || return 1
+	check "dataset winners on the official data: 2 3 3 2 0" eq "${exp_win[*]:1:5}" "2 3 3 2 0"
 	use "$DEFAULT_FILE"
 	full_draw "$DEFAULT_FILE" 5 keep
 	check "compose down, keeping the bets volume" quiet compose "$DEFAULT_FILE" down --remove-orphans -t 1
@@ -294,6 +291,79 @@ step_resume() {
 			"$(count "$DEFAULT_FILE" "client$i" "action: conectar \| result: success .*\| almacenadas: ${exp_bets[i]} ")" 1
 	done
 	check "server: no bets stored this time" eq "$(count "$DEFAULT_FILE" server "action: apuesta_recibida")" 0
+	compose "$DEFAULT_FILE" down -v --remove-orphans -t 1 >/dev/null 2>&1
+}
+
+recovered_four() {
+	[ "$(count "$DEFAULT_FILE" server "action: recuperacion \| result: success .*\| agencias_finalizadas: 4( \||$)")" -ge 1 ]
+}
+
+# The central dies (SIGKILL) while four agencies wait for the draw, and its
+# container is started again, as a restart policy or an operator would: it
+# recovers the bets and the four FINISHes from the volume, the four reconnect,
+# the fifth comes, and the one draw gives everyone its winners.
+step_restart() {
+	local file=$DEFAULT_FILE i
+	check "prepare .data/ for 5 agencies" prepare_data 5 || return 1
+	use "$file"
+	check "compose up -d server client1..client4" quiet compose "$file" up -d server client1 client2 client3 client4
+	[ $ok -eq 1 ] || return 1
+	check "four agencies parked in espera_sorteo" poll "$WAIT" four_parked
+	check "docker kill server (SIGKILL)" quiet docker kill server
+	check "docker start server (the same container and volume)" quiet docker start server
+	check "the central recovered four finished agencies from the volume" poll "$WAIT" recovered_four
+	check "compose up -d client5" quiet compose "$file" up -d client5
+	check "the 5 agencies exit within ${WAIT}s" wait_agencies 5
+	for ((i = 1; i <= 5; i++)); do
+		check "client$i exited 0" eq "$(state "client$i")" "exited 0"
+		check "client$i: cant_ganadores: ${exp_win[i]}" eq \
+			"$(count "$file" "client$i" "action: consulta_ganadores \| result: success \| cant_ganadores: ${exp_win[i]}$")" 1
+	done
+	check "exactly one 'action: sorteo | result: success'" eq \
+		"$(count "$file" server "action: sorteo \| result: success( \||$)")" 1
+	check "compose stop -t 5" quiet compose "$file" stop -t 5
+	bets_on_volume "$file" 5
+	compose "$file" down -v --remove-orphans -t 1 >/dev/null 2>&1
+}
+
+# make_up ARGS...: `make docker-compose-up` on the test's project, its output in
+# $work/up.log; then waits for the five agencies.
+make_up() {
+	make --no-print-directory docker-compose-up COMPOSE_PROJECT_NAME="$PROJECT" COMPOSE_FILE="$DEFAULT_FILE" \
+		DATASET="$DATASET" "$@" >"$work/up.log" 2>&1 || { sed 's/^/          | /' "$work/up.log" >&2; return 1; }
+	wait_agencies 5
+}
+
+# make_round WHAT STORED: checks the round `make docker-compose-up` just ran:
+# the central started from STORED bets, each agency found its bets stored (or
+# none), every agency got its winners, and the way up was quiet.
+make_round() {
+	local what=$1 stored=$2 i almacenadas
+	check "$what: no 'not found', deprecation or warning on the way up" eq \
+		"$(grep -ciE 'not found|deprecated|warn' "$work/up.log")" 0
+	[ $ok -eq 1 ] || sed 's/^/          | /' "$work/up.log" >&2
+	check "$what: the central started from $stored stored bets" eq \
+		"$(count "$DEFAULT_FILE" server "action: recuperacion \| result: success \| apuestas: $stored ")" 1
+	for ((i = 1; i <= 5; i++)); do
+		almacenadas=0
+		[ "$stored" = 0 ] || almacenadas=${exp_bets[i]}
+		check "$what: client$i found $almacenadas of its bets stored" eq \
+			"$(count "$DEFAULT_FILE" "client$i" "action: conectar \| result: success .*\| almacenadas: $almacenadas ")" 1
+		check "$what: client$i exited 0 with cant_ganadores: ${exp_win[i]}" eq "$(state "client$i") $(count "$DEFAULT_FILE" \
+			"client$i" "action: consulta_ganadores \| result: success \| cant_ganadores: ${exp_win[i]}$")" "exited 0 1"
+	done
+}
+
+step_make_up() {
+	local total=0 i
+	check "prepare the expectations for 5 agencies" prepare_data 5 || return 1
+	for ((i = 1; i <= 5; i++)); do total=$((total + exp_bets[i])); done
+	use "$DEFAULT_FILE"
+	check "make docker-compose-up" make_up && make_round "first round" 0
+	check "make docker-compose-up again" make_up && make_round "second round (fresh)" 0
+	check "it said it removed the previous round's volume" grep -q "a fresh round: removing ${PROJECT}_bets" "$work/up.log"
+	check "make docker-compose-up RESUME=1" make_up RESUME=1 && make_round "RESUME=1" "$total"
+	check "RESUME=1: no bet stored again" eq "$(count "$DEFAULT_FILE" server "action: apuesta_recibida")" 0
 	compose "$DEFAULT_FILE" down -v --remove-orphans -t 1 >/dev/null 2>&1
 }
 
@@ -422,6 +492,8 @@ echo "compose: $COMPOSE ($($COMPOSE version --short 2>/dev/null || $COMPOSE vers
 step "generar-compose.sh: arguments, and deployments/docker-compose.yaml is its output" step_generator
 step "five agencies, deployments/docker-compose.yaml" step_five
 step "the bets volume outlives the containers: down, up, same draw" step_resume
+step "a central killed and started again resumes from the volume" step_restart
+step "make docker-compose-up: a fresh round each time, RESUME=1 continues" step_make_up
 step "generated compose, 1 agency" step_generated 1
 step "generated compose, 10 agencies" step_generated 10
 step "stop -t 5 while four agencies wait for the draw" step_stop_parked

@@ -1,108 +1,210 @@
 // Command server is the lottery central. `server health` is its health probe:
-// it pings a running central and exits 0 when it answers.
+// it pings a running central and exits 0 when it answers. Both are configured
+// by environment variables only; `server -h` lists them.
 package main
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
+	"lotterycentral.example/lottery/envconfig"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/central"
 	"lotterycentral.example/server/internal/config"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "health" {
-		os.Exit(health(os.Args[2:]))
-	}
-	os.Exit(serve())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func serve() int {
-	cfg, err := config.Load(nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, logfmt.Line("config", logfmt.Fail, "error", err))
-		return 2
+const usage = `Usage:
+  server                    run the central until SIGTERM or SIGINT
+  server health [host:port] ping a running central; exit 0 when it answers
+                            (default: this configuration's address, loopback
+                            when SERVER_HOST listens on every interface)
+  server -h | --help        print this help
+
+Both read the configuration from these environment variables:
+
+`
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the central could not start or stop cleanly, or health got no answer
+)
+
+// healthTimeout bounds the health probe's connect and its answer.
+const healthTimeout = 3 * time.Second
+
+// command is what the arguments ask for.
+type command int
+
+const (
+	cmdServe command = iota
+	cmdHealth
+	cmdHelp
+)
+
+// parseArgs reads the command line: nothing, `health [host:port]` or help.
+func parseArgs(args []string) (cmd command, healthAddr string, err error) {
+	switch {
+	case len(args) == 0:
+		return cmdServe, "", nil
+	case len(args) == 1 && isHelp(args[0]):
+		return cmdHelp, "", nil
+	case args[0] == "health" && len(args) == 1:
+		return cmdHealth, "", nil
+	case args[0] == "health" && len(args) == 2 && isHelp(args[1]):
+		return cmdHelp, "", nil
+	case args[0] == "health" && len(args) == 2:
+		if _, _, err := net.SplitHostPort(args[1]); err != nil {
+			return 0, "", fmt.Errorf("health: %q is not host:port (e.g. 127.0.0.1:12345, [::1]:12345)", args[1])
+		}
+		return cmdHealth, args[1], nil
+	case args[0] == "health":
+		return 0, "", fmt.Errorf("health: unexpected argument %q", args[2])
 	}
-	log, err := logfmt.New(cfg.LogLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, logfmt.Line("config", logfmt.Fail, "error", err))
-		return 2
+	return 0, "", fmt.Errorf("unexpected argument %q", args[0])
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "help" || arg == "-help"
+}
+
+// run is the whole program: it returns the exit code. Cancelling ctx (SIGTERM
+// or SIGINT in main) shuts the central down.
+func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, stderr io.Writer) int {
+	cmd, healthAddr, err := parseArgs(args)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "server: %v\n\n%s%s", err, usage, envconfig.Usage[config.Config]())
+		return envconfig.ExitCode
+	case cmd == cmdHelp:
+		fmt.Fprint(stdout, usage+envconfig.Usage[config.Config]())
+		return exitOK
 	}
-	log.Info(logfmt.Line("config", logfmt.Success, "port", cfg.Port, "agencies", cfg.Agencies,
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return envconfig.Fail(stderr, err)
+	}
+	log, err := logfmt.New(stdout, cfg.LogLevel)
+	if err != nil {
+		return envconfig.Fail(stderr, err)
+	}
+	if cmd == cmdHealth {
+		if healthAddr == "" {
+			healthAddr = cfg.HealthAddress()
+		}
+		var tlsConf *tls.Config
+		if cfg.TLSEnabled() {
+			// The probe presents the central's own certificate: it names no
+			// agency, so the central lets it PING and nothing else.
+			host, _, _ := net.SplitHostPort(healthAddr)
+			if tlsConf, err = identity.ClientConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA, host); err != nil {
+				log.Error(logfmt.Line("test_server", logfmt.Fail, "direccion", healthAddr, "error", err))
+				return exitFailed
+			}
+		}
+		return health(ctx, log, healthAddr, tlsConf)
+	}
+	return serve(ctx, log, cfg)
+}
+
+// serve runs the central until ctx ends, then shuts it down.
+func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
+	tlsState := "off"
+	if cfg.TLSEnabled() {
+		tlsState = "on"
+	}
+	log.Info(logfmt.Line("config", logfmt.Success, "host", cfg.Host, "port", cfg.Port, "agencies", cfg.Agencies,
 		"storage_path", cfg.StoragePath, "log_level", cfg.LogLevel, "idle_timeout", cfg.IdleTimeout,
-		"max_connections", cfg.MaxConnections))
+		"max_connections", cfg.MaxConnections, "hello_timeout", cfg.HelloTimeout,
+		"max_unidentified", cfg.MaxUnidentified, "max_unidentified_per_source", cfg.MaxUnidentifiedPerSource,
+		"tls", tlsState))
 
 	srv, err := central.New(cfg, log)
 	if err != nil {
 		log.Error(logfmt.Line("iniciar", logfmt.Fail, "error", err))
-		return 1
+		return exitFailed
 	}
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 
 	select {
-	case sig := <-signals:
-		log.Info(logfmt.Line("signal", logfmt.Success, "signal", sig))
+	case <-ctx.Done():
+		log.Info(logfmt.Line("signal", logfmt.Success, "signal", signalName(ctx)))
 	case err := <-served:
 		// Listening failed: nothing is served, but the bets file is still closed cleanly.
 		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
 		_ = srv.Shutdown()
-		return 1
+		return exitFailed
 	}
 	if err := srv.Shutdown(); err != nil {
-		return 1
+		return exitFailed
 	}
 	if err := <-served; err != nil && !errors.Is(err, central.ErrServerClosed) {
 		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
-		return 1
+		return exitFailed
 	}
-	return 0
+	return exitOK
 }
 
-// health pings the central at the given address (default: this container's
-// configured port on loopback) and reports in the usual line format.
-func health(args []string) int {
-	log := logrus.New()
-	log.SetFormatter(logfmt.Formatter{})
-	log.SetOutput(os.Stdout)
-	// The central listens on SERVER_HOST when it names one address; on all
-	// interfaces, loopback answers.
-	host := envOr("SERVER_HOST", "127.0.0.1")
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	addr := net.JoinHostPort(host, envOr("SERVER_PORT", "12345"))
-	if len(args) > 0 {
-		addr = args[0]
-	}
-	if err := ping(addr, 3*time.Second); err != nil {
+// signalName says why ctx ended: for main's context, the signal received
+// ("terminated", "interrupt").
+func signalName(ctx context.Context) string {
+	return strings.TrimSuffix(context.Cause(ctx).Error(), " signal received")
+}
+
+// health pings the central at addr and reports in the usual line format.
+func health(ctx context.Context, log *logrus.Logger, addr string, tlsConf *tls.Config) int {
+	if err := ping(ctx, addr, tlsConf, healthTimeout); err != nil {
 		log.Error(logfmt.Line("test_server", logfmt.Fail, "direccion", addr, "error", err))
-		return 1
+		return exitFailed
 	}
 	log.Info(logfmt.Line("test_server", logfmt.Success, "direccion", addr))
-	return 0
+	return exitOK
 }
 
-func ping(addr string, timeout time.Duration) error {
-	conn, err := net.DialTimeout("tcp", addr, timeout)
+// ping sends PING to the central at addr and waits for PONG, within timeout.
+// tlsConf nil speaks plaintext; otherwise the ping runs over TLS with it
+// (with the client certificate a mutual-TLS central requires).
+func ping(ctx context.Context, addr string, tlsConf *tls.Config, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var conn net.Conn
+	var err error
+	if tlsConf != nil {
+		conn, err = (&tls.Dialer{Config: tlsConf}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+	deadline, _ := ctx.Deadline()
+	if err := conn.SetDeadline(deadline); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	if err := protocol.WriteMessage(conn, protocol.Ping{}); err != nil {
 		return fmt.Errorf("ping: %w", err)
 	}
@@ -114,11 +216,4 @@ func ping(addr string, timeout time.Duration) error {
 		return fmt.Errorf("ping: answered %s instead of PONG", m.Type())
 	}
 	return nil
-}
-
-func envOr(key, def string) string {
-	if v, ok := os.LookupEnv(key); ok && v != "" {
-		return v
-	}
-	return def
 }

@@ -78,16 +78,6 @@ func (p *proc) acked() int {
 	return n
 }
 
-// awaitAcked waits until the central logged at least n stored bets.
-func (p *proc) awaitAcked(t *testing.T, n int) {
-	t.Helper()
-	sum := 0
-	p.awaitUntil(t, fmt.Sprintf("%d stored bets", n), func(line string) bool {
-		sum += ackedIn(line)
-		return sum >= n
-	})
-}
-
 // assertServerClosedEverything checks the closure lines of a central that ended on SIGTERM.
 func assertServerClosedEverything(t *testing.T, srv *proc) {
 	t.Helper()
@@ -352,19 +342,62 @@ func TestClientShutdown(t *testing.T) {
 	}
 }
 
-// An agency stopped by SIGTERM logs the closing of what it held open: its
-// connection and its bets file.
+// An agency stopped by SIGTERM logs the closing of what it held open, and
+// only that: each line comes from the closing itself, names the resource, and
+// is printed before the agency says it has shut down. (The bets file's line
+// used to be deferred on entry to the sending loop, so it was printed
+// whether or not the file had been opened, and counting it proved nothing.)
 func TestClientShutdownLogsClosures(t *testing.T) {
-	dir := t.TempDir()
-	_, err := lottery.GenerateAgencyFiles(dir, 1, 60000, 5)
-	require.NoError(t, err)
-	srv, port := startServer(t, 1, filepath.Join(dir, "bets.csv"))
-	c := startClientEnv(t, 1, port, dir, "CLI_BATCH_MAXAMOUNT=20")
-	srv.awaitLines(t, 10, "action: apuesta_recibida | result: success")
-	code, _ := terminate(t, c)
-	require.Equal(t, 0, code, c.output())
-	assert.Equal(t, 1, c.countParts("action: cerrar_conexion | result: success"), c.output())
-	assert.Equal(t, 1, c.countParts("action: cerrar_archivo | result: success"), c.output())
+	tests := []struct {
+		name string
+		// reach starts what the agency talks to, returns the port it is
+		// given, and a wait that brings it to the moment of the signal.
+		reach          func(t *testing.T, dir string) (port int, until func(t *testing.T, c *proc))
+		file, conn     int // closing lines wanted for the bets file and the connection
+		connectTimeout string
+	}{
+		{"in the middle of the batches", func(t *testing.T, dir string) (int, func(t *testing.T, c *proc)) {
+			srv, port := startServer(t, 1, filepath.Join(dir, "bets.csv"))
+			return port, func(t *testing.T, c *proc) {
+				srv.awaitLines(t, 10, "action: apuesta_recibida | result: success")
+			}
+		}, 1, 1, "1s"},
+		{"while connecting, nothing open yet", func(t *testing.T, dir string) (int, func(t *testing.T, c *proc)) {
+			return freePort(t), func(t *testing.T, c *proc) { // nothing listens there
+				c.awaitLines(t, 1, "action: conectar | result: in_progress")
+			}
+		}, 0, 0, "1m"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			_, err := lottery.GenerateAgencyFiles(dir, 1, 60000, 5)
+			require.NoError(t, err)
+			port, until := tt.reach(t, dir)
+			c := startClientEnv(t, 1, port, dir, "CLI_BATCH_MAXAMOUNT=20", "CLI_CONNECT_TIMEOUT="+tt.connectTimeout)
+			until(t, c)
+			code, _ := terminate(t, c)
+			require.Equal(t, 0, code, c.output())
+
+			lines := strings.Split(c.output(), "\n")
+			shutdown := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "action: shutdown | result: success") })
+			require.NotEqual(t, -1, shutdown, "no shutdown line:\n%s", c.output())
+			for _, closing := range []struct {
+				what string
+				want int
+			}{
+				{"action: cerrar_archivo | result: success | archivo: " + filepath.Join(dir, lottery.AgencyFileName(1)), tt.file},
+				{fmt.Sprintf("action: cerrar_conexion | result: success | servidor: 127.0.0.1:%d", port), tt.conn},
+			} {
+				assert.Equal(t, closing.want, countParts(lines, []string{closing.what}), "%q:\n%s", closing.what, c.output())
+				if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, closing.what) }); i != -1 {
+					assert.Less(t, i, shutdown, "%q after the shutdown line:\n%s", closing.what, c.output())
+				}
+			}
+			assert.Zero(t, countParts(lines, []string{"result: fail"}), c.output())
+		})
+	}
 }
 
 // The agency binary, facing a central that fails it, prints a `result: fail`

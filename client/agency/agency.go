@@ -6,12 +6,16 @@ package agency
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,7 +35,8 @@ type Agency struct {
 	log      *logrus.Logger
 	conn     net.Conn
 	br       *bufio.Reader
-	progress int // batches and FINISH acknowledged: resets the retry count
+	tls      *tls.Config // nil: plaintext
+	progress int         // batches and FINISH acknowledged: resets the retry count
 }
 
 // New returns an agency for cfg that logs to log.
@@ -43,7 +48,16 @@ func New(cfg Config, log *logrus.Logger) *Agency {
 // A lost connection is retried (up to MaxRetries times in a row without
 // progress) and resumed where the central's stored bets end. Cancelling ctx
 // (SIGTERM) closes the connection and returns ctx's error.
+//
+// A bets file that cannot be opened fails Run at once, before it connects:
+// no retry fixes a local file.
 func (a *Agency) Run(ctx context.Context) ([]string, error) {
+	if err := checkDataFile(a.cfg.DataPath); err != nil {
+		return nil, err
+	}
+	if _, err := a.tlsConfig(); err != nil {
+		return nil, err
+	}
 	failures := 0
 	var lost error // why the last connection ended
 	for {
@@ -104,7 +118,17 @@ func (a *Agency) exchange() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ack.Finished {
+	if ack.Finished {
+		// Finished before this connection: by this agency, or by an impostor
+		// without TLS. Only a count that matches the file is worth a result.
+		total, err := a.countFile()
+		if err != nil {
+			return nil, err
+		}
+		if err := a.checkCount(ack.Stored, total); err != nil {
+			return nil, err
+		}
+	} else {
 		total, err := a.sendBets(ack.Stored)
 		if err != nil {
 			return nil, err
@@ -119,10 +143,69 @@ func (a *Agency) exchange() ([]string, error) {
 // errGaveUp marks a connect that already retried until ConnectTimeout.
 var errGaveUp = errors.New("gave up connecting")
 
+// DataFileError is a failure of the agency's own bets file: missing,
+// unreadable, or holding a row that cannot be sent. It is never retried.
+type DataFileError struct {
+	Path string
+	Err  error
+}
+
+func (e *DataFileError) Error() string {
+	if msg := e.Err.Error(); strings.Contains(msg, e.Path) {
+		return "bets file: " + msg
+	}
+	return fmt.Sprintf("bets file %s: %v", e.Path, e.Err)
+}
+
+func (e *DataFileError) Unwrap() error { return e.Err }
+
+// checkDataFile opens the bets file and closes it again: a file that is
+// missing, unreadable or a directory is reported before any connection.
+func checkDataFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return &DataFileError{Path: path, Err: err}
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return &DataFileError{Path: path, Err: err}
+	}
+	if fi.IsDir() {
+		return &DataFileError{Path: path, Err: fmt.Errorf("%s is a directory, not a file", path)}
+	}
+	return nil
+}
+
+// FailedAction is the action of the log line that reports err, an error of
+// Run: leer_archivo for the bets file, conectar when the central could not
+// be reached (an address that does not resolve, a refused port), and
+// consulta_ganadores for anything else, the exchange's own action.
+func FailedAction(err error) string {
+	var fe *DataFileError
+	var ae *AuthError
+	var ce *CountMismatchError
+	switch {
+	case errors.As(err, &fe):
+		return "leer_archivo"
+	case errors.As(err, &ae):
+		return "tls_handshake"
+	case errors.As(err, &ce):
+		return "verificar_conteo"
+	case errors.Is(err, errGaveUp):
+		return "conectar"
+	}
+	return "consulta_ganadores"
+}
+
 // retryable tells a lost or refused-for-now connection, worth a new one,
-// from a refusal that would only repeat (an invalid bet, a wrong agency).
+// from a refusal that would only repeat (an invalid bet, a wrong agency) and
+// from a local failure (the bets file), which no new connection fixes.
 func retryable(err error) bool {
-	if errors.Is(err, errGaveUp) {
+	var fe *DataFileError
+	var ae *AuthError
+	var ce *CountMismatchError
+	if errors.As(err, &fe) || errors.As(err, &ae) || errors.As(err, &ce) || errors.Is(err, errGaveUp) {
 		return false
 	}
 	var re *protocol.RemoteError
@@ -149,6 +232,12 @@ func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 		dctx, cancel := context.WithDeadline(ctx, deadline)
 		conn, err := dialer.DialContext(dctx, "tcp", a.cfg.ServerAddress)
 		cancel()
+		if err == nil && a.tls != nil {
+			var ae *AuthError
+			if conn, err = a.handshake(ctx, conn); errors.As(err, &ae) {
+				return nil, err // a certificate failure: no retry fixes it
+			}
+		}
 		if err == nil {
 			return conn, nil
 		}
@@ -172,12 +261,24 @@ func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 }
 
 func (a *Agency) hello() (*protocol.HelloAck, error) {
-	if err := protocol.WriteMessage(a.conn, protocol.Hello{Version: protocol.Version, Agency: uint32(a.cfg.ID)}); err != nil {
-		return nil, fmt.Errorf("identify: %w", err)
-	}
+	werr := protocol.WriteMessage(a.conn, protocol.Hello{Version: protocol.Version, Agency: uint32(a.cfg.ID)})
+	// Read even when the write failed: the central's refusal may be waiting,
+	// and it says more than a broken pipe. Under TLS 1.3 the central checks
+	// the agency's certificate after the agency's handshake returned, so its
+	// refusal arrives here, as an alert.
 	ack, err := expect[*protocol.HelloAck](a, a.cfg.ReplyTimeout)
 	if err != nil {
+		err = authError(err)
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			a.log.Error(logfmt.Line("tls_handshake", logfmt.Fail, "servidor", a.cfg.ServerAddress, "motivo", ae.Reason, "error", ae.Err))
+		} else if werr != nil && retryable(err) {
+			err = werr
+		}
 		return nil, fmt.Errorf("identify: %w", err)
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("identify: %w", werr)
 	}
 	a.log.Info(logfmt.Line("conectar", logfmt.Success, "servidor", a.cfg.ServerAddress,
 		"almacenadas", ack.Stored, "finalizada", ack.Finished))
@@ -237,37 +338,53 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 		return nil
 	}
 
-	// The file is closed when the loop ends, however it ends.
-	defer a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
-	for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
-		if err != nil {
-			return 0, fmt.Errorf("read bets: %w", err)
-		}
-		n := total + 1 // this bet's number in the file
-		if n <= stored {
-			total = n
-			continue // already durable at the central (a resumed connection)
-		}
-		// The central validates every bet and its refusal names the bet, so only
-		// what the wire cannot carry is checked here: a number past 16 bits
-		// would wrap into a valid one.
-		if bet.Number < 0 || bet.Number > math.MaxUint16 {
-			return 0, fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath,
-				&lottery.FieldError{Field: "number", Reason: "out of range 0..9999"})
-		}
-		wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
-			Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}
-		err := bb.Add(wb)
-		if errors.Is(err, protocol.ErrBatchFull) {
-			if err := flush(); err != nil {
-				return 0, err
+	// ReadAgencyFile opens the file on the first step of the loop and closes
+	// it when the loop ends, however it ends: once readFile returns, a file
+	// that was opened is closed, and only then is its closing logged.
+	opened := false
+	readFile := func() error {
+		for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
+			if err != nil {
+				var pe *fs.PathError
+				opened = opened || !errors.As(err, &pe) || pe.Op != "open"
+				return &DataFileError{Path: a.cfg.DataPath, Err: err}
 			}
-			err = bb.Add(wb)
+			opened = true
+			n := total + 1 // this bet's number in the file
+			if n <= stored {
+				total = n
+				continue // already durable at the central (a resumed connection)
+			}
+			// The central validates every bet and its refusal names the bet, so only
+			// what the wire cannot carry is checked here: a number past 16 bits
+			// would wrap into a valid one.
+			if bet.Number < 0 || bet.Number > math.MaxUint16 {
+				return &DataFileError{Path: a.cfg.DataPath, Err: fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath,
+					&lottery.FieldError{Field: "number", Reason: "out of range 0..9999"})}
+			}
+			wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
+				Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}
+			err := bb.Add(wb)
+			if errors.Is(err, protocol.ErrBatchFull) {
+				if err := flush(); err != nil {
+					return err
+				}
+				err = bb.Add(wb)
+			}
+			if err != nil {
+				return &DataFileError{Path: a.cfg.DataPath, Err: fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath, err)}
+			}
+			total = n
 		}
-		if err != nil {
-			return 0, fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath, err)
-		}
-		total = n
+		opened = true // an empty file was opened too
+		return nil
+	}
+	err := readFile()
+	if opened {
+		a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
+	}
+	if err != nil {
+		return 0, err
 	}
 	if bb.Len() > 0 {
 		if err := flush(); err != nil {
@@ -280,7 +397,7 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 		}
 	}
 	if total < stored {
-		return 0, fmt.Errorf("send bets: the central holds %d bets of this agency but %s has only %d", stored, a.cfg.DataPath, total)
+		return 0, a.checkCount(stored, total) // bets this agency never sent
 	}
 	a.log.Info(logfmt.Line("envio_apuestas", logfmt.Success, "enviadas", sent, "lotes", seq, "ya_almacenadas", stored))
 	return total, nil
@@ -315,6 +432,9 @@ func (a *Agency) finish(total uint64) error {
 	ack, err := expect[*protocol.FinishAck](a, a.cfg.ReplyTimeout)
 	if err != nil {
 		return fmt.Errorf("finish: %w", err)
+	}
+	if err := a.checkCount(ack.Stored, total); err != nil {
+		return err
 	}
 	a.progress++
 	a.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "apuestas", ack.Stored))

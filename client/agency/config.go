@@ -1,64 +1,111 @@
 package agency
 
 import (
-	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
-	"github.com/caarlos0/env/v11"
-
+	"lotterycentral.example/lottery/envconfig"
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 )
 
 // Config is an agency's configuration; every field comes from one variable.
 type Config struct {
-	ID             int           `env:"CLI_ID,required"`
-	ServerAddress  string        `env:"CLI_SERVER_ADDRESS" envDefault:"server:12345"`
-	DataPath       string        `env:"CLI_DATA_PATH"` // default .data/agency-<ID>.csv
-	BatchMaxAmount int           `env:"CLI_BATCH_MAXAMOUNT" envDefault:"0"`
-	ConnectTimeout time.Duration `env:"CLI_CONNECT_TIMEOUT" envDefault:"30s"`
-	ReplyTimeout   time.Duration `env:"CLI_REPLY_TIMEOUT" envDefault:"30s"`
-	MaxRetries     int           `env:"CLI_MAX_RETRIES" envDefault:"10"`
-	LogLevel       string        `env:"CLI_LOG_LEVEL" envDefault:"INFO"`
+	ID             int           `env:"CLI_ID,required" help:"the agency number (1 or more)"`
+	ServerAddress  string        `env:"CLI_SERVER_ADDRESS" envDefault:"server:12345" help:"the central, host:port ([::1]:12345 for an IPv6 address)"`
+	DataPath       string        `env:"CLI_DATA_PATH" help:"the agency's bets file; default .data/agency-<CLI_ID>.csv"`
+	BatchMaxAmount int           `env:"CLI_BATCH_MAXAMOUNT" envDefault:"0" help:"bets per batch at most; 0 packs as many as fit in one 8 KiB frame"`
+	ConnectTimeout time.Duration `env:"CLI_CONNECT_TIMEOUT" envDefault:"30s" help:"how long to keep trying to reach the central, each time the connection is lost"`
+	ReplyTimeout   time.Duration `env:"CLI_REPLY_TIMEOUT" envDefault:"30s" help:"how long to wait for each answer of the central (not for the draw)"`
+	MaxRetries     int           `env:"CLI_MAX_RETRIES" envDefault:"10" help:"reconnections in a row without progress before giving up"`
+	LogLevel       string        `env:"CLI_LOG_LEVEL" envDefault:"INFO" help:"DEBUG, INFO, WARN or ERROR"`
+
+	// Mutual TLS: certificate, key and CA all or none (plaintext, for development).
+	TLSCert       string `env:"CLI_TLS_CERT" help:"this agency's certificate (PEM); with CLI_TLS_KEY and CLI_TLS_CA turns on mutual TLS"`
+	TLSKey        string `env:"CLI_TLS_KEY" help:"the private key of CLI_TLS_CERT (PEM)"`
+	TLSCA         string `env:"CLI_TLS_CA" help:"the CA that signs the central's certificate (PEM)"`
+	TLSServerName string `env:"CLI_TLS_SERVER_NAME" help:"the name the central's certificate must carry; default the host of CLI_SERVER_ADDRESS"`
 }
 
-// Load parses the configuration from environ (nil means the process
-// environment), fills the defaults that depend on other fields, and validates it.
-func Load(environ map[string]string) (Config, error) {
-	cfg, err := env.ParseAsWithOptions[Config](env.Options{Environment: environ})
-	if err != nil {
-		return Config{}, fmt.Errorf("load config: %w", err)
-	}
+// Load reads the configuration through getenv (os.Getenv in the binary),
+// fills the defaults that depend on other fields, and validates it, the TLS
+// files it names included. The error lists every mistake, each naming its
+// variable (see envconfig).
+func Load(getenv envconfig.Getenv) (Config, error) {
+	cfg, err := envconfig.Parse[Config](getenv)
 	if cfg.DataPath == "" {
 		cfg.DataPath = fmt.Sprintf(".data/agency-%d.csv", cfg.ID)
 	}
+	errs := []error{err, cfg.Validate()}
 	// 0 (the default) packs as many bets as fit in a frame; so does anything larger.
-	if cfg.BatchMaxAmount <= 0 || cfg.BatchMaxAmount > protocol.MaxBatchBets {
+	if cfg.BatchMaxAmount == 0 || cfg.BatchMaxAmount > protocol.MaxBatchBets {
 		cfg.BatchMaxAmount = protocol.MaxBatchBets
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("load config: %w", err)
+	if cfg.TLSEnabled() {
+		if cfg.TLSServerName == "" {
+			cfg.TLSServerName, _, _ = net.SplitHostPort(cfg.ServerAddress) // checked by Validate
+		}
+		errs = append(errs,
+			envconfig.Readable("CLI_TLS_CERT", cfg.TLSCert),
+			envconfig.Readable("CLI_TLS_KEY", cfg.TLSKey),
+			envconfig.Readable("CLI_TLS_CA", cfg.TLSCA))
+	}
+	if err := envconfig.Join(errs...); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }
 
-// Validate reports every value out of range, not only the first.
+// Validate reports every value out of range, not only the first. It does
+// not look at the file system: the bets file is checked when the agency
+// runs, before it connects.
 func (c Config) Validate() error {
 	var errs []error
 	if c.ID < 1 || c.ID > 0xFFFFFFFF {
-		errs = append(errs, fmt.Errorf("CLI_ID=%d: want a positive agency number", c.ID))
+		errs = append(errs, envconfig.Invalid("CLI_ID", c.ID, "must be an agency number between 1 and 4294967295"))
 	}
-	if c.ServerAddress == "" {
-		errs = append(errs, errors.New("CLI_SERVER_ADDRESS is empty"))
+	errs = append(errs, checkAddress(c.ServerAddress))
+	if c.BatchMaxAmount < 0 {
+		errs = append(errs, envconfig.Invalid("CLI_BATCH_MAXAMOUNT", c.BatchMaxAmount,
+			"must be 0 or more (0 packs as many bets as fit in one frame)"))
 	}
 	if c.ConnectTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("CLI_CONNECT_TIMEOUT=%s: want a positive duration", c.ConnectTimeout))
+		errs = append(errs, envconfig.Invalid("CLI_CONNECT_TIMEOUT", c.ConnectTimeout, "must be a positive duration (e.g. 30s, 2m)"))
 	}
 	if c.ReplyTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("CLI_REPLY_TIMEOUT=%s: want a positive duration", c.ReplyTimeout))
+		errs = append(errs, envconfig.Invalid("CLI_REPLY_TIMEOUT", c.ReplyTimeout, "must be a positive duration (e.g. 30s, 2m)"))
 	}
 	if c.MaxRetries < 0 {
-		errs = append(errs, fmt.Errorf("CLI_MAX_RETRIES=%d: want 0 or more", c.MaxRetries))
+		errs = append(errs, envconfig.Invalid("CLI_MAX_RETRIES", c.MaxRetries, "must be 0 or more"))
 	}
-	return errors.Join(errs...)
+	if _, err := logfmt.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, envconfig.Invalid("CLI_LOG_LEVEL", c.LogLevel, logfmt.ErrLevel.Error()))
+	}
+	errs = append(errs, envconfig.AllOrNone("CLI_TLS_CERT", c.TLSCert, "CLI_TLS_KEY", c.TLSKey, "CLI_TLS_CA", c.TLSCA))
+	return envconfig.Join(errs...)
+}
+
+// checkAddress accepts host:port with a port number, the host in brackets
+// when it is an IPv6 address.
+func checkAddress(addr string) error {
+	const want = "is not host:port (e.g. server:12345, 127.0.0.1:12345, [::1]:12345)"
+	if addr == "" {
+		return envconfig.Required("CLI_SERVER_ADDRESS", "the central's host:port")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return envconfig.Invalid("CLI_SERVER_ADDRESS", addr, want)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return envconfig.Invalid("CLI_SERVER_ADDRESS", addr, "has no port between 1 and 65535 (e.g. server:12345)")
+	}
+	return nil
+}
+
+// TLSEnabled reports whether the agency speaks mutual TLS (certificate, key
+// and CA all set) rather than plaintext.
+func (c Config) TLSEnabled() bool {
+	return c.TLSCert != "" && c.TLSKey != "" && c.TLSCA != ""
 }

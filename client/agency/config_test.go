@@ -1,46 +1,117 @@
 package agency
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lotterycentral.example/lottery/envconfig"
 	"lotterycentral.example/protocol"
 )
 
 func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	pem := filepath.Join(dir, "x.pem")
+	require.NoError(t, os.WriteFile(pem, []byte("not parsed here"), 0o600))
+	gone := filepath.Join(dir, "gone.pem")
+	defaults := func(id int) Config {
+		return Config{ID: id, ServerAddress: "server:12345", DataPath: fmt.Sprintf(".data/agency-%d.csv", id),
+			BatchMaxAmount: protocol.MaxBatchBets, ConnectTimeout: 30 * time.Second,
+			ReplyTimeout: 30 * time.Second, MaxRetries: 10, LogLevel: "INFO"}
+	}
 	tests := []struct {
-		name    string
-		env     map[string]string
-		want    Config
-		wantErr string
+		name     string
+		env      map[string]string
+		want     func(c *Config) // applied to defaults(3)
+		wantErr  string          // the whole message
+		wantKind error
 	}{
-		{"defaults", map[string]string{"CLI_ID": "3"}, Config{ID: 3, ServerAddress: "server:12345",
-			DataPath: ".data/agency-3.csv", BatchMaxAmount: protocol.MaxBatchBets, ConnectTimeout: 30 * time.Second,
-			ReplyTimeout: 30 * time.Second, MaxRetries: 10, LogLevel: "INFO"}, ""},
-		{"batch amount kept when it fits", map[string]string{"CLI_ID": "1", "CLI_BATCH_MAXAMOUNT": "50",
-			"CLI_DATA_PATH": "x.csv", "CLI_SERVER_ADDRESS": "h:1", "CLI_CONNECT_TIMEOUT": "1s"},
-			Config{ID: 1, ServerAddress: "h:1", DataPath: "x.csv", BatchMaxAmount: 50, ConnectTimeout: time.Second,
-				ReplyTimeout: 30 * time.Second, MaxRetries: 10, LogLevel: "INFO"}, ""},
-		{"batch amount over the frame limit is clamped", map[string]string{"CLI_ID": "1", "CLI_BATCH_MAXAMOUNT": "100000"},
-			Config{ID: 1, ServerAddress: "server:12345", DataPath: ".data/agency-1.csv", BatchMaxAmount: protocol.MaxBatchBets,
-				ConnectTimeout: 30 * time.Second, ReplyTimeout: 30 * time.Second, MaxRetries: 10, LogLevel: "INFO"}, ""},
-		{"id required", map[string]string{}, Config{}, "CLI_ID"},
-		{"id zero", map[string]string{"CLI_ID": "0"}, Config{}, "CLI_ID=0"},
-		{"id not a number", map[string]string{"CLI_ID": "uno"}, Config{}, `"ID" of type "int": strconv.ParseInt: parsing "uno"`},
-		{"zero connect timeout", map[string]string{"CLI_ID": "1", "CLI_CONNECT_TIMEOUT": "0s"}, Config{}, "CLI_CONNECT_TIMEOUT"},
+		{"defaults", map[string]string{"CLI_ID": "3"}, func(c *Config) {}, "", nil},
+		{"batch amount kept when it fits", map[string]string{"CLI_ID": "3", "CLI_BATCH_MAXAMOUNT": "50",
+			"CLI_DATA_PATH": "x.csv", "CLI_SERVER_ADDRESS": "h:1", "CLI_CONNECT_TIMEOUT": "1s", "CLI_LOG_LEVEL": "debug"},
+			func(c *Config) {
+				c.BatchMaxAmount, c.DataPath, c.ServerAddress, c.ConnectTimeout, c.LogLevel = 50, "x.csv", "h:1", time.Second, "debug"
+			}, "", nil},
+		{"batch amount over the frame limit is clamped", map[string]string{"CLI_ID": "3", "CLI_BATCH_MAXAMOUNT": "100000"},
+			func(c *Config) {}, "", nil},
+		{"an IPv6 central", map[string]string{"CLI_ID": "3", "CLI_SERVER_ADDRESS": "[::1]:12345"},
+			func(c *Config) { c.ServerAddress = "[::1]:12345" }, "", nil},
+		{"TLS, server name from the address", map[string]string{"CLI_ID": "3", "CLI_SERVER_ADDRESS": "[::1]:12345",
+			"CLI_TLS_CERT": pem, "CLI_TLS_KEY": pem, "CLI_TLS_CA": pem}, func(c *Config) {
+			c.ServerAddress, c.TLSCert, c.TLSKey, c.TLSCA, c.TLSServerName = "[::1]:12345", pem, pem, pem, "::1"
+		}, "", nil},
+		{"TLS, server name given", map[string]string{"CLI_ID": "3", "CLI_TLS_CERT": pem, "CLI_TLS_KEY": pem,
+			"CLI_TLS_CA": pem, "CLI_TLS_SERVER_NAME": "central.example"}, func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSCA, c.TLSServerName = pem, pem, pem, "central.example"
+		}, "", nil},
+		{"plaintext leaves the server name alone", map[string]string{"CLI_ID": "3"}, func(c *Config) {}, "", nil},
+
+		{"id unset", map[string]string{}, nil, "CLI_ID: required, the agency number (1 or more)", envconfig.ErrRequired},
+		{"id empty", map[string]string{"CLI_ID": ""}, nil, "CLI_ID: required, the agency number (1 or more)", envconfig.ErrRequired},
+		{"id not a number", map[string]string{"CLI_ID": "uno"}, nil, `CLI_ID: "uno" is not a whole number`, envconfig.ErrSyntax},
+		{"id zero", map[string]string{"CLI_ID": "0"}, nil,
+			`CLI_ID: "0" must be an agency number between 1 and 4294967295`, envconfig.ErrInvalid},
+		{"negative batch amount", map[string]string{"CLI_ID": "3", "CLI_BATCH_MAXAMOUNT": "-1"}, nil,
+			`CLI_BATCH_MAXAMOUNT: "-1" must be 0 or more (0 packs as many bets as fit in one frame)`, envconfig.ErrInvalid},
+		{"zero connect timeout", map[string]string{"CLI_ID": "3", "CLI_CONNECT_TIMEOUT": "0s"}, nil,
+			`CLI_CONNECT_TIMEOUT: "0s" must be a positive duration (e.g. 30s, 2m)`, envconfig.ErrInvalid},
+		{"reply timeout not a duration", map[string]string{"CLI_ID": "3", "CLI_REPLY_TIMEOUT": "soon"}, nil,
+			`CLI_REPLY_TIMEOUT: "soon" is not a duration (e.g. 30s, 2m)`, envconfig.ErrSyntax},
+		{"negative retries", map[string]string{"CLI_ID": "3", "CLI_MAX_RETRIES": "-1"}, nil,
+			`CLI_MAX_RETRIES: "-1" must be 0 or more`, envconfig.ErrInvalid},
+		{"log level unknown", map[string]string{"CLI_ID": "3", "CLI_LOG_LEVEL": "LOUD"}, nil,
+			`CLI_LOG_LEVEL: "LOUD" must be one of DEBUG, INFO, WARN, ERROR`, envconfig.ErrInvalid},
+		{"address without a port", map[string]string{"CLI_ID": "3", "CLI_SERVER_ADDRESS": "server"}, nil,
+			`CLI_SERVER_ADDRESS: "server" is not host:port (e.g. server:12345, 127.0.0.1:12345, [::1]:12345)`, envconfig.ErrInvalid},
+		{"IPv6 address without brackets", map[string]string{"CLI_ID": "3", "CLI_SERVER_ADDRESS": "::1:12345"}, nil,
+			`CLI_SERVER_ADDRESS: "::1:12345" is not host:port (e.g. server:12345, 127.0.0.1:12345, [::1]:12345)`, envconfig.ErrInvalid},
+		{"port not a number", map[string]string{"CLI_ID": "3", "CLI_SERVER_ADDRESS": "server:http"}, nil,
+			`CLI_SERVER_ADDRESS: "server:http" has no port between 1 and 65535 (e.g. server:12345)`, envconfig.ErrInvalid},
+		{"TLS key and CA missing", map[string]string{"CLI_ID": "3", "CLI_TLS_CERT": pem}, nil,
+			"CLI_TLS_KEY: required when CLI_TLS_CERT is set (set all of CLI_TLS_CERT, CLI_TLS_KEY, CLI_TLS_CA, or none); " +
+				"CLI_TLS_CA: required when CLI_TLS_CERT is set (set all of CLI_TLS_CERT, CLI_TLS_KEY, CLI_TLS_CA, or none)",
+			envconfig.ErrRequired},
+		{"TLS CA unreadable", map[string]string{"CLI_ID": "3", "CLI_TLS_CERT": pem, "CLI_TLS_KEY": pem, "CLI_TLS_CA": gone}, nil,
+			`CLI_TLS_CA: "` + gone + `" cannot be read (no such file or directory)`, envconfig.ErrInvalid},
+		{"every mistake on one line", map[string]string{"CLI_ID": "x", "CLI_BATCH_MAXAMOUNT": "-5", "CLI_LOG_LEVEL": "LOUD"}, nil,
+			`CLI_ID: "x" is not a whole number; CLI_BATCH_MAXAMOUNT: "-5" must be 0 or more (0 packs as many bets as fit in one frame); ` +
+				`CLI_LOG_LEVEL: "LOUD" must be one of DEBUG, INFO, WARN, ERROR`, envconfig.ErrSyntax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Load(tt.env)
+			got, err := Load(envconfig.FromMap(tt.env))
 			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
+				require.EqualError(t, err, tt.wantErr)
+				require.ErrorIs(t, err, tt.wantKind)
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
+			want := defaults(3)
+			tt.want(&want)
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestTLSEnabled(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"none", Config{}, false},
+		{"server name alone", Config{TLSServerName: "central"}, false},
+		{"partial", Config{TLSCert: "c", TLSCA: "ca"}, false},
+		{"all three", Config{TLSCert: "c", TLSKey: "k", TLSCA: "ca"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.cfg.TLSEnabled())
 		})
 	}
 }

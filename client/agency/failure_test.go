@@ -3,14 +3,17 @@ package agency
 import (
 	"bufio"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,7 +237,7 @@ func testLog() (*logrus.Logger, *lineHook) {
 }
 
 // runBounded runs the agency and fails the test if it does not return in time.
-func runBounded(t *testing.T, a *Agency, bound time.Duration) ([]string, error, time.Duration) {
+func runBounded(t *testing.T, a *Agency, bound time.Duration) ([]string, time.Duration, error) {
 	t.Helper()
 	type result struct {
 		docs []string
@@ -250,12 +253,12 @@ func runBounded(t *testing.T, a *Agency, bound time.Duration) ([]string, error, 
 	}()
 	select {
 	case r := <-out:
-		return r.docs, r.err, time.Since(start)
+		return r.docs, time.Since(start), r.err
 	case <-time.After(bound):
 		cancel()
 		<-out
 		t.Fatalf("the agency hung for %s", bound)
-		return nil, nil, 0
+		return nil, 0, nil
 	}
 }
 
@@ -498,7 +501,7 @@ func TestAgencyFailsCleanly(t *testing.T) {
 				cfg.ReplyTimeout = tt.reply
 			}
 			log, lines := testLog()
-			docs, err, took := runBounded(t, New(cfg, log), fakeWait)
+			docs, took, err := runBounded(t, New(cfg, log), fakeWait)
 			require.Error(t, err, "winners %v", docs)
 			t.Logf("error after %s: %v", took.Round(time.Millisecond), err)
 			assert.Less(t, took, 5*time.Second)
@@ -568,7 +571,7 @@ func TestAgencyNeverSendsOverEightKiB(t *testing.T) {
 			cfg := failureConfig(fc.addr, data)
 			cfg.BatchMaxAmount = tt.maxCount
 			log, lines := testLog()
-			docs, err, _ := runBounded(t, New(cfg, log), 30*time.Second)
+			docs, _, err := runBounded(t, New(cfg, log), 30*time.Second)
 			require.NoError(t, err, "%s", lines)
 			assert.Equal(t, []string{"42"}, docs)
 			<-fc.done
@@ -611,4 +614,184 @@ func generated(t *testing.T, dir string, n int) []lottery.Bet {
 		bets = append(bets, b)
 	}
 	return bets
+}
+
+// A failure of the agency's own bets file is never retried: no new
+// connection fixes it. A file that cannot be opened fails before any
+// connection; one that breaks mid-way fails on the connection it was on.
+func TestLocalFileErrorsAreNotRetried(t *testing.T) {
+	tests := []struct {
+		name string
+		// data writes the bets file in dir and returns its path.
+		data       func(t *testing.T, dir string) string
+		script     func(f *fakeConn) error // nil: the agency must not connect
+		wantIs     error                   // errors.Is the returned error, if set
+		wantClosed int                     // cerrar_archivo lines
+	}{
+		{"missing", func(t *testing.T, dir string) string {
+			return filepath.Join(dir, "agency-3.csv")
+		}, nil, fs.ErrNotExist, 0},
+		{"a directory", func(t *testing.T, dir string) string {
+			return dir
+		}, nil, nil, 0},
+		{"a malformed row after two batches", func(t *testing.T, dir string) string {
+			path := filepath.Join(dir, "agency-3.csv")
+			var rows strings.Builder
+			for i := range 25 {
+				fmt.Fprintf(&rows, "Ana,Pérez,%d,1990-01-01,%d\r\n", 30000000+i, i)
+			}
+			rows.WriteString("Ana,Pérez,\"unterminated,1990-01-01,1\r\n")
+			require.NoError(t, os.WriteFile(path, []byte(rows.String()), 0o644))
+			return path
+		}, func(f *fakeConn) error {
+			if err := f.hello(); err != nil {
+				return err
+			}
+			for range 2 { // sent before the bad row was read; not answered
+				if _, err := f.expect(protocol.MsgBatch); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, csv.ErrQuote, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			data := tt.data(t, dir)
+			fc := startFake(t, func(f *fakeConn) error {
+				if tt.script == nil {
+					return fmt.Errorf("the agency connected")
+				}
+				return tt.script(f)
+			})
+			cfg := failureConfig(fc.addr, data)
+			cfg.MaxRetries = 5
+			log, lines := testLog()
+			_, took, err := runBounded(t, New(cfg, log), fakeWait)
+			require.Error(t, err)
+			var fe *DataFileError
+			require.ErrorAs(t, err, &fe)
+			assert.Equal(t, data, fe.Path)
+			assert.Contains(t, err.Error(), data, "the message names the file")
+			if tt.wantIs != nil {
+				assert.ErrorIs(t, err, tt.wantIs)
+			}
+			assert.Equal(t, "leer_archivo", FailedAction(err))
+			assert.False(t, lines.find("action: conexion"), "retried:\n%s", lines)
+			assert.Equal(t, tt.wantClosed, strings.Count(lines.String(), "action: cerrar_archivo"), "%s", lines)
+			if tt.script == nil {
+				assert.False(t, lines.find("action: conectar"), "it tried to connect:\n%s", lines)
+				assert.Less(t, took, time.Second)
+				return
+			}
+			<-fc.done
+			require.NoError(t, fc.err)
+		})
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection reset", fmt.Errorf("send batch 3: %w", syscall.ECONNRESET), true},
+		{"central closed the socket", fmt.Errorf("identify: %w", io.EOF), true},
+		{"timeout", &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true},
+		{"central shutting down", &protocol.RemoteError{Code: protocol.CodeShuttingDown}, true},
+		{"invalid bet", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, false},
+		{"gave up connecting", fmt.Errorf("connect: %w", errGaveUp), false},
+		{"missing bets file", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "open", Path: "a.csv", Err: fs.ErrNotExist}}, false},
+		// A bets file on a network file system fails like a socket: still local.
+		{"bets file read reset", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "read", Path: "a.csv", Err: syscall.ECONNRESET}}, false},
+		{"bets file cut short", &DataFileError{Path: "a.csv", Err: fmt.Errorf("a.csv: %w", io.EOF)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, retryable(tt.err))
+		})
+	}
+}
+
+func TestFailedAction(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"bets file", &DataFileError{Path: "a.csv", Err: fs.ErrNotExist}, "leer_archivo"},
+		{"central unreachable", fmt.Errorf("connect to x:1: %w after 3 attempts", errGaveUp), "conectar"},
+		{"lost, then unreachable", fmt.Errorf("%w; reconnecting failed: %w", io.EOF, fmt.Errorf("connect: %w", errGaveUp)), "conectar"},
+		{"refused batch", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, "consulta_ganadores"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, FailedAction(tt.err))
+		})
+	}
+}
+
+// openCount is how many of this process's file descriptors are open on path.
+func openCount(t *testing.T, path string) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd to see open files: %v", err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == path {
+			n++
+		}
+	}
+	return n
+}
+
+// Stopped mid-stream, the agency closes its bets file, and the line that says
+// so is there because the file was closed.
+func TestAgencyClosesItsFileWhenStopped(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "bets.csv")
+	writeBets(t, data, generated(t, dir, 3000))
+	acked := make(chan struct{})
+	fc := startFake(t, func(f *fakeConn) error {
+		if err := f.hello(); err != nil {
+			return err
+		}
+		if err := f.ackBatches(2); err != nil {
+			return err
+		}
+		close(acked) // and then only listens: the agency waits with its window full
+		return nil
+	})
+	log, lines := testLog()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := New(failureConfig(fc.addr, data), log).Run(ctx)
+		done <- err
+	}()
+	select {
+	case <-acked:
+	case <-time.After(fakeWait):
+		t.Fatalf("no batches:\n%s", lines)
+	}
+	require.Equal(t, 1, openCount(t, data), "the file is open while batches are in flight")
+	assert.False(t, lines.find("action: cerrar_archivo"), "closing logged while the file is open:\n%s", lines)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(fakeWait):
+		t.Fatal("the agency did not stop")
+	}
+	assert.Zero(t, openCount(t, data), "the bets file is still open")
+	assert.Equal(t, 1, strings.Count(lines.String(), "action: cerrar_archivo | result: success | archivo: "+data), "%s", lines)
+	<-fc.done
+	require.NoError(t, fc.err)
 }

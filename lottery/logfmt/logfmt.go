@@ -5,8 +5,9 @@
 package logfmt
 
 import (
+	"errors"
 	"fmt"
-	"os"
+	"io"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -55,16 +56,38 @@ func Line(action, result string, kv ...any) string {
 	return sb.String()
 }
 
-// New returns a logger on stdout with the course's format at the given level
-// name (INFO, debug, …).
-func New(level string) (*logrus.Logger, error) {
-	lvl, err := logrus.ParseLevel(level)
+// LevelNames lists the log levels a configuration may name.
+const LevelNames = "DEBUG, INFO, WARN, ERROR"
+
+// ErrLevel is the error ParseLevel returns for any other name.
+var ErrLevel = errors.New("must be one of " + LevelNames)
+
+// ParseLevel reads a level named in a configuration: DEBUG, INFO, WARN (or
+// WARNING) or ERROR, in any case.
+func ParseLevel(name string) (logrus.Level, error) {
+	switch strings.ToUpper(name) {
+	case "DEBUG":
+		return logrus.DebugLevel, nil
+	case "INFO":
+		return logrus.InfoLevel, nil
+	case "WARN", "WARNING":
+		return logrus.WarnLevel, nil
+	case "ERROR":
+		return logrus.ErrorLevel, nil
+	}
+	return 0, fmt.Errorf("log level %q: %w", name, ErrLevel)
+}
+
+// New returns a logger writing to w in the course's format, at the level
+// named (see ParseLevel).
+func New(w io.Writer, level string) (*logrus.Logger, error) {
+	lvl, err := ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("parse log level %q: %w", level, err)
+		return nil, err
 	}
 	l := logrus.New()
 	l.SetFormatter(Formatter{})
 	l.SetLevel(lvl)
-	l.SetOutput(os.Stdout)
+	l.SetOutput(w)
 	return l, nil
 }

@@ -1,6 +1,7 @@
 package logfmt
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -37,10 +38,43 @@ func TestFormat(t *testing.T) {
 	}
 }
 
+func TestParseLevel(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    logrus.Level
+		wantErr error
+	}{
+		{"upper case", "DEBUG", logrus.DebugLevel, nil},
+		{"lower case", "info", logrus.InfoLevel, nil},
+		{"mixed case", "Warn", logrus.WarnLevel, nil},
+		{"warning alias", "WARNING", logrus.WarnLevel, nil},
+		{"error", "error", logrus.ErrorLevel, nil},
+		{"unknown", "LOUD", 0, ErrLevel},
+		{"logrus-only level", "trace", 0, ErrLevel},
+		{"empty", "", 0, ErrLevel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseLevel(tt.in)
+			if tt.wantErr != nil {
+				require.ErrorIs(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
 func TestNew(t *testing.T) {
-	l, err := New("debug")
+	var buf bytes.Buffer
+	l, err := New(&buf, "warn")
 	require.NoError(t, err)
-	assert.Equal(t, logrus.DebugLevel, l.GetLevel())
-	_, err = New("loud")
-	require.ErrorContains(t, err, `parse log level "loud"`)
+	l.Info(Line("hidden", Success))
+	l.Warn(Line("shown", Fail, "k", "v"))
+	assert.Regexp(t, `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING  action: shown \| result: fail \| k: v\n$`, buf.String())
+
+	_, err = New(&buf, "loud")
+	require.ErrorIs(t, err, ErrLevel)
 }

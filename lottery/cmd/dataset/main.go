@@ -3,8 +3,12 @@
 // check the server's answers against an independent count.
 //
 //	dataset generate -agencies 5 -bets 20000 -seed 1 -out .data
-//	dataset extract -zip ../shared/datasets/dataset.zip -out .data
+//	dataset extract -zip .data/dataset.zip -out .data
 //	dataset winners -dir .data
+//
+// Paths are relative to the working directory; the defaults are the repository's layout
+// (make runs it from the root). generate and extract first remove any agency-N.csv already
+// in the output directory, so it never mixes two datasets; other files there are kept.
 package main
 
 import (
@@ -48,14 +52,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		agencies := fs.Int("agencies", 5, "number of agencies")
 		bets := fs.Int("bets", 20000, "bets per agency")
 		seed := fs.Uint64("seed", 1, "random seed; the same seed gives the same files")
-		out := fs.String("out", ".data", "output directory, created if missing")
+		out := fs.String("out", ".data", "output directory, created if missing; its agency-N.csv files are replaced")
 		action = func() error {
 			_, err := lottery.GenerateAgencyFiles(*out, *agencies, *bets, *seed)
 			return err
 		}
 	case "extract":
-		zip := fs.String("zip", "../shared/datasets/dataset.zip", "the official dataset")
-		out := fs.String("out", ".data", "output directory, created if missing")
+		zip := fs.String("zip", ".data/dataset.zip", "the official dataset (committed in the repository)")
+		out := fs.String("out", ".data", "output directory, created if missing; its agency-N.csv files are replaced")
 		action = func() error {
 			_, err := lottery.ExtractDataset(*zip, *out)
 			return err

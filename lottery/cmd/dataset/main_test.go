@@ -31,6 +31,27 @@ func TestExtractMissingZip(t *testing.T) {
 	assert.Contains(t, stderr.String(), "none.zip")
 }
 
+// Run from the repository root (as make does), extract finds the committed dataset by
+// default, and a generated dataset written over it leaves no official agency behind.
+func TestDefaultDatasetThenGenerate(t *testing.T) {
+	out, err := filepath.Abs(filepath.Join(t.TempDir(), "data"))
+	require.NoError(t, err)
+	t.Chdir("../../..")
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, run([]string{"extract", "-out", out}, &stdout, &stderr), stderr.String())
+	require.Equal(t, 0, run([]string{"winners", "-dir", out}, &stdout, &stderr), stderr.String())
+	var winners []string
+	for line := range strings.Lines(stdout.String()) {
+		winners = append(winners, strings.Fields(line)[5])
+	}
+	assert.Equal(t, []string{"2", "3", "3", "2", "0"}, winners, "the official dataset's winners per agency")
+
+	stdout.Reset()
+	require.Equal(t, 0, run([]string{"generate", "-agencies", "2", "-bets", "10", "-out", out}, &stdout, &stderr), stderr.String())
+	require.Equal(t, 0, run([]string{"winners", "-dir", out}, &stdout, &stderr), stderr.String())
+	assert.Equal(t, 2, strings.Count(stdout.String(), "\n"), "agencies 3-5 of the official dataset are gone:\n%s", stdout.String())
+}
+
 func TestWinnersEmptyDir(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	assert.Equal(t, 1, run([]string{"winners", "-dir", t.TempDir()}, &stdout, &stderr))

@@ -1,16 +1,18 @@
 // Command bench measures the lottery central and its agencies and prints one
 // markdown table, every figure the median of several runs taken in the same
-// invocation; it also writes the table to BENCHMARKS.md with the machine's CPU,
-// core count and Go version. `make bench` runs it after `make build`:
+// invocation; a full run also writes the table to BENCHMARKS.md with the
+// machine's CPU, core count and Go version. A -quick run (a smoke test) only
+// prints: it never overwrites BENCHMARKS.md unless -out names a file. `make
+// bench` runs it after `make build`:
 //
 //	go run ./server/cmd/bench -repo . [-quick] [-runs 5] [-scale-runs 5]
 //
 // What it measures:
 //
 //  1. the Go micro-benchmarks of protocol/ and lottery/ (go test -bench -benchmem);
-//  2. the official dataset end to end, when ../shared/datasets/dataset.zip is
-//     beside the repository: bin/server already listening, five bin/client
-//     processes started together, until the last one exits 0;
+//  2. the official dataset end to end (.data/dataset.zip, committed in the
+//     repository): bin/server already listening, five bin/client processes
+//     started together, until the last one exits 0;
 //  3. scale: a generated dataset (10,000,000 bets over 100 agencies): ingest
 //     rate, draw latency, peak RSS of the central and of an agency;
 //  4. the floor: the same files copied over loopback TCP into one fsynced file
@@ -76,8 +78,8 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.repo, "repo", ".", "repository root: bin/server, bin/client, protocol/, lottery/")
 	fs.StringVar(&o.dir, "dir", "", "datasets and run directories (default <repo>/.data/bench, git-ignored)")
-	fs.StringVar(&o.zip, "dataset", "", "official dataset (default <repo>/../shared/datasets/dataset.zip)")
-	fs.StringVar(&o.out, "out", "", "markdown report; \"-\" writes none (default <repo>/BENCHMARKS.md)")
+	fs.StringVar(&o.zip, "dataset", "", "official dataset (default <repo>/.data/dataset.zip)")
+	fs.StringVar(&o.out, "out", "", "markdown report; \"-\" writes none (default <repo>/BENCHMARKS.md, none with -quick)")
 	fs.IntVar(&o.runs, "runs", 5, "runs of each micro-benchmark and of the official dataset")
 	fs.IntVar(&o.scaleRuns, "scale-runs", 5, "runs of the scale dataset")
 	fs.IntVar(&o.scaleAgencies, "scale-agencies", 100, "agencies of the scale dataset")
@@ -128,11 +130,9 @@ func measure(ctx context.Context, o options) error {
 		o.dir = filepath.Join(repo, ".data", "bench")
 	}
 	if o.zip == "" {
-		o.zip = filepath.Join(repo, "..", "shared", "datasets", "dataset.zip")
+		o.zip = filepath.Join(repo, ".data", "dataset.zip")
 	}
-	if o.out == "" {
-		o.out = filepath.Join(repo, "BENCHMARKS.md")
-	}
+	o.out = reportPath(o, repo)
 	b := &bench{repo: repo, serverBin: filepath.Join(repo, "bin", "server"), clientBin: filepath.Join(repo, "bin", "client")}
 	for _, bin := range []string{b.serverBin, b.clientBin} {
 		if err := checkBinary(bin); err != nil {
@@ -175,6 +175,9 @@ func measure(ctx context.Context, o options) error {
 	table := renderTable(rows)
 	fmt.Print("\n" + table)
 	if o.out == "-" {
+		if o.quick {
+			fmt.Fprintln(os.Stderr, "bench: quick run, BENCHMARKS.md left as it is (a full run rewrites it)")
+		}
 		return nil
 	}
 	report := renderReport(ctx, o, table)
@@ -183,6 +186,19 @@ func measure(ctx context.Context, o options) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", o.out)
 	return nil
+}
+
+// reportPath is where the markdown report goes, "-" for nowhere: -out when given,
+// else BENCHMARKS.md for a full run and nowhere for a -quick one (a smoke test's
+// figures must not replace the report's).
+func reportPath(o options, repo string) string {
+	switch {
+	case o.out != "":
+		return o.out
+	case o.quick:
+		return "-"
+	}
+	return filepath.Join(repo, "BENCHMARKS.md")
 }
 
 // ---------------------------------------------------------------- datasets
@@ -267,8 +283,7 @@ func prepareDataset(dir, source string, agencies int, create func() error) (*dat
 func (b *bench) official(ctx context.Context, o options) ([]row, error) {
 	st, err := os.Stat(o.zip)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench: official dataset not found (%v): skipped\n", err)
-		return []row{{figure: "official dataset end to end", median: "skipped: no ../shared/datasets/dataset.zip", runs: "0", target: "≤ 150 ms", met: "—"}}, nil
+		return nil, fmt.Errorf("official dataset: %w", err)
 	}
 	dir := filepath.Join(o.dir, "official")
 	source := fmt.Sprintf("official %s, %d bytes", filepath.Base(o.zip), st.Size())
@@ -322,9 +337,9 @@ func (b *bench) scaleRuns(ctx context.Context, o options) ([]row, error) {
 		return nil, err
 	}
 	var (
-		wall, ingestTime, latency, scan, inform, floor []time.Duration
-		ingest                                         []float64
-		srvRSS, cliRSS                                 []int64
+		wall, latency, scan, inform, floor []time.Duration
+		ingest                             []float64
+		srvRSS, cliRSS                     []int64
 	)
 	for i := range o.scaleRuns {
 		e, err := b.runE2E(ctx, ds, o.scaleTimeout)
@@ -335,7 +350,7 @@ func (b *bench) scaleRuns(ctx context.Context, o options) ([]row, error) {
 		if err != nil {
 			return nil, fmt.Errorf("scale floor %d: %w", i+1, err)
 		}
-		wall, ingestTime, latency = append(wall, e.wall), append(ingestTime, e.ingestTime), append(latency, e.drawLatency)
+		wall, latency = append(wall, e.wall), append(latency, e.drawLatency)
 		scan, inform, floor = append(scan, e.drawScan), append(inform, e.inform), append(floor, f)
 		ingest, srvRSS, cliRSS = append(ingest, e.ingest), append(srvRSS, e.serverRSS), append(cliRSS, e.clientRSS)
 		fmt.Fprintf(os.Stderr, "bench: scale %d/%d: wall %s (floor %s), ingest %s bets/s, draw latency %s, RSS server %s client %s\n",

@@ -102,6 +102,10 @@ func testConfig(t testing.TB) config.Config {
 		LogLevel:       "debug",
 		IdleTimeout:    20 * time.Second,
 		MaxConnections: 64,
+		HelloTimeout:   5 * time.Second,
+		// Every test peer comes from 127.0.0.1: the per-source cap has its own test.
+		MaxUnidentified:          4096,
+		MaxUnidentifiedPerSource: 4096,
 	}
 }
 

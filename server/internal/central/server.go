@@ -6,6 +6,7 @@
 package central
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/draw"
 )
@@ -31,13 +33,18 @@ type Server struct {
 	log     *logrus.Logger
 	ledger  *ledger
 	barrier *draw.Barrier
+	tls     *tls.Config // nil: plaintext, for development only
 
 	mu       sync.Mutex
 	listener net.Listener
 	sessions map[*session]struct{}
 	owners   map[int]*session // the one live session of each identified agency
-	closing  bool
-	wg       sync.WaitGroup // one per session goroutine
+	// Connections that have not completed HELLO, in total and by source IP:
+	// a flood of silent sockets must not keep identified agencies out.
+	unidentified int
+	bySource     map[string]int
+	closing      bool
+	wg           sync.WaitGroup // one per session goroutine
 	// stopping is closing for the draw, which runs under the barrier's lock
 	// and must not make Shutdown wait for a whole pass over the bets.
 	stopping atomic.Bool
@@ -45,7 +52,14 @@ type Server struct {
 
 // New opens the bets file and prepares the draw barrier.
 func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
-	l, rec, err := openLedger(cfg.StoragePath)
+	var tlsConfig *tls.Config
+	if cfg.TLSEnabled() {
+		var err error
+		if tlsConfig, err = identity.ServerConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
+			return nil, fmt.Errorf("start central: %w", err)
+		}
+	}
+	l, rec, err := openLedger(cfg.StoragePath, cfg.Agencies, log)
 	if err != nil {
 		return nil, fmt.Errorf("start central: %w", err)
 	}
@@ -53,23 +67,27 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		ledger:   l,
+		tls:      tlsConfig,
 		sessions: make(map[*session]struct{}),
 		owners:   make(map[int]*session),
+		bySource: make(map[string]int),
+	}
+	if tlsConfig == nil {
+		s.log.Warn(logfmt.Line("tls", logfmt.Success, "modo", "plaintext",
+			"aviso", "bets and winners travel unauthenticated: any peer can speak for any agency; set SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA"))
+	} else {
+		s.log.Info(logfmt.Line("tls", logfmt.Success, "modo", "mutual_tls", "certificado", cfg.TLSCert, "ca_agencias", cfg.TLSClientCA))
 	}
 	s.barrier = draw.New(cfg.Agencies, s.runDraw)
 	s.barrier.OnPark(func(agency int) {
 		s.log.Info(logfmt.Line("espera_sorteo", logfmt.InProgress, "agencia", agency))
 	})
 	s.log.Info(logfmt.Line("recuperacion", logfmt.Success, "apuestas", rec.bets, "agencias_con_apuestas", rec.agencies,
-		"agencias_finalizadas", len(rec.finished), "bytes_recortados", rec.cutBets+rec.cutJour))
+		"agencias_finalizadas", len(rec.finished), "bytes_recortados_apuestas", rec.cutBets, "bytes_recortados_diario", rec.cutJour))
 	// Replaying the journal's FINISHes reruns the draw when every agency had
-	// finished: the same bets give the same winners.
+	// finished: the same bets give the same winners. openLedger checked
+	// that each is an agency of this draw.
 	for _, agency := range rec.finished {
-		if agency > cfg.Agencies {
-			l.close()
-			return nil, fmt.Errorf("start central: agency %d finished in %s but SERVER_AGENCIES is %d",
-				agency, journalPath(cfg.StoragePath), cfg.Agencies)
-		}
 		if _, err := s.barrier.Finish(agency); err != nil {
 			l.close()
 			return nil, fmt.Errorf("start central: %w", err)
@@ -140,24 +158,36 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // start hands conn to a new session goroutine, unless the central is closing
-// or at its connection cap.
+// or at one of its connection caps.
 func (s *Server) start(conn net.Conn) {
+	source := sourceOf(conn.RemoteAddr())
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		conn.Close()
 		return
 	}
-	if len(s.sessions) >= s.cfg.MaxConnections {
+	var limit string
+	switch {
+	case len(s.sessions) >= s.cfg.MaxConnections:
+		limit = fmt.Sprintf("the central serves at most %d connections", s.cfg.MaxConnections)
+	case s.unidentified >= s.cfg.MaxUnidentified:
+		limit = fmt.Sprintf("at most %d connections may be waiting to identify", s.cfg.MaxUnidentified)
+	case s.bySource[source] >= s.cfg.MaxUnidentifiedPerSource:
+		limit = fmt.Sprintf("at most %d connections from one address may be waiting to identify", s.cfg.MaxUnidentifiedPerSource)
+	}
+	if limit != "" {
 		s.mu.Unlock()
 		s.log.Warn(logfmt.Line("aceptar_conexion", logfmt.Fail, "remoto", conn.RemoteAddr(),
-			"motivo", protocol.CodeTooManyConns, "limite", s.cfg.MaxConnections))
-		refuse(conn, protocol.CodeTooManyConns, fmt.Sprintf("the central serves at most %d connections; retry later", s.cfg.MaxConnections))
+			"motivo", protocol.CodeTooManyConns, "detalle", limit))
+		s.refuse(conn, protocol.CodeTooManyConns, limit+"; retry later")
 		return
 	}
-	// Only an accepted connection gets a session and its read buffer.
-	sess := newSession(s, conn)
+	// Only an accepted connection gets a session; its read buffer waits for HELLO.
+	sess := newSession(s, conn, source)
 	s.sessions[sess] = struct{}{}
+	s.unidentified++
+	s.bySource[source]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.log.Debug(logfmt.Line("aceptar_conexion", logfmt.Success, "remoto", conn.RemoteAddr()))
@@ -169,10 +199,41 @@ func (s *Server) start(conn net.Conn) {
 
 // refuse tells a connection the central will not serve it why, and closes it.
 // The write is bounded: the accept loop must not wait on a peer that does not read.
-func refuse(conn net.Conn, code protocol.Code, text string) {
-	_ = conn.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
-	_ = protocol.WriteMessage(conn, protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
+// With TLS the connection is only closed: a handshake for a peer that is turned
+// away anyway would cost more than the refusal, and the agency retries a
+// connection closed before its handshake.
+func (s *Server) refuse(conn net.Conn, code protocol.Code, text string) {
+	if s.tls == nil {
+		_ = conn.SetWriteDeadline(time.Now().Add(shutdownWriteTimeout))
+		_ = protocol.WriteMessage(conn, protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
+	}
 	_ = conn.Close()
+}
+
+// sourceOf is the key of the per-source cap: the peer's IP without its port.
+func sourceOf(addr net.Addr) string {
+	if host, _, err := net.SplitHostPort(addr.String()); err == nil {
+		return host
+	}
+	return addr.String()
+}
+
+// identified takes sess out of the unidentified counts, once.
+func (s *Server) identified(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forgetUnidentified(sess)
+}
+
+func (s *Server) forgetUnidentified(sess *session) {
+	if !sess.unidentified {
+		return
+	}
+	sess.unidentified = false
+	s.unidentified--
+	if s.bySource[sess.source]--; s.bySource[sess.source] <= 0 {
+		delete(s.bySource, sess.source)
+	}
 }
 
 func (s *Server) isClosing() bool {
@@ -181,21 +242,27 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// claim binds agency to sess; it fails while another live session holds it.
-func (s *Server) claim(agency int, sess *session) bool {
+// claim binds agency to sess. When another live session holds it, a session
+// authenticated by its certificate takes the agency over and gets the old
+// session back to close (a real agency whose old socket is half-dead gets back
+// in at once); without TLS nothing proves the newcomer is the agency, so it is
+// refused (ok false).
+func (s *Server) claim(agency int, sess *session) (old *session, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, taken := s.owners[agency]; taken {
-		return false
+	old = s.owners[agency]
+	if old != nil && s.tls == nil {
+		return nil, false
 	}
 	s.owners[agency] = sess
-	return true
+	return old, true
 }
 
 // release forgets a session that ended.
 func (s *Server) release(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetUnidentified(sess)
 	delete(s.sessions, sess)
 	if s.owners[sess.agency] == sess {
 		delete(s.owners, sess.agency)

@@ -3,6 +3,7 @@ package central
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/draw"
 )
 
@@ -29,30 +31,44 @@ const readBuffer = 16 * protocol.MaxClientFrame
 var errDataWhileParked = errors.New("message received while waiting for the draw")
 
 // session serves one connection. Its fields are used by its own goroutine
-// only, except conn, which Shutdown may close from outside.
+// only, except raw, which Shutdown or a replacing session may close from
+// outside, and unidentified, which the server's lock guards.
 type session struct {
-	srv       *Server
-	conn      net.Conn
-	br        *bufio.Reader
-	agency    int    // 0 until HELLO
-	nextSeq   uint32 // the sequence number the next batch must carry
-	payload   []byte // reused frame buffer
-	batch     protocol.Batch
-	bets      []lottery.Bet
-	staged    []staged
-	wbuf      []byte
-	closeOnce sync.Once
-	parked    atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
+	srv          *Server
+	raw          net.Conn // the TCP connection
+	conn         net.Conn // raw, or the TLS connection over it
+	source       string   // the peer's IP: the key of the per-source cap
+	unidentified bool     // counted among the connections that have not said HELLO
+	certAgency   int      // the agency the peer's verified certificate names; 0 for none
+	done         chan struct{}
+	br           *bufio.Reader // allocated after HELLO
+	agency       int           // 0 until HELLO
+	nextSeq      uint32        // the sequence number the next batch must carry
+	payload      []byte        // reused frame buffer
+	batch        protocol.Batch
+	bets         []lottery.Bet
+	staged       []staged
+	wbuf         []byte
+	closeOnce    sync.Once
+	parked       atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
 }
 
-func newSession(srv *Server, conn net.Conn) *session {
-	return &session{srv: srv, conn: conn, br: bufio.NewReaderSize(conn, readBuffer)}
+func newSession(srv *Server, conn net.Conn, source string) *session {
+	s := &session{srv: srv, raw: conn, conn: conn, source: source, unidentified: true, done: make(chan struct{})}
+	if srv.tls != nil {
+		s.conn = tls.Server(conn, srv.tls)
+	}
+	return s
 }
 
 // run reads and answers frames until the peer leaves, breaks the protocol, or
 // the central shuts down.
 func (s *session) run() {
 	defer s.end()
+	if !s.identify() {
+		return
+	}
+	s.br = bufio.NewReaderSize(s.conn, readBuffer)
 	for {
 		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
 			return
@@ -69,17 +85,65 @@ func (s *session) run() {
 	}
 }
 
-// handle answers one frame; false ends the session.
+// identify proves who the peer is before anything costly is allocated for
+// it: the TLS handshake and then HELLO must each complete within
+// HelloTimeout, and the first frame is read straight from the socket. A PING
+// is answered without identifying (health probes) and the connection closed.
+// false ends the session.
+func (s *session) identify() bool {
+	wait := min(s.srv.cfg.HelloTimeout, s.srv.cfg.IdleTimeout)
+	if tc, ok := s.conn.(*tls.Conn); ok && !s.handshake(tc, wait) {
+		return false
+	}
+	if err := s.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return false
+	}
+	f, err := protocol.ReadFrame(s.conn, protocol.MaxClientFrame, nil)
+	if err != nil {
+		s.readFailed(f.Type, err)
+		return false
+	}
+	switch f.Type {
+	case protocol.MsgPing:
+		s.send(protocol.Pong{})
+		return false
+	case protocol.MsgHello:
+		return s.hello(f.Payload)
+	}
+	return s.fail(protocol.CodeNotIdentified, fmt.Sprintf("%s before HELLO: identify the agency first", f.Type))
+}
+
+// handshake runs the TLS handshake within wait and reads the agency the
+// peer's verified certificate names.
+func (s *session) handshake(tc *tls.Conn, wait time.Duration) bool {
+	if err := tc.SetDeadline(time.Now().Add(wait)); err != nil {
+		return false
+	}
+	if err := tc.Handshake(); err != nil {
+		// A plaintext agency is told in its own framing that TLS is required.
+		identity.RefusePlaintext(err, shutdownWriteTimeout)
+		reason, ok := identity.DescribeServerHandshakeError(err)
+		if !ok {
+			reason = "network"
+		}
+		s.srv.log.Warn(logfmt.Line("tls_handshake", logfmt.Fail, "remoto", s.conn.RemoteAddr(), "motivo", reason, "error", err))
+		return false
+	}
+	// A certificate that names no agency (the central's own, for its health
+	// probe) may only PING.
+	if agency, err := identity.ConnAgency(tc.ConnectionState()); err == nil {
+		s.certAgency = agency
+	}
+	return true
+}
+
+// handle answers one frame of an identified agency; false ends the session.
 func (s *session) handle(f protocol.Frame) bool {
 	if f.Type == protocol.MsgPing {
-		// Health probes ping without identifying and are closed after the answer.
-		return s.send(protocol.Pong{}) && s.agency != 0
+		return s.send(protocol.Pong{})
 	}
 	if f.Type == protocol.MsgHello {
 		return s.hello(f.Payload)
-	}
-	if s.agency == 0 {
-		return s.fail(protocol.CodeNotIdentified, fmt.Sprintf("%s before HELLO: identify the agency first", f.Type))
 	}
 	switch f.Type {
 	case protocol.MsgBatch:
@@ -103,17 +167,41 @@ func (s *session) hello(payload []byte) bool {
 	if m.Version != protocol.Version {
 		return s.fail(protocol.CodeBadVersion, fmt.Sprintf("protocol version %d; this central speaks %d", m.Version, protocol.Version))
 	}
+	if s.srv.tls != nil && uint64(m.Agency) != uint64(s.certAgency) {
+		named := "none"
+		if s.certAgency != 0 {
+			named = identity.AgencyName(s.certAgency)
+		}
+		s.srv.log.Warn(logfmt.Line("autorizacion", logfmt.Fail, "remoto", s.conn.RemoteAddr(),
+			"agencia_certificado", named, "agencia_declarada", m.Agency))
+		return s.fail(protocol.CodeUnauthorized,
+			fmt.Sprintf("this connection's certificate names agency %s; it may not speak for agency %d", named, m.Agency))
+	}
 	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
 		return s.fail(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
 	}
-	if err := s.srv.ledger.err(); err != nil {
-		// The counts may not match the disk: a restart recovers them.
-		return s.fail(protocol.CodeStorage, "the central cannot store bets until it restarts")
+	// A storage failure not healed yet (most likely a full disk) turns away the
+	// agencies that still have bets to store; a finished one goes on to its winners.
+	if finished, _ := s.srv.barrier.State(int(m.Agency)); !finished {
+		if err := s.srv.ledger.ready(); err != nil {
+			s.srv.log.Error(logfmt.Line("recuperar_almacenamiento", logfmt.Fail, "agencia", m.Agency, "error", err))
+			return s.fail(protocol.CodeStorage, "the central cannot store bets yet; reconnect later")
+		}
 	}
 	agency := int(m.Agency)
-	if !s.srv.claim(agency, s) {
+	old, ok := s.srv.claim(agency, s)
+	if !ok {
 		return s.fail(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
 	}
+	if old != nil {
+		// The old session may be between writing a batch and counting it: the
+		// count this HELLO answers with is exact only once it has ended.
+		old.close()
+		<-old.done
+		s.srv.log.Info(logfmt.Line("reemplazar_conexion", logfmt.Success, "agencia", agency,
+			"remoto_anterior", old.conn.RemoteAddr(), "remoto", s.conn.RemoteAddr()))
+	}
+	s.srv.identified(s)
 	s.agency, s.nextSeq = agency, 1
 	finished, drawn := s.srv.barrier.State(agency)
 	stored := s.srv.ledger.count(agency)
@@ -225,8 +313,12 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	}
 	gen, err := s.srv.ledger.write(s.agency, s.bets)
 	if err != nil {
-		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "error", err))
-		return reject(protocol.CodeStorage, protocol.NoIndex, "the central could not store the batch")
+		// Not stored: its generation is lost, so the sync in answerStaged fails,
+		// refuses it and every later batch of the connection with storage, and
+		// ends the connection. It is staged like a written batch, using up its
+		// number, so that the batches sent after it reach that refusal rather
+		// than bad_sequence.
+		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "lote", seq, "error", err))
 	}
 	s.nextSeq++
 	return staged{reply: protocol.BatchAck{Seq: seq}, count: len(s.bets), gen: gen}, true
@@ -240,8 +332,24 @@ func (s *session) answerStaged() bool {
 	}
 	if gen > 0 {
 		if err := s.srv.ledger.sync(gen); err != nil {
+			// A write or fsync failed and lost batches (see ledger.go): the
+			// staged batches still durable are acknowledged, the lost ones
+			// refused with storage, in order; then ERROR storage ends the
+			// connection, and the agency resumes from HELLO_ACK's count.
 			s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "error", err))
-			return s.fail(protocol.CodeStorage, "the central could not make the bets durable")
+			for _, st := range s.staged {
+				reply := st.reply
+				if st.gen > 0 && s.srv.ledger.durable(st.gen) {
+					s.srv.ledger.commit(s.agency, st.count)
+					s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
+				} else if st.gen > 0 {
+					reply = s.reject(reply.(protocol.BatchAck).Seq, st.count, protocol.CodeStorage, protocol.NoIndex,
+						"the central could not store the batch; reconnect and resume")
+				}
+				s.queue(reply)
+			}
+			s.srv.ledger.release(s.agency)
+			return s.fail(protocol.CodeStorage, "the central could not store bets; reconnect and resume")
 		}
 	}
 	for _, st := range s.staged {
@@ -422,7 +530,11 @@ func (s *session) readFailed(t protocol.MsgType, err error) {
 	case errors.Is(err, net.ErrClosed):
 		// Shutdown closed the connection.
 	case errors.As(err, &ne) && ne.Timeout():
-		s.fail(protocol.CodeIdleTimeout, fmt.Sprintf("no complete message for %s", s.srv.cfg.IdleTimeout))
+		wait := s.srv.cfg.IdleTimeout
+		if s.agency == 0 {
+			wait = min(wait, s.srv.cfg.HelloTimeout)
+		}
+		s.fail(protocol.CodeIdleTimeout, fmt.Sprintf("no complete message for %s", wait))
 	case errors.Is(err, protocol.ErrFrameTooLarge):
 		if t == protocol.MsgBatch {
 			s.logBatchFail(0)
@@ -437,11 +549,14 @@ func (s *session) readFailed(t protocol.MsgType, err error) {
 }
 
 // close closes the connection; safe from any goroutine, any number of times.
+// It closes the TCP connection under any TLS: closing the TLS connection
+// would first try to send an alert to a peer that may not be reading.
 func (s *session) close() {
-	s.closeOnce.Do(func() { _ = s.conn.Close() })
+	s.closeOnce.Do(func() { _ = s.raw.Close() })
 }
 
 func (s *session) end() {
+	defer close(s.done)
 	s.close()
 	s.srv.release(s)
 	line := logfmt.Line("cerrar_conexion", logfmt.Success, "agencia", s.agency, "remoto", s.conn.RemoteAddr())

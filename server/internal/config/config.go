@@ -1,59 +1,142 @@
 // Package config reads the central's configuration from the environment.
+// `server` and `server health` both load it here: one place for the defaults.
 package config
 
 import (
-	"errors"
-	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
 	"time"
 
-	"github.com/caarlos0/env/v11"
+	"lotterycentral.example/lottery/envconfig"
+	"lotterycentral.example/lottery/logfmt"
 )
 
 // Config is the central's configuration; every field comes from one variable.
 type Config struct {
-	Host           string        `env:"SERVER_HOST"`
-	Port           int           `env:"SERVER_PORT" envDefault:"12345"`
-	Agencies       int           `env:"SERVER_AGENCIES" envDefault:"5"`
-	StoragePath    string        `env:"SERVER_STORAGE_PATH" envDefault:"./bets.csv"`
-	LogLevel       string        `env:"SERVER_LOG_LEVEL" envDefault:"INFO"`
-	IdleTimeout    time.Duration `env:"SERVER_IDLE_TIMEOUT" envDefault:"60s"`
-	MaxConnections int           `env:"SERVER_MAX_CONNECTIONS" envDefault:"2048"`
+	Host           string        `env:"SERVER_HOST" help:"address to listen on; empty listens on every interface"`
+	Port           int           `env:"SERVER_PORT" envDefault:"12345" help:"TCP port to listen on; 0 picks a free one"`
+	Agencies       int           `env:"SERVER_AGENCIES" envDefault:"5" help:"agencies in the draw, numbered 1..N; the draw runs when all have finished"`
+	StoragePath    string        `env:"SERVER_STORAGE_PATH" envDefault:"./bets.csv" help:"the bets file; its directory must exist and be writable (the FINISH journal lives beside it)"`
+	LogLevel       string        `env:"SERVER_LOG_LEVEL" envDefault:"INFO" help:"DEBUG, INFO, WARN or ERROR"`
+	IdleTimeout    time.Duration `env:"SERVER_IDLE_TIMEOUT" envDefault:"60s" help:"a connection that sends no complete message for this long is closed (not an agency waiting for the draw)"`
+	MaxConnections int           `env:"SERVER_MAX_CONNECTIONS" envDefault:"2048" help:"connections served at once; more are refused with too_many_connections"`
+
+	// Mutual TLS: all three or none (plaintext, for development).
+	TLSCert     string `env:"SERVER_TLS_CERT" help:"the central's certificate (PEM); with SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA turns on mutual TLS"`
+	TLSKey      string `env:"SERVER_TLS_KEY" help:"the private key of SERVER_TLS_CERT (PEM)"`
+	TLSClientCA string `env:"SERVER_TLS_CLIENT_CA" help:"the CA that signs the agencies' certificates (PEM)"`
+
+	// Connections that have not yet said who they are.
+	HelloTimeout             time.Duration `env:"SERVER_HELLO_TIMEOUT" envDefault:"5s" help:"deadline for the TLS handshake and then for the HELLO, each"`
+	MaxUnidentified          int           `env:"SERVER_MAX_UNIDENTIFIED" envDefault:"256" help:"connections that have not completed HELLO, in total"`
+	MaxUnidentifiedPerSource int           `env:"SERVER_MAX_UNIDENTIFIED_PER_SOURCE" envDefault:"32" help:"connections that have not completed HELLO, per source IP address"`
 }
 
-// Load parses the configuration from environ (nil means the process
-// environment) and validates it.
-func Load(environ map[string]string) (Config, error) {
-	opts := env.Options{Environment: environ}
-	cfg, err := env.ParseAsWithOptions[Config](opts)
-	if err != nil {
-		return Config{}, fmt.Errorf("load config: %w", err)
+// Load reads the configuration through getenv (os.Getenv in the binary) and
+// validates it, the files it names included. The error lists every mistake,
+// each naming its variable (see envconfig).
+func Load(getenv envconfig.Getenv) (Config, error) {
+	cfg, err := envconfig.Parse[Config](getenv)
+	errs := []error{err, cfg.Validate()}
+	if cfg.StoragePath != "" {
+		errs = append(errs, envconfig.Writable("SERVER_STORAGE_PATH", cfg.StoragePath))
 	}
-	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("load config: %w", err)
+	if cfg.TLSEnabled() {
+		errs = append(errs,
+			envconfig.Readable("SERVER_TLS_CERT", cfg.TLSCert),
+			envconfig.Readable("SERVER_TLS_KEY", cfg.TLSKey),
+			envconfig.Readable("SERVER_TLS_CLIENT_CA", cfg.TLSClientCA))
+	}
+	if err := envconfig.Join(errs...); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }
 
-// Validate reports every value out of range, not only the first.
+// Validate reports every value out of range, not only the first. It does
+// not look at the file system (Load does).
 func (c Config) Validate() error {
 	var errs []error
+	if _, err := netip.ParseAddr(c.Host); c.Host != "" && err != nil && !validHostname(c.Host) {
+		errs = append(errs, envconfig.Invalid("SERVER_HOST", c.Host, "is not an IP address or host name (e.g. 0.0.0.0, ::1, localhost)"))
+	}
 	if c.Port < 0 || c.Port > 65535 {
-		errs = append(errs, fmt.Errorf("SERVER_PORT=%d: want 0..65535 (0 picks a free port)", c.Port))
+		errs = append(errs, envconfig.Invalid("SERVER_PORT", c.Port, "must be between 0 and 65535 (0 picks a free port)"))
 	}
 	if c.Agencies < 1 || c.Agencies > 1_000_000 {
-		errs = append(errs, fmt.Errorf("SERVER_AGENCIES=%d: want 1..1000000", c.Agencies))
+		errs = append(errs, envconfig.Invalid("SERVER_AGENCIES", c.Agencies, "must be between 1 and 1000000"))
 	}
 	if c.StoragePath == "" {
-		errs = append(errs, errors.New("SERVER_STORAGE_PATH is empty"))
+		errs = append(errs, envconfig.Required("SERVER_STORAGE_PATH", "the path of the bets file"))
+	}
+	if _, err := logfmt.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, envconfig.Invalid("SERVER_LOG_LEVEL", c.LogLevel, logfmt.ErrLevel.Error()))
 	}
 	if c.IdleTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("SERVER_IDLE_TIMEOUT=%s: want a positive duration", c.IdleTimeout))
+		errs = append(errs, envconfig.Invalid("SERVER_IDLE_TIMEOUT", c.IdleTimeout, "must be a positive duration (e.g. 30s, 2m)"))
 	}
 	if c.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("SERVER_MAX_CONNECTIONS=%d: want at least 1", c.MaxConnections))
+		errs = append(errs, envconfig.Invalid("SERVER_MAX_CONNECTIONS", c.MaxConnections, "must be 1 or more"))
 	}
-	return errors.Join(errs...)
+	errs = append(errs, envconfig.AllOrNone("SERVER_TLS_CERT", c.TLSCert, "SERVER_TLS_KEY", c.TLSKey,
+		"SERVER_TLS_CLIENT_CA", c.TLSClientCA))
+	if c.HelloTimeout <= 0 {
+		errs = append(errs, envconfig.Invalid("SERVER_HELLO_TIMEOUT", c.HelloTimeout, "must be a positive duration (e.g. 5s)"))
+	}
+	if c.MaxUnidentified < 1 {
+		errs = append(errs, envconfig.Invalid("SERVER_MAX_UNIDENTIFIED", c.MaxUnidentified, "must be 1 or more"))
+	}
+	if c.MaxUnidentifiedPerSource < 1 {
+		errs = append(errs, envconfig.Invalid("SERVER_MAX_UNIDENTIFIED_PER_SOURCE", c.MaxUnidentifiedPerSource, "must be 1 or more"))
+	}
+	return envconfig.Join(errs...)
 }
 
-// Address is where the central listens.
-func (c Config) Address() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }
+// validHostname accepts what a listener can resolve: letters, digits, '-'
+// and '.', in labels of at most 63 characters.
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	label := 0
+	for _, r := range h {
+		switch {
+		case r == '.':
+			if label == 0 {
+				return false
+			}
+			label = 0
+		case r == '-', r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z':
+			label++
+			if label > 63 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return label > 0
+}
+
+// TLSEnabled reports whether the central serves mutual TLS (all three TLS
+// variables set) rather than plaintext.
+func (c Config) TLSEnabled() bool {
+	return c.TLSCert != "" && c.TLSKey != "" && c.TLSClientCA != ""
+}
+
+// Address is where the central listens: host and port joined for any
+// address family ("[::1]:12345" for SERVER_HOST=::1).
+func (c Config) Address() string {
+	return net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
+}
+
+// HealthAddress is where `server health` finds this central: its own host,
+// or loopback when it listens on every interface.
+func (c Config) HealthAddress() string {
+	host := c.Host
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(c.Port))
+}

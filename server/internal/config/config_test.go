@@ -1,46 +1,140 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery/envconfig"
 )
 
 func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "bets.csv")
+	pem := filepath.Join(dir, "x.pem")
+	require.NoError(t, os.WriteFile(pem, []byte("not parsed here"), 0o600))
+	missing := filepath.Join(dir, "nope", "bets.csv")
+	defaults := Config{Port: 12345, Agencies: 5, StoragePath: store, LogLevel: "INFO",
+		IdleTimeout: 60 * time.Second, MaxConnections: 2048,
+		HelloTimeout: 5 * time.Second, MaxUnidentified: 256, MaxUnidentifiedPerSource: 32}
 	tests := []struct {
-		name    string
-		env     map[string]string
-		want    func(*Config)
-		wantErr string
+		name     string
+		env      map[string]string // SERVER_STORAGE_PATH is store unless set
+		want     func(*Config)
+		wantErr  string // the whole message
+		wantKind error
 	}{
-		{"defaults", map[string]string{}, func(c *Config) {}, ""},
+		{"defaults", map[string]string{}, func(c *Config) {}, "", nil},
 		{"everything set", map[string]string{"SERVER_PORT": "4000", "SERVER_AGENCIES": "10",
-			"SERVER_STORAGE_PATH": "/tmp/x.csv", "SERVER_LOG_LEVEL": "DEBUG", "SERVER_IDLE_TIMEOUT": "5s",
-			"SERVER_MAX_CONNECTIONS": "3", "SERVER_HOST": "127.0.0.1"}, func(c *Config) {
-			*c = Config{Host: "127.0.0.1", Port: 4000, Agencies: 10, StoragePath: "/tmp/x.csv", LogLevel: "DEBUG",
-				IdleTimeout: 5 * time.Second, MaxConnections: 3}
-		}, ""},
-		{"port not a number", map[string]string{"SERVER_PORT": "abc"}, nil, `"Port" of type "int": strconv.ParseInt: parsing "abc"`},
-		{"port out of range", map[string]string{"SERVER_PORT": "70000"}, nil, "SERVER_PORT=70000"},
-		{"no agencies", map[string]string{"SERVER_AGENCIES": "0"}, nil, "SERVER_AGENCIES=0"},
-		{"negative idle timeout", map[string]string{"SERVER_IDLE_TIMEOUT": "-1s"}, nil, "SERVER_IDLE_TIMEOUT"},
-		{"every error at once", map[string]string{"SERVER_AGENCIES": "0", "SERVER_MAX_CONNECTIONS": "0"}, nil,
-			"SERVER_AGENCIES=0: want 1..1000000\nSERVER_MAX_CONNECTIONS=0"},
+			"SERVER_LOG_LEVEL": "debug", "SERVER_IDLE_TIMEOUT": "5s", "SERVER_MAX_CONNECTIONS": "3",
+			"SERVER_HOST": "::1", "SERVER_HELLO_TIMEOUT": "2s", "SERVER_MAX_UNIDENTIFIED": "10",
+			"SERVER_MAX_UNIDENTIFIED_PER_SOURCE": "2", "SERVER_TLS_CERT": pem, "SERVER_TLS_KEY": pem,
+			"SERVER_TLS_CLIENT_CA": pem}, func(c *Config) {
+			*c = Config{Host: "::1", Port: 4000, Agencies: 10, StoragePath: store, LogLevel: "debug",
+				IdleTimeout: 5 * time.Second, MaxConnections: 3,
+				TLSCert: pem, TLSKey: pem, TLSClientCA: pem,
+				HelloTimeout: 2 * time.Second, MaxUnidentified: 10, MaxUnidentifiedPerSource: 2}
+		}, "", nil},
+		{"a host name", map[string]string{"SERVER_HOST": "central.example"}, func(c *Config) { c.Host = "central.example" }, "", nil},
+		{"WARNING is WARN", map[string]string{"SERVER_LOG_LEVEL": "WARNING"}, func(c *Config) { c.LogLevel = "WARNING" }, "", nil},
+		{"port not a number", map[string]string{"SERVER_PORT": "abc"}, nil,
+			`SERVER_PORT: "abc" is not a whole number`, envconfig.ErrSyntax},
+		{"port out of range", map[string]string{"SERVER_PORT": "70000"}, nil,
+			`SERVER_PORT: "70000" must be between 0 and 65535 (0 picks a free port)`, envconfig.ErrInvalid},
+		{"host with a port", map[string]string{"SERVER_HOST": "127.0.0.1:80"}, nil,
+			`SERVER_HOST: "127.0.0.1:80" is not an IP address or host name (e.g. 0.0.0.0, ::1, localhost)`, envconfig.ErrInvalid},
+		{"no agencies", map[string]string{"SERVER_AGENCIES": "0"}, nil,
+			`SERVER_AGENCIES: "0" must be between 1 and 1000000`, envconfig.ErrInvalid},
+		{"log level unknown", map[string]string{"SERVER_LOG_LEVEL": "LOUD"}, nil,
+			`SERVER_LOG_LEVEL: "LOUD" must be one of DEBUG, INFO, WARN, ERROR`, envconfig.ErrInvalid},
+		{"idle timeout not a duration", map[string]string{"SERVER_IDLE_TIMEOUT": "soon"}, nil,
+			`SERVER_IDLE_TIMEOUT: "soon" is not a duration (e.g. 30s, 2m)`, envconfig.ErrSyntax},
+		{"negative idle timeout", map[string]string{"SERVER_IDLE_TIMEOUT": "-1s"}, nil,
+			`SERVER_IDLE_TIMEOUT: "-1s" must be a positive duration (e.g. 30s, 2m)`, envconfig.ErrInvalid},
+		{"zero hello timeout", map[string]string{"SERVER_HELLO_TIMEOUT": "0s"}, nil,
+			`SERVER_HELLO_TIMEOUT: "0s" must be a positive duration (e.g. 5s)`, envconfig.ErrInvalid},
+		{"no unidentified connections", map[string]string{"SERVER_MAX_UNIDENTIFIED": "0"}, nil,
+			`SERVER_MAX_UNIDENTIFIED: "0" must be 1 or more`, envconfig.ErrInvalid},
+		{"no unidentified connections per source", map[string]string{"SERVER_MAX_UNIDENTIFIED_PER_SOURCE": "-3"}, nil,
+			`SERVER_MAX_UNIDENTIFIED_PER_SOURCE: "-3" must be 1 or more`, envconfig.ErrInvalid},
+		{"storage directory missing", map[string]string{"SERVER_STORAGE_PATH": missing}, nil,
+			`SERVER_STORAGE_PATH: "` + missing + `" is in a directory that does not exist (` + filepath.Dir(missing) + `)`, envconfig.ErrInvalid},
+		{"TLS key missing", map[string]string{"SERVER_TLS_CERT": pem, "SERVER_TLS_CLIENT_CA": pem}, nil,
+			"SERVER_TLS_KEY: required when SERVER_TLS_CERT is set " +
+				"(set all of SERVER_TLS_CERT, SERVER_TLS_KEY, SERVER_TLS_CLIENT_CA, or none)", envconfig.ErrRequired},
+		{"TLS certificate unreadable", map[string]string{"SERVER_TLS_CERT": filepath.Join(dir, "gone.pem"),
+			"SERVER_TLS_KEY": pem, "SERVER_TLS_CLIENT_CA": pem}, nil,
+			`SERVER_TLS_CERT: "` + filepath.Join(dir, "gone.pem") + `" cannot be read (no such file or directory)`, envconfig.ErrInvalid},
+		{"every error at once, one per variable", map[string]string{"SERVER_PORT": "abc", "SERVER_AGENCIES": "0",
+			"SERVER_LOG_LEVEL": "LOUD", "SERVER_MAX_CONNECTIONS": "0"}, nil,
+			`SERVER_PORT: "abc" is not a whole number; SERVER_AGENCIES: "0" must be between 1 and 1000000; ` +
+				`SERVER_LOG_LEVEL: "LOUD" must be one of DEBUG, INFO, WARN, ERROR; SERVER_MAX_CONNECTIONS: "0" must be 1 or more`,
+			envconfig.ErrSyntax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Load(tt.env)
+			env := map[string]string{"SERVER_STORAGE_PATH": store}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			got, err := Load(envconfig.FromMap(env))
 			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
+				require.EqualError(t, err, tt.wantErr)
+				require.ErrorIs(t, err, tt.wantKind)
 				return
 			}
 			require.NoError(t, err)
-			want := Config{Port: 12345, Agencies: 5, StoragePath: "./bets.csv", LogLevel: "INFO",
-				IdleTimeout: 60 * time.Second, MaxConnections: 2048}
+			want := defaults
 			tt.want(&want)
 			assert.Equal(t, want, got)
+		})
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "loading created files: %v", entries)
+}
+
+func TestAddresses(t *testing.T) {
+	tests := []struct {
+		name         string
+		host         string
+		port         int
+		listen       string
+		healthTarget string
+	}{
+		{"every interface", "", 12345, ":12345", "127.0.0.1:12345"},
+		{"every IPv4 interface", "0.0.0.0", 1, "0.0.0.0:1", "127.0.0.1:1"},
+		{"every IPv6 interface", "::", 1, "[::]:1", "127.0.0.1:1"},
+		{"IPv6 loopback", "::1", 4000, "[::1]:4000", "[::1]:4000"},
+		{"one IPv4 address", "10.0.0.7", 4000, "10.0.0.7:4000", "10.0.0.7:4000"},
+		{"a name", "server", 12345, "server:12345", "server:12345"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Host: tt.host, Port: tt.port}
+			assert.Equal(t, tt.listen, c.Address())
+			assert.Equal(t, tt.healthTarget, c.HealthAddress())
+		})
+	}
+}
+
+func TestTLSEnabled(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want bool
+	}{
+		{"none", Config{}, false},
+		{"partial", Config{TLSCert: "c", TLSKey: "k"}, false},
+		{"all three", Config{TLSCert: "c", TLSKey: "k", TLSClientCA: "ca"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.cfg.TLSEnabled())
 		})
 	}
 }

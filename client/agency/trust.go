@@ -1,0 +1,106 @@
+package agency
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol/identity"
+)
+
+// AuthError is a TLS handshake or certificate failure: the central's
+// certificate is not trusted, names another host, has expired, or the central
+// refused ours. No retry fixes it, so it is never retried.
+type AuthError struct {
+	Reason string // identity's reason: unknown_authority, name_mismatch, expired, refused_by_central, not_tls, …
+	Err    error
+}
+
+func (e *AuthError) Error() string { return fmt.Sprintf("tls: %s: %v", e.Reason, e.Err) }
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// authError classifies err as an *AuthError when it is a handshake or
+// certificate failure, and returns it unchanged otherwise (a network error,
+// which is retried).
+func authError(err error) error {
+	if reason, ok := identity.DescribeHandshakeError(err); ok {
+		return &AuthError{Reason: reason, Err: err}
+	}
+	return err
+}
+
+// CountMismatchError: the central's count of this agency's bets is not the
+// number of bets in the agency's file, so any result it gave would be wrong.
+type CountMismatchError struct {
+	Central uint64 // bets the central says it holds
+	File    uint64 // bets in the agency's file
+}
+
+func (e *CountMismatchError) Error() string {
+	return fmt.Sprintf("the central holds %d bets of this agency but its file has %d", e.Central, e.File)
+}
+
+// tlsConfig loads the agency's certificate, key and CA once; nil means plaintext.
+func (a *Agency) tlsConfig() (*tls.Config, error) {
+	if a.tls != nil || !a.cfg.TLSEnabled() {
+		return a.tls, nil
+	}
+	name := a.cfg.TLSServerName
+	if name == "" {
+		name, _, _ = net.SplitHostPort(a.cfg.ServerAddress)
+	}
+	cfg, err := identity.ClientConfig(a.cfg.TLSCert, a.cfg.TLSKey, a.cfg.TLSCA, name)
+	if err != nil {
+		return nil, fmt.Errorf("load tls configuration: %w", err)
+	}
+	a.tls = cfg
+	return cfg, nil
+}
+
+// handshake runs the TLS handshake on conn. A certificate failure comes back
+// as an *AuthError; anything else is a network error, worth another connection.
+func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error) {
+	tc := tls.Client(conn, a.tls)
+	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReplyTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		err = authError(err)
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			a.log.Error(logfmt.Line("tls_handshake", logfmt.Fail, "servidor", a.cfg.ServerAddress, "motivo", ae.Reason, "error", ae.Err))
+		}
+		return nil, fmt.Errorf("tls handshake with %s: %w", a.cfg.ServerAddress, err)
+	}
+	return tc, nil
+}
+
+// checkCount compares the central's count of this agency's bets with the
+// agency's own file: the agency never reports a result built on bets it did
+// not send (an impostor's FINISH or injected bets, without TLS).
+func (a *Agency) checkCount(central, file uint64) error {
+	if central == file {
+		return nil
+	}
+	err := &CountMismatchError{Central: central, File: file}
+	a.log.Error(logfmt.Line("verificar_conteo", logfmt.Fail, "almacenadas_central", central, "apuestas_archivo", file,
+		"archivo", a.cfg.DataPath))
+	return err
+}
+
+// countFile counts the bets in the agency's file.
+func (a *Agency) countFile() (uint64, error) {
+	var n uint64
+	for _, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
+		if err != nil {
+			return 0, &DataFileError{Path: a.cfg.DataPath, Err: err}
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/protocol/pki"
+)
+
+// lineRE is one log line: timestamp, padded level, message.
+var lineRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (INFO |ERROR) +(action: .*)$`)
+
+// messages runs the command and returns its exit code and the message of each log line.
+func messages(t *testing.T, args ...string) (int, []string) {
+	t.Helper()
+	var out bytes.Buffer
+	code := run(args, &out)
+	var msgs []string
+	for line := range strings.Lines(out.String()) {
+		m := lineRE.FindStringSubmatch(strings.TrimSuffix(line, "\n"))
+		require.NotNil(t, m, "log line %q", line)
+		msgs = append(msgs, m[2])
+	}
+	return code, msgs
+}
+
+func fileLine(dir, name, estado string) string {
+	return "action: certificado | result: success | archivo: " + filepath.Join(dir, name) + " | estado: " + estado
+}
+
+func TestRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".certs")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string // lines expected among the output, in this order
+	}{
+		{
+			name: "first run creates everything",
+			args: []string{"-dir", dir, "-agencies", "3", "-host", "lottery.example,192.0.2.1", "-host", "central.example"},
+			want: []string{
+				fileLine(dir, "ca-key.pem", "creado"), fileLine(dir, "ca.pem", "creado"),
+				fileLine(dir, "central-key.pem", "creado"), fileLine(dir, "central.pem", "creado"),
+				fileLine(dir, "agency-1-key.pem", "creado"), fileLine(dir, "agency-1.pem", "creado"),
+				fileLine(dir, "agency-3-key.pem", "creado"), fileLine(dir, "agency-3.pem", "creado"),
+				"action: certs | result: success | directorio: " + dir + " | agencias: 3 | creados: 10 | existentes: 0 | reemplazados: 0",
+			},
+		},
+		{
+			name: "second run keeps everything",
+			args: []string{"-dir", dir, "-agencies", "3"},
+			want: []string{
+				fileLine(dir, "ca.pem", "existente"), fileLine(dir, "agency-3.pem", "existente"),
+				"action: certs | result: success | directorio: " + dir + " | agencias: 3 | creados: 0 | existentes: 10 | reemplazados: 0",
+			},
+		},
+		{
+			name: "more agencies adds theirs",
+			args: []string{"-dir", dir, "-agencies", "4"},
+			want: []string{
+				fileLine(dir, "agency-3.pem", "existente"), fileLine(dir, "agency-4.pem", "creado"),
+				"action: certs | result: success | directorio: " + dir + " | agencias: 4 | creados: 2 | existentes: 10 | reemplazados: 0",
+			},
+		},
+		{
+			name: "replace reissues everything",
+			args: []string{"-dir", dir, "-agencies", "4", "-replace", "-host", "lottery.example,192.0.2.1,central.example"},
+			want: []string{
+				fileLine(dir, "ca.pem", "reemplazado") + " | motivo: replace requested",
+				fileLine(dir, "agency-4.pem", "reemplazado") + " | motivo: replace requested",
+				"action: certs | result: success | directorio: " + dir + " | agencias: 4 | creados: 0 | existentes: 0 | reemplazados: 12",
+			},
+		},
+		{
+			name: "unknown flag",
+			args: []string{"-dir", dir, "-bogus"},
+			code: 2,
+			want: []string{"action: certs | result: fail | error: flag provided but not defined: -bogus"},
+		},
+		{
+			name: "negative agencies",
+			args: []string{"-dir", dir, "-agencies", "-1"},
+			code: 2,
+			want: []string{"action: certs | result: fail | error: -agencies -1: must be 0 or more"},
+		},
+		{
+			name: "stray argument",
+			args: []string{"-dir", dir, "extra"},
+			code: 2,
+			want: []string{`action: certs | result: fail | error: unexpected argument "extra"`},
+		},
+		{
+			name: "bad host",
+			args: []string{"-dir", dir, "-host", "not a host"},
+			code: 1,
+			want: []string{`action: certs | result: fail | error: write certificates: host "not a host" is neither an IP address nor a DNS name`},
+		},
+		{
+			name: "directory that is a file",
+			args: []string{"-dir", filepath.Join(dir, "ca.pem")},
+			code: 1,
+			want: []string{"action: certs | result: fail | error: create certificate directory: "},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, msgs := messages(t, tt.args...)
+			assert.Equal(t, tt.code, code)
+			i := 0
+			for _, m := range msgs {
+				if i < len(tt.want) && strings.HasPrefix(m, tt.want[i]) {
+					i++
+				}
+			}
+			assert.Equal(t, len(tt.want), i, "missing %q in:\n%s", tt.want[min(i, len(tt.want)-1)], strings.Join(msgs, "\n"))
+		})
+	}
+
+	// The -host values, split on commas, are in the central's certificate.
+	// (-replace forgets the names not given again.)
+	central, err := pki.LoadCert(filepath.Join(dir, pki.CentralFile), filepath.Join(dir, pki.CentralKeyFile))
+	require.NoError(t, err)
+	for _, host := range []string{"server", "lottery.example", "central.example", "192.0.2.1"} {
+		_, err := central.Cert.Verify(x509.VerifyOptions{Roots: mustCA(t, dir).Pool(), DNSName: host,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		assert.NoError(t, err, host)
+	}
+	assert.True(t, central.Cert.IPAddresses[len(central.Cert.IPAddresses)-1].Equal(net.ParseIP("192.0.2.1")))
+}
+
+func mustCA(t *testing.T, dir string) *pki.CA {
+	t.Helper()
+	ca, err := pki.LoadCA(filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile))
+	require.NoError(t, err)
+	return ca
+}
+
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		t.Run(arg, func(t *testing.T) {
+			var out bytes.Buffer
+			assert.Equal(t, 0, run([]string{arg}, &out))
+			assert.Contains(t, out.String(), "usage: certs [-dir .certs] [-agencies 5] [-host name]... [-replace]")
+			assert.Contains(t, out.String(), "-replace")
+		})
+	}
+}

@@ -1,0 +1,156 @@
+package central
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery"
+)
+
+// A bets file and journal on disk that the central did not write, or that a
+// disk or an operator damaged, stop the start: New fails naming the file, the
+// line and the reason, and leaves both files as they were. Only a torn last
+// line without its newline is cut, and the cut is logged with its bytes.
+func TestRecoveryValidatesEveryRow(t *testing.T) {
+	const (
+		row1 = "3,Ana,Pérez,11111111,1990-01-02,7574\n"
+		row2 = "3,Luis,Gómez,22222222,1980-05-06,12\n"
+		good = row1 + row2 // two bets of agency 3, lines 1 and 2
+	)
+	tests := []struct {
+		name    string
+		bets    string
+		journal string // "" for no journal file
+		file    string // which file the error names: "bets" or "journal"
+		want    string // the error's line and reason; "" when the start succeeds
+		is      error
+		logged  string // a part of the recuperacion line
+	}{
+		{"agency 0", good + "0,Eva,Díaz,33333333,1970-07-08,7574\n", "", "bets",
+			"line 3: invalid bet: agency: must be at least 1", lottery.ErrInvalidBet, ""},
+		{"agency N+1", good + "6,Eva,Díaz,33333333,1970-07-08,7574\n", "", "bets",
+			"line 3: invalid bet: agency: not in 1..5 (SERVER_AGENCIES)", lottery.ErrInvalidBet, ""},
+		{"agency 7 of 5", "7,Eva,Díaz,33333333,1970-07-08,7574\n" + good, "", "bets",
+			"line 1: invalid bet: agency: not in 1..5", lottery.ErrInvalidBet, ""},
+		{"document with letters", good + "2,Eva,Díaz,3333A333,1970-07-08,1\n", "", "bets",
+			"line 3: invalid bet: document: not only digits", lottery.ErrInvalidBet, ""},
+		{"future birthdate", good + "2,Eva,Díaz,33333333,2999-01-01,1\n", "", "bets",
+			"line 3: invalid bet: birthdate: in the future", lottery.ErrInvalidBet, ""},
+		{"day that does not exist", good + "2,Eva,Díaz,33333333,2023-02-30,1\n", "", "bets",
+			"line 3: invalid bet: birthdate: not a date in YYYY-MM-DD", lottery.ErrInvalidBet, ""},
+		{"number 10000", good + "2,Eva,Díaz,33333333,1970-07-08,10000\n", "", "bets",
+			"line 3: invalid bet: number: out of range 0..9999", lottery.ErrInvalidBet, ""},
+		{"agency +3", good + "+3,Eva,Díaz,33333333,1970-07-08,7574\n", "", "bets",
+			`line 3: agency: "+3": invalid syntax`, strconv.ErrSyntax, ""},
+		{"agency 03", good + "03,Eva,Díaz,33333333,1970-07-08,7574\n", "", "bets",
+			`line 3: agency: "03": invalid syntax`, strconv.ErrSyntax, ""},
+		{"number with a leading zero", good + "3,Eva,Díaz,33333333,1970-07-08,07574\n", "", "bets",
+			`line 3: number: "07574": invalid syntax`, strconv.ErrSyntax, ""},
+		{"number with a leading space", good + "3,Eva,Díaz,33333333,1970-07-08, 7574\n", "", "bets",
+			`line 3: number: " 7574": invalid syntax`, strconv.ErrSyntax, ""},
+		{"control character inside quotes", good + "3,\"E\x07va\",Díaz,33333333,1970-07-08,1\n", "", "bets",
+			"line 3: invalid bet: first_name: contains a control character", lottery.ErrInvalidBet, ""},
+		{"needless quotes", good + `3,"Eva",Díaz,33333333,1970-07-08,1` + "\n", "", "bets",
+			"line 3: first_name: " + lottery.ErrNotCanonical.Error(), lottery.ErrNotCanonical, ""},
+		{"too many columns", good + "3,Eva,Díaz,33333333,1970-07-08,1,1\n", "", "bets",
+			"line 3: wrong number of fields: got 7, want 6", csv.ErrFieldCount, ""},
+		{"too few columns", row1 + "3,Eva,Díaz,33333333,1970-07-08\n" + row2, "", "bets",
+			"line 2: wrong number of fields: got 5, want 6", csv.ErrFieldCount, ""},
+		{"torn last line is cut", good + "3,Eva,Dí", "", "", "", nil,
+			"apuestas: 2 | agencias_con_apuestas: 1 | agencias_finalizadas: 0 | bytes_recortados_apuestas: 9 | bytes_recortados_diario: 0"},
+		{"journal line that is not agency,total", good, "3;2\n", "journal",
+			`line 1: "3;2" is not agency,total`, nil, ""},
+		{"journal agency with a sign", good, "+3,2\n", "journal",
+			`line 1: "+3,2" is not agency,total`, nil, ""},
+		{"journal agency outside 1..N", good, "3,2\n6,0\n", "journal",
+			"line 2: agency 6 not in 1..5 (SERVER_AGENCIES)", nil, ""},
+		{"journal agency 0", good, "0,0\n", "journal",
+			"line 1: agency 0 not in 1..5", nil, ""},
+		{"journal total not the stored bets", good, "3,5\n", "journal",
+			"line 1: agency 3 finished with 5 bets but", nil, ""},
+		{"journal agency again with another total", good, "3,2\n3,1\n", "journal",
+			"line 2: agency 3 finished again with 1 bets, first with 2", nil, ""},
+		{"journal agency again with its total", good, "3,2\n3,2\n", "", "", nil,
+			"apuestas: 2 | agencias_con_apuestas: 1 | agencias_finalizadas: 1 | bytes_recortados_apuestas: 0"},
+		{"torn last journal line is cut", good, "3,2\n4,", "", "", nil,
+			"agencias_finalizadas: 1 | bytes_recortados_apuestas: 0 | bytes_recortados_diario: 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			paths := map[string]string{"bets": cfg.StoragePath, "journal": journalPath(cfg.StoragePath)}
+			require.NoError(t, os.WriteFile(cfg.StoragePath, []byte(tt.bets), 0o644))
+			if tt.journal != "" {
+				require.NoError(t, os.WriteFile(paths["journal"], []byte(tt.journal), 0o644))
+			}
+			log, logs := testLogger()
+			srv, err := New(cfg, log)
+			if tt.want == "" {
+				require.NoError(t, err)
+				require.NoError(t, srv.Shutdown())
+				assert.Equal(t, 1, logs.count("action: recuperacion | result: success", tt.logged), logs.dump())
+				return
+			}
+			require.Error(t, err)
+			assert.Nil(t, srv)
+			if tt.is != nil {
+				assert.ErrorIs(t, err, tt.is)
+			}
+			verb := map[string]string{"bets": "recover bets", "journal": "recover journal"}[tt.file]
+			assert.ErrorContains(t, err, fmt.Sprintf("%s %q: %s", verb, paths[tt.file], tt.want))
+
+			got, err := os.ReadFile(cfg.StoragePath)
+			require.NoError(t, err)
+			assert.Equal(t, tt.bets, string(got), "a refused start changes nothing on disk")
+		})
+	}
+}
+
+// The attack played through: after a finished round, a valid but invented
+// winning row for agency 2 is appended to the bets file. The next start
+// refuses it loudly, so no fake winner is ever sent.
+func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
+	const agencies = 3
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, agencies, 300, 11)
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Agencies = agencies
+	tc := startCentral(t, cfg)
+	var results []<-chan agencyResult
+	for id := 1; id <= agencies; id++ {
+		results = append(results, runAgency(t.Context(), agencyConfig(tc, dir, id)))
+	}
+	for _, ch := range results {
+		r := <-ch
+		require.NoError(t, r.err, "agency %d", r.id)
+		assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id), r.docs)
+	}
+	tc.stop()
+
+	// The untouched round restarts and draws the same winners.
+	again := startCentral(t, cfg)
+	again.logs.await(t, 1, "action: sorteo | result: success")
+	again.stop()
+
+	f, err := os.OpenFile(cfg.StoragePath, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("2,Intruso,Hostil,99999999,1990-01-01,7574\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	log, logs := testLogger()
+	srv, err := New(cfg, log)
+	require.Error(t, err)
+	assert.Nil(t, srv)
+	assert.ErrorContains(t, err, fmt.Sprintf("recover journal %q: line ", journalPath(cfg.StoragePath)))
+	assert.ErrorContains(t, err, fmt.Sprintf("agency 2 finished with 300 bets but %q holds 301 of its bets", cfg.StoragePath))
+	assert.Zero(t, logs.count("action: sorteo"), "no draw ran on the forged file")
+}

@@ -1,0 +1,511 @@
+package central
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
+)
+
+// faultyDisk is the diskFaults of these tests: a disk that fills up and
+// empties again on the test's word.
+type faultyDisk struct {
+	mu       sync.Mutex
+	bets     string // the bets file's path
+	full     bool   // writes fail with ENOSPC
+	syncFail bool   // fsyncs fail with EIO
+	torn     string // appended to the bets file by the next failing append, as a short write leaves it
+	fillAt   int    // the disk fills on the fillAt-th append to the bets file (0: never)
+	appends  int
+	onSync   func() // runs once, before the next fsync of the bets file
+}
+
+func (d *faultyDisk) write(file string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if file == d.bets {
+		d.appends++
+		if d.appends == d.fillAt {
+			d.full = true
+		}
+	}
+	if !d.full {
+		return nil
+	}
+	if file == d.bets && d.torn != "" {
+		if err := appendFile(d.bets, d.torn); err != nil {
+			return err
+		}
+		d.torn = ""
+	}
+	return &fs.PathError{Op: "write", Path: file, Err: syscall.ENOSPC}
+}
+
+func (d *faultyDisk) sync(file string) error {
+	d.mu.Lock()
+	hook := d.onSync
+	if file == d.bets {
+		d.onSync = nil
+	} else {
+		hook = nil
+	}
+	fail := d.syncFail
+	d.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	if fail {
+		return &fs.PathError{Op: "sync", Path: file, Err: syscall.EIO}
+	}
+	return nil
+}
+
+// set fills or empties the disk and makes fsyncs fail or work.
+func (d *faultyDisk) set(full, syncFail bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.full, d.syncFail = full, syncFail
+}
+
+func (d *faultyDisk) tearNextAppend(partial string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.torn = partial
+}
+
+func appendFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	return errors.Join(err, f.Close())
+}
+
+// injectFaults puts a faultyDisk under tc's ledger before any agency
+// connects. Every reader of ledger.disk has taken ledger.mu since.
+func injectFaults(tc *testCentral) *faultyDisk {
+	d := &faultyDisk{bets: tc.path}
+	tc.srv.ledger.mu.Lock()
+	tc.srv.ledger.disk = d
+	tc.srv.ledger.mu.Unlock()
+	return d
+}
+
+// agencyBetsIn reads agency files 1..n of dir.
+func agencyBetsIn(t *testing.T, dir string, n int) map[int][]lottery.Bet {
+	t.Helper()
+	bets := make(map[int][]lottery.Bet)
+	for id := 1; id <= n; id++ {
+		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(id)), id) {
+			require.NoError(t, err)
+			bets[id] = append(bets[id], b)
+		}
+	}
+	return bets
+}
+
+// storedBets reads the bets file, by agency in file order.
+func storedBets(t *testing.T, path string) map[int][]lottery.Bet {
+	t.Helper()
+	got := make(map[int][]lottery.Bet)
+	for b, err := range lottery.LoadBets(path) {
+		require.NoError(t, err, "the bets file must stay parseable")
+		got[b.Agency] = append(got[b.Agency], b)
+	}
+	return got
+}
+
+// fileSize is the bets file's length now.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	return fi.Size()
+}
+
+// sendPipelined writes batches seq, seq+1, … of size bets each at once,
+// without waiting for answers, as an agency with batches in flight does.
+func (c *rawConn) sendPipelined(bets []lottery.Bet, size int) {
+	c.t.Helper()
+	var frames []byte
+	for seq := c.seq; len(bets) > 0; seq++ {
+		n := min(size, len(bets))
+		frame, err := protocol.AppendMessage(nil, protocol.Batch{Seq: seq, Bets: wireBets(bets[:n])})
+		require.NoError(c.t, err)
+		frames = append(frames, frame...)
+		bets = bets[n:]
+	}
+	c.write(frames)
+}
+
+// expectStorageRefusal: batch seq and maybe batches after it are refused with
+// storage, in order, then ERROR storage closes the connection.
+func (c *rawConn) expectStorageRefusal(seq uint32) {
+	c.t.Helper()
+	c.expectReject(seq, protocol.CodeStorage, protocol.NoIndex)
+	for {
+		m, err := c.read()
+		require.NoError(c.t, err)
+		if e, ok := m.(*protocol.ErrorMessage); ok {
+			assert.Equal(c.t, protocol.CodeStorage, e.Code, "text: %s", e.Text)
+			c.expectClosed()
+			return
+		}
+		seq++
+		r, ok := m.(*protocol.BatchReject)
+		require.True(c.t, ok, "got %+v", m)
+		assert.Equal(c.t, seq, r.Seq)
+		assert.Equal(c.t, protocol.CodeStorage, r.Code, "text: %s", r.Text)
+	}
+}
+
+// rehello opens a new connection as agency id once its earlier ones have
+// ended: in plaintext a second live connection gets agency_busy.
+func rehello(t *testing.T, tc *testCentral, id int) (*rawConn, *protocol.HelloAck) {
+	t.Helper()
+	tag := fmt.Sprintf("agencia: %d |", id)
+	tc.logs.await(t, tc.logs.count("action: identificacion | result: success", tag), "action: cerrar_conexion | result: success", tag)
+	c := dialRaw(t, tc.addr)
+	return c, c.hello(id)
+}
+
+// helloRefused: HELLO earns ERROR storage while the disk has not healed.
+func helloRefused(t *testing.T, tc *testCentral, agency int) {
+	t.Helper()
+	c := dialRaw(t, tc.addr)
+	c.send(protocol.Hello{Version: protocol.Version, Agency: uint32(agency)})
+	c.expectError(protocol.CodeStorage)
+}
+
+// A failed write or fsync refuses the batches it lost with storage and
+// acknowledges none of them; the central heals by itself once the disk
+// does, the agency resumes from its count, and in the end the bets file
+// holds every bet exactly once, in each agency's order, and the draw is right.
+func TestStorageFaultsHeal(t *testing.T) {
+	const agencies, perAgency = 2, 200
+	tests := []struct {
+		name string
+		// fail breaks the disk before batches 3..5 of agency 1 (20 bets each),
+		// which are sent together; 40 bets were acknowledged before.
+		fail func(d *faultyDisk, path string)
+		// meanwhile runs while the disk is still broken, after the refusal.
+		meanwhile func(t *testing.T, tc *testCentral, d *faultyDisk)
+	}{
+		{"write fails", func(d *faultyDisk, _ string) { d.set(true, false) }, nil},
+		{"write fails leaving part of a row", func(d *faultyDisk, _ string) {
+			d.tearNextAppend("1,Parti")
+			d.set(true, false)
+		}, nil},
+		{"fsync fails", func(d *faultyDisk, _ string) { d.set(false, true) }, nil},
+		{"tail damaged while broken is cut before the next append", func(d *faultyDisk, _ string) { d.set(true, false) },
+			func(t *testing.T, tc *testCentral, _ *faultyDisk) {
+				require.NoError(t, appendFile(tc.path, "1,Ana,Pérez,1"))
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			_, err := lottery.GenerateAgencyFiles(dir, agencies, perAgency, 5)
+			require.NoError(t, err)
+			bets := agencyBetsIn(t, dir, agencies)
+			cfg := testConfig(t)
+			cfg.Agencies = agencies
+			tc := startCentral(t, cfg)
+			d := injectFaults(tc)
+
+			c := dialRaw(t, tc.addr)
+			c.hello(1)
+			c.sendBets(bets[1][:40], 20)
+			acked := fileSize(t, tc.path)
+
+			tt.fail(d, tc.path)
+			c.sendPipelined(bets[1][40:100], 20)
+			c.expectStorageRefusal(3)
+			tc.logs.await(t, 1, "action: rechazo_lote | result: fail | agencia: 1 | lote: 3 | motivo: storage")
+			tc.logs.await(t, 1, "action: apuesta_recibida | result: fail | cantidad: 20")
+			assert.Zero(t, tc.logs.count("bad_sequence"), "the batches after a storage refusal are not out of order")
+			assert.Equal(t, 2, tc.logs.count("action: apuesta_recibida | result: success | cantidad: 20"),
+				"only batches 1 and 2 were acknowledged")
+			assert.Equal(t, acked, fileSize(t, tc.path), "the file was cut back to the acknowledged rows")
+			assert.Equal(t, map[int][]lottery.Bet{1: bets[1][:40]}, storedBets(t, tc.path))
+
+			helloRefused(t, tc, 1)
+			helloRefused(t, tc, 2)
+			if tt.meanwhile != nil {
+				tt.meanwhile(t, tc, d)
+			}
+
+			d.set(false, false)
+			c, ack := rehello(t, tc, 1)
+			require.EqualValues(t, 40, ack.Stored, "the agency resumes after its acknowledged bets")
+			tc.logs.await(t, 1, "action: recuperar_almacenamiento | result: success")
+			assert.Equal(t, map[int][]lottery.Bet{1: bets[1][:40]}, storedBets(t, tc.path), "healing cut the tail first")
+			c.sendBets(bets[1][40:], 20)
+			c.finish(perAgency)
+
+			other := runAgency(t.Context(), agencyConfig(tc, dir, 2))
+			assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(1)), 1), c.consult())
+			r := <-other
+			require.NoError(t, r.err)
+			assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
+			assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
+
+			tc.stop()
+			assert.Equal(t, bets, storedBets(t, tc.path), "every bet once, in each agency's order")
+			assert.Equal(t, 1, tc.logs.count("action: cerrar_archivo_apuestas | result: success"))
+		})
+	}
+}
+
+// A real agency rides out a disk that fills in the middle of its stream: it
+// is refused with storage, retries with backoff, is refused at HELLO while
+// the disk is full, and resumes once it has room.
+func TestAgencyRidesOutAFullDisk(t *testing.T) {
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, 1, 2000, 9)
+	require.NoError(t, err)
+	cfg := testConfig(t)
+	cfg.Agencies = 1
+	tc := startCentral(t, cfg)
+	d := injectFaults(tc)
+	d.mu.Lock()
+	d.fillAt = 6
+	d.mu.Unlock()
+
+	acfg := agencyConfig(tc, dir, 1)
+	acfg.BatchMaxAmount = 50
+	acfg.MaxRetries = 50
+	result := runAgency(t.Context(), acfg)
+	tc.logs.await(t, 1, "action: recuperar_almacenamiento | result: fail | agencia: 1")
+	d.set(false, false)
+
+	r := <-result
+	require.NoError(t, r.err)
+	assert.ElementsMatch(t, expectedWinners(t, acfg.DataPath, 1), r.docs)
+	tc.stop()
+	assert.Equal(t, agencyBetsIn(t, dir, 1), storedBets(t, tc.path))
+}
+
+// A FINISH the journal cannot record is refused with storage and leaves no
+// line behind; once the disk has room, the same FINISH is recorded.
+func TestFinishJournalHeals(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	tc := startCentral(t, cfg)
+	d := injectFaults(tc)
+	bets := []lottery.Bet{{Agency: 1, FirstName: "Ana", LastName: "Pérez", Document: "1", Birthdate: "1990-01-02", Number: 7574}}
+
+	c := dialRaw(t, tc.addr)
+	c.hello(1)
+	c.sendBets(bets, 1)
+	d.set(true, false)
+	c.send(protocol.Finish{Total: 1})
+	c.expectError(protocol.CodeStorage)
+	tc.logs.await(t, 1, "action: guardar_fin | result: fail | agencia: 1")
+	journal, err := os.ReadFile(journalPath(tc.path))
+	require.NoError(t, err)
+	assert.Empty(t, journal, "a FINISH not acknowledged leaves nothing in the journal")
+
+	d.set(false, false)
+	c, ack := rehello(t, tc, 1)
+	require.False(t, ack.Finished)
+	c.finish(1)
+	journal, err = os.ReadFile(journalPath(tc.path))
+	require.NoError(t, err)
+	assert.Equal(t, "1,1\n", string(journal))
+}
+
+// SIGTERM after a storage failure: Shutdown repairs a failure not healed yet
+// and succeeds (the central exits 0) when the file then holds exactly the
+// acknowledged bets; it fails (exit 1) with `cerrar_archivo_apuestas |
+// result: fail` only when that repair cannot be made durable.
+func TestShutdownAfterStorageFailure(t *testing.T) {
+	tests := []struct {
+		name     string
+		heal     bool // an agency's HELLO heals the ledger before the shutdown
+		syncFail bool // fsyncs still fail at shutdown
+		wantErr  bool
+	}{
+		{"healed before shutdown", true, false, false},
+		{"repaired at shutdown", false, false, false},
+		{"disk still failing at shutdown", false, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc := startCentral(t, testConfig(t))
+			d := injectFaults(tc)
+			bets := agencyBetsFor(1, 30)
+			c := dialRaw(t, tc.addr)
+			c.hello(1)
+			c.sendBets(bets[:10], 10)
+			acked := fileSize(t, tc.path)
+			d.tearNextAppend("1,Parti")
+			d.set(true, true)
+			c.send(protocol.Batch{Seq: c.seq, Bets: wireBets(bets[10:])})
+			c.expectStorageRefusal(c.seq)
+			d.set(false, tt.syncFail)
+			if tt.heal {
+				rehello(t, tc, 1)
+			}
+
+			err := tc.srv.Shutdown()
+			if tt.wantErr {
+				require.ErrorIs(t, err, syscall.EIO)
+				assert.ErrorContains(t, err, "repair the bets file after a storage failure")
+				tc.logs.await(t, 1, "action: cerrar_archivo_apuestas | result: fail")
+			} else {
+				require.NoError(t, err)
+				tc.logs.await(t, 1, "action: cerrar_archivo_apuestas | result: success")
+			}
+			assert.Equal(t, acked, fileSize(t, tc.path))
+			assert.Equal(t, map[int][]lottery.Bet{1: bets[:10]}, storedBets(t, tc.path))
+		})
+	}
+}
+
+func agencyBetsFor(agency, n int) []lottery.Bet {
+	bets := make([]lottery.Bet, n)
+	for i := range bets {
+		bets[i] = lottery.Bet{Agency: agency, FirstName: "Ana", LastName: "Pérez", Document: fmt.Sprint(10000000 + i),
+			Birthdate: "1990-01-02", Number: i}
+	}
+	return bets
+}
+
+// The ledger's rules for group commit under faults, driven directly.
+func TestLedgerStorageFaults(t *testing.T) {
+	batch := func(agency int) []lottery.Bet { return agencyBetsFor(agency, 3) }
+	tests := []struct {
+		name string
+		run  func(t *testing.T, l *ledger, d *faultyDisk)
+		want map[int][]lottery.Bet // the bets file afterwards, besides agency 5's durable batch; nil: not checked
+	}{
+		{"a failed fsync loses every batch it was to cover", func(t *testing.T, l *ledger, d *faultyDisk) {
+			g1, err := l.write(1, batch(1))
+			require.NoError(t, err)
+			g2, err := l.write(2, batch(2))
+			require.NoError(t, err)
+			d.set(false, true)
+			require.ErrorIs(t, l.sync(g1), syscall.EIO)
+			require.ErrorIs(t, l.sync(g2), errLost, "agency 2's batch shared the failed fsync")
+			assert.False(t, l.durable(g1))
+			assert.False(t, l.durable(g2))
+			_, err = l.write(2, batch(2))
+			require.ErrorIs(t, err, errHeld, "nothing of agency 2 lands after its lost batch")
+		}, map[int][]lottery.Bet{}},
+		{"a write failing during an fsync loses what the fsync covered", func(t *testing.T, l *ledger, d *faultyDisk) {
+			g1, err := l.write(1, batch(1))
+			require.NoError(t, err)
+			d.mu.Lock()
+			d.onSync = func() {
+				d.set(true, false)
+				_, err := l.write(2, batch(2))
+				assert.ErrorIs(t, err, syscall.ENOSPC)
+			}
+			d.mu.Unlock()
+			require.ErrorIs(t, l.sync(g1), errLost)
+			assert.False(t, l.durable(g1))
+
+			// The fsync proved nothing: healing cuts back to before g1 and appends there.
+			d.set(false, false)
+			l.release(1)
+			l.release(2)
+			g, err := l.write(2, batch(2))
+			require.NoError(t, err)
+			require.NoError(t, l.sync(g))
+		}, map[int][]lottery.Bet{2: batch(2)}},
+		{"a held agency is released after its refusal, and the next write heals", func(t *testing.T, l *ledger, d *faultyDisk) {
+			d.set(true, false)
+			g, err := l.write(1, batch(1))
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			require.ErrorIs(t, l.sync(g), errLost)
+			d.set(false, false)
+			_, err = l.write(1, batch(1))
+			require.ErrorIs(t, err, errHeld)
+			l.release(1)
+			g, err = l.write(1, batch(1))
+			require.NoError(t, err)
+			require.NoError(t, l.sync(g))
+			assert.True(t, l.durable(g))
+		}, map[int][]lottery.Bet{1: batch(1)}},
+		{"healing refuses a tail that is not a whole row", func(t *testing.T, l *ledger, d *faultyDisk) {
+			d.set(true, false)
+			_, err := l.write(3, batch(3))
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			d.set(false, false)
+			require.NoError(t, os.Truncate(l.path, l.syncedEnd-2)) // an operator or a disk ate the end of a row
+			err = l.ready()
+			assert.ErrorContains(t, err, "does not end on a whole row")
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.csv")
+			log, _ := testLogger()
+			l, _, err := openLedger(path, 5, log)
+			require.NoError(t, err)
+			defer l.close()
+			d := &faultyDisk{bets: path}
+			l.disk = d
+			g, err := l.write(5, batch(5)) // durable before anything fails
+			require.NoError(t, err)
+			require.NoError(t, l.sync(g))
+			l.commit(5, 3)
+
+			tt.run(t, l, d)
+
+			if tt.want != nil {
+				tt.want[5] = batch(5)
+				assert.Equal(t, tt.want, storedBets(t, path), "the file holds exactly the durable batches")
+			}
+		})
+	}
+}
+
+// While the disk is full, an agency that already finished may still
+// reconnect and wait for its winners: it has nothing more to store.
+func TestFinishedAgencyServedWhileDiskFull(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	tc := startCentral(t, cfg)
+	d := injectFaults(tc)
+	first, second := agencyBetsFor(1, 10), agencyBetsFor(2, 10)
+	first[3].Number = lottery.WinningNumber
+
+	c1 := dialRaw(t, tc.addr)
+	c1.hello(1)
+	c1.sendBets(first, 5)
+	c1.finish(len(first))
+	require.NoError(t, c1.conn.Close()) // the agency lost its connection before CONSULT
+
+	c2 := dialRaw(t, tc.addr)
+	c2.hello(2)
+	d.set(true, false)
+	c2.send(protocol.Batch{Seq: 1, Bets: wireBets(second)})
+	c2.expectStorageRefusal(1)
+	helloRefused(t, tc, 2)
+
+	c1, ack := rehello(t, tc, 1)
+	require.True(t, ack.Finished)
+	c1.send(protocol.Consult{Agency: 1})
+	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress | agencia: 1")
+
+	d.set(false, false)
+	c2, ack = rehello(t, tc, 2)
+	require.Zero(t, ack.Stored)
+	c2.sendBets(second, 5)
+	c2.finish(len(second))
+	assert.Equal(t, []string{first[3].Document}, c1.readWinners())
+	assert.Empty(t, c2.consult())
+}

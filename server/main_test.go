@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/client/agency"
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/envconfig"
+)
+
+// linePrefix is the start of every log line: time, then the padded level.
+const linePrefix = `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d `
+
+// output collects what run writes, for a test to wait on.
+type output struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	grown chan struct{}
+}
+
+func newOutput() *output { return &output{grown: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, err := o.buf.Write(p)
+	close(o.grown)
+	o.grown = make(chan struct{})
+	return n, err
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// running is run(…) in a goroutine.
+type running struct {
+	stdout, stderr *output
+	cancel         context.CancelCauseFunc
+	done           chan struct{}
+	code           int // once done is closed
+}
+
+// start calls run with env (SERVER_STORAGE_PATH defaults to a file in a
+// fresh directory) and returns at once.
+func start(t *testing.T, env map[string]string, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	r := &running{stdout: newOutput(), stderr: newOutput(), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		r.code = run(ctx, args, envconfig.FromMap(env), r.stdout, r.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel(errors.New("test over"))
+		<-r.done
+	})
+	return r
+}
+
+// wait returns run's exit code, failing the test if it does not return.
+func (r *running) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.code
+	case <-time.After(30 * time.Second):
+		t.Fatalf("run did not return:\n%s%s", r.stdout, r.stderr)
+		return 0
+	}
+}
+
+// await returns the first stdout line matching re, waiting for it; it fails
+// the test when run returns first. The bound only turns a hang into a failure.
+func (r *running) await(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		r.stdout.mu.Lock()
+		grown := r.stdout.grown
+		text := r.stdout.buf.String()
+		r.stdout.mu.Unlock()
+		for _, line := range strings.Split(text, "\n") {
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		}
+		select {
+		case <-grown:
+		case <-r.done:
+			if m := re.FindStringSubmatch(r.stdout.String()); m != nil {
+				return m
+			}
+			t.Fatalf("run returned %d before a line matching %s:\n%s%s", r.code, re, r.stdout, r.stderr)
+		case <-deadline:
+			t.Fatalf("no line matching %s:\n%s%s", re, r.stdout, r.stderr)
+		}
+	}
+}
+
+// storeEnv is a configuration whose bets file is in a fresh directory.
+func storeEnv(t *testing.T, extra map[string]string) (map[string]string, string) {
+	dir := t.TempDir()
+	env := map[string]string{"SERVER_STORAGE_PATH": filepath.Join(dir, "bets.csv"), "SERVER_HOST": "127.0.0.1", "SERVER_PORT": "0"}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env, dir
+}
+
+// assertEmptyDir checks that nothing, no bets file nor journal, was written.
+func assertEmptyDir(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "files written")
+}
+
+var listeningOn = regexp.MustCompile(`action: escuchar \| result: success \| direccion: (.*)$`)
+
+// Arguments other than none or `health [host:port]` never start a central.
+func TestArguments(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string // a regexp; "" for nothing
+		wantStderr string
+	}{
+		{"-h", []string{"-h"}, 0, `(?s)^Usage:\n  server  .*server health \[host:port\].*SERVER_PORT +12345 +TCP port`, ""},
+		{"--help", []string{"--help"}, 0, `(?s)^Usage:\n.*SERVER_MAX_UNIDENTIFIED_PER_SOURCE +32`, ""},
+		{"help", []string{"help"}, 0, `^Usage:\n`, ""},
+		{"health -h", []string{"health", "-h"}, 0, `^Usage:\n`, ""},
+		{"an unknown command", []string{"serve"}, 2, "", `(?s)^server: unexpected argument "serve"\n\nUsage:\n.*SERVER_STORAGE_PATH`},
+		{"an unknown flag", []string{"--port=1"}, 2, "", `^server: unexpected argument "--port=1"\n`},
+		{"help and more", []string{"-h", "health"}, 2, "", `^server: unexpected argument "-h"\n`},
+		{"health with two addresses", []string{"health", "127.0.0.1:1", "127.0.0.1:2"}, 2, "",
+			`^server: health: unexpected argument "127.0.0.1:2"\n`},
+		{"health with an address without port", []string{"health", "localhost"}, 2, "",
+			`^server: health: "localhost" is not host:port \(e.g. 127.0.0.1:12345, \[::1\]:12345\)\n`},
+		{"health with nothing listening", []string{"health", "127.0.0.1:1"}, 1,
+			linePrefix + `ERROR    action: test_server \| result: fail \| direccion: 127.0.0.1:1 \| error: ping: .*connection refused\n$`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, dir := storeEnv(t, nil)
+			r := start(t, env, tt.args...)
+			assert.Equal(t, tt.wantCode, r.wait(t))
+			for _, out := range []struct {
+				name string
+				got  *output
+				want string
+			}{{"stdout", r.stdout, tt.wantStdout}, {"stderr", r.stderr, tt.wantStderr}} {
+				if out.want == "" {
+					assert.Empty(t, out.got.String(), out.name)
+				} else {
+					assert.Regexp(t, out.want, out.got.String(), out.name)
+				}
+			}
+			assertEmptyDir(t, dir)
+		})
+	}
+}
+
+// A configuration mistake is one ERROR line naming the variable, exit 2,
+// for the central and its health probe alike, and no file is written.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string // the error, exactly
+	}{
+		{"port not a number", map[string]string{"SERVER_PORT": "abc"}, `SERVER_PORT: "abc" is not a whole number`},
+		{"log level", map[string]string{"SERVER_LOG_LEVEL": "LOUD"}, `SERVER_LOG_LEVEL: "LOUD" must be one of DEBUG, INFO, WARN, ERROR`},
+		{"idle timeout", map[string]string{"SERVER_IDLE_TIMEOUT": "soon"}, `SERVER_IDLE_TIMEOUT: "soon" is not a duration (e.g. 30s, 2m)`},
+		{"partial TLS", map[string]string{"SERVER_TLS_CERT": "central.pem", "SERVER_TLS_CLIENT_CA": "ca.pem"},
+			"SERVER_TLS_KEY: required when SERVER_TLS_CERT is set (set all of SERVER_TLS_CERT, SERVER_TLS_KEY, SERVER_TLS_CLIENT_CA, or none)"},
+		{"several at once", map[string]string{"SERVER_PORT": "abc", "SERVER_AGENCIES": "0"},
+			`SERVER_PORT: "abc" is not a whole number; SERVER_AGENCIES: "0" must be between 1 and 1000000`},
+	}
+	for _, tt := range tests {
+		for _, args := range [][]string{nil, {"health"}} {
+			t.Run(strings.Join(append([]string{tt.name}, args...), " "), func(t *testing.T) {
+				env, dir := storeEnv(t, tt.env)
+				r := start(t, env, args...)
+				assert.Equal(t, 2, r.wait(t))
+				assert.Empty(t, r.stdout.String())
+				assert.Regexp(t, linePrefix+`ERROR    action: config \| result: fail \| error: `+regexp.QuoteMeta(tt.want)+"\n$", r.stderr.String())
+				assertEmptyDir(t, dir)
+			})
+		}
+	}
+}
+
+// A storage path the central could not write is a configuration error
+// naming it, found before anything is created.
+func TestStoragePathChecked(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope", "bets.csv")
+	r := start(t, map[string]string{"SERVER_STORAGE_PATH": missing})
+	assert.Equal(t, 2, r.wait(t))
+	assert.Regexp(t, linePrefix+`ERROR    action: config \| result: fail \| error: SERVER_STORAGE_PATH: "`+
+		regexp.QuoteMeta(missing)+`" is in a directory that does not exist \(`+regexp.QuoteMeta(filepath.Dir(missing))+`\)`+"\n$",
+		r.stderr.String())
+	assertEmptyDir(t, dir)
+}
+
+// The central serves until ctx ends (a signal in main), then shuts down,
+// logs why and exits 0; `server health` finds it through the same
+// configuration.
+func TestServeUntilSignal(t *testing.T) {
+	env, dir := storeEnv(t, nil)
+	r := start(t, env)
+	addr := r.await(t, listeningOn)[1]
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+
+	healthEnv := map[string]string{"SERVER_PORT": port, "SERVER_STORAGE_PATH": env["SERVER_STORAGE_PATH"]}
+	h := start(t, healthEnv, "health")
+	require.Equal(t, 0, h.wait(t), "%s%s", h.stdout, h.stderr)
+	assert.Regexp(t, linePrefix+`INFO     action: test_server \| result: success \| direccion: 127.0.0.1:`+port+"\n$", h.stdout.String())
+
+	r.cancel(errors.New("terminated signal received"))
+	require.Equal(t, 0, r.wait(t), r.stdout.String())
+	out := r.stdout.String()
+	assert.Regexp(t, linePrefix+`INFO     action: config \| result: success \| host: 127.0.0.1 \| port: 0 \| .* \| tls: off\n`, out)
+	for _, want := range []string{"action: signal | result: success | signal: terminated\n",
+		"action: cerrar_archivo_apuestas | result: success", "action: shutdown | result: success"} {
+		assert.Contains(t, out, want)
+	}
+	assert.Empty(t, r.stderr.String())
+	assert.FileExists(t, filepath.Join(dir, "bets.csv"))
+}
+
+// A port already in use fails the central at once, exit 1, naming it.
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	require.NoError(t, err)
+	env, _ := storeEnv(t, map[string]string{"SERVER_PORT": port})
+	r := start(t, env)
+	assert.Equal(t, 1, r.wait(t))
+	assert.Regexp(t, `(?m)ERROR    action: escuchar \| result: fail \| error: listen on 127.0.0.1:`+port+`: .*address already in use$`, r.stdout.String())
+}
+
+// SERVER_HOST=::1 listens on the IPv6 loopback, where an agency configured
+// with CLI_SERVER_ADDRESS=[::1]:PORT sends its bets and gets its winners,
+// and `server health` finds the central at [::1]:PORT.
+func TestIPv6Loopback(t *testing.T) {
+	probe, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("this machine has no IPv6 loopback: %v", err)
+	}
+	probe.Close()
+
+	dir := t.TempDir()
+	_, err = lottery.GenerateAgencyFiles(dir, 1, 300, 11)
+	require.NoError(t, err)
+	store := filepath.Join(dir, "bets.csv")
+	r := start(t, map[string]string{"SERVER_HOST": "::1", "SERVER_PORT": "0", "SERVER_AGENCIES": "1", "SERVER_STORAGE_PATH": store})
+	addr := r.await(t, listeningOn)[1]
+	host, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	require.Equal(t, "::1", host)
+
+	h := start(t, map[string]string{"SERVER_HOST": "::1", "SERVER_PORT": port, "SERVER_STORAGE_PATH": store}, "health")
+	require.Equal(t, 0, h.wait(t), "%s%s", h.stdout, h.stderr)
+	assert.Contains(t, h.stdout.String(), "direccion: [::1]:"+port)
+
+	data := filepath.Join(dir, lottery.AgencyFileName(1))
+	cfg, err := agency.Load(envconfig.FromMap(map[string]string{"CLI_ID": "1",
+		"CLI_SERVER_ADDRESS": "[::1]:" + port, "CLI_DATA_PATH": data, "CLI_CONNECT_TIMEOUT": "5s"}))
+	require.NoError(t, err)
+	log := logrus.New()
+	log.SetOutput(newOutput())
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	winners, err := agency.New(cfg, log).Run(ctx)
+	require.NoError(t, err)
+	want := 0
+	for b, err := range lottery.ReadAgencyFile(data, 1) {
+		require.NoError(t, err)
+		if lottery.HasWon(b) {
+			want++
+		}
+	}
+	assert.Len(t, winners, want)
+	assert.Contains(t, r.stdout.String(), "action: sorteo | result: success")
+
+	r.cancel(errors.New("terminated signal received"))
+	require.Equal(t, 0, r.wait(t), r.stdout.String())
+	stored := 0
+	for _, err := range lottery.LoadBets(store) {
+		require.NoError(t, err)
+		stored++
+	}
+	assert.Equal(t, 300, stored, "every bet stored")
+}
