@@ -417,6 +417,19 @@ func TestHostilePeers(t *testing.T) {
 			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
 			h.tc.logs.await(t, 1, "action: apuesta_recibida | result: fail | cantidad: 0")
 		}},
+		{"a valid batch and a frame over 8 KiB in one write", func(t *testing.T, h *hostileEnv) {
+			// The valid batch, already written when the big frame is read, is
+			// still synced, answered and counted: its agency resumes after it.
+			c := h.identify(t, hostileAgency)
+			c.write(append(msg(protocol.Batch{Seq: 1, Bets: wireBets(h.bets[hostileAgency][:10])}),
+				batchFrame(t, 2, hostileAgency, protocol.MaxClientPayload+1)...))
+			require.Equal(t, uint32(1), c.expect(protocol.MsgBatchAck).(*protocol.BatchAck).Seq)
+			c.expectError(protocol.CodeFrameTooLarge)
+			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
+			back := h.identify(t, hostileAgency)
+			require.Equal(t, uint64(10), back.stored)
+			h.held[hostileAgency] = back
+		}},
 		errorBefore("unknown message type", []byte{0x42, 0, 0, 0, 0}, protocol.CodeUnknownType),
 		errorAfter("unknown message type with a payload after HELLO", []byte{0x7F, 0, 0, 0, 3, 1, 2, 3}, protocol.CodeUnknownType),
 		errorAfter("a central's message sent by an agency", msg(protocol.BatchAck{Seq: 1}), protocol.CodeUnexpected),

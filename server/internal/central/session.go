@@ -264,7 +264,10 @@ func (s *session) batchBuffered() bool {
 		return false
 	}
 	h := protocol.Header(peek)
-	return h.Type() == protocol.MsgBatch && uint64(s.br.Buffered()) >= protocol.HeaderSize+uint64(h.Length())
+	// An oversized frame is left to the read loop, which refuses it after the
+	// batches already written are synced and answered.
+	return h.Type() == protocol.MsgBatch && h.Length() <= protocol.MaxClientPayload &&
+		uint64(s.br.Buffered()) >= protocol.HeaderSize+uint64(h.Length())
 }
 
 // stageBatch validates one batch and writes it whole, or refuses it whole.
