@@ -12,6 +12,8 @@ DATASET    ?= .data/dataset.zip
 RUN_DIR    ?= .run
 # make certs: the CA and the key pairs of the central and of each agency.
 CERTS      ?= .certs
+# Mutual TLS for make run (TLS=0: plaintext, for development).
+TLS        ?= 1
 AGENCIES   ?= 5
 BETS       ?= 20000
 SEED       ?= 1
@@ -128,10 +130,10 @@ data: build ## prepare .data/agency-N.csv (AGENCIES, BETS, SEED)
 
 # The whole draw as local processes, no Docker; a fresh round every time (RESUME=1
 # continues the one in RUN_DIR).
-run: build data ## one round: the central and AGENCIES agencies as local processes
-	@AGENCIES=$(AGENCIES) DATA_DIR=$(DATA) RUN_DIR=$(RUN_DIR) RESUME=$(RESUME) ./scripts/run-local.sh
+run: build data certs ## one round: the central and AGENCIES agencies as local processes, mutual TLS (TLS=0: plaintext)
+	@AGENCIES=$(AGENCIES) DATA_DIR=$(DATA) RUN_DIR=$(RUN_DIR) RESUME=$(RESUME) CERTS_DIR=$(CERTS) TLS=$(TLS) ./scripts/run-local.sh
 
-certs: ## the CA and key pairs for mutual TLS into .certs/ (AGENCIES agencies)
+certs: ## the CA and key pairs for mutual TLS into .certs/ (AGENCIES agencies; kept when present)
 	$(GO) run ./server/cmd/certs -dir $(CERTS) -agencies $(AGENCIES)
 
 # Everything generated; the committed .data/dataset.zip stays.

@@ -16,8 +16,11 @@
 #   130  interrupted (Ctrl-C); every process started here is stopped first
 #   143  terminated (SIGTERM), likewise
 #
+# Mutual TLS is on: the central and each agency get their certificates from
+# CERTS_DIR (`make certs` writes them); TLS=0 runs in plaintext, for development.
+#
 # Environment: AGENCIES (5), SERVER_HOST (127.0.0.1), SERVER_PORT (12345),
-# DATA_DIR (.data), RUN_DIR (.run), RESUME (unset). Anything else
+# DATA_DIR (.data), RUN_DIR (.run), RESUME (unset), CERTS_DIR (.certs), TLS (1). Anything else
 # (SERVER_LOG_LEVEL, CLI_BATCH_MAXAMOUNT, ...) reaches the processes as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +30,8 @@ port=${SERVER_PORT:-12345}
 data=${DATA_DIR:-.data}
 run=${RUN_DIR:-.run}
 store=$run/bets.csv
+certs=${CERTS_DIR:-.certs}
+tls=${TLS:-1}
 
 say() { echo "run-local: $*" >&2; }
 
@@ -36,6 +41,10 @@ for bin in bin/server bin/client; do
 done
 for ((id = 1; id <= agencies; id++)); do
 	[ -f "$data/agency-$id.csv" ] || { say "$data/agency-$id.csv missing: run 'make data AGENCIES=$agencies' (or 'make run')"; exit 2; }
+	if [ "$tls" != 0 ] && [ ! -f "$certs/agency-$id.pem" ]; then
+		say "$certs/agency-$id.pem missing: run 'make certs AGENCIES=$agencies' (or 'make run'), or TLS=0 for plaintext"
+		exit 2
+	fi
 done
 
 host=${SERVER_HOST:-127.0.0.1}
@@ -191,6 +200,13 @@ central_env=(
 	SERVER_AGENCIES="$agencies"
 	SERVER_STORAGE_PATH="$store"
 )
+if [ "$tls" != 0 ]; then
+	central_env+=(
+		SERVER_TLS_CERT="$certs/central.pem"
+		SERVER_TLS_KEY="$certs/central-key.pem"
+		SERVER_TLS_CLIENT_CA="$certs/ca.pem"
+	)
+fi
 start server "${central_env[@]}" ./bin/server
 server_pid=$started
 
@@ -216,6 +232,14 @@ for ((id = 1; id <= agencies; id++)); do
 		CLI_SERVER_ADDRESS="$(address "$host" "$port")"
 		CLI_DATA_PATH="$data/agency-$id.csv"
 	)
+	if [ "$tls" != 0 ]; then
+		# Its own key pair and the CA, nothing of another agency's.
+		agency_env+=(
+			CLI_TLS_CERT="$certs/agency-$id.pem"
+			CLI_TLS_KEY="$certs/agency-$id-key.pem"
+			CLI_TLS_CA="$certs/ca.pem"
+		)
+	fi
 	start "client$id" "${agency_env[@]}" ./bin/client
 	agency_pids+=("$started")
 	agency_of[$started]=$id

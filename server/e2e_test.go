@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/server/internal/loglines"
 )
 
 // officialDataset is the course's dataset, committed in the repository (.data/dataset.zip):
@@ -50,13 +49,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is a running binary whose stdout lines are collected as they come.
+// proc is a running binary whose output lines are recorded as they come.
 type proc struct {
-	cmd   *exec.Cmd
-	mu    sync.Mutex
-	lines []string
-	grown chan struct{}
-	done  chan struct{} // closed when stdout is drained
+	cmd  *exec.Cmd
+	out  *loglines.Recorder
+	done chan struct{} // closed when its output is drained
 }
 
 func startProc(t *testing.T, name string, env ...string) *proc {
@@ -68,18 +65,11 @@ func startProc(t *testing.T, name string, env ...string) *proc {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
-	p := &proc{cmd: cmd, grown: make(chan struct{}), done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: loglines.New(), done: make(chan struct{})}
 	require.NoError(t, cmd.Start())
 	go func() {
 		defer close(p.done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			close(p.grown)
-			p.grown = make(chan struct{})
-			p.mu.Unlock()
-		}
+		_ = p.out.ReadAll(out)
 	}()
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -94,40 +84,13 @@ func startProc(t *testing.T, name string, env ...string) *proc {
 // awaitUntil feeds met every line the process prints, in order and once each,
 // until met returns true. It fails the test when the process exits or a long
 // bound passes first; the bound only turns a hang into a failure, nothing
-// waits on time. Conditions that count keep their count between calls, so a
-// long output is read once, not once per new line.
+// waits on time.
 func (p *proc) awaitUntil(t *testing.T, what string, met func(line string) bool) {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
-	seen := 0
-	scan := func() bool {
-		p.mu.Lock()
-		lines := p.lines
-		p.mu.Unlock()
-		for ; seen < len(lines); seen++ {
-			if met(lines[seen]) {
-				return true
-			}
-		}
-		return false
-	}
-	for {
-		p.mu.Lock()
-		grown := p.grown
-		p.mu.Unlock()
-		if scan() {
-			return
-		}
-		select {
-		case <-grown:
-		case <-p.done:
-			if scan() {
-				return
-			}
-			t.Fatalf("%s exited before %s:\n%s", p.cmd.Path, what, p.output())
-		case <-deadline:
-			t.Fatalf("%s: no %s:\n%s", p.cmd.Path, what, p.output())
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), loglines.DefaultBound)
+	defer cancel()
+	if _, err := p.out.Until(ctx, 0, func(l loglines.Line) bool { return met(l.Text) }); err != nil {
+		t.Fatalf("%s: no %s: %v:\n%s", p.cmd.Path, what, err, p.output())
 	}
 }
 
@@ -167,7 +130,7 @@ func exitOf(t *testing.T, p *proc, start time.Time) (int, time.Duration) {
 		}
 		require.NoError(t, err)
 		return 0, took
-	case <-time.After(60 * time.Second):
+	case <-time.After(loglines.DefaultBound):
 		_ = p.cmd.Process.Kill()
 		<-exited
 		t.Fatalf("%s did not exit:\n%s", p.cmd.Path, p.output())
@@ -175,33 +138,10 @@ func exitOf(t *testing.T, p *proc, start time.Time) (int, time.Duration) {
 	}
 }
 
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
+func (p *proc) output() string { return p.out.String() }
 
 // countParts is how many lines printed so far contain every one of parts.
-func (p *proc) countParts(parts ...string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return countParts(p.lines, parts)
-}
-
-func countParts(lines, parts []string) int {
-	n := 0
-	for _, l := range lines {
-		if hasParts(l, parts) {
-			n++
-		}
-	}
-	return n
-}
-
-// hasParts reports whether line contains every one of parts.
-func hasParts(line string, parts []string) bool {
-	return !slices.ContainsFunc(parts, func(s string) bool { return !strings.Contains(line, s) })
-}
+func (p *proc) countParts(parts ...string) int { return p.out.Count(parts...) }
 
 var listening = regexp.MustCompile(`action: escuchar \| result: success \| direccion: .*:(\d+)$`)
 

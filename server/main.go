@@ -53,6 +53,11 @@ const (
 // healthTimeout bounds the health probe's connect and its answer.
 const healthTimeout = 3 * time.Second
 
+// shutdownTimeout bounds a graceful shutdown (Docker's own stop timeout):
+// past it, the central cuts the connections that remain and still closes the
+// bets file.
+const shutdownTimeout = 10 * time.Second
+
 // command is what the arguments ask for.
 type command int
 
@@ -153,10 +158,10 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 	case err := <-served:
 		// Listening failed: nothing is served, but the bets file is still closed cleanly.
 		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
-		_ = srv.Shutdown()
+		_ = shutdown(srv)
 		return exitFailed
 	}
-	if err := srv.Shutdown(); err != nil {
+	if err := shutdown(srv); err != nil {
 		return exitFailed
 	}
 	if err := <-served; err != nil && !errors.Is(err, central.ErrServerClosed) {
@@ -164,6 +169,13 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// shutdown stops srv within shutdownTimeout.
+func shutdown(srv *central.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return srv.Shutdown(ctx)
 }
 
 // signalName says why ctx ended: for main's context, the signal received

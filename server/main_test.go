@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,38 +19,15 @@ import (
 	"lotterycentral.example/client/agency"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/envconfig"
+	"lotterycentral.example/server/internal/loglines"
 )
 
 // linePrefix is the start of every log line: time, then the padded level.
 const linePrefix = `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d `
 
-// output collects what run writes, for a test to wait on.
-type output struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	grown chan struct{}
-}
-
-func newOutput() *output { return &output{grown: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n, err := o.buf.Write(p)
-	close(o.grown)
-	o.grown = make(chan struct{})
-	return n, err
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
 // running is run(…) in a goroutine.
 type running struct {
-	stdout, stderr *output
+	stdout, stderr *loglines.Recorder // what run writes, line by line
 	cancel         context.CancelCauseFunc
 	done           chan struct{}
 	code           int // once done is closed
@@ -62,10 +38,12 @@ type running struct {
 func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	r := &running{stdout: newOutput(), stderr: newOutput(), cancel: cancel, done: make(chan struct{})}
+	r := &running{stdout: loglines.New(), stderr: loglines.New(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		r.code = run(ctx, args, envconfig.FromMap(env), r.stdout, r.stderr)
+		r.stdout.End()
+		r.stderr.End()
 	}()
 	t.Cleanup(func() {
 		cancel(errors.New("test over"))
@@ -90,28 +68,16 @@ func (r *running) wait(t *testing.T) int {
 // the test when run returns first. The bound only turns a hang into a failure.
 func (r *running) await(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		r.stdout.mu.Lock()
-		grown := r.stdout.grown
-		text := r.stdout.buf.String()
-		r.stdout.mu.Unlock()
-		for _, line := range strings.Split(text, "\n") {
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		}
-		select {
-		case <-grown:
-		case <-r.done:
-			if m := re.FindStringSubmatch(r.stdout.String()); m != nil {
-				return m
-			}
-			t.Fatalf("run returned %d before a line matching %s:\n%s%s", r.code, re, r.stdout, r.stderr)
-		case <-deadline:
-			t.Fatalf("no line matching %s:\n%s%s", re, r.stdout, r.stderr)
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), loglines.DefaultBound)
+	defer cancel()
+	var m []string
+	if _, err := r.stdout.Until(ctx, 0, func(l loglines.Line) bool {
+		m = re.FindStringSubmatch(l.Text)
+		return m != nil
+	}); err != nil {
+		t.Fatalf("no line matching %s: %v:\n%s\n%s", re, err, r.stdout, r.stderr)
 	}
+	return m
 }
 
 // storeEnv is a configuration whose bets file is in a fresh directory.
@@ -164,7 +130,7 @@ func TestArguments(t *testing.T) {
 			assert.Equal(t, tt.wantCode, r.wait(t))
 			for _, out := range []struct {
 				name string
-				got  *output
+				got  *loglines.Recorder
 				want string
 			}{{"stdout", r.stdout, tt.wantStdout}, {"stderr", r.stderr, tt.wantStderr}} {
 				if out.want == "" {
@@ -290,7 +256,7 @@ func TestIPv6Loopback(t *testing.T) {
 		"CLI_SERVER_ADDRESS": "[::1]:" + port, "CLI_DATA_PATH": data, "CLI_CONNECT_TIMEOUT": "5s"}))
 	require.NoError(t, err)
 	log := logrus.New()
-	log.SetOutput(newOutput())
+	log.SetOutput(io.Discard)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	winners, err := agency.New(cfg, log).Run(ctx)

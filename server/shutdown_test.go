@@ -43,16 +43,7 @@ func terminate(t *testing.T, p *proc) (int, time.Duration) {
 // awaitLines waits until at least n lines contain every one of parts.
 func (p *proc) awaitLines(t *testing.T, n int, parts ...string) {
 	t.Helper()
-	if n <= 0 {
-		return
-	}
-	got := 0
-	p.awaitUntil(t, fmt.Sprintf("%d lines with %q", n, parts), func(line string) bool {
-		if hasParts(line, parts) {
-			got++
-		}
-		return got >= n
-	})
+	p.out.AwaitT(t, n, parts...)
 }
 
 var storedLine = regexp.MustCompile(`action: apuesta_recibida \| result: success \| cantidad: (\d+)`)
@@ -69,10 +60,8 @@ func ackedIn(line string) int {
 }
 
 func (p *proc) acked() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	n := 0
-	for _, l := range p.lines {
+	for _, l := range p.out.Texts() {
 		n += ackedIn(l)
 	}
 	return n
@@ -390,12 +379,12 @@ func TestClientShutdownLogsClosures(t *testing.T) {
 				{"action: cerrar_archivo | result: success | archivo: " + filepath.Join(dir, lottery.AgencyFileName(1)), tt.file},
 				{fmt.Sprintf("action: cerrar_conexion | result: success | servidor: 127.0.0.1:%d", port), tt.conn},
 			} {
-				assert.Equal(t, closing.want, countParts(lines, []string{closing.what}), "%q:\n%s", closing.what, c.output())
+				assert.Equal(t, closing.want, c.countParts(closing.what), "%q:\n%s", closing.what, c.output())
 				if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, closing.what) }); i != -1 {
 					assert.Less(t, i, shutdown, "%q after the shutdown line:\n%s", closing.what, c.output())
 				}
 			}
-			assert.Zero(t, countParts(lines, []string{"result: fail"}), c.output())
+			assert.Zero(t, c.countParts("result: fail"), c.output())
 		})
 	}
 }

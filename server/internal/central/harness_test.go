@@ -1,6 +1,7 @@
 package central
 
 import (
+	"context"
 	"io"
 	"net"
 	"path/filepath"
@@ -135,7 +136,7 @@ func startCentral(t testing.TB, cfg config.Config) *testCentral {
 
 // stop shuts the central down and waits for Serve to return; safe to call twice.
 func (tc *testCentral) stop() {
-	_ = tc.srv.Shutdown()
+	_ = tc.srv.Shutdown(context.Background())
 	if tc.served != nil {
 		<-tc.served
 		tc.served = nil

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/protocol"
@@ -832,7 +832,7 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 
 	other := runAgency(t.Context(), agencyConfig(tc, dir, 2))
 	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 2")
-	base := runtime.NumGoroutine()
+	before := goleak.IgnoreCurrent() // agency 2 parked, agency 1 not connected yet
 
 	c := dialRaw(t, tc.addr)
 	c.hello(1)
@@ -840,12 +840,12 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	c.finish(len(bets(1)))
 	c.send(protocol.Consult{Agency: 1})
 	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
-	require.Greater(t, runtime.NumGoroutine(), base)
+	require.ErrorContains(t, goleak.Find(before), "(*session).park", "agency 1's session is parked")
 
 	require.NoError(t, c.conn.Close())
 	tc.logs.await(t, 1, "action: espera_sorteo | result: fail | agencia: 1 | motivo: conexion_cerrada")
 	tc.logs.await(t, 1, "action: cerrar_conexion | result: success | agencia: 1 |")
-	awaitGoroutines(t, base)
+	goleak.VerifyNone(t, before) // its session and the watcher on its socket are gone
 
 	select {
 	case r := <-other:
@@ -867,19 +867,4 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	require.NoError(t, r.err)
 	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
 	assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
-}
-
-// awaitGoroutines lets the runtime reap goroutines that already returned
-// (their last log line is printed), then requires the count at most want.
-func awaitGoroutines(t *testing.T, want int) {
-	t.Helper()
-	n := runtime.NumGoroutine()
-	for i := 0; i < 1000 && n > want; i++ {
-		runtime.Gosched()
-		n = runtime.NumGoroutine()
-	}
-	if n > want {
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%d goroutines, want at most %d:\n%s", n, want, buf[:runtime.Stack(buf, true)])
-	}
 }

@@ -2,12 +2,12 @@ package central
 
 import (
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"lotterycentral.example/lottery"
 )
@@ -36,7 +36,7 @@ func TestThousandAgencies(t *testing.T) {
 			cfg.Agencies = tt.agencies
 			cfg.MaxConnections = tt.agencies + 16
 			tc := startCentral(t, cfg)
-			base := runtime.NumGoroutine() // the test and the central idle, before any agency
+			idle := goleak.IgnoreCurrent() // the test and the central idle, before any agency
 
 			results := make([]<-chan agencyResult, 0, tt.agencies)
 			for id := 1; id <= tt.agencies; id++ {
@@ -57,7 +57,7 @@ func TestThousandAgencies(t *testing.T) {
 
 			// Every session has ended: its goroutine (and its park watcher) is gone.
 			tc.logs.await(t, tt.agencies, "action: cerrar_conexion | result: success")
-			awaitGoroutines(t, base)
+			goleak.VerifyNone(t, idle)
 
 			tc.stop()
 			stored := make(map[int]int)

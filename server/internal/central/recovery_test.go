@@ -1,6 +1,7 @@
 package central
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -94,7 +95,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 			srv, err := New(cfg, log)
 			if tt.want == "" {
 				require.NoError(t, err)
-				require.NoError(t, srv.Shutdown())
+				require.NoError(t, srv.Shutdown(context.Background()))
 				assert.Equal(t, 1, logs.count("action: recuperacion | result: success", tt.logged), logs.dump())
 				return
 			}

@@ -6,6 +6,7 @@
 package central
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -43,10 +44,14 @@ type Server struct {
 	// a flood of silent sockets must not keep identified agencies out.
 	unidentified int
 	bySource     map[string]int
-	closing      bool
 	wg           sync.WaitGroup // one per session goroutine
-	// stopping is closing for the draw, which runs under the barrier's lock
-	// and must not make Shutdown wait for a whole pass over the bets.
+
+	// stopping is the one notion of "the central is stopping". Shutdown sets
+	// it once, with mu held, so a connection is either among the sessions
+	// Shutdown closes or never started; it is read without the lock anywhere
+	// else, by the draw too, which runs under the barrier's lock and gives up
+	// rather than make Shutdown wait for a whole pass over the bets. The
+	// barrier hears of it from Shutdown's barrier.Close.
 	stopping atomic.Bool
 }
 
@@ -125,7 +130,7 @@ func (s *Server) ListenAndServe() error {
 // Serve accepts connections on ln until Shutdown, then returns ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.stopping.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
@@ -138,7 +143,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if s.isClosing() {
+			if s.stopping.Load() {
 				return ErrServerClosed
 			}
 			// Out of file descriptors and the like passes once connections close:
@@ -162,7 +167,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) start(conn net.Conn) {
 	source := sourceOf(conn.RemoteAddr())
 	s.mu.Lock()
-	if s.closing {
+	if s.stopping.Load() {
 		s.mu.Unlock()
 		conn.Close()
 		return
@@ -236,12 +241,6 @@ func (s *Server) forgetUnidentified(sess *session) {
 	}
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // claim binds agency to sess. When another live session holds it, a session
 // authenticated by its certificate takes the agency over and gets the old
 // session back to close (a real agency whose old socket is half-dead gets back
@@ -269,17 +268,23 @@ func (s *Server) release(sess *session) {
 	}
 }
 
-// Shutdown stops the central: it closes the listener, releases agencies
-// parked for the draw, closes every connection, waits for every session
-// goroutine, and flushes and closes the bets file. It logs each step.
-func (s *Server) Shutdown() error {
+// Shutdown stops the central, like net/http's Server.Shutdown: it closes the
+// listener, releases the agencies parked for the draw (each is told the
+// central is shutting down), closes every other connection, waits for every
+// session goroutine to return, then flushes and closes the bets file. It
+// logs each step.
+//
+// ctx bounds the wait. If ctx ends first, Shutdown closes the connections
+// that remain, parked ones included, waits for their goroutines (with its
+// socket closed, only a disk still holds one, and the store could not close
+// under it anyway), still closes the bets file, and returns ctx.Err() joined
+// with any error closing it. Calls after the first return nil at once.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closing {
+	if !s.stopping.CompareAndSwap(false, true) {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closing = true
-	s.stopping.Store(true)
 	ln := s.listener
 	sessions := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
@@ -303,12 +308,38 @@ func (s *Server) Shutdown() error {
 			sess.close()
 		}
 	}
-	s.wg.Wait()
+	ended := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(ended)
+	}()
+	var late error
+	select {
+	case <-ended:
+	case <-ctx.Done():
+	}
+	select {
+	case <-ended:
+	default: // ctx ended first: cut what remains
+		late = ctx.Err()
+		s.mu.Lock()
+		left := len(s.sessions)
+		s.mu.Unlock()
+		s.log.Warn(logfmt.Line("esperar_conexiones", logfmt.Fail, "conexiones", left, "error", late))
+		for _, sess := range sessions {
+			sess.close()
+		}
+		<-ended
+	}
 	if err := s.ledger.close(); err != nil {
 		s.log.Error(logfmt.Line("cerrar_archivo_apuestas", logfmt.Fail, "error", err))
-		return fmt.Errorf("shutdown: %w", err)
+		return errors.Join(late, fmt.Errorf("shutdown: %w", err))
 	}
 	s.log.Info(logfmt.Line("cerrar_archivo_apuestas", logfmt.Success, "archivo", s.cfg.StoragePath))
+	if late != nil {
+		s.log.Warn(logfmt.Line("shutdown", logfmt.Fail, "error", late))
+		return late
+	}
 	s.log.Info(logfmt.Line("shutdown", logfmt.Success))
 	return nil
 }

@@ -48,6 +48,7 @@ type session struct {
 	batch        protocol.Batch
 	bets         []lottery.Bet
 	staged       []staged
+	answers      []protocol.Message // reused: the answers to the staged batches
 	wbuf         []byte
 	closeOnce    sync.Once
 	parked       atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
@@ -61,91 +62,95 @@ func newSession(srv *Server, conn net.Conn, source string) *session {
 	return s
 }
 
-// run reads and answers frames until the peer leaves, breaks the protocol, or
-// the central shuts down.
+// result is what a handler decided should happen; the loop does it. A
+// handler reads the socket and logs what it did (a batch stored or
+// refused, an agency identified), but never writes to the socket, logs a
+// refusal or ends the session: that is the loop's job.
+type result struct {
+	// answers are written in order, with one write: a group commit's acks
+	// leave together. Only a long run of WINNERS is written as it fills frames.
+	answers []protocol.Message
+	// err ends the session after answers. A *protoErr is logged as a refusal
+	// and told to the peer in an ERROR; any other error was logged where it
+	// happened, and the peer hears nothing, unless it is a plaintext agency
+	// at a TLS central, which is told so in its own framing.
+	err error
+	// end ends the session once answers are written.
+	end bool
+	// sent is an INFO line logged once answers are written.
+	sent string
+}
+
+// protoErr is a protocol error: the code and text of the ERROR that ends a
+// session.
+type protoErr struct {
+	code protocol.Code
+	text string
+	// unheard: the connection broke, so the refusal is logged, not sent.
+	unheard bool
+}
+
+func (e *protoErr) Error() string { return fmt.Sprintf("%s: %s", e.code, e.text) }
+
+// answer is the result that sends msgs and goes on.
+func answer(msgs ...protocol.Message) result { return result{answers: msgs} }
+
+// refuse is the result that ends the session with a protocol error.
+func refuse(code protocol.Code, text string) result {
+	return result{err: &protoErr{code: code, text: text}}
+}
+
+// run is the session's loop, after nsq's IOLoop: it reads a frame, asks the
+// frame's handler what to do, and does it, until the peer leaves, breaks the
+// protocol, or the central shuts down.
 func (s *session) run() {
 	defer s.end()
-	if !s.identify() {
-		return
-	}
-	s.br = bufio.NewReaderSize(s.conn, readBuffer)
-	for {
-		if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
-			return
-		}
-		f, err := protocol.ReadFrame(s.br, protocol.MaxClientFrame, s.payload)
-		if err != nil {
-			s.readFailed(f.Type, err)
-			return
-		}
-		s.payload = f.Payload
-		if !s.handle(f) {
-			return
-		}
+	r := s.identify()
+	for s.act(r) {
+		r = s.next()
 	}
 }
 
-// identify proves who the peer is before anything costly is allocated for
-// it: the TLS handshake and then HELLO must each complete within
-// HelloTimeout, and the first frame is read straight from the socket. A PING
-// is answered without identifying (health probes) and the connection closed.
-// false ends the session.
-func (s *session) identify() bool {
-	wait := min(s.srv.cfg.HelloTimeout, s.srv.cfg.IdleTimeout)
-	if tc, ok := s.conn.(*tls.Conn); ok && !s.handshake(tc, wait) {
+// act does what r says. It is the only place that writes to the socket,
+// logs a refusal and ends the session: false ends it.
+func (s *session) act(r result) bool {
+	for _, m := range r.answers {
+		if !s.queue(m) {
+			return false
+		}
+		// A long run of WINNERS goes out as it fills frames, not all at once.
+		if len(s.wbuf) >= protocol.MaxServerFrame && !s.flush() {
+			return false
+		}
+	}
+	if r.err != nil {
+		s.endWith(r.err)
 		return false
 	}
-	if err := s.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+	if !s.flush() {
 		return false
 	}
-	f, err := protocol.ReadFrame(s.conn, protocol.MaxClientFrame, nil)
+	if r.sent != "" {
+		s.srv.log.Info(r.sent)
+	}
+	return !r.end
+}
+
+// next reads one frame of an identified agency and hands it to its handler.
+func (s *session) next() result {
+	if err := s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.IdleTimeout)); err != nil {
+		return result{end: true}
+	}
+	f, err := protocol.ReadFrame(s.br, protocol.MaxClientFrame, s.payload)
 	if err != nil {
-		s.readFailed(f.Type, err)
-		return false
+		return s.readFailed(f.Type, err)
 	}
+	s.payload = f.Payload
 	switch f.Type {
 	case protocol.MsgPing:
-		s.send(protocol.Pong{})
-		return false
+		return answer(protocol.Pong{})
 	case protocol.MsgHello:
 		return s.hello(f.Payload)
-	}
-	return s.fail(protocol.CodeNotIdentified, fmt.Sprintf("%s before HELLO: identify the agency first", f.Type))
-}
-
-// handshake runs the TLS handshake within wait and reads the agency the
-// peer's verified certificate names.
-func (s *session) handshake(tc *tls.Conn, wait time.Duration) bool {
-	if err := tc.SetDeadline(time.Now().Add(wait)); err != nil {
-		return false
-	}
-	if err := tc.Handshake(); err != nil {
-		// A plaintext agency is told in its own framing that TLS is required.
-		identity.RefusePlaintext(err, shutdownWriteTimeout)
-		reason, ok := identity.DescribeServerHandshakeError(err)
-		if !ok {
-			reason = "network"
-		}
-		s.srv.log.Warn(logfmt.Line("tls_handshake", logfmt.Fail, "remoto", s.conn.RemoteAddr(), "motivo", reason, "error", err))
-		return false
-	}
-	// A certificate that names no agency (the central's own, for its health
-	// probe) may only PING.
-	if agency, err := identity.ConnAgency(tc.ConnectionState()); err == nil {
-		s.certAgency = agency
-	}
-	return true
-}
-
-// handle answers one frame of an identified agency; false ends the session.
-func (s *session) handle(f protocol.Frame) bool {
-	if f.Type == protocol.MsgPing {
-		return s.send(protocol.Pong{})
-	}
-	if f.Type == protocol.MsgHello {
-		return s.hello(f.Payload)
-	}
-	switch f.Type {
 	case protocol.MsgBatch:
 		return s.storeBatches(f.Payload)
 	case protocol.MsgFinish:
@@ -153,19 +158,96 @@ func (s *session) handle(f protocol.Frame) bool {
 	case protocol.MsgConsult:
 		return s.consult(f.Payload)
 	}
-	return s.fail(protocol.CodeUnexpected, fmt.Sprintf("%s is not a message an agency sends", f.Type))
+	return refuse(protocol.CodeUnexpected, fmt.Sprintf("%s is not a message an agency sends", f.Type))
 }
 
-func (s *session) hello(payload []byte) bool {
+// readFailed says what a failed read of a frame means: the normal end of a
+// connection, or a refusal, told to the peer when it can still hear it.
+func (s *session) readFailed(t protocol.MsgType, err error) result {
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		// The agency closed its side: the normal end of a connection.
+	case errors.Is(err, net.ErrClosed):
+		// Shutdown closed the connection.
+	case errors.As(err, &ne) && ne.Timeout():
+		wait := s.srv.cfg.IdleTimeout
+		if s.agency == 0 {
+			wait = min(wait, s.srv.cfg.HelloTimeout)
+		}
+		return refuse(protocol.CodeIdleTimeout, fmt.Sprintf("no complete message for %s", wait))
+	case errors.Is(err, protocol.ErrFrameTooLarge):
+		if t == protocol.MsgBatch {
+			s.logBatchFail(0)
+		}
+		return refuse(protocol.CodeFrameTooLarge, err.Error())
+	case errors.Is(err, protocol.ErrUnknownType):
+		return refuse(protocol.CodeUnknownType, err.Error())
+	default:
+		return result{err: &protoErr{code: protocol.CodeMalformed, text: err.Error(), unheard: true}}
+	}
+	return result{end: true}
+}
+
+// identify proves who the peer is before anything costly is allocated for
+// it: the TLS handshake and then HELLO must each complete within
+// HelloTimeout, and the first frame is read straight from the socket. A PING
+// is answered without identifying (health probes) and the connection closed.
+func (s *session) identify() result {
+	wait := min(s.srv.cfg.HelloTimeout, s.srv.cfg.IdleTimeout)
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		if err := s.handshake(tc, wait); err != nil {
+			return result{err: err}
+		}
+	}
+	if err := s.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return result{end: true}
+	}
+	f, err := protocol.ReadFrame(s.conn, protocol.MaxClientFrame, nil)
+	if err != nil {
+		return s.readFailed(f.Type, err)
+	}
+	switch f.Type {
+	case protocol.MsgPing:
+		return result{answers: []protocol.Message{protocol.Pong{}}, end: true}
+	case protocol.MsgHello:
+		return s.hello(f.Payload)
+	}
+	return refuse(protocol.CodeNotIdentified, fmt.Sprintf("%s before HELLO: identify the agency first", f.Type))
+}
+
+// handshake runs the TLS handshake within wait and reads the agency the
+// peer's verified certificate names.
+func (s *session) handshake(tc *tls.Conn, wait time.Duration) error {
+	if err := tc.SetDeadline(time.Now().Add(wait)); err != nil {
+		return err
+	}
+	if err := tc.Handshake(); err != nil {
+		reason, ok := identity.DescribeServerHandshakeError(err)
+		if !ok {
+			reason = "network"
+		}
+		s.srv.log.Warn(logfmt.Line("tls_handshake", logfmt.Fail, "remoto", s.conn.RemoteAddr(), "motivo", reason, "error", err))
+		return err
+	}
+	// A certificate that names no agency (the central's own, for its health
+	// probe) may only PING.
+	if agency, err := identity.ConnAgency(tc.ConnectionState()); err == nil {
+		s.certAgency = agency
+	}
+	return nil
+}
+
+func (s *session) hello(payload []byte) result {
 	if s.agency != 0 {
-		return s.fail(protocol.CodeAlreadyIdentified, fmt.Sprintf("this connection is already agency %d", s.agency))
+		return refuse(protocol.CodeAlreadyIdentified, fmt.Sprintf("this connection is already agency %d", s.agency))
 	}
 	var m protocol.Hello
 	if err := protocol.DecodeInto(payload, &m); err != nil {
-		return s.fail(protocol.CodeMalformed, err.Error())
+		return refuse(protocol.CodeMalformed, err.Error())
 	}
 	if m.Version != protocol.Version {
-		return s.fail(protocol.CodeBadVersion, fmt.Sprintf("protocol version %d; this central speaks %d", m.Version, protocol.Version))
+		return refuse(protocol.CodeBadVersion, fmt.Sprintf("protocol version %d; this central speaks %d", m.Version, protocol.Version))
 	}
 	if s.srv.tls != nil && uint64(m.Agency) != uint64(s.certAgency) {
 		named := "none"
@@ -174,24 +256,24 @@ func (s *session) hello(payload []byte) bool {
 		}
 		s.srv.log.Warn(logfmt.Line("autorizacion", logfmt.Fail, "remoto", s.conn.RemoteAddr(),
 			"agencia_certificado", named, "agencia_declarada", m.Agency))
-		return s.fail(protocol.CodeUnauthorized,
+		return refuse(protocol.CodeUnauthorized,
 			fmt.Sprintf("this connection's certificate names agency %s; it may not speak for agency %d", named, m.Agency))
 	}
 	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
-		return s.fail(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
+		return refuse(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
 	}
 	// A storage failure not healed yet (most likely a full disk) turns away the
 	// agencies that still have bets to store; a finished one goes on to its winners.
 	if finished, _ := s.srv.barrier.State(int(m.Agency)); !finished {
 		if err := s.srv.ledger.ready(); err != nil {
 			s.srv.log.Error(logfmt.Line("recuperar_almacenamiento", logfmt.Fail, "agencia", m.Agency, "error", err))
-			return s.fail(protocol.CodeStorage, "the central cannot store bets yet; reconnect later")
+			return refuse(protocol.CodeStorage, "the central cannot store bets yet; reconnect later")
 		}
 	}
 	agency := int(m.Agency)
 	old, ok := s.srv.claim(agency, s)
 	if !ok {
-		return s.fail(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
+		return refuse(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
 	}
 	if old != nil {
 		// The old session may be between writing a batch and counting it: the
@@ -203,11 +285,13 @@ func (s *session) hello(payload []byte) bool {
 	}
 	s.srv.identified(s)
 	s.agency, s.nextSeq = agency, 1
+	// Only now is the read buffer worth its memory.
+	s.br = bufio.NewReaderSize(s.conn, readBuffer)
 	finished, drawn := s.srv.barrier.State(agency)
 	stored := s.srv.ledger.count(agency)
 	s.srv.log.Info(logfmt.Line("identificacion", logfmt.Success, "agencia", agency, "almacenadas", stored,
 		"remoto", s.conn.RemoteAddr()))
-	return s.send(protocol.HelloAck{Version: protocol.Version, Stored: stored, Finished: finished, Drawn: drawn})
+	return answer(protocol.HelloAck{Version: protocol.Version, Stored: stored, Finished: finished, Drawn: drawn})
 }
 
 // maxStaged bounds the batches answered by one sync on one connection.
@@ -224,7 +308,7 @@ type staged struct {
 // storeBatches handles the batch in payload and every further batch that is
 // already buffered whole (an agency keeps several in flight), makes all of
 // them durable with one sync, then answers each in order.
-func (s *session) storeBatches(payload []byte) bool {
+func (s *session) storeBatches(payload []byte) result {
 	s.staged = s.staged[:0]
 	malformed := false
 	for {
@@ -239,18 +323,15 @@ func (s *session) storeBatches(payload []byte) bool {
 		}
 		f, err := protocol.ReadFrame(s.br, protocol.MaxClientFrame, s.payload)
 		if err != nil { // cannot happen: the frame is buffered whole
-			s.readFailed(f.Type, err)
-			return false
+			return s.readFailed(f.Type, err)
 		}
 		s.payload, payload = f.Payload, f.Payload
 	}
-	if !s.answerStaged() {
-		return false
+	r := s.answerStaged()
+	if r.err == nil && malformed {
+		r.err = &protoErr{code: protocol.CodeMalformed, text: "BATCH shorter than its sequence number and count"}
 	}
-	if malformed {
-		return s.fail(protocol.CodeMalformed, "BATCH shorter than its sequence number and count")
-	}
-	return true
+	return r
 }
 
 // batchBuffered reports whether a whole BATCH frame is waiting in the buffer.
@@ -327,11 +408,16 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	return staged{reply: protocol.BatchAck{Seq: seq}, count: len(s.bets), gen: gen}, true
 }
 
-// answerStaged syncs the staged batches once, then answers them in order with one write.
-func (s *session) answerStaged() bool {
+// answerStaged syncs the staged batches once, counts the ones now durable
+// (ledger.go says why only then), and answers them all, in order.
+func (s *session) answerStaged() result {
 	var gen uint64
 	for _, st := range s.staged {
 		gen = max(gen, st.gen)
+	}
+	s.answers = s.answers[:0]
+	for _, st := range s.staged {
+		s.srv.ledger.commit(s.agency, st.count)
 	}
 	if gen > 0 {
 		if err := s.srv.ledger.sync(gen); err != nil {
@@ -349,10 +435,11 @@ func (s *session) answerStaged() bool {
 					reply = s.reject(reply.(protocol.BatchAck).Seq, st.count, protocol.CodeStorage, protocol.NoIndex,
 						"the central could not store the batch; reconnect and resume")
 				}
-				s.queue(reply)
+				s.answers = append(s.answers, reply)
 			}
 			s.srv.ledger.release(s.agency)
-			return s.fail(protocol.CodeStorage, "the central could not store bets; reconnect and resume")
+			return result{answers: s.answers,
+				err: &protoErr{code: protocol.CodeStorage, text: "the central could not store bets; reconnect and resume"}}
 		}
 	}
 	for _, st := range s.staged {
@@ -360,11 +447,9 @@ func (s *session) answerStaged() bool {
 			s.srv.ledger.commit(s.agency, st.count)
 			s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
 		}
-		if !s.queue(st.reply) {
-			return false
-		}
+		s.answers = append(s.answers, st.reply)
 	}
-	return s.flush()
+	return result{answers: s.answers}
 }
 
 // reject logs a refused batch and returns its answer; nothing of it was
@@ -387,63 +472,65 @@ func indexField(index uint32) any {
 	return index
 }
 
-func (s *session) finish(payload []byte) bool {
+func (s *session) finish(payload []byte) result {
 	var m protocol.Finish
 	if err := protocol.DecodeInto(payload, &m); err != nil {
-		return s.fail(protocol.CodeMalformed, err.Error())
+		return refuse(protocol.CodeMalformed, err.Error())
 	}
 	if finished, _ := s.srv.barrier.State(s.agency); finished {
-		return s.fail(protocol.CodeAfterFinish, "this agency already sent FINISH")
+		return refuse(protocol.CodeAfterFinish, "this agency already sent FINISH")
 	}
 	stored := s.srv.ledger.count(s.agency)
 	if m.Total != stored {
-		return s.fail(protocol.CodeCountMismatch, fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, stored))
+		return refuse(protocol.CodeCountMismatch, fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, stored))
 	}
 	if err := s.srv.ledger.markFinished(s.agency, stored); err != nil {
 		s.srv.log.Error(logfmt.Line("guardar_fin", logfmt.Fail, "agencia", s.agency, "error", err))
-		return s.fail(protocol.CodeStorage, "the central could not record the FINISH")
+		return refuse(protocol.CodeStorage, "the central could not record the FINISH")
 	}
 	if _, err := s.srv.barrier.Finish(s.agency); err != nil {
 		if errors.Is(err, draw.ErrClosing) {
-			return s.fail(protocol.CodeShuttingDown, "the central is shutting down")
+			return refuse(protocol.CodeShuttingDown, "the central is shutting down")
 		}
-		return s.fail(protocol.CodeStorage, "the draw failed")
+		return refuse(protocol.CodeStorage, "the draw failed")
 	}
 	s.srv.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "agencia", s.agency, "apuestas", stored,
 		"agencias_pendientes", s.srv.barrier.Pending()))
-	return s.send(protocol.FinishAck{Stored: stored})
+	return answer(protocol.FinishAck{Stored: stored})
 }
 
-func (s *session) consult(payload []byte) bool {
+// consult parks the agency at the draw barrier until the draw ran, then
+// answers with its winners.
+func (s *session) consult(payload []byte) result {
 	var m protocol.Consult
 	if err := protocol.DecodeInto(payload, &m); err != nil {
-		return s.fail(protocol.CodeMalformed, err.Error())
+		return refuse(protocol.CodeMalformed, err.Error())
 	}
 	if uint64(m.Agency) != uint64(s.agency) {
-		return s.fail(protocol.CodeWrongAgency, fmt.Sprintf("agency %d may only ask for its own winners, not agency %d's", s.agency, m.Agency))
+		return refuse(protocol.CodeWrongAgency, fmt.Sprintf("agency %d may only ask for its own winners, not agency %d's", s.agency, m.Agency))
 	}
 	if finished, _ := s.srv.barrier.State(s.agency); !finished {
-		return s.fail(protocol.CodeNotFinished, "send FINISH before asking for winners")
+		return refuse(protocol.CodeNotFinished, "send FINISH before asking for winners")
 	}
 	docs, err := s.park()
 	switch {
 	case errors.Is(err, draw.ErrClosing):
-		return s.fail(protocol.CodeShuttingDown, "the central is shutting down before the draw")
+		return refuse(protocol.CodeShuttingDown, "the central is shutting down before the draw")
 	case errors.Is(err, errDataWhileParked):
-		return s.fail(protocol.CodeUnexpected, err.Error())
+		return refuse(protocol.CodeUnexpected, err.Error())
 	case errors.Is(err, context.Canceled):
 		s.srv.log.Info(logfmt.Line("espera_sorteo", logfmt.Fail, "agencia", s.agency, "motivo", "conexion_cerrada"))
-		return false
+		return result{end: true}
 	case err != nil:
-		return s.fail(protocol.CodeStorage, "the draw failed")
+		return refuse(protocol.CodeStorage, "the draw failed")
 	}
-	for _, w := range protocol.SplitWinners(docs) {
-		if !s.send(w) {
-			return false
-		}
+	winners := protocol.SplitWinners(docs)
+	r := result{answers: make([]protocol.Message, len(winners)),
+		sent: logfmt.Line("envio_ganadores", logfmt.Success, "agencia", s.agency, "cant_ganadores", len(docs))}
+	for i, w := range winners {
+		r.answers[i] = w
 	}
-	s.srv.log.Info(logfmt.Line("envio_ganadores", logfmt.Success, "agencia", s.agency, "cant_ganadores", len(docs)))
-	return true
+	return r
 }
 
 // park waits at the draw barrier. Meanwhile a watcher goroutine blocks on the
@@ -467,7 +554,7 @@ func (s *session) park() ([]string, error) {
 		}
 		cancel(err)
 	}()
-	docs, err := s.srv.barrier.Wait(ctx, s.agency)
+	docs, err := s.srv.barrier.Wait(context.Background(), s.agency)
 	// Wake the watcher (Peek fails on the deadline) and wait for it; the
 	// bufio.Reader stays usable afterwards.
 	_ = s.conn.SetReadDeadline(time.Unix(1, 0))
@@ -480,8 +567,7 @@ func (s *session) park() ([]string, error) {
 	return docs, err
 }
 
-// send writes one message; false means the connection is unusable.
-func (s *session) send(m protocol.Message) bool { return s.queue(m) && s.flush() }
+// The write helpers: act's, and no one else's.
 
 // queue encodes m after the messages already waiting in wbuf.
 func (s *session) queue(m protocol.Message) bool {
@@ -503,7 +589,7 @@ func (s *session) flush() bool {
 	// A peer that does not read must not block this goroutine forever, nor
 	// hold up a shutdown for long.
 	timeout := s.srv.cfg.IdleTimeout
-	if s.srv.isClosing() {
+	if s.srv.stopping.Load() {
 		timeout = min(timeout, shutdownWriteTimeout)
 	}
 	if err := s.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
@@ -516,38 +602,18 @@ func (s *session) flush() bool {
 	return true
 }
 
-// fail reports a protocol error to the peer and the log; the session ends.
-func (s *session) fail(code protocol.Code, text string) bool {
+// endWith reports the error that ends the session (see result.err): a
+// protocol error is logged, then written after the answers already queued.
+func (s *session) endWith(err error) {
+	var pe *protoErr
+	if !errors.As(err, &pe) {
+		identity.RefusePlaintext(err, shutdownWriteTimeout)
+		return
+	}
 	s.srv.log.Warn(logfmt.Line("protocolo", logfmt.Fail, "agencia", s.agency, "remoto", s.conn.RemoteAddr(),
-		"motivo", code, "detalle", text))
-	s.send(protocol.ErrorMessage{Code: code, Text: protocol.Text(text)})
-	return false
-}
-
-// readFailed explains why reading a frame failed, to the peer when it can still hear it.
-func (s *session) readFailed(t protocol.MsgType, err error) {
-	var ne net.Error
-	switch {
-	case errors.Is(err, io.EOF):
-		// The agency closed its side: the normal end of a connection.
-	case errors.Is(err, net.ErrClosed):
-		// Shutdown closed the connection.
-	case errors.As(err, &ne) && ne.Timeout():
-		wait := s.srv.cfg.IdleTimeout
-		if s.agency == 0 {
-			wait = min(wait, s.srv.cfg.HelloTimeout)
-		}
-		s.fail(protocol.CodeIdleTimeout, fmt.Sprintf("no complete message for %s", wait))
-	case errors.Is(err, protocol.ErrFrameTooLarge):
-		if t == protocol.MsgBatch {
-			s.logBatchFail(0)
-		}
-		s.fail(protocol.CodeFrameTooLarge, err.Error())
-	case errors.Is(err, protocol.ErrUnknownType):
-		s.fail(protocol.CodeUnknownType, err.Error())
-	default:
-		s.srv.log.Warn(logfmt.Line("protocolo", logfmt.Fail, "agencia", s.agency, "remoto", s.conn.RemoteAddr(),
-			"motivo", protocol.CodeMalformed, "detalle", err))
+		"motivo", pe.code, "detalle", pe.text))
+	if !pe.unheard && s.queue(protocol.ErrorMessage{Code: pe.code, Text: protocol.Text(pe.text)}) {
+		s.flush()
 	}
 }
 

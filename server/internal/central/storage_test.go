@@ -1,14 +1,17 @@
 package central
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -359,7 +362,7 @@ func TestShutdownAfterStorageFailure(t *testing.T) {
 				rehello(t, tc, 1)
 			}
 
-			err := tc.srv.Shutdown()
+			err := tc.srv.Shutdown(context.Background())
 			if tt.wantErr {
 				require.ErrorIs(t, err, syscall.EIO)
 				assert.ErrorContains(t, err, "repair the bets file after a storage failure")
@@ -372,6 +375,102 @@ func TestShutdownAfterStorageFailure(t *testing.T) {
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[:10]}, storedBets(t, tc.path))
 		})
 	}
+}
+
+// holdNextSync makes the next fsync of the bets file wait, once it has
+// started, until the test closes the returned resume; synced is closed when
+// it starts.
+func holdNextSync(d *faultyDisk) (synced <-chan struct{}, resume chan<- struct{}) {
+	started, release := make(chan struct{}), make(chan struct{})
+	d.mu.Lock()
+	d.onSync = func() {
+		close(started)
+		<-release
+	}
+	d.mu.Unlock()
+	return started, release
+}
+
+// awaitClosed waits for ch to close; the deadline only turns a hang into a failure.
+func awaitClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(replyWait):
+		t.Fatalf("waited for %s", what)
+	}
+}
+
+// The ledger's order (ledger.go): a batch is written, then synced, then
+// counted. While its fsync runs, its rows are in the file, but it is neither
+// acknowledged nor in the count a HELLO answers with; and the fsync runs
+// without the ledger's lock, so another agency is identified meanwhile.
+func TestBatchCountedOnlyAfterItsSync(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	tc := startCentral(t, cfg)
+	synced, resume := holdNextSync(injectFaults(tc))
+	bets := agencyBetsFor(1, 10)
+
+	c := dialRaw(t, tc.addr)
+	c.hello(1)
+	c.send(protocol.Batch{Seq: 1, Bets: wireBets(bets)})
+	awaitClosed(t, synced, "the batch's fsync")
+	assert.Equal(t, map[int][]lottery.Bet{1: bets}, storedBets(t, tc.path), "written before its fsync")
+	assert.Zero(t, tc.srv.ledger.count(1), "counted before its fsync returned")
+	assert.Zero(t, tc.logs.count("action: apuesta_recibida | result: success"), "acknowledged before its fsync returned")
+	assert.Zero(t, dialRaw(t, tc.addr).hello(2).Stored, "HELLO waits for no fsync")
+
+	close(resume)
+	c.expect(protocol.MsgBatchAck)
+	assert.EqualValues(t, len(bets), tc.srv.ledger.count(1))
+	require.NoError(t, c.conn.Close())
+	_, ack := rehello(t, tc, 1)
+	assert.EqualValues(t, len(bets), ack.Stored, "counted once its fsync returned")
+}
+
+// Shutdown's deadline, as in net/http: when ctx ends before every session
+// has ended — here one held in its fsync — Shutdown cuts every connection
+// that remains, parked ones included, waits for their goroutines, still
+// closes the bets file, and returns ctx's error.
+func TestShutdownDeadline(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	tc := startCentral(t, cfg)
+	d := injectFaults(tc)
+	parked := dialRaw(t, tc.addr)
+	parked.hello(1)
+	parked.finish(0)
+	parked.send(protocol.Consult{Agency: 1})
+	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	synced, resume := holdNextSync(d)
+	busy := dialRaw(t, tc.addr)
+	busy.hello(2)
+	busy.send(protocol.Batch{Seq: 1, Bets: wireBets(agencyBetsFor(2, 5))})
+	awaitClosed(t, synced, "the batch's fsync")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- tc.srv.Shutdown(ctx) }()
+	tc.logs.await(t, 1, "action: esperar_conexiones | result: fail", "context canceled")
+	// The parked agency may have heard why before it was cut: either way its
+	// connection ends.
+	if m, err := parked.read(); err == nil {
+		e, ok := m.(*protocol.ErrorMessage)
+		require.True(t, ok, "got %+v", m)
+		assert.Equal(t, protocol.CodeShuttingDown, e.Code)
+		parked.expectClosed()
+	} else {
+		require.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
+	}
+	busy.expectClosed()
+	assert.Zero(t, tc.logs.count("action: cerrar_archivo_apuestas"), "the bets file closed under a session")
+
+	close(resume)
+	require.ErrorIs(t, <-shut, context.Canceled)
+	assert.Equal(t, 1, tc.logs.count("action: cerrar_archivo_apuestas | result: success"))
+	assert.Equal(t, 1, tc.logs.count("action: shutdown | result: fail", "context canceled"))
 }
 
 func agencyBetsFor(agency, n int) []lottery.Bet {
