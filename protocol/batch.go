@@ -25,9 +25,6 @@ func NewBatchBuilder(maxCount int) *BatchBuilder {
 	return bb
 }
 
-// MaxCount is the most bets one batch from this builder holds.
-func (bb *BatchBuilder) MaxCount() int { return bb.maxCount }
-
 // Len is the number of bets packed so far.
 func (bb *BatchBuilder) Len() int { return bb.count }
 

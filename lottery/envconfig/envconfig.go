@@ -123,27 +123,6 @@ func Join(errs ...error) error {
 	return out
 }
 
-// Vars lists the variables err names, in order.
-func Vars(err error) []string {
-	var vars []string
-	var walk func(err error)
-	walk = func(err error) {
-		var ve *VarError
-		switch e := err.(type) {
-		case Errors:
-			for _, x := range e {
-				walk(x)
-			}
-		default:
-			if errors.As(err, &ve) {
-				vars = append(vars, ve.Var)
-			}
-		}
-	}
-	walk(err)
-	return vars
-}
-
 // Getenv reads one variable, the way os.Getenv does. An empty value counts
 // as unset: the default applies.
 type Getenv func(name string) string

@@ -238,3 +238,24 @@ func TestUsage(t *testing.T) {
 		"  T_VERBOSE  -           \n"+
 		"  T_NAME     central     \n", got)
 }
+
+// Vars lists the variables err names, in order.
+func Vars(err error) []string {
+	var vars []string
+	var walk func(err error)
+	walk = func(err error) {
+		var ve *VarError
+		switch e := err.(type) {
+		case Errors:
+			for _, x := range e {
+				walk(x)
+			}
+		default:
+			if errors.As(err, &ve) {
+				vars = append(vars, ve.Var)
+			}
+		}
+	}
+	walk(err)
+	return vars
+}

@@ -73,13 +73,6 @@ func DescribeHandshakeError(err error) (reason string, ok bool) {
 	return describe(err, ReasonRefusedByCentral)
 }
 
-// IsHandshakeFailure reports whether err is a failure DescribeHandshakeError
-// classifies: one the agency must not retry.
-func IsHandshakeFailure(err error) bool {
-	_, ok := DescribeHandshakeError(err)
-	return ok
-}
-
 // DescribeServerHandshakeError classifies, from the central's point of view,
 // the error of a TLS handshake with a would-be agency: ReasonNoCertificate,
 // ReasonUnknownAuthority, ReasonExpired, ReasonInvalidCertificate,

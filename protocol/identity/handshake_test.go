@@ -401,7 +401,6 @@ func TestHandshakeMatrix(t *testing.T) {
 			reason, ok := identity.DescribeHandshakeError(c.err())
 			assert.True(t, ok, "a handshake failure")
 			assert.Equal(t, tt.clientReason, reason)
-			assert.True(t, identity.IsHandshakeFailure(c.err()))
 
 			require.ErrorContains(t, s.handshakeErr, tt.serverErr)
 			reason, ok = identity.DescribeServerHandshakeError(s.handshakeErr)
@@ -494,7 +493,6 @@ func TestNetworkErrorsAreNotHandshakeFailures(t *testing.T) {
 			reason, ok := identity.DescribeHandshakeError(tt.err)
 			assert.False(t, ok)
 			assert.Empty(t, reason)
-			assert.False(t, identity.IsHandshakeFailure(tt.err))
 			_, ok = identity.DescribeServerHandshakeError(tt.err)
 			assert.False(t, ok)
 		})
