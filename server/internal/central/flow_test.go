@@ -101,7 +101,7 @@ func TestEveryAgencyGetsExactlyItsOwnWinners(t *testing.T) {
 				want := expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id)
 				assert.ElementsMatch(t, want, r.docs, "agency %d", r.id)
 			}
-			assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
+			assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
 
 			// The bets file holds every bet of every agency, exactly once.
 			tc.stop()
@@ -130,7 +130,7 @@ func TestNoAnswerBeforeTheLastAgencyFinishes(t *testing.T) {
 		early = append(early, runAgency(t.Context(), agencyConfig(tc, dir, id)))
 	}
 	for id := 1; id <= 4; id++ {
-		tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", id))
+		tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", id))
 	}
 	for _, ch := range early {
 		select {
@@ -139,7 +139,7 @@ func TestNoAnswerBeforeTheLastAgencyFinishes(t *testing.T) {
 		default:
 		}
 	}
-	require.Zero(t, tc.logs.count("action: sorteo"), "the draw ran before the last FINISH")
+	require.Zero(t, tc.logs.Count("action: sorteo"), "the draw ran before the last FINISH")
 
 	last := <-runAgency(t.Context(), agencyConfig(tc, dir, 5))
 	require.NoError(t, last.err)
@@ -148,7 +148,7 @@ func TestNoAnswerBeforeTheLastAgencyFinishes(t *testing.T) {
 		require.NoError(t, r.err)
 		assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id), r.docs)
 	}
-	assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
+	assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
 }
 
 // A winner's document that appears in several agencies is reported to each of

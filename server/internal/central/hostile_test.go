@@ -265,8 +265,8 @@ func (h *hostileEnv) file(id int) string { return filepath.Join(h.dir, lottery.A
 func (h *hostileEnv) awaitReleased(t *testing.T, id int) {
 	t.Helper()
 	tag := fmt.Sprintf("agencia: %d |", id)
-	n := h.tc.logs.count("action: identificacion | result: success", tag)
-	h.tc.logs.await(t, n, "action: cerrar_conexion | result: success", tag)
+	n := h.tc.logs.Count("action: identificacion | result: success", tag)
+	h.tc.logs.AwaitT(t, n, "action: cerrar_conexion | result: success", tag)
 }
 
 // identify opens a new connection as agency id.
@@ -311,18 +311,18 @@ func (h *hostileEnv) drawn(t *testing.T) {
 	h.complete(t, hostileAgency)
 	h.complete(t, latchAgency)
 	h.honestResults()
-	h.tc.logs.await(t, 1, "action: sorteo | result: success")
+	h.tc.logs.AwaitT(t, 1, "action: sorteo | result: success")
 }
 
 func (h *hostileEnv) awaitProtocolFail(t *testing.T, code protocol.Code) {
 	t.Helper()
-	h.tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: "+code.String()+" |")
+	h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: "+code.String()+" |")
 }
 
 func (h *hostileEnv) awaitReject(t *testing.T, count int, code protocol.Code, index string) {
 	t.Helper()
-	h.tc.logs.await(t, 1, fmt.Sprintf("action: apuesta_recibida | result: fail | cantidad: %d", count))
-	h.tc.logs.await(t, 1, "action: rechazo_lote | result: fail", "motivo: "+code.String()+" |", "apuesta: "+index+" |")
+	h.tc.logs.AwaitT(t, 1, fmt.Sprintf("action: apuesta_recibida | result: fail | cantidad: %d", count))
+	h.tc.logs.AwaitT(t, 1, "action: rechazo_lote | result: fail", "motivo: "+code.String()+" |", "apuesta: "+index+" |")
 }
 
 // verify is every case's epilogue: every agency gets exactly its winners, the
@@ -340,7 +340,7 @@ func (h *hostileEnv) verify(t *testing.T) {
 		require.NoError(t, r.err, "honest agency %d", r.id)
 		assert.ElementsMatch(t, expectedWinners(t, h.file(r.id), r.id), r.docs, "honest agency %d", r.id)
 	}
-	assert.Equal(t, 1, h.tc.logs.count("action: sorteo | result: success"))
+	assert.Equal(t, 1, h.tc.logs.Count("action: sorteo | result: success"))
 
 	h.tc.stop()
 	want := make(map[lottery.Bet]int)
@@ -415,7 +415,7 @@ func TestHostilePeers(t *testing.T) {
 			c.write(batchFrame(t, 1, hostileAgency, protocol.MaxClientPayload+1))
 			c.expectError(protocol.CodeFrameTooLarge)
 			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
-			h.tc.logs.await(t, 1, "action: apuesta_recibida | result: fail | cantidad: 0")
+			h.tc.logs.AwaitT(t, 1, "action: apuesta_recibida | result: fail | cantidad: 0")
 		}},
 		{"a valid batch and a frame over 8 KiB in one write", func(t *testing.T, h *hostileEnv) {
 			// The valid batch, already written when the big frame is read, is
@@ -438,7 +438,7 @@ func TestHostilePeers(t *testing.T) {
 			c.write([]byte{byte(protocol.MsgHello), 0, 0})
 			require.NoError(t, c.conn.CloseWrite())
 			c.expectClosed()
-			h.tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
+			h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
 		}},
 		{"truncated payload then close", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
@@ -446,7 +446,7 @@ func TestHostilePeers(t *testing.T) {
 			c.write(full[:len(full)-7])
 			require.NoError(t, c.conn.CloseWrite())
 			c.expectClosed()
-			h.tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
+			h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
 		}},
 
 		// Identification.
@@ -616,7 +616,7 @@ func TestHostilePeers(t *testing.T) {
 		{"data while waiting for the draw", func(t *testing.T, h *hostileEnv) {
 			c := h.complete(t, hostileAgency)
 			c.send(protocol.Consult{Agency: hostileAgency})
-			h.tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", hostileAgency))
+			h.tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", hostileAgency))
 			c.send(protocol.Ping{})
 			c.expectError(protocol.CodeUnexpected)
 			h.awaitProtocolFail(t, protocol.CodeUnexpected)
@@ -661,12 +661,12 @@ func TestParkedAgencyToldOfShutdown(t *testing.T) {
 	c.expect(protocol.MsgBatchAck)
 	c.finish(1)
 	c.send(protocol.Consult{Agency: 1})
-	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
 
 	tc.stop()
 	c.expectError(protocol.CodeShuttingDown)
-	assert.Equal(t, 1, tc.logs.count("action: protocolo | result: fail", "motivo: shutting_down |"))
-	assert.Zero(t, tc.logs.count("action: sorteo"))
+	assert.Equal(t, 1, tc.logs.Count("action: protocolo | result: fail", "motivo: shutting_down |"))
+	assert.Zero(t, tc.logs.Count("action: sorteo"))
 }
 
 // The idle timeout cuts silent and slow peers, whatever they do in between.
@@ -726,8 +726,8 @@ func TestIdleTimeout(t *testing.T) {
 			tt.peer(t, c, stop)
 			c.expectError(protocol.CodeIdleTimeout)
 			assert.GreaterOrEqual(t, time.Since(start), idle, "cut before the timeout")
-			tc.logs.await(t, 1, "action: protocolo | result: fail", "motivo: idle_timeout |")
-			tc.logs.await(t, 1, "action: cerrar_conexion | result: success")
+			tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: idle_timeout |")
+			tc.logs.AwaitT(t, 1, "action: cerrar_conexion | result: success")
 		})
 	}
 }
@@ -745,15 +745,15 @@ func TestParkedAgencyOutlivesIdleTimeout(t *testing.T) {
 	tc := startCentral(t, cfg)
 
 	parked := runAgency(t.Context(), agencyConfig(tc, dir, 1))
-	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
 	// Four idle timeouts of other connections, one after the other: more
 	// than four timeouts pass while agency 1 waits.
 	for i := 1; i <= 4; i++ {
 		c := dialRaw(t, tc.addr)
 		c.expectError(protocol.CodeIdleTimeout)
-		tc.logs.await(t, i, "action: protocolo | result: fail", "motivo: idle_timeout |")
+		tc.logs.AwaitT(t, i, "action: protocolo | result: fail", "motivo: idle_timeout |")
 	}
-	require.Equal(t, 4, tc.logs.count("action: protocolo | result: fail"), "only the idle probes were cut:\n%s", tc.logs.dump())
+	require.Equal(t, 4, tc.logs.Count("action: protocolo | result: fail"), "only the idle probes were cut:\n%s", tc.logs.String())
 	select {
 	case r := <-parked:
 		t.Fatalf("agency 1 returned before the draw: %+v", r)
@@ -782,20 +782,20 @@ func TestConnectionCap(t *testing.T) {
 	tc := startCentral(t, cfg)
 	refused := func(n int) {
 		t.Helper()
-		tc.logs.await(t, n, "action: aceptar_conexion | result: fail", "motivo: too_many_connections")
+		tc.logs.AwaitT(t, n, "action: aceptar_conexion | result: fail", "motivo: too_many_connections")
 	}
 
 	idle := make([]*rawConn, limit)
 	for i := range idle {
 		idle[i] = dialRaw(t, tc.addr)
 	}
-	tc.logs.await(t, limit, "action: aceptar_conexion | result: success")
+	tc.logs.AwaitT(t, limit, "action: aceptar_conexion | result: success")
 	for i := 1; i <= 2; i++ {
 		excess := dialRaw(t, tc.addr)
 		excess.expectError(protocol.CodeTooManyConns)
 		refused(i)
 	}
-	require.Equal(t, limit, tc.logs.count("action: aceptar_conexion | result: success"))
+	require.Equal(t, limit, tc.logs.Count("action: aceptar_conexion | result: success"))
 
 	acfg := agencyConfig(tc, dir, 1)
 	acfg.MaxRetries = 50
@@ -831,7 +831,7 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	}
 
 	other := runAgency(t.Context(), agencyConfig(tc, dir, 2))
-	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 2")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 2")
 	before := goleak.IgnoreCurrent() // agency 2 parked, agency 1 not connected yet
 
 	c := dialRaw(t, tc.addr)
@@ -839,12 +839,12 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	c.sendBets(bets(1), 50)
 	c.finish(len(bets(1)))
 	c.send(protocol.Consult{Agency: 1})
-	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
 	require.ErrorContains(t, goleak.Find(before), "(*session).park", "agency 1's session is parked")
 
 	require.NoError(t, c.conn.Close())
-	tc.logs.await(t, 1, "action: espera_sorteo | result: fail | agencia: 1 | motivo: conexion_cerrada")
-	tc.logs.await(t, 1, "action: cerrar_conexion | result: success | agencia: 1 |")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: fail | agencia: 1 | motivo: conexion_cerrada")
+	tc.logs.AwaitT(t, 1, "action: cerrar_conexion | result: success | agencia: 1 |")
 	goleak.VerifyNone(t, before) // its session and the watcher on its socket are gone
 
 	select {
@@ -852,13 +852,13 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 		t.Fatalf("agency 2 answered before the draw: %+v", r)
 	default:
 	}
-	assert.Zero(t, tc.logs.count("action: espera_sorteo | result: fail | agencia: 2"))
+	assert.Zero(t, tc.logs.Count("action: espera_sorteo | result: fail | agencia: 2"))
 
 	// Agency 1 comes back: it is already counted, so it goes straight to CONSULT.
 	back := dialRaw(t, tc.addr)
 	require.True(t, back.hello(1).Finished)
 	back.send(protocol.Consult{Agency: 1})
-	tc.logs.await(t, 2, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 2, "action: espera_sorteo | result: in_progress", "agencia: 1")
 
 	last := <-runAgency(t.Context(), agencyConfig(tc, dir, 3))
 	require.NoError(t, last.err)
@@ -866,5 +866,5 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	r := <-other
 	require.NoError(t, r.err)
 	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
-	assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
+	assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
 }

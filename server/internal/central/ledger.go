@@ -6,11 +6,13 @@ package central
 // state; a sync leader drops it for its fsync, so batches are written while an
 // fsync runs. Healing and close fsync under mu, when nothing can be stored anyway.
 //
-// A batch is written, then synced, then counted. Written under mu, so that the
-// batches written during an fsync share the next one (group commit); synced
-// before it is acknowledged, so that an acknowledged bet survives a crash;
-// counted last, because the count is what a reconnecting agency skips and what
-// FINISH is checked against, and it must never include a bet a crash could lose.
+// A batch is written, then synced, then counted (write, sync, commit: the
+// session calls them in that order). Written under mu, so that the batches
+// written during an fsync share the next one (group commit); synced before it
+// is acknowledged, so that an acknowledged bet survives a crash; counted last,
+// because the count is what a reconnecting agency skips and what FINISH is
+// checked against, and it must never include a bet a crash could lose.
+// TestBatchCountedOnlyAfterItsSync holds this order.
 //
 // A failed write or fsync loses every batch not synced yet: each is refused
 // with `storage`, and the file is cut back to the synced rows, its tail checked,

@@ -52,11 +52,11 @@ func TestThousandAgencies(t *testing.T) {
 				want := expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id)
 				assert.ElementsMatch(t, want, r.docs, "agency %d", r.id)
 			}
-			assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
-			assert.Equal(t, tt.agencies, tc.logs.count("action: envio_ganadores | result: success"))
+			assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
+			assert.Equal(t, tt.agencies, tc.logs.Count("action: envio_ganadores | result: success"))
 
 			// Every session has ended: its goroutine (and its park watcher) is gone.
-			tc.logs.await(t, tt.agencies, "action: cerrar_conexion | result: success")
+			tc.logs.AwaitT(t, tt.agencies, "action: cerrar_conexion | result: success")
 			goleak.VerifyNone(t, idle)
 
 			tc.stop()

@@ -402,8 +402,8 @@ func (e *trustEnv) identify(t *testing.T, id int) *peerConn {
 func (e *trustEnv) awaitReleased(t *testing.T, id int) {
 	t.Helper()
 	tag := fmt.Sprintf("agencia: %d |", id)
-	n := e.tc.logs.count("action: identificacion | result: success", tag)
-	e.tc.logs.await(t, n, "action: cerrar_conexion | result: success", tag)
+	n := e.tc.logs.Count("action: identificacion | result: success", tag)
+	e.tc.logs.AwaitT(t, n, "action: cerrar_conexion | result: success", tag)
 }
 
 // draw finishes the latch (unless it already counts as finished), collects
@@ -463,7 +463,7 @@ var allAgencies = []int{1, 2, 3, 4, 5, 6}
 func (e *trustEnv) assertExact(t *testing.T, results map[int]agencyResult) {
 	t.Helper()
 	e.assertWinners(t, results, allAgencies...)
-	assert.Equal(t, 1, e.tc.logs.count("action: sorteo | result: success"), "the draw must run exactly once")
+	assert.Equal(t, 1, e.tc.logs.Count("action: sorteo | result: success"), "the draw must run exactly once")
 	e.assertStored(t, allAgencies...)
 }
 

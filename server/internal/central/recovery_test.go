@@ -96,7 +96,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 			if tt.want == "" {
 				require.NoError(t, err)
 				require.NoError(t, srv.Shutdown(context.Background()))
-				assert.Equal(t, 1, logs.count("action: recuperacion | result: success", tt.logged), logs.dump())
+				assert.Equal(t, 1, logs.Count("action: recuperacion | result: success", tt.logged), logs.String())
 				return
 			}
 			require.Error(t, err)
@@ -138,7 +138,7 @@ func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
 
 	// The untouched round restarts and draws the same winners.
 	again := startCentral(t, cfg)
-	again.logs.await(t, 1, "action: sorteo | result: success")
+	again.logs.AwaitT(t, 1, "action: sorteo | result: success")
 	again.stop()
 
 	f, err := os.OpenFile(cfg.StoragePath, os.O_WRONLY|os.O_APPEND, 0)
@@ -153,5 +153,5 @@ func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
 	assert.Nil(t, srv)
 	assert.ErrorContains(t, err, fmt.Sprintf("recover journal %q: line ", journalPath(cfg.StoragePath)))
 	assert.ErrorContains(t, err, fmt.Sprintf("agency 2 finished with 300 bets but %q holds 301 of its bets", cfg.StoragePath))
-	assert.Zero(t, logs.count("action: sorteo"), "no draw ran on the forged file")
+	assert.Zero(t, logs.Count("action: sorteo"), "no draw ran on the forged file")
 }

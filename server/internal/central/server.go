@@ -275,10 +275,11 @@ func (s *Server) release(sess *session) {
 // logs each step.
 //
 // ctx bounds the wait. If ctx ends first, Shutdown closes the connections
-// that remain, parked ones included, waits for their goroutines (with its
-// socket closed, only a disk still holds one, and the store could not close
-// under it anyway), still closes the bets file, and returns ctx.Err() joined
-// with any error closing it. Calls after the first return nil at once.
+// that remain, parked ones included, and waits for their goroutines: with
+// its socket closed only a disk can still hold one, and the bets file could
+// not be closed under it anyway. It then still closes the bets file and
+// returns ctx.Err() joined with any error closing it. Calls after the first
+// return nil at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.stopping.CompareAndSwap(false, true) {

@@ -68,7 +68,8 @@ func newSession(srv *Server, conn net.Conn, source string) *session {
 // refusal or ends the session: that is the loop's job.
 type result struct {
 	// answers are written in order, with one write: a group commit's acks
-	// leave together. Only a long run of WINNERS is written as it fills frames.
+	// leave together. Only a long run of WINNERS goes out a frame's worth at
+	// a time.
 	answers []protocol.Message
 	// err ends the session after answers. A *protoErr is logged as a refusal
 	// and told to the peer in an ERROR; any other error was logged where it
@@ -111,14 +112,15 @@ func (s *session) run() {
 	}
 }
 
-// act does what r says. It is the only place that writes to the socket,
-// logs a refusal and ends the session: false ends it.
+// act does what r says; false ends the session. With the write helpers it
+// calls, it is the only code that writes to the socket, logs a refusal and
+// ends the session.
 func (s *session) act(r result) bool {
 	for _, m := range r.answers {
 		if !s.queue(m) {
 			return false
 		}
-		// A long run of WINNERS goes out as it fills frames, not all at once.
+		// A long run of WINNERS goes out a frame's worth at a time, not held whole.
 		if len(s.wbuf) >= protocol.MaxServerFrame && !s.flush() {
 			return false
 		}
@@ -416,9 +418,6 @@ func (s *session) answerStaged() result {
 		gen = max(gen, st.gen)
 	}
 	s.answers = s.answers[:0]
-	for _, st := range s.staged {
-		s.srv.ledger.commit(s.agency, st.count)
-	}
 	if gen > 0 {
 		if err := s.srv.ledger.sync(gen); err != nil {
 			// A write or fsync failed and lost batches (see ledger.go): the
@@ -554,7 +553,7 @@ func (s *session) park() ([]string, error) {
 		}
 		cancel(err)
 	}()
-	docs, err := s.srv.barrier.Wait(context.Background(), s.agency)
+	docs, err := s.srv.barrier.Wait(ctx, s.agency)
 	// Wake the watcher (Peek fails on the deadline) and wait for it; the
 	// bufio.Reader stays usable afterwards.
 	_ = s.conn.SetReadDeadline(time.Unix(1, 0))

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -178,7 +180,7 @@ func (c *rawConn) expectStorageRefusal(seq uint32) {
 func rehello(t *testing.T, tc *testCentral, id int) (*rawConn, *protocol.HelloAck) {
 	t.Helper()
 	tag := fmt.Sprintf("agencia: %d |", id)
-	tc.logs.await(t, tc.logs.count("action: identificacion | result: success", tag), "action: cerrar_conexion | result: success", tag)
+	tc.logs.AwaitT(t, tc.logs.Count("action: identificacion | result: success", tag), "action: cerrar_conexion | result: success", tag)
 	c := dialRaw(t, tc.addr)
 	return c, c.hello(id)
 }
@@ -235,10 +237,10 @@ func TestStorageFaultsHeal(t *testing.T) {
 			tt.fail(d, tc.path)
 			c.sendPipelined(bets[1][40:100], 20)
 			c.expectStorageRefusal(3)
-			tc.logs.await(t, 1, "action: rechazo_lote | result: fail | agencia: 1 | lote: 3 | motivo: storage")
-			tc.logs.await(t, 1, "action: apuesta_recibida | result: fail | cantidad: 20")
-			assert.Zero(t, tc.logs.count("bad_sequence"), "the batches after a storage refusal are not out of order")
-			assert.Equal(t, 2, tc.logs.count("action: apuesta_recibida | result: success | cantidad: 20"),
+			tc.logs.AwaitT(t, 1, "action: rechazo_lote | result: fail | agencia: 1 | lote: 3 | motivo: storage")
+			tc.logs.AwaitT(t, 1, "action: apuesta_recibida | result: fail | cantidad: 20")
+			assert.Zero(t, tc.logs.Count("bad_sequence"), "the batches after a storage refusal are not out of order")
+			assert.Equal(t, 2, tc.logs.Count("action: apuesta_recibida | result: success | cantidad: 20"),
 				"only batches 1 and 2 were acknowledged")
 			assert.Equal(t, acked, fileSize(t, tc.path), "the file was cut back to the acknowledged rows")
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[1][:40]}, storedBets(t, tc.path))
@@ -252,7 +254,7 @@ func TestStorageFaultsHeal(t *testing.T) {
 			d.set(false, false)
 			c, ack := rehello(t, tc, 1)
 			require.EqualValues(t, 40, ack.Stored, "the agency resumes after its acknowledged bets")
-			tc.logs.await(t, 1, "action: recuperar_almacenamiento | result: success")
+			tc.logs.AwaitT(t, 1, "action: recuperar_almacenamiento | result: success")
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[1][:40]}, storedBets(t, tc.path), "healing cut the tail first")
 			c.sendBets(bets[1][40:], 20)
 			c.finish(perAgency)
@@ -262,11 +264,11 @@ func TestStorageFaultsHeal(t *testing.T) {
 			r := <-other
 			require.NoError(t, r.err)
 			assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
-			assert.Equal(t, 1, tc.logs.count("action: sorteo | result: success"))
+			assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
 
 			tc.stop()
 			assert.Equal(t, bets, storedBets(t, tc.path), "every bet once, in each agency's order")
-			assert.Equal(t, 1, tc.logs.count("action: cerrar_archivo_apuestas | result: success"))
+			assert.Equal(t, 1, tc.logs.Count("action: cerrar_archivo_apuestas | result: success"))
 		})
 	}
 }
@@ -290,7 +292,7 @@ func TestAgencyRidesOutAFullDisk(t *testing.T) {
 	acfg.BatchMaxAmount = 50
 	acfg.MaxRetries = 50
 	result := runAgency(t.Context(), acfg)
-	tc.logs.await(t, 1, "action: recuperar_almacenamiento | result: fail | agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: recuperar_almacenamiento | result: fail | agencia: 1")
 	d.set(false, false)
 
 	r := <-result
@@ -315,7 +317,7 @@ func TestFinishJournalHeals(t *testing.T) {
 	d.set(true, false)
 	c.send(protocol.Finish{Total: 1})
 	c.expectError(protocol.CodeStorage)
-	tc.logs.await(t, 1, "action: guardar_fin | result: fail | agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: guardar_fin | result: fail | agencia: 1")
 	journal, err := os.ReadFile(journalPath(tc.path))
 	require.NoError(t, err)
 	assert.Empty(t, journal, "a FINISH not acknowledged leaves nothing in the journal")
@@ -366,10 +368,10 @@ func TestShutdownAfterStorageFailure(t *testing.T) {
 			if tt.wantErr {
 				require.ErrorIs(t, err, syscall.EIO)
 				assert.ErrorContains(t, err, "repair the bets file after a storage failure")
-				tc.logs.await(t, 1, "action: cerrar_archivo_apuestas | result: fail")
+				tc.logs.AwaitT(t, 1, "action: cerrar_archivo_apuestas | result: fail")
 			} else {
 				require.NoError(t, err)
-				tc.logs.await(t, 1, "action: cerrar_archivo_apuestas | result: success")
+				tc.logs.AwaitT(t, 1, "action: cerrar_archivo_apuestas | result: success")
 			}
 			assert.Equal(t, acked, fileSize(t, tc.path))
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[:10]}, storedBets(t, tc.path))
@@ -418,7 +420,7 @@ func TestBatchCountedOnlyAfterItsSync(t *testing.T) {
 	awaitClosed(t, synced, "the batch's fsync")
 	assert.Equal(t, map[int][]lottery.Bet{1: bets}, storedBets(t, tc.path), "written before its fsync")
 	assert.Zero(t, tc.srv.ledger.count(1), "counted before its fsync returned")
-	assert.Zero(t, tc.logs.count("action: apuesta_recibida | result: success"), "acknowledged before its fsync returned")
+	assert.Zero(t, tc.logs.Count("action: apuesta_recibida | result: success"), "acknowledged before its fsync returned")
 	assert.Zero(t, dialRaw(t, tc.addr).hello(2).Stored, "HELLO waits for no fsync")
 
 	close(resume)
@@ -442,7 +444,7 @@ func TestShutdownDeadline(t *testing.T) {
 	parked.hello(1)
 	parked.finish(0)
 	parked.send(protocol.Consult{Agency: 1})
-	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
 	synced, resume := holdNextSync(d)
 	busy := dialRaw(t, tc.addr)
 	busy.hello(2)
@@ -453,7 +455,7 @@ func TestShutdownDeadline(t *testing.T) {
 	cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- tc.srv.Shutdown(ctx) }()
-	tc.logs.await(t, 1, "action: esperar_conexiones | result: fail", "context canceled")
+	tc.logs.AwaitT(t, 1, "action: esperar_conexiones | result: fail", "context canceled")
 	// The parked agency may have heard why before it was cut: either way its
 	// connection ends.
 	if m, err := parked.read(); err == nil {
@@ -465,12 +467,20 @@ func TestShutdownDeadline(t *testing.T) {
 		require.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
 	}
 	busy.expectClosed()
-	assert.Zero(t, tc.logs.count("action: cerrar_archivo_apuestas"), "the bets file closed under a session")
+	assert.Zero(t, tc.logs.Count("action: cerrar_archivo_apuestas"), "the bets file closed under a session")
 
 	close(resume)
 	require.ErrorIs(t, <-shut, context.Canceled)
-	assert.Equal(t, 1, tc.logs.count("action: cerrar_archivo_apuestas | result: success"))
-	assert.Equal(t, 1, tc.logs.count("action: shutdown | result: fail", "context canceled"))
+	lines := strings.Split(tc.logs.String(), "\n")
+	ended := slices.IndexFunc(lines, func(l string) bool {
+		return strings.Contains(l, "action: cerrar_conexion | result: success | agencia: 2 |")
+	})
+	closed := slices.IndexFunc(lines, func(l string) bool {
+		return strings.Contains(l, "action: cerrar_archivo_apuestas | result: success")
+	})
+	require.NotEqual(t, -1, ended)
+	assert.Greater(t, closed, ended, "the bets file closed before the session held in its fsync ended")
+	assert.Equal(t, 1, tc.logs.Count("action: shutdown | result: fail", "context canceled"))
 }
 
 func agencyBetsFor(agency, n int) []lottery.Bet {
@@ -598,7 +608,7 @@ func TestFinishedAgencyServedWhileDiskFull(t *testing.T) {
 	c1, ack := rehello(t, tc, 1)
 	require.True(t, ack.Finished)
 	c1.send(protocol.Consult{Agency: 1})
-	tc.logs.await(t, 1, "action: espera_sorteo | result: in_progress | agencia: 1")
+	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress | agencia: 1")
 
 	d.set(false, false)
 	c2, ack = rehello(t, tc, 2)
