@@ -88,7 +88,9 @@ start() {
 		tee "$run/$name.log" | prefix "$name"
 	)
 	printers+=($!)
-	env "$@" >&"$out" 2>&1 &
+	# Its own session: a Ctrl-C at the terminal reaches this script only, which
+	# then stops every process in order (agencies first) and exits 130.
+	setsid env "$@" >&"$out" 2>&1 &
 	started=$!
 	exec {out}>&-
 }
