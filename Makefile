@@ -109,13 +109,58 @@ CHAOS_KILLS ?= 50
 chaos: race-cc ## the crash test with CHAOS_KILLS (50) SIGKILLs of the central
 	cd server && CGO_ENABLED=1 CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 30m .
 
-# Benchmarks (not part of test): micro-benchmarks, the official dataset end to end, a
-# 10,000,000-bet scale run and the loopback floor, medians of 5 runs; prints one table and
-# rewrites BENCHMARKS.md. BENCH_FLAGS=-quick (or BENCH_QUICK=1) is a smoke run that only
-# prints.
-BENCH_FLAGS ?=
-bench: build ## benchmarks; rewrites BENCHMARKS.md (BENCH_QUICK=1: a smoke run, prints only)
-	$(GO) run ./server/cmd/bench -repo . $(BENCH_FLAGS)
+# The status page in a real browser: headless Chromium driven through chromedp
+# during a draw of the official dataset (server/internal/central/ui_test.go,
+# build tag ui); it saves its screenshots in .run/ui/. Debian's chromium is
+# installed when missing and we may (root with apt-get), as race-cc does gcc.
+.PHONY: test-ui
+test-ui: ## the status page in headless Chromium; screenshots in .run/ui/ (installs chromium when root)
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1 && \
+		! command -v google-chrome >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "test-ui: no Chromium: installing Debian's chromium with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "test-ui: needs Chromium: install it (sudo apt-get install chromium)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+	cd server && $(GO) test -tags ui -count=1 -run '^TestStatusPageInBrowser$$' -v ./internal/central/
+
+# Benchmarks (not part of test), all `go test` benchmarks beside the code they measure:
+# the micro-benchmarks of protocol/, lottery/ and the central, BENCH_COUNT runs each, then
+# BENCH_COUNT rounds of server/bench_test.go (the official dataset and BENCH_SCALE_AGENCIES
+# agencies of BENCH_SCALE_BETS bets, each its floor, plaintext and mutual TLS), one round
+# after another so that a slow spell of the machine hits every kind alike. benchstat
+# (golang.org/x/perf, pinned) summarises BENCH_DIR/results.txt; server/cmd/bench writes its
+# medians, ratios and targets into BENCHMARKS.md between its markers. BENCH_QUICK=1: small
+# sizes, one round, printed only: BENCHMARKS.md is left alone.
+BENCHSTAT_VERSION    ?= v0.0.0-20260908200009-22c9c6c9d4da
+BENCH_QUICK          ?=
+bench_quick          := $(filter 1,$(BENCH_QUICK))
+BENCH_COUNT          ?= $(if $(bench_quick),1,6)
+BENCH_MICRO_TIME     ?= $(if $(bench_quick),100ms,1s)
+BENCH_SCALE_AGENCIES ?= 100
+BENCH_SCALE_BETS     ?= $(if $(bench_quick),10000,100000)
+BENCH_DIR            ?= $(DATA)/bench
+BENCH_REPORT         ?= $(if $(bench_quick),-,BENCHMARKS.md)
+BENCHSTAT            := $(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+bench: ## benchmarks, medians of 6 runs into BENCHMARKS.md (BENCH_QUICK=1: small, once, prints only)
+	@mkdir -p $(BENCH_DIR); results=$(BENCH_DIR)/results.txt; : > $$results; \
+	micro="-run ^$$ -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_MICRO_TIME)"; \
+	(cd protocol && $(GO) test $$micro .) | tee -a $$results; \
+	(cd lottery && $(GO) test $$micro .) | tee -a $$results; \
+	(cd server && $(GO) test $$micro ./internal/central) | tee -a $$results; \
+	for i in $$(seq $(BENCH_COUNT)); do \
+		echo "bench: end to end, round $$i of $(BENCH_COUNT)"; \
+		(cd server && BENCH_DIR=$(abspath $(BENCH_DIR)) BENCH_SCALE_AGENCIES=$(BENCH_SCALE_AGENCIES) \
+			BENCH_SCALE_BETS=$(BENCH_SCALE_BETS) $(GO) test -run '^$$' -bench '^Benchmark(Official|Scale)$$' \
+			-benchtime 1x -count 1 -timeout 60m .) | tee -a $$results; \
+	done; \
+	$(BENCHSTAT) $$results; \
+	$(BENCHSTAT) -format csv $$results 2>/dev/null > $(BENCH_DIR)/stats.csv; \
+	$(GO) run ./server/cmd/bench -stats $(BENCH_DIR)/stats.csv -runs $(BENCH_COUNT) -out $(BENCH_REPORT)
+	@$(if $(bench_quick),echo "bench: a quick run: BENCHMARKS.md is left as it is" >&2,echo "bench: wrote $(BENCH_REPORT)")
 
 # .data/agency-N.csv: the official dataset for 5 agencies, else AGENCIES generated files
 # of BETS bets (DATASET= generates 5 too). The agency files already there are replaced.
@@ -142,3 +187,4 @@ clean: ## remove bin/, .run/, .certs/ and .data/ but its dataset.zip
 	if [ -d $(DATA) ]; then find $(DATA) -mindepth 1 -maxdepth 1 ! -name dataset.zip -exec rm -rf {} +; fi
 
 -include deployments/docker.mk
+-include deployments/swarm.mk
