@@ -20,7 +20,7 @@ import (
 )
 
 // envInt reads an integer knob of the chaos test (make chaos raises them).
-func envInt(t *testing.T, key string, def int) int {
+func envInt(t testing.TB, key string, def int) int {
 	v := os.Getenv(key)
 	if v == "" {
 		return def

@@ -56,7 +56,7 @@ type proc struct {
 	done chan struct{} // closed when its output is drained
 }
 
-func startProc(t *testing.T, name string, env ...string) *proc {
+func startProc(t testing.TB, name string, env ...string) *proc {
 	t.Helper()
 	dir, err := binaries()
 	require.NoError(t, err)
@@ -85,7 +85,7 @@ func startProc(t *testing.T, name string, env ...string) *proc {
 // until met returns true. It fails the test when the process exits or a long
 // bound passes first; the bound only turns a hang into a failure, nothing
 // waits on time.
-func (p *proc) awaitUntil(t *testing.T, what string, met func(line string) bool) {
+func (p *proc) awaitUntil(t testing.TB, what string, met func(line string) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), loglines.DefaultBound)
 	defer cancel()
@@ -95,7 +95,7 @@ func (p *proc) awaitUntil(t *testing.T, what string, met func(line string) bool)
 }
 
 // await returns the first line matching re, waiting for it to be printed.
-func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
+func (p *proc) await(t testing.TB, re *regexp.Regexp) []string {
 	t.Helper()
 	var match []string
 	p.awaitUntil(t, "line matching "+re.String(), func(line string) bool {
@@ -106,7 +106,7 @@ func (p *proc) await(t *testing.T, re *regexp.Regexp) []string {
 }
 
 // wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(t *testing.T) int {
+func (p *proc) wait(t testing.TB) int {
 	t.Helper()
 	code, _ := exitOf(t, p, time.Now())
 	return code
@@ -114,7 +114,7 @@ func (p *proc) wait(t *testing.T) int {
 
 // exitOf waits for p to exit (failing the test after a long bound) and
 // returns its code and the time since start.
-func exitOf(t *testing.T, p *proc, start time.Time) (int, time.Duration) {
+func exitOf(t testing.TB, p *proc, start time.Time) (int, time.Duration) {
 	t.Helper()
 	exited := make(chan error, 1)
 	go func() {
@@ -146,7 +146,7 @@ func (p *proc) countParts(parts ...string) int { return p.out.Count(parts...) }
 var listening = regexp.MustCompile(`action: escuchar \| result: success \| direccion: .*:(\d+)$`)
 
 // startServer runs the server binary on a free port and returns it with its port.
-func startServer(t *testing.T, agencies int, store string, extra ...string) (*proc, int) {
+func startServer(t testing.TB, agencies int, store string, extra ...string) (*proc, int) {
 	t.Helper()
 	env := append([]string{"SERVER_PORT=0", "SERVER_HOST=127.0.0.1",
 		"SERVER_AGENCIES=" + strconv.Itoa(agencies), "SERVER_STORAGE_PATH=" + store}, extra...)

@@ -1,28 +1,130 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
-func TestReportPath(t *testing.T) {
-	repo := filepath.Join("some", "repo")
+// testdata/stats.csv is what the pinned benchstat wrote (-format csv) for six
+// runs of micro-benchmarks and of the end-to-end ones.
+func fixture(t *testing.T) *results {
+	f, err := os.Open(filepath.Join("testdata", "stats.csv"))
+	require.NoError(t, err)
+	defer f.Close()
+	res, err := parseStats(f)
+	require.NoError(t, err)
+	return res
+}
+
+func TestParseStats(t *testing.T) {
+	res := fixture(t)
 	tests := []struct {
-		name  string
-		quick bool
-		out   string
-		want  string
+		name, unit string
+		want       stat
 	}{
-		{"full run writes BENCHMARKS.md", false, "", filepath.Join(repo, "BENCHMARKS.md")},
-		{"quick run writes nothing", true, "", "-"},
-		{"quick run with -out writes there", true, "quick.md", "quick.md"},
-		{"full run with -out -", false, "-", "-"},
+		{"Scale/tls=on", "sec/op", stat{10.1505, "2%"}},
+		{"Scale/tls=off", "bets/s", stat{1318947.93, "2%"}},
+		{"Official/floor", "fsync-ms", stat{9.1455, "2%"}},
+		{"DecodeBatch", "B/op", stat{8246, "0%"}},
+		{"StoreBets", "bets/s", stat{2771333, "25%"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" "+tt.unit, func(t *testing.T) {
+			got, ok := res.medians[tt.name][tt.unit]
+			require.True(t, ok, "no %s in %s", tt.unit, tt.name)
+			assert.InDelta(t, tt.want.median, got.median, 1e-6*tt.want.median)
+			assert.Equal(t, tt.want.ci, got.ci)
+		})
+	}
+	assert.Equal(t, "AMD EPYC 7B13", res.cpu)
+	assert.Equal(t, []string{"StoreBets", "BatchBuilder", "DecodeBatch", "EncodeBatch",
+		"Official/floor", "Official/tls=off", "Official/tls=on", "Scale/floor", "Scale/tls=off", "Scale/tls=on"}, res.names)
+}
+
+func TestParseStatsRefuses(t *testing.T) {
+	tests := []struct{ name, csv, want string }{
+		{"nothing", "goos: linux\n", "no benchmarks"},
+		{"a row before its unit", ",f,\nScale/tls=on-2,1,2%\n", "no median under a unit"},
+		{"not a number", ",f,\n,sec/op,CI\nScale/tls=on-2,fast,2%\n", "invalid syntax"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, reportPath(options{quick: tt.quick, out: tt.out}, repo))
+			_, err := parseStats(strings.NewReader(tt.csv))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+func TestFigures(t *testing.T) {
+	res := fixture(t)
+	byWhat := map[string]figure{}
+	for _, f := range figures(res) {
+		byWhat[f.what] = f
+	}
+	tests := []struct {
+		what, tls, want string
+		met             bool
+	}{
+		{"official dataset end to end (78,697 bets, 5 agencies)", "on", "160.8 ms ± 2%", false},
+		{"official dataset end to end (78,697 bets, 5 agencies)", "off", "148.3 ms ± 2%", true},
+		{"official end to end / floor", "on", "3.6×", true},
+		{"official end to end / floor", "off", "3.3×", true},
+		{"official floor: the same files over loopback into one fsynced file", "off", "44.82 ms ± 2%", true},
+		{"scale (10,000,000 bets, 100 agencies): ingest", "on", "1,206,000 bets/s ± 2%", true},
+		{"scale: what TLS costs the ingest (1 − TLS on ÷ plaintext)", "on", "8.6%", true},
+		{"scale: what TLS costs the ingest (1 − TLS on ÷ plaintext)", "off", "missing", true},
+		{"scale: draw latency (last batch stored → last INFORM sent)", "on", "1.71 s ± 2%", true},
+		{"scale: peak RSS of the central", "on", "56.28 MiB ± 2%", true},
+		{"scale: end to end / floor", "on", "7.6×", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.what+" "+tt.tls, func(t *testing.T) {
+			f, ok := byWhat[tt.what]
+			require.True(t, ok, "no such figure")
+			v, ci, ok := res.value(f, tt.tls)
+			assert.Equal(t, tt.want, show(f.format, v, ci, ok))
+			if f.met != nil && ok {
+				assert.Equal(t, tt.met, f.met(v), "met")
+			}
+		})
+	}
+}
+
+// A full run replaces what is between the markers and keeps the prose; a
+// quick one (no -out) only prints.
+func TestReport(t *testing.T) {
+	stats := filepath.Join("testdata", "stats.csv")
+	out := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	doc := "# Benchmarks\n\nprose before\n\n" + beginMark + "\nold figures\n" + endMark + "\n\n## How measured\n\nprose after\n"
+	require.NoError(t, os.WriteFile(out, []byte(doc), 0o644))
+
+	var printed bytes.Buffer
+	require.NoError(t, report([]string{"-stats", stats, "-runs", "6"}, &printed))
+	assert.Contains(t, printed.String(), "from 6 runs of each benchmark")
+	assert.Contains(t, printed.String(), "| scale: what TLS costs the ingest (1 − TLS on ÷ plaintext) | 8.6% | missing | ≤ 15% | yes |")
+	assert.Contains(t, printed.String(), "| DecodeBatch | 18.41 µs/op ± 59% · 444.5 MB/s ± 37% · 143 bets/frame · 8,246 B/op · 2 allocs/op |")
+	unchanged, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Equal(t, doc, string(unchanged), "printing wrote the file")
+
+	require.NoError(t, report([]string{"-stats", stats, "-out", out}, &printed))
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	before, rest, _ := strings.Cut(string(got), beginMark+"\n")
+	generated, after, _ := strings.Cut(rest, endMark)
+	assert.Equal(t, "# Benchmarks\n\nprose before\n\n", before)
+	assert.Equal(t, "\n\n## How measured\n\nprose after\n", after)
+	assert.True(t, strings.HasPrefix(generated, "Written by `make bench`"), generated)
+	assert.Contains(t, generated, "| official end to end / floor | 3.6× | 3.3× | ≤ 4× | yes |")
+	assert.NotContains(t, string(got), "old figures")
+
+	require.NoError(t, os.WriteFile(out, []byte("# no markers\n"), 0o644))
+	assert.ErrorContains(t, report([]string{"-stats", stats, "-out", out}, &printed), "no lines")
 }
