@@ -68,14 +68,18 @@ fmt-check: ## gofmt
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 vet: ## go vet, every module
-	@failed=; for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || failed="$$failed $$m"; done; \
+	@failed=; for m in $(MODULES); do (cd $$m && $(GO) vet -tags $(TEST_TAGS) ./...) || failed="$$failed $$m"; done; \
 	[ -z "$$failed" ] || { echo "vet: failed in$$failed" >&2; exit 1; }
+
+# The build tags of the tests that need Docker, a swarm or a browser: vet and
+# staticcheck read those files too, though make test does not run them.
+TEST_TAGS := docker,swarm,ui
 
 # Every module's packages, seen together through go.work.
 PACKAGES := $(MODULES:%=./%/...)
 
 staticcheck: ## staticcheck (pinned: STATICCHECK_VERSION), every module
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PACKAGES)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags $(TEST_TAGS) $(PACKAGES)
 
 # Not part of test: it lists the functions that no binary reaches (those only tests
 # use included), for a person to judge.

@@ -1,14 +1,20 @@
 # Docker targets, included from the Makefile. The images are FROM scratch and
 # hold the static binaries that `make build` writes to bin/.
 #
-#   make docker-compose-up        data + images, then a fresh round (the previous
-#                                 containers and bets volume removed), detached;
-#                                 RESUME=1 keeps the volume and continues its round
+#   make docker-compose-up        data, certificates + images, then a fresh round
+#                                 (the previous containers and bets volume removed),
+#                                 detached; RESUME=1 keeps the volume and continues
+#                                 its round
 #   make docker-compose-logs      waits (bounded) for the agencies to finish, prints the logs
 #   make docker-compose-down      stop -t 1, then down; the bets volume is kept
 #   make docker-compose-clean     down and remove the bets volume as well
 #   make docker-image             only the two images
-#   make test-docker              scripts/test-docker.sh against real containers
+#   make test-docker              the Go tests against real containers
+#                                 (server/docker_test.go, build tag docker)
+#
+# The compose files speak mutual TLS (scripts/generar-compose.sh; TLS=0 there
+# writes a plaintext one): docker-compose-up runs `make certs` for the number of
+# agencies the file expects, keeping the certificates that exist.
 #
 # COMPOSE_FILE=path selects another compose file, e.g. one written by
 #   ./scripts/generar-compose.sh docker-compose-dev.yaml 10
@@ -44,20 +50,36 @@ docker-compose-check:
 
 # Each image is built from a context holding only its Dockerfile and binary, with
 # BuildKit when docker buildx is installed (scripts/build-image.sh). The images a
-# rebuild untagged are pruned (only ours: the Dockerfiles label them).
+# rebuild untagged are pruned (only ours: the Dockerfiles label them); a prune
+# that fails (the engine runs one prune at a time, and another make may be
+# pruning) leaves them for the next build, and does not fail this one.
 docker-image: build ## the two images (FROM scratch, the static binaries)
 	@./scripts/build-image.sh deployments/server.Dockerfile $(BIN)/server $(SERVER_IMAGE)
 	@./scripts/build-image.sh deployments/client.Dockerfile $(BIN)/client $(CLIENT_IMAGE)
-	@docker image prune -f --filter label=org.opencontainers.image.title=lottery-server >/dev/null
-	@docker image prune -f --filter label=org.opencontainers.image.title=lottery-client >/dev/null
+	@docker image prune -f --filter label=org.opencontainers.image.title=lottery-server >/dev/null 2>&1 || true
+	@docker image prune -f --filter label=org.opencontainers.image.title=lottery-client >/dev/null 2>&1 || true
+
+# docker-compose v1 prints this notice on `up` when the engine is a swarm node
+# (a swarm stack may run beside the compose project): it is dropped, nothing else.
+SWARM_NOTICE := /^The Docker Engine you.re using is running in swarm mode/,/^$$/d; \
+	/^Compose does not use swarm mode to deploy services/,/^$$/d; /^To deploy your application across the swarm/,/^$$/d
 
 # A fresh round unless RESUME=1: whatever the project left (containers, the
 # network, with RESUME unset the bets volume too) is removed first, quietly (its
 # output is shown only if that fails), so `up` never starts a stale container
 # or finds yesterday's bets. A central container that restarts while the round
-# runs keeps the volume, and resumes from it.
-docker-compose-up: docker-compose-check docker-image ## data, images, then a fresh round detached (RESUME=1: continue the stored one)
+# runs keeps the volume, and resumes from it. Certificates are made when the
+# compose file mounts them (`make certs`, which keeps those that exist); a line
+# says so only when some were created.
+docker-compose-up: docker-compose-check docker-image ## data, certificates, images, then a fresh round detached (RESUME=1: continue the stored one)
 	@$(MAKE) --no-print-directory -s data AGENCIES=$(COMPOSE_AGENCIES)
+	@if grep -q '^ *SERVER_TLS_CERT:' "$(COMPOSE_FILE)"; then \
+		if ! out=$$($(MAKE) --no-print-directory -s certs AGENCIES=$(COMPOSE_AGENCIES) 2>&1); then \
+			echo "$$out" >&2; exit 1; \
+		fi; \
+		created=$$(sed -n 's/.*action: certs | result: success .*| creados: \([0-9]*\) .*/\1/p' <<<"$$out"); \
+		[ "$${created:-0}" = 0 ] || echo "docker-compose-up: mutual TLS: $$created new certificate files in $(CERTS)/"; \
+	fi
 	@volume=$$(docker volume ls -q --filter label=com.docker.compose.project=$(COMPOSE_PROJECT_NAME)); \
 	if [ "$(RESUME)" = 1 ]; then \
 		echo "docker-compose-up: RESUME=1: continuing the round stored on $${volume:-a new volume}"; \
@@ -70,7 +92,8 @@ docker-compose-up: docker-compose-check docker-image ## data, images, then a fre
 		! out=$$($(COMPOSE) $$down 2>&1); then \
 		echo "$$out" >&2; exit 1; \
 	fi
-	$(COMPOSE) up -d
+	@echo "$(COMPOSE) up -d"
+	@$(COMPOSE) up -d 2>&1 | sed "$(SWARM_NOTICE)"
 
 docker-compose-down: docker-compose-check ## stop -t 1, then down (the bets volume is kept)
 	$(COMPOSE) stop -t 1
@@ -80,16 +103,16 @@ docker-compose-clean: docker-compose-check ## down and remove the bets volume
 	$(COMPOSE) down -v --remove-orphans -t 1
 
 docker-compose-logs: docker-compose-check ## wait (LOGS_WAIT, 120 s at most) for the agencies, print the logs
-	@deadline=$$((SECONDS + $(LOGS_WAIT))); \
-	while running=$$(docker ps --filter label=com.docker.compose.project=$(COMPOSE_PROJECT_NAME) --filter status=running \
-			--format '{{.Label "com.docker.compose.service"}}' | grep -v '^server$$' || true); [ -n "$$running" ]; do \
-		if [ $$SECONDS -ge $$deadline ]; then \
-			echo "docker-compose-logs: agencies still running after $(LOGS_WAIT)s:" $$running >&2; break; \
-		fi; \
-		sleep 1; \
-	done
+	@agencies=$$(docker ps --filter label=com.docker.compose.project=$(COMPOSE_PROJECT_NAME) --filter status=running \
+		--format '{{.ID}} {{.Label "com.docker.compose.service"}}' | awk '$$2 != "server" {print $$1}'); \
+	if [ -n "$$agencies" ] && ! timeout $(LOGS_WAIT) docker wait $$agencies >/dev/null; then \
+		echo "docker-compose-logs: agencies still running after $(LOGS_WAIT)s" >&2; \
+	fi
 	$(COMPOSE) logs --no-color
 
-test-docker: build docker-image ## scripts/test-docker.sh: real containers, a few minutes
-	COMPOSE="$(COMPOSE_CMD)" SERVER_IMAGE=$(SERVER_IMAGE) CLIENT_IMAGE=$(CLIENT_IMAGE) DATASET=$(DATASET) \
-		./scripts/test-docker.sh
+# The tests drive the compose command and these targets themselves, in the
+# project lottery-test; they rewrite .data/agency-1..5.csv with the official
+# dataset and add what .certs/ lacks for 5 agencies. -race costs only the
+# compile: the work happens in the containers.
+test-docker: race-cc docker-image ## Go tests against real containers (server/docker_test.go), a few minutes
+	cd server && CGO_ENABLED=1 $(GO) test -tags docker -race -count=1 -run '^TestDocker$$' -v -timeout 30m .

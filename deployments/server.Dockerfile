@@ -5,6 +5,10 @@
 #   docker build -f deployments/server.Dockerfile -t lottery-server:latest .
 # No shell inside: the health check is the binary's own `health` subcommand,
 # declared in the compose file.
+# No USER: the key it is given (mode 0600) belongs to whoever ran `make certs`,
+# and the bets volume to root. The compose files run it as root without any
+# capability but DAC_READ_SEARCH (read a mounted file it does not own), with
+# no-new-privileges and a read-only root file system (scripts/generar-compose.sh).
 FROM scratch
 LABEL org.opencontainers.image.title="lottery-server"
 COPY bin/server /server

@@ -3,17 +3,34 @@
 #
 #   ./scripts/generar-compose.sh OUTPUT N
 #   ./scripts/generar-compose.sh docker-compose-dev.yaml 5
+#   TLS=0 ./scripts/generar-compose.sh docker-compose-dev.yaml 5    (plaintext)
+#
+# Mutual TLS is on: the central mounts .certs/central.pem, central-key.pem and
+# ca.pem, and agency i only .certs/agency-i.pem, agency-i-key.pem and ca.pem, each
+# read-only, with SERVER_TLS_* / CLI_TLS_* pointing at them (the central's
+# certificate names `server`, the address the agencies dial). `make certs
+# AGENCIES=N` writes them (make docker-compose-up does it for you). TLS=0 writes
+# a plaintext file instead, for development: no certificate is mounted.
+#
+# The keys are mode 0600, owned by whoever ran `make certs`. The containers run
+# as root with every capability dropped except DAC_READ_SEARCH, which lets them
+# read a mounted file they do not own and nothing more (no writing to others'
+# files, no chown, no setuid: no-new-privileges, a read-only root file system);
+# the key files keep their mode and owner.
 #
 # The server is told to expect N agencies (SERVER_AGENCIES in `environment:`,
 # overriding deployments/server.env). The file works wherever it is written:
-# its paths (env files, agency CSVs under .data/) are relative to OUTPUT's
-# directory when OUTPUT is inside this repository (compose resolves them
-# against the file's directory), absolute when it is outside.
+# its paths (env files, agency CSVs, certificates) are relative to OUTPUT's
+# directory when OUTPUT and they are inside this repository (compose resolves
+# them against the file's directory), absolute otherwise.
 # deployments/docker-compose.yaml is this script's output for N=5: regenerate
 # it rather than editing it (`make test-docker` checks that they agree).
 #
-# Data: agency i reads .data/agency-i.csv, mounted read-only; prepare it with
+# Data: agency i reads DATA_DIR/agency-i.csv, mounted read-only; prepare it with
 # `make data AGENCIES=N` (make docker-compose-up does it for you).
+#
+# Environment: TLS (1; 0 for plaintext), DATA_DIR (this repository's .data),
+# CERTS_DIR (this repository's .certs).
 set -euo pipefail
 
 usage() {
@@ -21,6 +38,7 @@ usage() {
 		usage: $(basename "$0") OUTPUT N
 		  OUTPUT  the compose file to write (its directory must exist)
 		  N       number of agencies, a positive integer without leading zeros (at most 1000000)
+		environment: TLS=1 (mutual TLS; 0: plaintext), DATA_DIR=.data, CERTS_DIR=.certs
 	EOF
 	exit 2
 }
@@ -30,6 +48,11 @@ output=$1
 agencies=$2
 [ -n "$output" ] || usage
 [[ $agencies =~ ^[1-9][0-9]{0,6}$ ]] && [ "$agencies" -le 1000000 ] || usage
+tls=${TLS:-1}
+if [ "$tls" != 0 ] && [ "$tls" != 1 ]; then
+	echo "$(basename "$0"): TLS=$tls: want 1 (mutual TLS) or 0 (plaintext)" >&2
+	usage
+fi
 if [ -d "$output" ]; then
 	echo "$(basename "$0"): $output is a directory" >&2
 	usage
@@ -42,6 +65,18 @@ fi
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 out_dir=$(cd -- "$out_dir" && pwd -P)
+
+# abspath DIR: DIR made absolute (canonical when it exists; it may not yet).
+abspath() {
+	if [ -d "$1" ]; then
+		(cd -- "$1" && pwd -P)
+	else
+		case $1 in
+		/*) echo "${1%/}" ;;
+		*) echo "$(pwd -P)/${1%/}" ;;
+		esac
+	fi
+}
 
 # relpath FROM TO: the path of TO relative to FROM (both absolute, canonical),
 # always starting with "." so that compose reads it as a path, not a volume name.
@@ -68,25 +103,60 @@ relpath() {
 	esac
 }
 
-# Inside the repository the paths are relative (the committed file is the same
-# on every machine); a file written elsewhere (/tmp) gets absolute ones.
-if [ "$out_dir" = "$root" ] || [ "${out_dir#"$root"/}" != "$out_dir" ]; then
-	env_dir=$(relpath "$out_dir" "$root/deployments")
-	data_dir=$(relpath "$out_dir" "$root/.data")
-else
-	env_dir=$root/deployments
-	data_dir=$root/.data
-fi
+# inside PATH: whether PATH is this repository or inside it.
+inside() { [ "$1" = "$root" ] || [ "${1#"$root"/}" != "$1" ]; }
+
+# place DIR: how the compose file names DIR. Relative when both the file and
+# DIR are inside the repository (the committed file is the same on every
+# machine); absolute otherwise (a file written to /tmp, data elsewhere).
+place() {
+	if inside "$out_dir" && inside "$1"; then
+		relpath "$out_dir" "$1"
+	else
+		echo "$1"
+	fi
+}
+
+env_dir=$(place "$root/deployments")
+data_dir=$(place "$(abspath "${DATA_DIR:-$root/.data}")")
+certs_dir=$(place "$(abspath "${CERTS_DIR:-$root/.certs}")")
+
+# bind SOURCE TARGET: a read-only bind mount, in the long syntax: a missing
+# SOURCE is an error, where the short one would create a directory there.
+bind() {
+	cat <<-EOF
+		      - type: bind
+		        source: $1
+		        target: $2
+		        read_only: true
+	EOF
+}
+
+# The hardening every service gets (see the header).
+hardening() {
+	cat <<-EOF
+		    read_only: true
+		    cap_drop: [ALL]
+		    cap_add: [DAC_READ_SEARCH]
+		    security_opt: ["no-new-privileges:true"]
+	EOF
+}
 
 tmp=$(mktemp "$out_dir/.generar-compose.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
 
 {
+	if [ "$tls" = 1 ]; then
+		mode="mutual TLS: make certs AGENCIES=$agencies"
+	else
+		mode="plaintext (TLS=0): bets and winners travel unauthenticated"
+	fi
 	cat <<-EOF
 		# The lottery central and $agencies agencies. Written by scripts/generar-compose.sh:
 		# change the generator, not this file. Relative paths are from this file's directory.
-		# Images: make docker-image. Data: make data AGENCIES=$agencies. Run: make docker-compose-up
-		# (a fresh round: the bets volume is emptied first; RESUME=1 continues the stored round).
+		# Images: make docker-image. Data: make data AGENCIES=$agencies. Certificates: $mode.
+		# Run: make docker-compose-up (a fresh round: the bets volume is emptied first;
+		# RESUME=1 continues the stored round).
 		services:
 		  server:
 		    container_name: server
@@ -94,8 +164,24 @@ trap 'rm -f "$tmp"' EXIT
 		    env_file: $env_dir/server.env
 		    environment:
 		      SERVER_AGENCIES: "$agencies"
+	EOF
+	if [ "$tls" = 1 ]; then
+		cat <<-EOF
+			      SERVER_TLS_CERT: /certs/central.pem
+			      SERVER_TLS_KEY: /certs/central-key.pem
+			      SERVER_TLS_CLIENT_CA: /certs/ca.pem
+		EOF
+	fi
+	cat <<-EOF
 		    volumes:
 		      - bets:/var/lib/lottery
+	EOF
+	if [ "$tls" = 1 ]; then
+		bind "$certs_dir/central.pem" /certs/central.pem
+		bind "$certs_dir/central-key.pem" /certs/central-key.pem
+		bind "$certs_dir/ca.pem" /certs/ca.pem
+	fi
+	cat <<-EOF
 		    networks:
 		      - lottery_net
 		    healthcheck:
@@ -105,6 +191,7 @@ trap 'rm -f "$tmp"' EXIT
 		      retries: 15
 		    stop_grace_period: 3s
 	EOF
+	hardening
 	for ((i = 1; i <= agencies; i++)); do
 		cat <<-EOF
 
@@ -115,8 +202,22 @@ trap 'rm -f "$tmp"' EXIT
 			    environment:
 			      CLI_ID: "$i"
 			      CLI_DATA_PATH: /data/agency-$i.csv
-			    volumes:
-			      - $data_dir/agency-$i.csv:/data/agency-$i.csv:ro
+		EOF
+		if [ "$tls" = 1 ]; then
+			cat <<-EOF
+				      CLI_TLS_CERT: /certs/agency-$i.pem
+				      CLI_TLS_KEY: /certs/agency-$i-key.pem
+				      CLI_TLS_CA: /certs/ca.pem
+			EOF
+		fi
+		echo "    volumes:"
+		bind "$data_dir/agency-$i.csv" "/data/agency-$i.csv"
+		if [ "$tls" = 1 ]; then
+			bind "$certs_dir/agency-$i.pem" "/certs/agency-$i.pem"
+			bind "$certs_dir/agency-$i-key.pem" "/certs/agency-$i-key.pem"
+			bind "$certs_dir/ca.pem" /certs/ca.pem
+		fi
+		cat <<-EOF
 			    networks:
 			      - lottery_net
 			    depends_on:
@@ -124,6 +225,7 @@ trap 'rm -f "$tmp"' EXIT
 			        condition: service_healthy
 			    stop_grace_period: 3s
 		EOF
+		hardening
 	done
 	cat <<-EOF
 

@@ -19,9 +19,14 @@
 # Mutual TLS is on: the central and each agency get their certificates from
 # CERTS_DIR (`make certs` writes them); TLS=0 runs in plaintext, for development.
 #
+# The central's status page and Prometheus metrics are served at
+# SERVER_ADMIN_ADDRESS (127.0.0.1:9090; off turns them off); the URL is printed
+# before anything starts.
+#
 # Environment: AGENCIES (5), SERVER_HOST (127.0.0.1), SERVER_PORT (12345),
-# DATA_DIR (.data), RUN_DIR (.run), RESUME (unset), CERTS_DIR (.certs), TLS (1). Anything else
-# (SERVER_LOG_LEVEL, CLI_BATCH_MAXAMOUNT, ...) reaches the processes as it is.
+# SERVER_ADMIN_ADDRESS (127.0.0.1:9090), DATA_DIR (.data), RUN_DIR (.run), RESUME (unset),
+# CERTS_DIR (.certs), TLS (1). Anything else (SERVER_LOG_LEVEL, CLI_BATCH_MAXAMOUNT, ...)
+# reaches the processes as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +37,7 @@ run=${RUN_DIR:-.run}
 store=$run/bets.csv
 certs=${CERTS_DIR:-.certs}
 tls=${TLS:-1}
+admin=${SERVER_ADMIN_ADDRESS:-127.0.0.1:9090}
 
 say() { echo "run-local: $*" >&2; }
 
@@ -46,6 +52,19 @@ for ((id = 1; id <= agencies; id++)); do
 		exit 2
 	fi
 done
+
+# The admin listener's URL: a listener on every interface is reached on loopback.
+if [ "${admin,,}" = off ]; then
+	say "status page and metrics: off (SERVER_ADMIN_ADDRESS=off)"
+else
+	case $admin in
+	:*) admin_url=127.0.0.1$admin ;;
+	0.0.0.0:*) admin_url=127.0.0.1:${admin#0.0.0.0:} ;;
+	"[::]:"*) admin_url="[::1]:${admin#"[::]:"}" ;;
+	*) admin_url=$admin ;;
+	esac
+	say "status page and metrics at http://$admin_url/ (/metrics, /healthz)"
+fi
 
 host=${SERVER_HOST:-127.0.0.1}
 # Before anything is removed: a port that answers belongs to someone else (maybe
@@ -201,6 +220,7 @@ central_env=(
 	SERVER_PORT="$port"
 	SERVER_AGENCIES="$agencies"
 	SERVER_STORAGE_PATH="$store"
+	SERVER_ADMIN_ADDRESS="$admin"
 )
 if [ "$tls" != 0 ]; then
 	central_env+=(

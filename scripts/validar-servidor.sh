@@ -11,11 +11,19 @@
 # output goes to stderr. Bounded: a missing network, a stopped server or one
 # that never answers fails within VALIDAR_TIMEOUT seconds.
 #
+# With mutual TLS (the compose files' default) the probe speaks TLS as the
+# central's health check does: it presents the central's own certificate
+# (CERTS_DIR/central.pem and central-key.pem, mounted read-only with ca.pem),
+# which names no agency, so the central lets it PING and nothing else. TLS=0
+# probes a plaintext central.
+#
 # Environment (defaults match deployments/docker-compose.yaml):
 #   NETWORK          compose network           (lottery_net)
 #   SERVER_ADDRESS   the central, as seen there (server:12345)
 #   SERVER_IMAGE     image holding /server      (lottery-server:latest)
 #   VALIDAR_TIMEOUT  seconds                    (15)
+#   TLS              1: mutual TLS, 0: plaintext (1)
+#   CERTS_DIR        the certificates          (this repository's .certs)
 set -uo pipefail
 
 network=${NETWORK:-lottery_net}
@@ -23,6 +31,8 @@ address=${SERVER_ADDRESS:-server:12345}
 image=${SERVER_IMAGE:-lottery-server:latest}
 limit=${VALIDAR_TIMEOUT:-15}
 name=validar-servidor-$$-$RANDOM
+tls=${TLS:-1}
+certs=${CERTS_DIR:-$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)/.certs}
 
 result() {
 	echo "action: test_server | result: $1"
@@ -40,8 +50,27 @@ if ! docker network inspect "$network" >/dev/null 2>&1; then
 	result fail
 fi
 
-if timeout -k 2 "$limit" docker run --rm --name "$name" --pull never --network "$network" \
-	"$image" health "$address" >&2; then
+# The probe gets no capability but DAC_READ_SEARCH, to read the key it does
+# not own (mode 0600, owned by whoever ran make certs), as the compose files do.
+args=(--rm --name "$name" --pull never --network "$network"
+	--cap-drop ALL --cap-add DAC_READ_SEARCH --security-opt no-new-privileges:true)
+if [ "$tls" != 0 ]; then
+	certs=$(cd -- "$certs" 2>/dev/null && pwd -P) || {
+		echo "validar-servidor: ${CERTS_DIR:-.certs} does not exist (make certs; TLS=0 for a plaintext central)" >&2
+		result fail
+	}
+	for f in central.pem central-key.pem ca.pem; do
+		if [ ! -f "$certs/$f" ]; then
+			echo "validar-servidor: $certs/$f missing (make certs; TLS=0 for a plaintext central)" >&2
+			result fail
+		fi
+		args+=(--mount "type=bind,source=$certs/$f,target=/certs/$f,readonly")
+	done
+	args+=(-e SERVER_TLS_CERT=/certs/central.pem -e SERVER_TLS_KEY=/certs/central-key.pem
+		-e SERVER_TLS_CLIENT_CA=/certs/ca.pem)
+fi
+
+if timeout -k 2 "$limit" docker run "${args[@]}" "$image" health "$address" >&2; then
 	result success
 fi
 result fail

@@ -148,7 +148,7 @@ var listening = regexp.MustCompile(`action: escuchar \| result: success \| direc
 // startServer runs the server binary on a free port and returns it with its port.
 func startServer(t testing.TB, agencies int, store string, extra ...string) (*proc, int) {
 	t.Helper()
-	env := append([]string{"SERVER_PORT=0", "SERVER_HOST=127.0.0.1",
+	env := append([]string{"SERVER_PORT=0", "SERVER_HOST=127.0.0.1", "SERVER_ADMIN_ADDRESS=127.0.0.1:0",
 		"SERVER_AGENCIES=" + strconv.Itoa(agencies), "SERVER_STORAGE_PATH=" + store}, extra...)
 	srv := startProc(t, "server", env...)
 	port, err := strconv.Atoi(srv.await(t, listening)[1])

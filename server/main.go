@@ -24,6 +24,7 @@ import (
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/central"
 	"lotterycentral.example/server/internal/config"
+	"lotterycentral.example/server/internal/metrics"
 )
 
 func main() {
@@ -144,11 +145,17 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 		"max_unidentified", cfg.MaxUnidentified, "max_unidentified_per_source", cfg.MaxUnidentifiedPerSource,
 		"tls", tlsState))
 
-	srv, err := central.New(cfg, log)
+	var m *metrics.Metrics
+	if cfg.AdminEnabled() {
+		m = metrics.New()
+	}
+	srv, err := central.New(cfg, log, central.WithMetrics(m))
 	if err != nil {
 		log.Error(logfmt.Line("iniciar", logfmt.Fail, "error", err))
 		return exitFailed
 	}
+	adminDone := serveAdmin(log, cfg, srv)
+	defer func() { <-adminDone }()
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 
@@ -169,6 +176,32 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// serveAdmin starts the admin listener (metrics, health, status page) when
+// the configuration has one; the returned channel is closed once it has
+// stopped, after srv's Shutdown. An admin address that cannot be bound is
+// logged and the central serves on without it: the draw matters more than
+// its dashboard.
+func serveAdmin(log *logrus.Logger, cfg config.Config, srv *central.Server) <-chan struct{} {
+	done := make(chan struct{})
+	if !cfg.AdminEnabled() {
+		close(done)
+		return done
+	}
+	ln, err := net.Listen("tcp", cfg.AdminAddress)
+	if err != nil {
+		log.Error(logfmt.Line("escuchar_admin", logfmt.Fail, "direccion", cfg.AdminAddress, "error", err))
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := srv.ServeAdmin(ln); err != nil {
+			log.Error(logfmt.Line("escuchar_admin", logfmt.Fail, "direccion", cfg.AdminAddress, "error", err))
+		}
+	}()
+	return done
 }
 
 // shutdown stops srv within shutdownTimeout.

@@ -52,54 +52,6 @@ const (
 	faultAfter = 20
 )
 
-// dockerCmd runs docker and returns its standard output, trimmed.
-func dockerCmd(args ...string) (string, error) {
-	cmd := exec.Command("docker", args...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("docker %s: %w: %s%s", strings.Join(args, " "), err, out, stderr.String())
-	}
-	return strings.TrimSpace(string(out)), nil
-}
-
-// docker is dockerCmd that fails the test.
-func docker(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := dockerCmd(args...)
-	require.NoError(t, err)
-	return out
-}
-
-// fields splits docker's one-per-line output.
-func fields(out string) []string { return strings.Fields(out) }
-
-// follow runs a docker command that streams lines (events, logs -f) into a
-// recorder until the test's cleanup kills it.
-func follow(t *testing.T, args ...string) *loglines.Recorder {
-	t.Helper()
-	cmd := exec.Command("docker", args...)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = cmd.Stdout
-	rec := loglines.New()
-	require.NoError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = rec.ReadAll(out)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-	})
-	return rec
-}
-
-// nowArg is now for docker events --since: the events from now on, even
-// those that come before the command has connected.
 func nowArg() string { return strconv.FormatFloat(float64(time.Now().UnixNano())/1e9, 'f', 9, 64) }
 
 // useSwarm makes this engine a single-node swarm manager for the test and
@@ -113,7 +65,7 @@ func useSwarm(t *testing.T) {
 	case "inactive false":
 		_, gwErr := dockerCmd("network", "inspect", "docker_gwbridge")
 		hadGateway := gwErr == nil
-		netEvents := follow(t, "events", "--since", nowArg(), "--filter", "type=network",
+		netEvents := follow(t, "docker", "events", "--since", nowArg(), "--filter", "type=network",
 			"--format", "{{.Action}} {{.Actor.Attributes.name}}")
 		docker(t, "swarm", "init", "--advertise-addr", "127.0.0.1")
 		t.Log("initialised a single-node swarm; the test leaves it at the end")
@@ -284,7 +236,7 @@ func (r swarmRound) deploy(t *testing.T) *loglines.Recorder {
 
 	// Every container event of the stack from now on, one line each:
 	// "ACTION SERVICE CONTAINER-ID exit=CODE;" (the code only on die).
-	events := follow(t, "events", "--since", nowArg(),
+	events := follow(t, "docker", "events", "--since", nowArg(),
 		"--filter", "type=container", "--filter", "label="+stackLabel, "--format",
 		`{{.Action}} {{index .Actor.Attributes "com.docker.swarm.service.name"}} {{.Actor.ID}} exit={{index .Actor.Attributes "exitCode"}};`)
 	t.Cleanup(func() { removeStack(t, events) })
@@ -358,7 +310,7 @@ func TestSwarm(t *testing.T) {
 				round.batch = faultBatch
 			}
 			events := round.deploy(t)
-			central := follow(t, "service", "logs", "--follow", "--raw", "--no-trunc", swarmStack+"_server")
+			central := follow(t, "docker", "service", "logs", "--follow", "--raw", "--no-trunc", swarmStack+"_server")
 			ctx, cancel := context.WithTimeout(t.Context(), roundBound)
 			defer cancel()
 

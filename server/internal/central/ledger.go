@@ -34,6 +34,7 @@ import (
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/server/internal/draw"
+	"lotterycentral.example/server/internal/metrics"
 )
 
 // ledger serialises every access to the bets file (the lottery store is not
@@ -47,6 +48,8 @@ type ledger struct {
 	log  *logrus.Logger
 	// disk is nil but in tests: see diskFaults.
 	disk diskFaults
+	// metrics times each fsync of the bets file; nil counts nothing.
+	metrics *metrics.Metrics
 
 	mu        sync.Mutex
 	store     *lottery.Store
@@ -517,7 +520,10 @@ func (l *ledger) fsync() error {
 	if err := l.faultBefore(l.path, true); err != nil {
 		return err
 	}
-	return l.syncFD.Sync()
+	began := time.Now()
+	err := l.syncFD.Sync()
+	l.metrics.ObserveFsync(time.Since(began))
+	return err
 }
 
 // faultBefore runs the test seam's hook, if any, before a write or an fsync of file.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/draw"
+	"lotterycentral.example/server/internal/metrics"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -34,12 +36,15 @@ type Server struct {
 	log     *logrus.Logger
 	ledger  *ledger
 	barrier *draw.Barrier
-	tls     *tls.Config // nil: plaintext, for development only
+	tls     *tls.Config      // nil: plaintext, for development only
+	metrics *metrics.Metrics // nil: no metrics (no admin listener)
 
 	mu       sync.Mutex
 	listener net.Listener
+	admin    *http.Server // the admin listener's server, once ServeAdmin runs
 	sessions map[*session]struct{}
 	owners   map[int]*session // the one live session of each identified agency
+	answered map[int]bool     // agencies whose winners were sent, for the status page
 	// Connections that have not completed HELLO, in total and by source IP:
 	// a flood of silent sockets must not keep identified agencies out.
 	unidentified int
@@ -53,10 +58,26 @@ type Server struct {
 	// rather than make Shutdown wait for a whole pass over the bets. The
 	// barrier hears of it from Shutdown's barrier.Close.
 	stopping atomic.Bool
+
+	// The watcher that logs which agencies the draw still waits for (see
+	// watchPending): pendingTicks makes its ticker, quit stops it.
+	pendingTicks func() (<-chan time.Time, func())
+	quit         chan struct{}
+	watcher      sync.WaitGroup
+	drawn        atomic.Pointer[drawInfo] // when the draw ran and how long it took
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithMetrics has the central count what it does into m; without it (or
+// with a nil m) it counts nothing.
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(s *Server) { s.metrics = m }
 }
 
 // New opens the bets file and prepares the draw barrier.
-func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
+func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
 		var err error
@@ -64,19 +85,28 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 			return nil, fmt.Errorf("start central: %w", err)
 		}
 	}
+	s := &Server{
+		cfg:          cfg,
+		log:          log,
+		tls:          tlsConfig,
+		sessions:     make(map[*session]struct{}),
+		owners:       make(map[int]*session),
+		answered:     make(map[int]bool),
+		bySource:     make(map[string]int),
+		pendingTicks: pendingTicker,
+		quit:         make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	began := time.Now()
 	l, rec, err := openLedger(cfg.StoragePath, cfg.Agencies, log)
 	if err != nil {
 		return nil, fmt.Errorf("start central: %w", err)
 	}
-	s := &Server{
-		cfg:      cfg,
-		log:      log,
-		ledger:   l,
-		tls:      tlsConfig,
-		sessions: make(map[*session]struct{}),
-		owners:   make(map[int]*session),
-		bySource: make(map[string]int),
-	}
+	s.metrics.Recovered(time.Since(began), rec.bets, l.stored)
+	l.metrics = s.metrics
+	s.ledger = l
 	if tlsConfig == nil {
 		s.log.Warn(logfmt.Line("tls", logfmt.Success, "modo", "plaintext",
 			"aviso", "bets and winners travel unauthenticated: any peer can speak for any agency; set SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA"))
@@ -86,6 +116,10 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 	s.barrier = draw.New(cfg.Agencies, s.runDraw)
 	s.barrier.OnPark(func(agency int) {
 		s.log.Info(logfmt.Line("espera_sorteo", logfmt.InProgress, "agencia", agency))
+	})
+	s.metrics.WatchBarrier(func() metrics.BarrierCounts {
+		finished, pending, parked := s.barrier.Counts()
+		return metrics.BarrierCounts{Agencies: cfg.Agencies, Finished: finished, Pending: pending, Parked: parked}
 	})
 	s.log.Info(logfmt.Line("recuperacion", logfmt.Success, "apuestas", rec.bets, "agencias_con_apuestas", rec.agencies,
 		"agencias_finalizadas", len(rec.finished), "bytes_recortados_apuestas", rec.cutBets, "bytes_recortados_diario", rec.cutJour))
@@ -104,6 +138,7 @@ func New(cfg config.Config, log *logrus.Logger) (*Server, error) {
 // runDraw is the draw.Func: one pass over the stored bets. The barrier calls
 // it with its lock held, so the sorteo line is logged before any waiter wakes.
 func (s *Server) runDraw() (map[int][]string, error) {
+	began := time.Now()
 	res, err := s.ledger.draw(s.stopping.Load)
 	if errors.Is(err, draw.ErrClosing) {
 		// The journal still holds every FINISH: the next start draws again.
@@ -115,6 +150,7 @@ func (s *Server) runDraw() (map[int][]string, error) {
 		return nil, err
 	}
 	s.log.Info(logfmt.Line("sorteo", logfmt.Success, "apuestas", res.scanned, "ganadores", res.won))
+	s.recordDraw(began, res.winners)
 	return res.winners, nil
 }
 
@@ -136,8 +172,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listener = ln
+	s.watcher.Add(1)
 	s.mu.Unlock()
 	s.log.Info(logfmt.Line("escuchar", logfmt.Success, "direccion", ln.Addr()))
+	go func() {
+		defer s.watcher.Done()
+		ticks, stop := s.pendingTicks()
+		defer stop()
+		s.watchPending(ticks)
+	}()
 
 	var backoff time.Duration
 	for {
@@ -169,20 +212,25 @@ func (s *Server) start(conn net.Conn) {
 	s.mu.Lock()
 	if s.stopping.Load() {
 		s.mu.Unlock()
+		s.metrics.ConnectionRefused(metrics.RefusedShuttingDown)
 		conn.Close()
 		return
 	}
-	var limit string
+	var limit, reason string
 	switch {
 	case len(s.sessions) >= s.cfg.MaxConnections:
 		limit = fmt.Sprintf("the central serves at most %d connections", s.cfg.MaxConnections)
+		reason = metrics.RefusedMaxConnections
 	case s.unidentified >= s.cfg.MaxUnidentified:
 		limit = fmt.Sprintf("at most %d connections may be waiting to identify", s.cfg.MaxUnidentified)
+		reason = metrics.RefusedMaxUnidentified
 	case s.bySource[source] >= s.cfg.MaxUnidentifiedPerSource:
 		limit = fmt.Sprintf("at most %d connections from one address may be waiting to identify", s.cfg.MaxUnidentifiedPerSource)
+		reason = metrics.RefusedMaxPerSource
 	}
 	if limit != "" {
 		s.mu.Unlock()
+		s.metrics.ConnectionRefused(reason)
 		s.log.Warn(logfmt.Line("aceptar_conexion", logfmt.Fail, "remoto", conn.RemoteAddr(),
 			"motivo", protocol.CodeTooManyConns, "detalle", limit))
 		s.refuse(conn, protocol.CodeTooManyConns, limit+"; retry later")
@@ -195,6 +243,7 @@ func (s *Server) start(conn net.Conn) {
 	s.bySource[source]++
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.metrics.ConnectionAccepted()
 	s.log.Debug(logfmt.Line("aceptar_conexion", logfmt.Success, "remoto", conn.RemoteAddr()))
 	go func() {
 		defer s.wg.Done()
@@ -259,6 +308,7 @@ func (s *Server) claim(agency int, sess *session) (old *session, ok bool) {
 
 // release forgets a session that ended.
 func (s *Server) release(sess *session) {
+	s.metrics.ConnectionClosed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forgetUnidentified(sess)
@@ -269,7 +319,8 @@ func (s *Server) release(sess *session) {
 }
 
 // Shutdown stops the central, like net/http's Server.Shutdown: it closes the
-// listener, releases the agencies parked for the draw (each is told the
+// listener and the admin listener (within ctx, for the requests in
+// progress), releases the agencies parked for the draw (each is told the
 // central is shutting down), closes every other connection, waits for every
 // session goroutine to return, then flushes and closes the bets file. It
 // logs each step.
@@ -286,7 +337,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
-	ln := s.listener
+	ln, adm := s.listener, s.admin
 	sessions := make([]*session, 0, len(s.sessions))
 	for sess := range s.sessions {
 		sessions = append(sessions, sess)
@@ -300,6 +351,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		} else {
 			s.log.Info(logfmt.Line("cerrar_listener", logfmt.Success))
 		}
+	}
+	close(s.quit) // the watcher of the pending agencies
+	s.watcher.Wait()
+	if adm != nil {
+		s.closeAdmin(ctx, adm)
 	}
 	// Parked agencies wake with ErrClosing and tell their agency the central
 	// is shutting down, then close their own connections; the rest are closed now.

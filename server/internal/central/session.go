@@ -17,6 +17,7 @@ import (
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/draw"
+	"lotterycentral.example/server/internal/metrics"
 )
 
 // shutdownWriteTimeout bounds a last message: to an agency during shutdown,
@@ -41,10 +42,11 @@ type session struct {
 	unidentified bool     // counted among the connections that have not said HELLO
 	certAgency   int      // the agency the peer's verified certificate names; 0 for none
 	done         chan struct{}
-	br           *bufio.Reader // allocated after HELLO
-	agency       int           // 0 until HELLO
-	nextSeq      uint32        // the sequence number the next batch must carry
-	payload      []byte        // reused frame buffer
+	br           *bufio.Reader   // allocated after HELLO
+	agency       int             // 0 until HELLO
+	stats        *metrics.Agency // the agency's counters, resolved at HELLO; nil without metrics
+	nextSeq      uint32          // the sequence number the next batch must carry
+	payload      []byte          // reused frame buffer
 	batch        protocol.Batch
 	bets         []lottery.Bet
 	staged       []staged
@@ -55,6 +57,7 @@ type session struct {
 }
 
 func newSession(srv *Server, conn net.Conn, source string) *session {
+	conn = srv.metrics.CountReads(conn)
 	s := &session{srv: srv, raw: conn, conn: conn, source: source, unidentified: true, done: make(chan struct{})}
 	if srv.tls != nil {
 		s.conn = tls.Server(conn, srv.tls)
@@ -80,6 +83,9 @@ type result struct {
 	end bool
 	// sent is an INFO line logged once answers are written.
 	sent string
+	// answered: answers are the agency's winners; once written, the
+	// status page shows the agency answered.
+	answered bool
 }
 
 // protoErr is a protocol error: the code and text of the ERROR that ends a
@@ -132,6 +138,9 @@ func (s *session) act(r result) bool {
 	if !s.flush() {
 		return false
 	}
+	if r.answered {
+		s.srv.markAnswered(s.agency)
+	}
 	if r.sent != "" {
 		s.srv.log.Info(r.sent)
 	}
@@ -180,7 +189,7 @@ func (s *session) readFailed(t protocol.MsgType, err error) result {
 		return refuse(protocol.CodeIdleTimeout, fmt.Sprintf("no complete message for %s", wait))
 	case errors.Is(err, protocol.ErrFrameTooLarge):
 		if t == protocol.MsgBatch {
-			s.logBatchFail(0)
+			s.logBatchFail(0, protocol.CodeFrameTooLarge)
 		}
 		return refuse(protocol.CodeFrameTooLarge, err.Error())
 	case errors.Is(err, protocol.ErrUnknownType):
@@ -227,8 +236,9 @@ func (s *session) handshake(tc *tls.Conn, wait time.Duration) error {
 	if err := tc.Handshake(); err != nil {
 		reason, ok := identity.DescribeServerHandshakeError(err)
 		if !ok {
-			reason = "network"
+			reason = metrics.HandshakeNetworkFailure
 		}
+		s.srv.metrics.HandshakeFailed(reason)
 		s.srv.log.Warn(logfmt.Line("tls_handshake", logfmt.Fail, "remoto", s.conn.RemoteAddr(), "motivo", reason, "error", err))
 		return err
 	}
@@ -287,6 +297,7 @@ func (s *session) hello(payload []byte) result {
 	}
 	s.srv.identified(s)
 	s.agency, s.nextSeq = agency, 1
+	s.stats = s.srv.metrics.Agency(agency)
 	// Only now is the read buffer worth its memory.
 	s.br = bufio.NewReaderSize(s.conn, readBuffer)
 	finished, drawn := s.srv.barrier.State(agency)
@@ -358,7 +369,7 @@ func (s *session) batchBuffered() bool {
 func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	seq, count, ok := protocol.PeekBatch(payload)
 	if !ok {
-		s.logBatchFail(count)
+		s.logBatchFail(count, protocol.CodeMalformed)
 		return staged{}, false
 	}
 	reject := func(code protocol.Code, index uint32, text string) (staged, bool) {
@@ -429,6 +440,7 @@ func (s *session) answerStaged() result {
 				reply := st.reply
 				if st.gen > 0 && s.srv.ledger.durable(st.gen) {
 					s.srv.ledger.commit(s.agency, st.count)
+					s.stats.Stored(st.count)
 					s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
 				} else if st.gen > 0 {
 					reply = s.reject(reply.(protocol.BatchAck).Seq, st.count, protocol.CodeStorage, protocol.NoIndex,
@@ -444,6 +456,7 @@ func (s *session) answerStaged() result {
 	for _, st := range s.staged {
 		if st.gen > 0 {
 			s.srv.ledger.commit(s.agency, st.count)
+			s.stats.Stored(st.count)
 			s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
 		}
 		s.answers = append(s.answers, st.reply)
@@ -454,13 +467,15 @@ func (s *session) answerStaged() result {
 // reject logs a refused batch and returns its answer; nothing of it was
 // stored and the connection stays open.
 func (s *session) reject(seq uint32, count int, code protocol.Code, index uint32, text string) protocol.Message {
-	s.logBatchFail(count)
+	s.logBatchFail(count, code)
 	s.srv.log.Warn(logfmt.Line("rechazo_lote", logfmt.Fail, "agencia", s.agency, "lote", seq,
 		"motivo", code, "apuesta", indexField(index), "detalle", text))
 	return protocol.BatchReject{Seq: seq, Code: code, Index: index, Text: protocol.Text(text)}
 }
 
-func (s *session) logBatchFail(count int) {
+// logBatchFail logs a batch refused with code, and counts it.
+func (s *session) logBatchFail(count int, code protocol.Code) {
+	s.srv.metrics.BatchRefused(code)
 	s.srv.log.Error(logfmt.Line("apuesta_recibida", logfmt.Fail, "cantidad", count))
 }
 
@@ -524,7 +539,7 @@ func (s *session) consult(payload []byte) result {
 		return refuse(protocol.CodeStorage, "the draw failed")
 	}
 	winners := protocol.SplitWinners(docs)
-	r := result{answers: make([]protocol.Message, len(winners)),
+	r := result{answers: make([]protocol.Message, len(winners)), answered: true,
 		sent: logfmt.Line("envio_ganadores", logfmt.Success, "agencia", s.agency, "cant_ganadores", len(docs))}
 	for i, w := range winners {
 		r.answers[i] = w
@@ -609,6 +624,7 @@ func (s *session) endWith(err error) {
 		identity.RefusePlaintext(err, shutdownWriteTimeout)
 		return
 	}
+	s.srv.metrics.ProtocolError(pe.code)
 	s.srv.log.Warn(logfmt.Line("protocolo", logfmt.Fail, "agencia", s.agency, "remoto", s.conn.RemoteAddr(),
 		"motivo", pe.code, "detalle", pe.text))
 	if !pe.unheard && s.queue(protocol.ErrorMessage{Code: pe.code, Text: protocol.Text(pe.text)}) {

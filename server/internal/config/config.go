@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"lotterycentral.example/lottery/envconfig"
@@ -31,7 +32,14 @@ type Config struct {
 	HelloTimeout             time.Duration `env:"SERVER_HELLO_TIMEOUT" envDefault:"5s" help:"deadline for the TLS handshake and then for the HELLO, each"`
 	MaxUnidentified          int           `env:"SERVER_MAX_UNIDENTIFIED" envDefault:"256" help:"connections that have not completed HELLO, in total"`
 	MaxUnidentifiedPerSource int           `env:"SERVER_MAX_UNIDENTIFIED_PER_SOURCE" envDefault:"32" help:"connections that have not completed HELLO, per source IP address"`
+
+	// The operators' listener: /metrics, /healthz and the status page.
+	AdminAddress string `env:"SERVER_ADMIN_ADDRESS" envDefault:"127.0.0.1:9090" help:"host:port of the admin HTTP listener (Prometheus /metrics, /healthz, the status page at /), never the agencies' port; off turns it and the metrics off"`
 }
+
+// AdminOff is the SERVER_ADMIN_ADDRESS that turns the admin listener off. An
+// empty variable cannot: like every variable's, it means the default.
+const AdminOff = "off"
 
 // Load reads the configuration through getenv (os.Getenv in the binary) and
 // validates it, the files it names included. The error lists every mistake,
@@ -90,7 +98,49 @@ func (c Config) Validate() error {
 	if c.MaxUnidentifiedPerSource < 1 {
 		errs = append(errs, envconfig.Invalid("SERVER_MAX_UNIDENTIFIED_PER_SOURCE", c.MaxUnidentifiedPerSource, "must be 1 or more"))
 	}
+	errs = append(errs, c.validateAdmin())
 	return envconfig.Join(errs...)
+}
+
+// validateAdmin checks SERVER_ADMIN_ADDRESS: off, or host:port with a port in
+// 0..65535 (0 picks a free one) that is not the agencies' port on an address
+// the agencies' listener covers.
+func (c Config) validateAdmin() error {
+	if !c.AdminEnabled() {
+		return nil
+	}
+	const what = "must be host:port (e.g. 127.0.0.1:9090, [::1]:9090, :9090) or off"
+	host, port, err := net.SplitHostPort(c.AdminAddress)
+	if err != nil {
+		return envconfig.Invalid("SERVER_ADMIN_ADDRESS", c.AdminAddress, what)
+	}
+	if _, err := netip.ParseAddr(host); host != "" && err != nil && !validHostname(host) {
+		return envconfig.Invalid("SERVER_ADMIN_ADDRESS", c.AdminAddress, what)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return envconfig.Invalid("SERVER_ADMIN_ADDRESS", c.AdminAddress, "has a port not in 0..65535; "+what)
+	}
+	if p != 0 && p == c.Port && overlap(host, c.Host) {
+		return envconfig.Invalid("SERVER_ADMIN_ADDRESS", c.AdminAddress,
+			"is the agencies' port (SERVER_PORT): the admin listener needs a port of its own")
+	}
+	return nil
+}
+
+// overlap reports whether listeners on hosts a and b could want the same
+// socket: the same host, or either one every interface.
+func overlap(a, b string) bool {
+	every := func(h string) bool {
+		ip, err := netip.ParseAddr(h)
+		return h == "" || err == nil && ip.IsUnspecified()
+	}
+	return a == b || every(a) || every(b)
+}
+
+// AdminEnabled reports whether the admin listener (and with it the metrics) is on.
+func (c Config) AdminEnabled() bool {
+	return !strings.EqualFold(c.AdminAddress, AdminOff)
 }
 
 // validHostname accepts what a listener can resolve: letters, digits, '-'

@@ -20,7 +20,8 @@ func TestLoad(t *testing.T) {
 	missing := filepath.Join(dir, "nope", "bets.csv")
 	defaults := Config{Port: 12345, Agencies: 5, StoragePath: store, LogLevel: "INFO",
 		IdleTimeout: 60 * time.Second, MaxConnections: 2048,
-		HelloTimeout: 5 * time.Second, MaxUnidentified: 256, MaxUnidentifiedPerSource: 32}
+		HelloTimeout: 5 * time.Second, MaxUnidentified: 256, MaxUnidentifiedPerSource: 32,
+		AdminAddress: "127.0.0.1:9090"}
 	tests := []struct {
 		name     string
 		env      map[string]string // SERVER_STORAGE_PATH is store unless set
@@ -33,12 +34,32 @@ func TestLoad(t *testing.T) {
 			"SERVER_LOG_LEVEL": "debug", "SERVER_IDLE_TIMEOUT": "5s", "SERVER_MAX_CONNECTIONS": "3",
 			"SERVER_HOST": "::1", "SERVER_HELLO_TIMEOUT": "2s", "SERVER_MAX_UNIDENTIFIED": "10",
 			"SERVER_MAX_UNIDENTIFIED_PER_SOURCE": "2", "SERVER_TLS_CERT": pem, "SERVER_TLS_KEY": pem,
-			"SERVER_TLS_CLIENT_CA": pem}, func(c *Config) {
+			"SERVER_TLS_CLIENT_CA": pem, "SERVER_ADMIN_ADDRESS": "[::1]:9100"}, func(c *Config) {
 			*c = Config{Host: "::1", Port: 4000, Agencies: 10, StoragePath: store, LogLevel: "debug",
 				IdleTimeout: 5 * time.Second, MaxConnections: 3,
 				TLSCert: pem, TLSKey: pem, TLSClientCA: pem,
-				HelloTimeout: 2 * time.Second, MaxUnidentified: 10, MaxUnidentifiedPerSource: 2}
+				HelloTimeout: 2 * time.Second, MaxUnidentified: 10, MaxUnidentifiedPerSource: 2,
+				AdminAddress: "[::1]:9100"}
 		}, "", nil},
+		{"admin off", map[string]string{"SERVER_ADMIN_ADDRESS": "off"}, func(c *Config) { c.AdminAddress = "off" }, "", nil},
+		{"admin OFF", map[string]string{"SERVER_ADMIN_ADDRESS": "OFF"}, func(c *Config) { c.AdminAddress = "OFF" }, "", nil},
+		{"admin on every interface, a free port", map[string]string{"SERVER_ADMIN_ADDRESS": ":0"},
+			func(c *Config) { c.AdminAddress = ":0" }, "", nil},
+		{"admin on the agencies' port of another address", map[string]string{"SERVER_HOST": "127.0.0.1",
+			"SERVER_ADMIN_ADDRESS": "10.0.0.7:12345"},
+			func(c *Config) { c.Host, c.AdminAddress = "127.0.0.1", "10.0.0.7:12345" }, "", nil},
+		{"admin without a port", map[string]string{"SERVER_ADMIN_ADDRESS": "127.0.0.1"}, nil,
+			`SERVER_ADMIN_ADDRESS: "127.0.0.1" must be host:port (e.g. 127.0.0.1:9090, [::1]:9090, :9090) or off`, envconfig.ErrInvalid},
+		{"admin port out of range", map[string]string{"SERVER_ADMIN_ADDRESS": "127.0.0.1:70000"}, nil,
+			`SERVER_ADMIN_ADDRESS: "127.0.0.1:70000" has a port not in 0..65535; must be host:port (e.g. 127.0.0.1:9090, [::1]:9090, :9090) or off`,
+			envconfig.ErrInvalid},
+		{"admin on the agencies' port", map[string]string{"SERVER_ADMIN_ADDRESS": "127.0.0.1:12345"}, nil,
+			`SERVER_ADMIN_ADDRESS: "127.0.0.1:12345" is the agencies' port (SERVER_PORT): the admin listener needs a port of its own`,
+			envconfig.ErrInvalid},
+		{"admin on the agencies' port, both on every interface", map[string]string{"SERVER_PORT": "4000",
+			"SERVER_ADMIN_ADDRESS": ":4000"}, nil,
+			`SERVER_ADMIN_ADDRESS: ":4000" is the agencies' port (SERVER_PORT): the admin listener needs a port of its own`,
+			envconfig.ErrInvalid},
 		{"a host name", map[string]string{"SERVER_HOST": "central.example"}, func(c *Config) { c.Host = "central.example" }, "", nil},
 		{"WARNING is WARN", map[string]string{"SERVER_LOG_LEVEL": "WARNING"}, func(c *Config) { c.LogLevel = "WARNING" }, "", nil},
 		{"port not a number", map[string]string{"SERVER_PORT": "abc"}, nil,
@@ -120,6 +141,12 @@ func TestAddresses(t *testing.T) {
 			assert.Equal(t, tt.healthTarget, c.HealthAddress())
 		})
 	}
+}
+
+func TestAdminEnabled(t *testing.T) {
+	assert.True(t, Config{AdminAddress: "127.0.0.1:9090"}.AdminEnabled())
+	assert.False(t, Config{AdminAddress: "off"}.AdminEnabled())
+	assert.False(t, Config{AdminAddress: "Off"}.AdminEnabled())
 }
 
 func TestTLSEnabled(t *testing.T) {

@@ -9,6 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -27,6 +30,7 @@ type Barrier struct {
 	cond     *sync.Cond
 	agencies int
 	finished map[int]struct{}
+	parked   map[int]int // waiters of each agency (briefly two while a connection takes over)
 	drawn    bool
 	closing  bool
 	winners  map[int][]string
@@ -38,7 +42,7 @@ type Barrier struct {
 // New returns a barrier that draws with run once agencies distinct agencies
 // have finished.
 func New(agencies int, run Func) *Barrier {
-	b := &Barrier{agencies: agencies, finished: make(map[int]struct{}), run: run}
+	b := &Barrier{agencies: agencies, finished: make(map[int]struct{}), parked: make(map[int]int), run: run}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
@@ -108,8 +112,12 @@ func (b *Barrier) Wait(ctx context.Context, agency int) ([]string, error) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.drawn && !b.closing && ctx.Err() == nil && b.onPark != nil {
-		b.onPark(agency)
+	if !b.drawn && !b.closing && ctx.Err() == nil {
+		b.parked[agency]++
+		defer b.unpark(agency) // before the unlock: defers run last in, first out
+		if b.onPark != nil {
+			b.onPark(agency)
+		}
 	}
 	for !b.drawn && !b.closing && ctx.Err() == nil {
 		b.cond.Wait()
@@ -124,6 +132,98 @@ func (b *Barrier) Wait(ctx context.Context, agency int) ([]string, error) {
 	default:
 		return nil, fmt.Errorf("wait for draw: %w", ctx.Err())
 	}
+}
+
+func (b *Barrier) unpark(agency int) {
+	if b.parked[agency]--; b.parked[agency] <= 0 {
+		delete(b.parked, agency)
+	}
+}
+
+// Counts is how many agencies have finished, how many the draw still waits
+// for, and how many are parked waiting for their winners right now.
+func (b *Barrier) Counts() (finished, pending, parked int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.finished), b.agencies - len(b.finished), len(b.parked)
+}
+
+// Snapshot is the barrier's state at one moment, for the operator's eyes:
+// the log line naming the agencies still awaited, the status page, metrics.
+type Snapshot struct {
+	Agencies int   // in the draw, numbered 1..Agencies
+	Pending  []int // agencies that have not finished, ascending
+	Finished int   // agencies that have finished
+	Parked   []int // agencies waiting for their winners now, ascending
+	Drawn    bool
+	Failed   bool // the draw ran and failed: nobody gets winners
+	Closing  bool // the central is shutting down
+	// Winners counts each agency's winners once drawn (an agency without
+	// winners is absent); documents never leave the barrier through it.
+	Winners map[int]int
+}
+
+// Snapshot copies the barrier's state. It costs one pass over the agencies:
+// call it from an operator's request or a timer, not per bet.
+func (b *Barrier) Snapshot() Snapshot {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := Snapshot{Agencies: b.agencies, Finished: len(b.finished), Drawn: b.drawn,
+		Failed: b.drawn && b.drawErr != nil, Closing: b.closing}
+	s.Pending = make([]int, 0, b.agencies-len(b.finished))
+	for a := 1; a <= b.agencies; a++ {
+		if _, ok := b.finished[a]; !ok {
+			s.Pending = append(s.Pending, a)
+		}
+	}
+	s.Parked = make([]int, 0, len(b.parked))
+	for a := range b.parked {
+		s.Parked = append(s.Parked, a)
+	}
+	slices.Sort(s.Parked)
+	if b.drawn {
+		s.Winners = make(map[int]int, len(b.winners))
+		for a, docs := range b.winners {
+			s.Winners[a] = len(docs)
+		}
+	}
+	return s
+}
+
+// FormatAgencies writes ascending agency numbers compactly: runs of three or
+// more as ranges ("1-3,7,9,10"). After maxRuns runs it stops and says how
+// many agencies it left out ("1-3,7,...+120 more"); maxRuns <= 0 lists all.
+// It is "none" for no agency.
+func FormatAgencies(agencies []int, maxRuns int) string {
+	if len(agencies) == 0 {
+		return "none"
+	}
+	var sb strings.Builder
+	runs := 0
+	for i := 0; i < len(agencies); {
+		j := i
+		for j+1 < len(agencies) && agencies[j+1] == agencies[j]+1 {
+			j++
+		}
+		if maxRuns > 0 && runs == maxRuns {
+			fmt.Fprintf(&sb, ",...+%d more", len(agencies)-i)
+			break
+		}
+		if runs > 0 {
+			sb.WriteByte(',')
+		}
+		switch {
+		case j-i >= 2:
+			fmt.Fprintf(&sb, "%d-%d", agencies[i], agencies[j])
+		case j == i+1:
+			fmt.Fprintf(&sb, "%d,%d", agencies[i], agencies[j])
+		default:
+			sb.WriteString(strconv.Itoa(agencies[i]))
+		}
+		runs++
+		i = j + 1
+	}
+	return sb.String()
 }
 
 // Close releases every waiter with ErrClosing (unless the draw already ran)

@@ -177,3 +177,80 @@ func TestDrawInterruptedByShutdown(t *testing.T) {
 	assert.True(t, finished)
 	assert.False(t, drawn)
 }
+
+// A snapshot names who the draw waits for and who is parked, then counts
+// winners, never their documents; a waiter that leaves is no longer parked.
+func TestSnapshot(t *testing.T) {
+	var runs atomic.Int32
+	b := New(4, fixedDraw(map[int][]string{1: {"111", "1111"}, 3: {"333"}}, &runs))
+	parked := parkedChan(b)
+	s := b.Snapshot()
+	assert.Equal(t, Snapshot{Agencies: 4, Pending: []int{1, 2, 3, 4}, Parked: []int{}}, s)
+
+	_, _ = b.Finish(3)
+	_, _ = b.Finish(1)
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := waitAsync(ctx, b, 1)
+	<-parked
+	stays := waitAsync(t.Context(), b, 3)
+	<-parked
+	s = b.Snapshot()
+	assert.Equal(t, []int{2, 4}, s.Pending)
+	assert.Equal(t, 2, s.Finished)
+	assert.Equal(t, []int{1, 3}, s.Parked)
+	assert.False(t, s.Drawn)
+	assert.Nil(t, s.Winners)
+	finished, pending, nParked := b.Counts()
+	assert.Equal(t, [3]int{2, 2, 2}, [3]int{finished, pending, nParked})
+
+	cancel()
+	require.ErrorIs(t, (<-gone).err, context.Canceled)
+	assert.Equal(t, []int{3}, b.Snapshot().Parked, "a waiter whose connection died is not parked")
+
+	_, _ = b.Finish(2)
+	_, _ = b.Finish(4)
+	require.NoError(t, (<-stays).err)
+	s = b.Snapshot()
+	assert.True(t, s.Drawn)
+	assert.False(t, s.Failed)
+	assert.Empty(t, s.Pending)
+	assert.Empty(t, s.Parked)
+	assert.Equal(t, map[int]int{1: 2, 3: 1}, s.Winners)
+
+	failed := New(1, func() (map[int][]string, error) { return nil, errors.New("disk on fire") })
+	_, _ = failed.Finish(1)
+	s = failed.Snapshot()
+	assert.True(t, s.Drawn)
+	assert.True(t, s.Failed)
+	b.Close()
+	assert.True(t, b.Snapshot().Closing)
+}
+
+func TestFormatAgencies(t *testing.T) {
+	many := make([]int, 0, 500)
+	for a := 1; a <= 1000; a += 2 {
+		many = append(many, a)
+	}
+	tests := []struct {
+		name     string
+		agencies []int
+		maxRuns  int
+		want     string
+	}{
+		{"none", nil, 0, "none"},
+		{"one", []int{3}, 0, "3"},
+		{"two apart", []int{2, 5}, 0, "2,5"},
+		{"two in a row", []int{4, 5}, 0, "4,5"},
+		{"a range", []int{1, 2, 3}, 0, "1-3"},
+		{"ranges and singles", []int{1, 2, 3, 7, 9, 10, 12, 13, 14, 15}, 0, "1-3,7,9,10,12-15"},
+		{"every one", []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 1, "1-10"},
+		{"cut after maxRuns", []int{1, 2, 3, 7, 9, 11, 12, 13}, 2, "1-3,7,...+4 more"},
+		{"many scattered", many, 3, "1,3,5,...+497 more"},
+		{"no cut at maxRuns exactly", []int{1, 3}, 2, "1,3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, FormatAgencies(tt.agencies, tt.maxRuns))
+		})
+	}
+}
