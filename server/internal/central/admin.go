@@ -44,6 +44,8 @@ func (s *Server) watchPending(ticks <-chan time.Time) {
 		select {
 		case <-s.quit:
 			return
+		case <-s.drawDone:
+			return
 		case <-ticks:
 		}
 		if !s.logPending(&last) {

@@ -10,17 +10,20 @@ import (
 // bets each over loopback, from the first connection to the last winners.
 // metrics=off is the central without metrics (SERVER_ADMIN_ADDRESS=off);
 // metrics=on counts everything and serves its admin listener, as the binary
-// does by default: the two should be within noise of each other.
+// does by default: the two should be within noise of each other. tls=on is
+// metrics=off with mutual TLS.
 func BenchmarkIngest(b *testing.B) {
 	const agencies, bets = 5, 100_000
 	dir := b.TempDir()
 	if _, err := lottery.GenerateAgencyFiles(dir, agencies, bets, 1); err != nil {
 		b.Fatal(err)
 	}
+	certs := newTrustPKI(b, agencies)
 	for _, bm := range []struct {
 		name    string
 		metrics bool
-	}{{"metrics=off", false}, {"metrics=on", true}} {
+		tls     bool
+	}{{"metrics=off", false, false}, {"metrics=on", true, false}, {"tls=on", false, true}} {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for range b.N {
@@ -28,6 +31,9 @@ func BenchmarkIngest(b *testing.B) {
 				cfg := testConfig(b)
 				cfg.Agencies = agencies
 				cfg.LogLevel = "info"
+				if bm.tls {
+					cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = certs.central.certFile, certs.central.keyFile, certs.caFile
+				}
 				var tc *testCentral
 				if bm.metrics {
 					tc = startObserved(b, cfg, nil).testCentral
@@ -37,7 +43,11 @@ func BenchmarkIngest(b *testing.B) {
 				b.StartTimer()
 				var chans []<-chan agencyResult
 				for id := 1; id <= agencies; id++ {
-					chans = append(chans, runAgency(b.Context(), agencyConfig(tc, dir, id)))
+					acfg := agencyConfig(tc, dir, id)
+					if bm.tls {
+						acfg.TLSCert, acfg.TLSKey, acfg.TLSCA = certs.agencies[id].certFile, certs.agencies[id].keyFile, certs.caFile
+					}
+					chans = append(chans, runAgency(b.Context(), acfg))
 				}
 				for _, ch := range chans {
 					if r := <-ch; r.err != nil {

@@ -321,7 +321,7 @@ func TestPendingWatcherTicks(t *testing.T) {
 	two.hello(2)
 	two.finish(0)
 	oc.logs.AwaitT(t, 1, "action: sorteo | result: success")
-	ticks <- time.Now() // the watcher sees the draw and returns
+	oc.srv.watcher.Wait() // the draw ends the watcher: no tick needed
 	select {
 	case ticks <- time.Now():
 		t.Fatal("the watcher still takes ticks after the draw")

@@ -62,7 +62,7 @@ type trustPKI struct {
 	expired3 certFiles // agency 3's, signed by the project's CA, expired yesterday
 }
 
-func newTrustPKI(t *testing.T, agencies int) *trustPKI {
+func newTrustPKI(t testing.TB, agencies int) *trustPKI {
 	t.Helper()
 	dir := t.TempDir()
 	must := func(c *pki.Cert, err error) *pki.Cert {

@@ -63,6 +63,8 @@ type Server struct {
 	// watchPending): pendingTicks makes its ticker, quit stops it.
 	pendingTicks func() (<-chan time.Time, func())
 	quit         chan struct{}
+	drawDone     chan struct{} // closed once the draw ran: nothing is pending any more
+	drawDoneOnce sync.Once
 	watcher      sync.WaitGroup
 	drawn        atomic.Pointer[drawInfo] // when the draw ran and how long it took
 }
@@ -95,6 +97,7 @@ func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error)
 		bySource:     make(map[string]int),
 		pendingTicks: pendingTicker,
 		quit:         make(chan struct{}),
+		drawDone:     make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(s)
@@ -151,6 +154,7 @@ func (s *Server) runDraw() (map[int][]string, error) {
 	}
 	s.log.Info(logfmt.Line("sorteo", logfmt.Success, "apuestas", res.scanned, "ganadores", res.won))
 	s.recordDraw(began, res.winners)
+	s.drawDoneOnce.Do(func() { close(s.drawDone) })
 	return res.winners, nil
 }
 

@@ -42,6 +42,7 @@ type session struct {
 	unidentified bool     // counted among the connections that have not said HELLO
 	certAgency   int      // the agency the peer's verified certificate names; 0 for none
 	done         chan struct{}
+	records      *recordConn     // under TLS: the socket's own buffer, below the TLS layer
 	br           *bufio.Reader   // allocated after HELLO
 	agency       int             // 0 until HELLO
 	stats        *metrics.Agency // the agency's counters, resolved at HELLO; nil without metrics
@@ -60,7 +61,8 @@ func newSession(srv *Server, conn net.Conn, source string) *session {
 	conn = srv.metrics.CountReads(conn)
 	s := &session{srv: srv, raw: conn, conn: conn, source: source, unidentified: true, done: make(chan struct{})}
 	if srv.tls != nil {
-		s.conn = tls.Server(conn, srv.tls)
+		s.records = newRecordConn(conn)
+		s.conn = tls.Server(s.records, srv.tls)
 	}
 	return s
 }
@@ -299,6 +301,9 @@ func (s *session) hello(payload []byte) result {
 	s.agency, s.nextSeq = agency, 1
 	s.stats = s.srv.metrics.Agency(agency)
 	// Only now is the read buffer worth its memory.
+	if s.records != nil {
+		s.records.grow(readBuffer)
+	}
 	s.br = bufio.NewReaderSize(s.conn, readBuffer)
 	finished, drawn := s.srv.barrier.State(agency)
 	stored := s.srv.ledger.count(agency)
@@ -349,19 +354,38 @@ func (s *session) storeBatches(payload []byte) result {
 
 // batchBuffered reports whether a whole BATCH frame is waiting in the buffer.
 func (s *session) batchBuffered() bool {
-	// Check before Peek: Peek would block reading the socket for the rest.
-	if s.br.Buffered() < protocol.HeaderSize {
-		return false
+	for {
+		// Check before Peek: Peek would block reading the socket for the rest.
+		if n := s.br.Buffered(); n >= protocol.HeaderSize {
+			peek, err := s.br.Peek(protocol.HeaderSize)
+			if err != nil {
+				return false
+			}
+			h := protocol.Header(peek)
+			// An oversized frame is left to the read loop, which refuses it after the
+			// batches already written are synced and answered.
+			if h.Type() != protocol.MsgBatch || h.Length() > protocol.MaxClientPayload {
+				return false
+			}
+			if uint64(n) >= protocol.HeaderSize+uint64(h.Length()) {
+				return true
+			}
+		}
+		// Under TLS the frame's rest may sit in a whole record that arrived but
+		// was not decrypted yet: reading it cannot block.
+		if !s.recordWaiting() {
+			return false
+		}
+		if _, err := s.br.Peek(s.br.Buffered() + 1); err != nil {
+			return false
+		}
 	}
-	peek, err := s.br.Peek(protocol.HeaderSize)
-	if err != nil {
-		return false
-	}
-	h := protocol.Header(peek)
-	// An oversized frame is left to the read loop, which refuses it after the
-	// batches already written are synced and answered.
-	return h.Type() == protocol.MsgBatch && h.Length() <= protocol.MaxClientPayload &&
-		uint64(s.br.Buffered()) >= protocol.HeaderSize+uint64(h.Length())
+}
+
+// recordWaiting reports whether, under TLS, a whole record has arrived below
+// the TLS layer and there is room to decrypt it into the read buffer.
+func (s *session) recordWaiting() bool {
+	return s.records != nil && s.br.Buffered() < s.br.Size() && s.records.recordBuffered()
 }
 
 // stageBatch validates one batch and writes it whole, or refuses it whole.

@@ -1,0 +1,57 @@
+package central
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+)
+
+// tlsRecordHeader is a TLS record's header: type, version, and a 2-byte length.
+const tlsRecordHeader = 5
+
+// handshakeBuffer is what a TLS connection gets before HELLO: enough for the
+// handshake's records, far less than readBuffer.
+const handshakeBuffer = 4 << 10
+
+// recordConn is the TCP connection under TLS, read through its own buffer.
+// A tls.Conn hands over one record per Read, so without it the session would
+// see one batch at a time and sync each one alone; with it, the session can
+// tell that a whole record has already arrived, read it without blocking,
+// and store the batches an agency keeps in flight with one sync, as in
+// plaintext.
+type recordConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func newRecordConn(conn net.Conn) *recordConn {
+	return &recordConn{Conn: conn, br: bufio.NewReaderSize(conn, handshakeBuffer)}
+}
+
+func (c *recordConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+
+// recordBuffered reports whether a whole TLS record is waiting in the buffer,
+// so that the TLS layer can read it without touching the socket.
+func (c *recordConn) recordBuffered() bool {
+	n := c.br.Buffered()
+	if n < tlsRecordHeader {
+		return false
+	}
+	h, err := c.br.Peek(tlsRecordHeader)
+	if err != nil {
+		return false
+	}
+	return n >= tlsRecordHeader+int(binary.BigEndian.Uint16(h[3:]))
+}
+
+// grow gives the buffer size bytes, keeping what it holds: called once the
+// peer has proven who it is.
+func (c *recordConn) grow(size int) {
+	if c.br.Size() >= size {
+		return
+	}
+	held, _ := c.br.Peek(c.br.Buffered())
+	c.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(held)), c.Conn), size)
+}
