@@ -219,7 +219,11 @@ func render(r *results, runs int, now time.Time) string {
 		if f.met != nil && ok {
 			met = map[bool]string{true: "yes", false: "**no**"}[f.met(on)]
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", f.what, show(f.format, on, onCI, ok), show(f.format, off, offCI, okOff), cmp.Or(f.target, "—"), met)
+		plain := show(f.format, off, offCI, okOff)
+		if f.unit == tlsCost {
+			plain = "—" // a comparison of the two columns, not a figure of either
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", f.what, show(f.format, on, onCI, ok), plain, cmp.Or(f.target, "—"), met)
 	}
 	sb.WriteString("\n## Every benchmark\n\n| benchmark | medians |\n|---|---|\n")
 	for _, name := range r.names {
