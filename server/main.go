@@ -29,9 +29,20 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], environment, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// environment is os.Getenv, but for SERVER_ADMIN_ADDRESS set and empty: that
+// turns the admin listener off, as "off" does, where any other empty variable
+// means its default.
+func environment(name string) string {
+	v, set := os.LookupEnv(name)
+	if name == "SERVER_ADMIN_ADDRESS" && set && v == "" {
+		return config.AdminOff
+	}
+	return v
 }
 
 const usage = `Usage:

@@ -19,6 +19,7 @@ import (
 	"lotterycentral.example/client/agency"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/envconfig"
+	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/loglines"
 )
 
@@ -279,4 +280,30 @@ func TestIPv6Loopback(t *testing.T) {
 		stored++
 	}
 	assert.Equal(t, 300, stored, "every bet stored")
+}
+
+// SERVER_ADMIN_ADDRESS set and empty turns the admin listener off; unset, it
+// is the default; any other variable set and empty means its default.
+func TestEnvironmentEmptyAdminAddress(t *testing.T) {
+	tests := []struct {
+		name, key, value string
+		set              bool
+		want             string
+	}{
+		{"admin address empty", "SERVER_ADMIN_ADDRESS", "", true, config.AdminOff},
+		{"admin address unset", "SERVER_ADMIN_ADDRESS", "", false, ""},
+		{"admin address given", "SERVER_ADMIN_ADDRESS", "127.0.0.1:9191", true, "127.0.0.1:9191"},
+		{"another variable empty", "SERVER_PORT", "", true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.set {
+				t.Setenv(tt.key, tt.value)
+			} else {
+				t.Setenv(tt.key, "x") // restored after the test
+				require.NoError(t, os.Unsetenv(tt.key))
+			}
+			assert.Equal(t, tt.want, environment(tt.key))
+		})
+	}
 }

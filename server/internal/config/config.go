@@ -34,7 +34,7 @@ type Config struct {
 	MaxUnidentifiedPerSource int           `env:"SERVER_MAX_UNIDENTIFIED_PER_SOURCE" envDefault:"32" help:"connections that have not completed HELLO, per source IP address"`
 
 	// The operators' listener: /metrics, /healthz and the status page.
-	AdminAddress string `env:"SERVER_ADMIN_ADDRESS" envDefault:"127.0.0.1:9090" help:"host:port of the admin HTTP listener (Prometheus /metrics, /healthz, the status page at /), never the agencies' port; off turns it and the metrics off"`
+	AdminAddress string `env:"SERVER_ADMIN_ADDRESS" envDefault:"127.0.0.1:9090" help:"host:port of the admin HTTP listener (Prometheus /metrics, /healthz, the status page at /), never the agencies' port; empty or off turns it and the metrics off"`
 }
 
 // AdminOff is the SERVER_ADMIN_ADDRESS that turns the admin listener off. An
