@@ -23,14 +23,14 @@ type credential struct {
 	cert   func(p *trustPKI) *pki.Cert // nil or returning nil: no client certificate
 	// refused asserts, on both sides, how the central turned down c's HELLO
 	// for agency claimed; err is what the attacker got.
-	refused func(t *testing.T, e *trustEnv, c *peerConn, err error, claimed int)
+	refused func(t *testing.T, e *trustEnv, c *rawConn, err error, claimed int)
 }
 
 // handshakeRefused: the central refused the certificate in the TLS
 // handshake, with an alert the attacker reads where HELLO_ACK would be,
 // and logged it with the attacker's address and reason.
-func handshakeRefused(reason string) func(*testing.T, *trustEnv, *peerConn, error, int) {
-	return func(t *testing.T, e *trustEnv, c *peerConn, err error, claimed int) {
+func handshakeRefused(reason string) func(*testing.T, *trustEnv, *rawConn, error, int) {
+	return func(t *testing.T, e *trustEnv, c *rawConn, err error, claimed int) {
 		t.Helper()
 		seen, ok := identity.DescribeHandshakeError(err)
 		require.True(t, ok, "HELLO %d: want a TLS refusal, got %v", claimed, err)
@@ -42,8 +42,8 @@ func handshakeRefused(reason string) func(*testing.T, *trustEnv, *peerConn, erro
 // unauthorized: the certificate is the project's but names another agency
 // (named) or none; HELLO gets ERROR unauthorized, the central logs both
 // agencies, and closes.
-func unauthorized(named string) func(*testing.T, *trustEnv, *peerConn, error, int) {
-	return func(t *testing.T, e *trustEnv, c *peerConn, err error, claimed int) {
+func unauthorized(named string) func(*testing.T, *trustEnv, *rawConn, error, int) {
+	return func(t *testing.T, e *trustEnv, c *rawConn, err error, claimed int) {
 		t.Helper()
 		var re *protocol.RemoteError
 		require.ErrorAs(t, err, &re, "HELLO %d", claimed)
@@ -81,9 +81,9 @@ type attacker struct {
 // central accepted it — always in plaintext, where nothing proves who the
 // peer is; under TLS only for the agency the attacker's certificate names —
 // and otherwise asserts the refusal on both sides and returns nil.
-func (a attacker) claim(t *testing.T, agency int) *peerConn {
+func (a attacker) claim(t *testing.T, agency int) *rawConn {
 	t.Helper()
-	var c *peerConn
+	var c *rawConn
 	var err error
 	if a.e.tls {
 		var cert *pki.Cert
@@ -108,7 +108,7 @@ func (a attacker) claim(t *testing.T, agency int) *peerConn {
 
 // leave closes the attacker's connection c (if any) and waits until the
 // central has let go of the agency it claimed.
-func (a attacker) leave(t *testing.T, c *peerConn) {
+func (a attacker) leave(t *testing.T, c *rawConn) {
 	t.Helper()
 	if c == nil {
 		return
@@ -139,7 +139,7 @@ func requireCountMismatch(t *testing.T, r agencyResult, central uint64) {
 
 // squatter holds an agency's slot by pinging, every interval, on its own goroutine.
 type squatter struct {
-	c     *peerConn
+	c     *rawConn
 	pongs chan struct{}
 	quit  chan struct{}
 	done  chan struct{}
@@ -147,7 +147,7 @@ type squatter struct {
 	err   error // why the pinging ended; read after done
 }
 
-func squat(t *testing.T, c *peerConn, every time.Duration) *squatter {
+func squat(t *testing.T, c *rawConn, every time.Duration) *squatter {
 	s := &squatter{c: c, pongs: make(chan struct{}, 1024), quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -388,7 +388,7 @@ func TestAttacks(t *testing.T) {
 			},
 			play: func(t *testing.T, e *trustEnv, _ attacker) {
 				const sockets, perSource = 64, 16
-				silent := make([]*peerConn, sockets)
+				silent := make([]*rawConn, sockets)
 				for i := range silent {
 					c, err := dialPeer(t, e.tc.addr, attackerAddr, nil) // never a byte, not even a ClientHello
 					require.NoError(t, err)

@@ -1,15 +1,11 @@
 package central
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,142 +33,6 @@ const (
 	// replyWait only turns a hung read into a failure; nothing waits on it.
 	replyWait = 10 * time.Second
 )
-
-// rawConn is a hand-driven agency connection: the test writes exactly the
-// bytes it wants and reads the central's answers with a deadline.
-type rawConn struct {
-	t        *testing.T
-	conn     *net.TCPConn
-	br       *bufio.Reader
-	agency   int
-	seq      uint32 // the sequence number the next batch carries
-	stored   uint64 // bets of the agency's file the central holds, as this connection knows it
-	finished bool   // this agency's FINISH was counted
-}
-
-func dialRaw(t *testing.T, addr string) *rawConn {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, replyWait)
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.Close() })
-	return &rawConn{t: t, conn: conn.(*net.TCPConn), br: bufio.NewReader(conn), seq: 1}
-}
-
-func (c *rawConn) write(b []byte) {
-	c.t.Helper()
-	require.NoError(c.t, c.conn.SetWriteDeadline(time.Now().Add(replyWait)))
-	_, err := c.conn.Write(b)
-	require.NoError(c.t, err)
-}
-
-func (c *rawConn) send(m protocol.Message) {
-	c.t.Helper()
-	frame, err := protocol.AppendMessage(nil, m)
-	require.NoError(c.t, err)
-	c.write(frame)
-}
-
-// read returns the central's next message, or the error that ended the read.
-func (c *rawConn) read() (protocol.Message, error) {
-	if err := c.conn.SetReadDeadline(time.Now().Add(replyWait)); err != nil {
-		return nil, err
-	}
-	return protocol.ReadMessage(c.br, protocol.MaxServerFrame)
-}
-
-func (c *rawConn) expect(want protocol.MsgType) protocol.Message {
-	c.t.Helper()
-	m, err := c.read()
-	require.NoError(c.t, err, "waiting for %s", want)
-	require.Equal(c.t, want, m.Type(), "got %+v", m)
-	return m
-}
-
-// expectError: the central explains itself with ERROR code, then closes.
-func (c *rawConn) expectError(code protocol.Code) {
-	c.t.Helper()
-	m := c.expect(protocol.MsgError).(*protocol.ErrorMessage)
-	assert.Equal(c.t, code, m.Code, "text: %s", m.Text)
-	assert.NotEmpty(c.t, m.Text, "an ERROR must say why in words")
-	c.expectClosed()
-}
-
-// expectClosed: the central closed the connection without another frame.
-func (c *rawConn) expectClosed() {
-	c.t.Helper()
-	m, err := c.read()
-	require.Error(c.t, err, "expected the connection closed, got %+v", m)
-	var ne net.Error
-	require.False(c.t, errors.As(err, &ne) && ne.Timeout(), "the central did not close the connection: %v", err)
-	require.True(c.t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
-}
-
-// expectReject: the central refuses batch seq with code about bet index and keeps the connection.
-func (c *rawConn) expectReject(seq uint32, code protocol.Code, index uint32) {
-	c.t.Helper()
-	m := c.expect(protocol.MsgBatchReject).(*protocol.BatchReject)
-	assert.Equal(c.t, seq, m.Seq)
-	assert.Equal(c.t, code, m.Code, "text: %s", m.Text)
-	assert.Equal(c.t, index, m.Index, "text: %s", m.Text)
-	assert.NotEmpty(c.t, m.Text)
-}
-
-// ping proves the connection is still open and served.
-func (c *rawConn) ping() {
-	c.t.Helper()
-	c.send(protocol.Ping{})
-	c.expect(protocol.MsgPong)
-}
-
-func (c *rawConn) hello(agency int) *protocol.HelloAck {
-	c.t.Helper()
-	c.send(protocol.Hello{Version: protocol.Version, Agency: uint32(agency)})
-	ack := c.expect(protocol.MsgHelloAck).(*protocol.HelloAck)
-	c.agency, c.stored, c.finished = agency, ack.Stored, ack.Finished
-	return ack
-}
-
-// sendBets sends bets of the agency's file in acknowledged batches of at most size.
-func (c *rawConn) sendBets(bets []lottery.Bet, size int) {
-	c.t.Helper()
-	for len(bets) > 0 {
-		n := min(size, len(bets))
-		c.send(protocol.Batch{Seq: c.seq, Bets: wireBets(bets[:n])})
-		ack := c.expect(protocol.MsgBatchAck).(*protocol.BatchAck)
-		require.Equal(c.t, c.seq, ack.Seq)
-		c.seq++
-		c.stored += uint64(n)
-		bets = bets[n:]
-	}
-}
-
-func (c *rawConn) finish(total int) {
-	c.t.Helper()
-	c.send(protocol.Finish{Total: uint64(total)})
-	ack := c.expect(protocol.MsgFinishAck).(*protocol.FinishAck)
-	require.Equal(c.t, uint64(total), ack.Stored)
-	c.finished = true
-}
-
-// consult asks for the agency's winners and reads every frame of the answer.
-func (c *rawConn) consult() []string {
-	c.t.Helper()
-	c.send(protocol.Consult{Agency: uint32(c.agency)})
-	return c.readWinners()
-}
-
-func (c *rawConn) readWinners() []string {
-	c.t.Helper()
-	var docs []string
-	for {
-		w := c.expect(protocol.MsgWinners).(*protocol.Winners)
-		docs = append(docs, w.Documents...)
-		require.LessOrEqual(c.t, len(docs), int(w.Total))
-		if len(docs) == int(w.Total) {
-			return docs
-		}
-	}
-}
 
 func wireBet(b lottery.Bet) protocol.Bet {
 	return protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
@@ -240,13 +100,7 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 	dir := t.TempDir()
 	_, err := lottery.GenerateAgencyFiles(dir, suiteAgencies, suiteBets, 2024)
 	require.NoError(t, err)
-	h := &hostileEnv{dir: dir, bets: make(map[int][]lottery.Bet), held: make(map[int]*rawConn)}
-	for id := 1; id <= suiteAgencies; id++ {
-		for bet, err := range lottery.ReadAgencyFile(h.file(id), id) {
-			require.NoError(t, err)
-			h.bets[id] = append(h.bets[id], bet)
-		}
-	}
+	h := &hostileEnv{dir: dir, bets: agencyBetsIn(t, dir, suiteAgencies), held: make(map[int]*rawConn)}
 	cfg := testConfig(t)
 	cfg.Agencies = suiteAgencies
 	h.tc = startCentral(t, cfg)
@@ -436,7 +290,7 @@ func TestHostilePeers(t *testing.T) {
 		{"truncated header then close", func(t *testing.T, h *hostileEnv) {
 			c := dialRaw(t, h.tc.addr)
 			c.write([]byte{byte(protocol.MsgHello), 0, 0})
-			require.NoError(t, c.conn.CloseWrite())
+			require.NoError(t, c.raw.(*net.TCPConn).CloseWrite())
 			c.expectClosed()
 			h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
 		}},
@@ -444,7 +298,7 @@ func TestHostilePeers(t *testing.T) {
 			c := h.identify(t, hostileAgency)
 			full := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency), intruder(hostileAgency)}})
 			c.write(full[:len(full)-7])
-			require.NoError(t, c.conn.CloseWrite())
+			require.NoError(t, c.raw.(*net.TCPConn).CloseWrite())
 			c.expectClosed()
 			h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
 		}},
@@ -821,14 +675,7 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Agencies = 3
 	tc := startCentral(t, cfg)
-	bets := func(id int) []lottery.Bet {
-		var out []lottery.Bet
-		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(id)), id) {
-			require.NoError(t, err)
-			out = append(out, b)
-		}
-		return out
-	}
+	bets := agencyBetsIn(t, dir, 1)
 
 	other := runAgency(t.Context(), agencyConfig(tc, dir, 2))
 	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 2")
@@ -836,8 +683,8 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 
 	c := dialRaw(t, tc.addr)
 	c.hello(1)
-	c.sendBets(bets(1), 50)
-	c.finish(len(bets(1)))
+	c.sendBets(bets[1], 50)
+	c.finish(len(bets[1]))
 	c.send(protocol.Consult{Agency: 1})
 	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
 	require.ErrorContains(t, goleak.Find(before), "(*session).park", "agency 1's session is parked")

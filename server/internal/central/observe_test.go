@@ -3,7 +3,6 @@ package central
 import (
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,15 +33,28 @@ func officialFiles(t testing.TB) (string, map[int][]lottery.Bet) {
 	dir := t.TempDir()
 	_, err := lottery.ExtractDataset(officialDataset, dir)
 	require.NoError(t, err)
-	bets := make(map[int][]lottery.Bet)
+	bets := agencyBetsIn(t, dir, 5)
 	for id := 1; id <= 5; id++ {
-		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(id)), id) {
-			require.NoError(t, err)
-			bets[id] = append(bets[id], b)
-		}
 		require.Len(t, bets[id], officialBets[id], "agency %d's file", id)
 	}
 	return dir, bets
+}
+
+// holdOfficialDraw starts the official draw on oc and holds it: agencies 1–4
+// run the real client on dir's files and park; agency 5 is driven by hand,
+// identified, with its first sent bets stored. It returns the four clients'
+// results to come and agency 5's connection.
+func holdOfficialDraw(t *testing.T, oc *observedCentral, dir string, bets map[int][]lottery.Bet, sent int) ([]<-chan agencyResult, *rawConn) {
+	t.Helper()
+	var runs []<-chan agencyResult
+	for id := 1; id <= 4; id++ {
+		runs = append(runs, runAgency(t.Context(), agencyConfig(oc.testCentral, dir, id)))
+	}
+	oc.logs.AwaitT(t, 4, "action: espera_sorteo | result: in_progress")
+	c := dialRaw(t, oc.addr)
+	c.hello(5)
+	c.sendBets(bets[5][:sent], 100)
+	return runs, c
 }
 
 // The metrics and the status page tell what was sent, during the official
@@ -56,14 +68,7 @@ func TestObservingTheOfficialDraw(t *testing.T) {
 	code, body := oc.get(t, "/healthz")
 	require.Equal(t, http.StatusOK, code, body)
 
-	var runs []<-chan agencyResult
-	for id := 1; id <= 4; id++ {
-		runs = append(runs, runAgency(t.Context(), agencyConfig(oc.testCentral, dir, id)))
-	}
-	oc.logs.AwaitT(t, 4, "action: espera_sorteo | result: in_progress")
-	c := dialRaw(t, oc.addr)
-	c.hello(5)
-	c.sendBets(bets[5][:500], 100)
+	runs, c := holdOfficialDraw(t, oc, dir, bets, 500)
 
 	// During: four parked with all their bets, agency 5 connected with 500.
 	m := oc.scrape(t)

@@ -1,15 +1,10 @@
 package central
 
 import (
-	"bufio"
-	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -107,181 +102,6 @@ func (p *trustPKI) clientTLS(cert *pki.Cert) *tls.Config {
 	return cfg
 }
 
-// peerConn is a hand-driven connection to the central, plaintext or TLS:
-// rawConn's counterpart for both modes. Its try* methods return errors
-// instead of failing the test, for attack scripts and for goroutines.
-type peerConn struct {
-	t        *testing.T
-	raw      net.Conn // the TCP connection
-	conn     net.Conn // raw, or the TLS connection over it
-	br       *bufio.Reader
-	agency   int
-	seq      uint32
-	stored   uint64
-	finished bool
-}
-
-// dialPeer connects to addr, from local when it is not nil, and runs the TLS
-// handshake when cfg is not nil. A handshake error is returned with the
-// connection (its address is in the central's log), not failed on: in TLS 1.3
-// a client certificate is refused after the client's handshake returns, so
-// most refusals show on the first read instead.
-func dialPeer(t *testing.T, addr string, local net.Addr, cfg *tls.Config) (*peerConn, error) {
-	t.Helper()
-	d := net.Dialer{Timeout: replyWait, LocalAddr: local}
-	raw, err := d.Dial("tcp", addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { raw.Close() })
-	c := &peerConn{t: t, raw: raw, conn: raw, seq: 1}
-	if cfg != nil {
-		tc := tls.Client(raw, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), replyWait)
-		defer cancel()
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return c, err
-		}
-		c.conn = tc
-	}
-	c.br = bufio.NewReader(c.conn)
-	return c, nil
-}
-
-// addr is this end's address, as the central logs it ("remoto: …").
-func (c *peerConn) addr() string { return c.raw.LocalAddr().String() }
-
-func (c *peerConn) trySend(m protocol.Message) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(replyWait)); err != nil {
-		return err
-	}
-	return protocol.WriteMessage(c.conn, m)
-}
-
-// tryRead returns the central's next message; an ERROR comes back as its
-// *protocol.RemoteError, beside the message.
-func (c *peerConn) tryRead() (protocol.Message, error) {
-	if err := c.conn.SetReadDeadline(time.Now().Add(replyWait)); err != nil {
-		return nil, err
-	}
-	m, err := protocol.ReadMessage(c.br, protocol.MaxServerFrame)
-	if err != nil {
-		return nil, err
-	}
-	if e, ok := m.(*protocol.ErrorMessage); ok {
-		return m, e.Err()
-	}
-	return m, nil
-}
-
-// call sends m and reads the answer.
-func (c *peerConn) call(m protocol.Message) (protocol.Message, error) {
-	if err := c.trySend(m); err != nil {
-		return nil, err
-	}
-	return c.tryRead()
-}
-
-// tryHello says HELLO agency; the error is how the central refused it.
-func (c *peerConn) tryHello(agency int) (*protocol.HelloAck, error) {
-	if c.br == nil {
-		return nil, errors.New("no connection: the handshake failed")
-	}
-	m, err := c.call(protocol.Hello{Version: protocol.Version, Agency: uint32(agency)})
-	if err != nil {
-		return nil, err
-	}
-	ack, ok := m.(*protocol.HelloAck)
-	if !ok {
-		return nil, fmt.Errorf("HELLO answered with %s", m.Type())
-	}
-	c.agency, c.stored, c.finished = agency, ack.Stored, ack.Finished
-	return ack, nil
-}
-
-func (c *peerConn) hello(agency int) *protocol.HelloAck {
-	c.t.Helper()
-	ack, err := c.tryHello(agency)
-	require.NoError(c.t, err, "HELLO %d", agency)
-	return ack
-}
-
-func (c *peerConn) expect(want protocol.MsgType) protocol.Message {
-	c.t.Helper()
-	m, err := c.tryRead()
-	require.NoError(c.t, err, "waiting for %s", want)
-	require.Equal(c.t, want, m.Type(), "got %+v", m)
-	return m
-}
-
-// sendWire sends bets in acknowledged batches of at most size.
-func (c *peerConn) sendWire(bets []protocol.Bet, size int) {
-	c.t.Helper()
-	for len(bets) > 0 {
-		n := min(size, len(bets))
-		require.NoError(c.t, c.trySend(protocol.Batch{Seq: c.seq, Bets: bets[:n]}))
-		ack := c.expect(protocol.MsgBatchAck).(*protocol.BatchAck)
-		require.Equal(c.t, c.seq, ack.Seq)
-		c.seq++
-		c.stored += uint64(n)
-		bets = bets[n:]
-	}
-}
-
-func (c *peerConn) sendBets(bets []lottery.Bet, size int) {
-	c.t.Helper()
-	c.sendWire(wireBets(bets), size)
-}
-
-// finish says FINISH total and requires FINISH_ACK with that count.
-func (c *peerConn) finish(total int) {
-	c.t.Helper()
-	require.NoError(c.t, c.trySend(protocol.Finish{Total: uint64(total)}))
-	ack := c.expect(protocol.MsgFinishAck).(*protocol.FinishAck)
-	require.Equal(c.t, uint64(total), ack.Stored)
-	c.finished = true
-}
-
-// readWinners reads every INFORM_AGENCY_WINNERS frame of one answer.
-func (c *peerConn) readWinners() []string {
-	c.t.Helper()
-	var docs []string
-	for {
-		w := c.expect(protocol.MsgWinners).(*protocol.Winners)
-		docs = append(docs, w.Documents...)
-		require.LessOrEqual(c.t, len(docs), int(w.Total))
-		if len(docs) == int(w.Total) {
-			return docs
-		}
-	}
-}
-
-func (c *peerConn) consult() []string {
-	c.t.Helper()
-	require.NoError(c.t, c.trySend(protocol.Consult{Agency: uint32(c.agency)}))
-	return c.readWinners()
-}
-
-// expectClosed: the central closed the connection without another frame.
-func (c *peerConn) expectClosed() {
-	c.t.Helper()
-	m, err := c.tryRead()
-	require.Error(c.t, err, "expected the connection closed, got %+v", m)
-	require.Nil(c.t, m, "expected the connection closed, got %+v", m)
-	var ne net.Error
-	require.False(c.t, errors.As(err, &ne) && ne.Timeout(), "the central did not close the connection: %v", err)
-	require.True(c.t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
-}
-
-// expectError: the central explains itself with ERROR code, then closes.
-func (c *peerConn) expectError(code protocol.Code) {
-	c.t.Helper()
-	_, err := c.tryRead()
-	var re *protocol.RemoteError
-	require.ErrorAs(c.t, err, &re)
-	assert.Equal(c.t, code, re.Code, "text: %s", re.Text)
-	assert.NotEmpty(c.t, re.Text, "an ERROR must say why in words")
-	c.expectClosed()
-}
-
 // trustEnv is one case's world: its certificates, its central, the agency
 // files, the agencies running the real client, and the latch.
 type trustEnv struct {
@@ -299,15 +119,10 @@ type trustEnv struct {
 func newTrustEnv(t *testing.T, withTLS bool, tweak func(*config.Config)) *trustEnv {
 	t.Helper()
 	e := &trustEnv{tls: withTLS, pki: newTrustPKI(t, trustAgencies), dir: t.TempDir(),
-		bets: make(map[int][]lottery.Bet), runs: make(map[int]<-chan agencyResult), done: make(map[int]agencyResult)}
+		runs: make(map[int]<-chan agencyResult), done: make(map[int]agencyResult)}
 	_, err := lottery.GenerateAgencyFiles(e.dir, trustAgencies, trustBets, 2025)
 	require.NoError(t, err)
-	for id := 1; id <= trustAgencies; id++ {
-		for bet, err := range lottery.ReadAgencyFile(e.file(id), id) {
-			require.NoError(t, err)
-			e.bets[id] = append(e.bets[id], bet)
-		}
-	}
+	e.bets = agencyBetsIn(t, e.dir, trustAgencies)
 	// The attacks are only visible in the winners if the victim has some.
 	require.NotEmpty(t, expectedWinners(t, e.file(victim), victim), "agency %d's file has no winner", victim)
 	cfg := testConfig(t)
@@ -380,7 +195,7 @@ func await(t *testing.T, ch <-chan agencyResult) agencyResult {
 
 // dial connects the way a peer holding cert would (no certificate when
 // nil); plaintext when the central is.
-func (e *trustEnv) dial(t *testing.T, cert *pki.Cert) (*peerConn, error) {
+func (e *trustEnv) dial(t *testing.T, cert *pki.Cert) (*rawConn, error) {
 	t.Helper()
 	if !e.tls {
 		return dialPeer(t, e.tc.addr, nil, nil)
@@ -389,7 +204,7 @@ func (e *trustEnv) dial(t *testing.T, cert *pki.Cert) (*peerConn, error) {
 }
 
 // identify connects as agency id with its own certificate and says HELLO.
-func (e *trustEnv) identify(t *testing.T, id int) *peerConn {
+func (e *trustEnv) identify(t *testing.T, id int) *rawConn {
 	t.Helper()
 	c, err := e.dial(t, e.pki.agencies[id].Cert)
 	require.NoError(t, err)
@@ -469,4 +284,4 @@ func (e *trustEnv) assertExact(t *testing.T, results map[int]agencyResult) {
 
 // remote is the part of a central's log line naming c's address (ephemeral
 // ports all have five digits: one cannot be a prefix of another).
-func remote(c *peerConn) string { return "remoto: " + c.addr() }
+func remote(c *rawConn) string { return "remoto: " + c.addr() }

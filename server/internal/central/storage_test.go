@@ -108,7 +108,7 @@ func injectFaults(tc *testCentral) *faultyDisk {
 }
 
 // agencyBetsIn reads agency files 1..n of dir.
-func agencyBetsIn(t *testing.T, dir string, n int) map[int][]lottery.Bet {
+func agencyBetsIn(t testing.TB, dir string, n int) map[int][]lottery.Bet {
 	t.Helper()
 	bets := make(map[int][]lottery.Bet)
 	for id := 1; id <= n; id++ {

@@ -130,26 +130,26 @@ func TestTrustHelloTimeout(t *testing.T) {
 	const helloTimeout = 600 * time.Millisecond
 	tests := []struct {
 		name string
-		open func(t *testing.T, e *trustEnv) *peerConn
-		cut  func(t *testing.T, e *trustEnv, c *peerConn) // asserts both sides of the cut
+		open func(t *testing.T, e *trustEnv) *rawConn
+		cut  func(t *testing.T, e *trustEnv, c *rawConn) // asserts both sides of the cut
 	}{
-		{"silent TCP socket, no ClientHello", func(t *testing.T, e *trustEnv) *peerConn {
+		{"silent TCP socket, no ClientHello", func(t *testing.T, e *trustEnv) *rawConn {
 			c, err := dialPeer(t, e.tc.addr, nil, nil)
 			require.NoError(t, err)
 			return c
-		}, func(t *testing.T, e *trustEnv, c *peerConn) {
+		}, func(t *testing.T, e *trustEnv, c *rawConn) {
 			c.expectClosed() // under TLS nothing is written to a peer that never said hello
 			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", remote(c), "motivo: network |", "i/o timeout")
 		}},
-		{"handshake with agency 3's certificate, then silence", func(t *testing.T, e *trustEnv) *peerConn {
+		{"handshake with agency 3's certificate, then silence", func(t *testing.T, e *trustEnv) *rawConn {
 			c, err := e.dial(t, e.pki.agencies[victim].Cert)
 			require.NoError(t, err)
 			return c
-		}, func(t *testing.T, e *trustEnv, c *peerConn) {
+		}, func(t *testing.T, e *trustEnv, c *rawConn) {
 			c.expectError(protocol.CodeIdleTimeout)
 			e.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", remote(c), "motivo: idle_timeout |")
 		}},
-		{"handshake, then half a HELLO", func(t *testing.T, e *trustEnv) *peerConn {
+		{"handshake, then half a HELLO", func(t *testing.T, e *trustEnv) *rawConn {
 			c, err := e.dial(t, e.pki.agencies[victim].Cert)
 			require.NoError(t, err)
 			frame, err := protocol.AppendMessage(nil, protocol.Hello{Version: protocol.Version, Agency: victim})
@@ -157,7 +157,7 @@ func TestTrustHelloTimeout(t *testing.T) {
 			_, err = c.conn.Write(frame[:3])
 			require.NoError(t, err)
 			return c
-		}, func(t *testing.T, e *trustEnv, c *peerConn) {
+		}, func(t *testing.T, e *trustEnv, c *rawConn) {
 			c.expectError(protocol.CodeIdleTimeout)
 			e.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", remote(c), "motivo: idle_timeout |")
 		}},

@@ -87,14 +87,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	oc := startObserved(t, testConfig(t), nil)
 	ctx := browser(t)
 
-	var runs []<-chan agencyResult
-	for id := 1; id <= 4; id++ {
-		runs = append(runs, runAgency(t.Context(), agencyConfig(oc.testCentral, dir, id)))
-	}
-	oc.logs.AwaitT(t, 4, "action: espera_sorteo | result: in_progress")
-	c := dialRaw(t, oc.addr)
-	c.hello(5)
-	c.sendBets(bets[5][:400], 100)
+	runs, c := holdOfficialDraw(t, oc, dir, bets, 400)
 
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
