@@ -66,60 +66,12 @@ fi
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 out_dir=$(cd -- "$out_dir" && pwd -P)
 
-# abspath DIR: DIR made absolute (canonical when it exists; it may not yet).
-abspath() {
-	if [ -d "$1" ]; then
-		(cd -- "$1" && pwd -P)
-	else
-		case $1 in
-		/*) echo "${1%/}" ;;
-		*) echo "$(pwd -P)/${1%/}" ;;
-		esac
-	fi
-}
-
-# relpath FROM TO: the path of TO relative to FROM (both absolute, canonical),
-# always starting with "." so that compose reads it as a path, not a volume name.
-relpath() {
-	local from=$1 to=$2 common=$1 up="" rest
-	while [ "$to" != "$common" ] && [ "${to#"$common"/}" = "$to" ]; do
-		[ "$common" = / ] && break
-		common=$(dirname -- "$common")
-		up="../$up"
-	done
-	if [ "$to" = "$common" ]; then
-		rest=""
-	elif [ "$common" = / ]; then
-		rest=${to#/}
-	else
-		rest=${to#"$common"/}
-	fi
-	local rel="$up$rest"
-	rel=${rel%/}
-	case $rel in
-	"") echo . ;;
-	../* | ..) echo "$rel" ;;
-	*) echo "./$rel" ;;
-	esac
-}
-
-# inside PATH: whether PATH is this repository or inside it.
-inside() { [ "$1" = "$root" ] || [ "${1#"$root"/}" != "$1" ]; }
-
-# place DIR: how the compose file names DIR. Relative when both the file and
-# DIR are inside the repository (the committed file is the same on every
-# machine); absolute otherwise (a file written to /tmp, data elsewhere).
-place() {
-	if inside "$out_dir" && inside "$1"; then
-		relpath "$out_dir" "$1"
-	else
-		echo "$1"
-	fi
-}
+# shellcheck source=scripts/paths.sh
+. "$root/scripts/paths.sh"
 
 env_dir=$(place "$root/deployments")
-data_dir=$(place "$(abspath "${DATA_DIR:-$root/.data}")")
-certs_dir=$(place "$(abspath "${CERTS_DIR:-$root/.certs}")")
+data_dir=$(place "${DATA_DIR:-$root/.data}")
+certs_dir=$(place "${CERTS_DIR:-$root/.certs}")
 
 # bind SOURCE TARGET: a read-only bind mount, in the long syntax: a missing
 # SOURCE is an error, where the short one would create a directory there.

@@ -84,59 +84,12 @@ client_image=${CLIENT_IMAGE:-lottery-client:latest}
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 out_dir=$(cd -- "$out_dir" && pwd -P)
 
-# canonical DIR: DIR absolute, symbolic links resolved when it exists.
-canonical() {
-	if [ -d "$1" ]; then
-		(cd -- "$1" && pwd -P)
-	else
-		case $1 in
-		/*) echo "$1" ;;
-		*) echo "$PWD/$1" ;;
-		esac
-	fi
-}
+# shellcheck source=scripts/paths.sh
+. "$root/scripts/paths.sh"
 
-# relpath FROM TO: the path of TO relative to FROM (both absolute, canonical),
-# always starting with "." so that it reads as a path, not a volume name.
-relpath() {
-	local from=$1 to=$2 common=$1 up="" rest
-	while [ "$to" != "$common" ] && [ "${to#"$common"/}" = "$to" ]; do
-		[ "$common" = / ] && break
-		common=$(dirname -- "$common")
-		up="../$up"
-	done
-	if [ "$to" = "$common" ]; then
-		rest=""
-	elif [ "$common" = / ]; then
-		rest=${to#/}
-	else
-		rest=${to#"$common"/}
-	fi
-	local rel="$up$rest"
-	rel=${rel%/}
-	case $rel in
-	"") echo . ;;
-	../* | ..) echo "$rel" ;;
-	*) echo "./$rel" ;;
-	esac
-}
-
-inside() { [ "$1" = "$root" ] || [ "${1#"$root"/}" != "$1" ]; }
-
-# path DIR: how the file names DIR (relative when both are in the repository).
-path() {
-	local dir
-	dir=$(canonical "$1")
-	if inside "$out_dir" && inside "$dir"; then
-		relpath "$out_dir" "$dir"
-	else
-		echo "$dir"
-	fi
-}
-
-env_dir=$(path "$root/deployments")
-data_dir=$(path "${DATA_DIR:-$root/.data}")
-certs_dir=$(path "${CERTS_DIR:-$root/.certs}")
+env_dir=$(place "$root/deployments")
+data_dir=$(place "${DATA_DIR:-$root/.data}")
+certs_dir=$(place "${CERTS_DIR:-$root/.certs}")
 
 # The agencies to pin: every one (all), none, or those a node is labelled for (auto).
 declare -A pinned=()
