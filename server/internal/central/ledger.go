@@ -33,7 +33,6 @@ import (
 
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
-	"lotterycentral.example/server/internal/draw"
 	"lotterycentral.example/server/internal/metrics"
 )
 
@@ -53,7 +52,8 @@ type ledger struct {
 
 	mu        sync.Mutex
 	store     *lottery.Store
-	stored    map[int]uint64 // counted bets of each agency: durable, acknowledged
+	stored    map[int]uint64   // counted bets of each agency: durable, acknowledged
+	winners   map[int][]string // documents of each agency's counted winning bets, in file order
 	written   uint64         // generation of the last batch write handed out, stored or lost
 	synced    uint64         // every generation up to it is durable, unless lost
 	syncedEnd int64          // the bets file's length at generation synced
@@ -133,12 +133,15 @@ func openLedger(path string, agencies int, log *logrus.Logger) (*ledger, recover
 		}
 		return nil
 	}
-	stored := make(map[int]uint64)
+	stored, winners := make(map[int]uint64), make(map[int][]string)
 	for bet, err := range lottery.RecoverBets(path, valid) {
 		if err != nil {
 			return nil, rec, fmt.Errorf("open ledger: %w", err)
 		}
 		stored[bet.Agency]++
+		if lottery.HasWon(bet) {
+			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
+		}
 		rec.bets++
 	}
 	rec.agencies = len(stored)
@@ -174,7 +177,7 @@ func openLedger(path string, agencies int, log *logrus.Logger) (*ledger, recover
 		return nil, rec, fmt.Errorf("open ledger: %w", err)
 	}
 	return &ledger{
-		path: path, log: log, store: store, stored: stored, syncedEnd: store.Size(),
+		path: path, log: log, store: store, stored: stored, winners: winners, syncedEnd: store.Size(),
 		last: make(map[int]uint64), held: make(map[int]bool),
 		journal: journal, journalEnd: jinfo.Size(), syncFD: syncFD,
 	}, rec, nil
@@ -416,12 +419,16 @@ func (l *ledger) release(agency int) {
 	delete(l.held, agency)
 }
 
-// commit counts a synced batch as stored: from now on a reconnecting agency
-// skips it and FINISH counts it.
-func (l *ledger) commit(agency, n int) {
+// commit counts a synced batch of n bets as stored, with the documents of
+// its winners: from now on a reconnecting agency skips it, FINISH counts it
+// and the draw names its winners.
+func (l *ledger) commit(agency, n int, winners []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stored[agency] += uint64(n)
+	if len(winners) > 0 {
+		l.winners[agency] = append(l.winners[agency], winners...)
+	}
 }
 
 // ready is nil when the ledger can store bets. After a failure it first
@@ -544,43 +551,28 @@ func (l *ledger) count(agency int) uint64 {
 	return l.stored[agency]
 }
 
-// drawResult is what one pass over the stored bets found.
+// drawResult is the draw: each agency's winners and the bets they came from.
 type drawResult struct {
 	winners map[int][]string
-	scanned int
+	bets    uint64
 	won     int
 }
 
-// stopEvery is how many bets the draw reads between looks at its stop
-// condition: often enough that a shutdown never waits long for it.
-const stopEvery = 1 << 14
-
-// draw reads every stored bet once and keeps the winners' documents by agency.
-// It gives up with draw.ErrClosing when stop reports the central is stopping.
-func (l *ledger) draw(stop func() bool) (drawResult, error) {
+// draw is a lookup, not a pass over the bets file: the rule is fixed, so
+// each batch's winners were kept when it was counted (commit), and the
+// stored ones at recovery. The bets never change once every agency finished.
+func (l *ledger) draw() drawResult {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.fault != nil {
-		// Only counted rows may be drawn.
-		if err := l.cutTailLocked(); err != nil {
-			return drawResult{}, fmt.Errorf("draw: %w", err)
-		}
+	res := drawResult{winners: make(map[int][]string, len(l.winners))}
+	for agency, docs := range l.winners {
+		res.winners[agency] = slices.Clone(docs)
+		res.won += len(docs)
 	}
-	res := drawResult{winners: make(map[int][]string)}
-	for bet, err := range l.store.LoadBets() {
-		if err != nil {
-			return drawResult{}, fmt.Errorf("draw: %w", err)
-		}
-		if res.scanned%stopEvery == 0 && stop() {
-			return drawResult{}, fmt.Errorf("draw after %d bets: %w", res.scanned, draw.ErrClosing)
-		}
-		res.scanned++
-		if lottery.HasWon(bet) {
-			res.winners[bet.Agency] = append(res.winners[bet.Agency], bet.Document)
-			res.won++
-		}
+	for _, n := range l.stored {
+		res.bets += n
 	}
-	return res, nil
+	return res
 }
 
 // close flushes and closes the bets file and the journal.

@@ -138,21 +138,13 @@ func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error)
 	return s, nil
 }
 
-// runDraw is the draw.Func: one pass over the stored bets. The barrier calls
-// it with its lock held, so the sorteo line is logged before any waiter wakes.
+// runDraw is the draw.Func: a lookup of the winners kept as bets were
+// counted. The barrier calls it with its lock held, so the sorteo line is
+// logged before any waiter wakes.
 func (s *Server) runDraw() (map[int][]string, error) {
 	began := time.Now()
-	res, err := s.ledger.draw(s.stopping.Load)
-	if errors.Is(err, draw.ErrClosing) {
-		// The journal still holds every FINISH: the next start draws again.
-		s.log.Warn(logfmt.Line("sorteo", logfmt.Fail, "motivo", "shutdown", "error", err))
-		return nil, err
-	}
-	if err != nil {
-		s.log.Error(logfmt.Line("sorteo", logfmt.Fail, "error", err))
-		return nil, err
-	}
-	s.log.Info(logfmt.Line("sorteo", logfmt.Success, "apuestas", res.scanned, "ganadores", res.won))
+	res := s.ledger.draw()
+	s.log.Info(logfmt.Line("sorteo", logfmt.Success, "apuestas", res.bets, "ganadores", res.won))
 	s.recordDraw(began, res.winners)
 	s.drawDoneOnce.Do(func() { close(s.drawDone) })
 	return res.winners, nil

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"time"
 
 	"lotterycentral.example/lottery"
@@ -319,8 +320,9 @@ const maxStaged = 64
 // the sync that makes its generation durable.
 type staged struct {
 	reply protocol.Message // BatchAck or BatchReject
-	count int
-	gen   uint64 // non-zero for a written batch
+	count   int
+	gen     uint64   // non-zero for a written batch
+	winners []string // documents of its winning bets, counted with it
 }
 
 // storeBatches handles the batch in payload and every further batch that is
@@ -418,6 +420,7 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	}
 	now := time.Now()
 	s.bets = s.bets[:0]
+	var winners []string
 	for i, wb := range s.batch.Bets {
 		if uint64(wb.Agency) != uint64(s.agency) {
 			return reject(protocol.CodeWrongAgency, uint32(i),
@@ -429,6 +432,10 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 		}
 		if err := bet.Validate(now); err != nil {
 			return reject(protocol.CodeInvalidBet, uint32(i), err.Error())
+		}
+		if lottery.HasWon(bet) {
+			// A copy: the decoded batch's strings share one buffer.
+			winners = append(winners, strings.Clone(bet.Document))
 		}
 		s.bets = append(s.bets, bet)
 	}
@@ -442,7 +449,7 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "lote", seq, "error", err))
 	}
 	s.nextSeq++
-	return staged{reply: protocol.BatchAck{Seq: seq}, count: len(s.bets), gen: gen}, true
+	return staged{reply: protocol.BatchAck{Seq: seq}, count: len(s.bets), gen: gen, winners: winners}, true
 }
 
 // answerStaged syncs the staged batches once, counts the ones now durable
@@ -463,7 +470,7 @@ func (s *session) answerStaged() result {
 			for _, st := range s.staged {
 				reply := st.reply
 				if st.gen > 0 && s.srv.ledger.durable(st.gen) {
-					s.srv.ledger.commit(s.agency, st.count)
+					s.srv.ledger.commit(s.agency, st.count, st.winners)
 					s.stats.Stored(st.count)
 					s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
 				} else if st.gen > 0 {
@@ -479,7 +486,7 @@ func (s *session) answerStaged() result {
 	}
 	for _, st := range s.staged {
 		if st.gen > 0 {
-			s.srv.ledger.commit(s.agency, st.count)
+			s.srv.ledger.commit(s.agency, st.count, st.winners)
 			s.stats.Stored(st.count)
 			s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
 		}

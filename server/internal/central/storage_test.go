@@ -570,7 +570,7 @@ func TestLedgerStorageFaults(t *testing.T) {
 			g, err := l.write(5, batch(5)) // durable before anything fails
 			require.NoError(t, err)
 			require.NoError(t, l.sync(g))
-			l.commit(5, 3)
+			l.commit(5, 3, nil)
 
 			tt.run(t, l, d)
 
