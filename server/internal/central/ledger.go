@@ -54,14 +54,14 @@ type ledger struct {
 	store     *lottery.Store
 	stored    map[int]uint64   // counted bets of each agency: durable, acknowledged
 	winners   map[int][]string // documents of each agency's counted winning bets, in file order
-	written   uint64         // generation of the last batch write handed out, stored or lost
-	synced    uint64         // every generation up to it is durable, unless lost
-	syncedEnd int64          // the bets file's length at generation synced
-	failures  uint64         // failed writes and fsyncs so far
-	lost      []span         // generations whose batches were not stored, in order
-	last      map[int]uint64 // each agency's last generation
-	held      map[int]bool   // agencies with a lost batch not refused yet: later ones are lost too
-	fault     error          // a failure not healed yet: heal before the next append
+	written   uint64           // generation of the last batch write handed out, stored or lost
+	synced    uint64           // every generation up to it is durable, unless lost
+	syncedEnd int64            // the bets file's length at generation synced
+	failures  uint64           // failed writes and fsyncs so far
+	lost      []span           // generations whose batches were not stored, in order
+	last      map[int]uint64   // each agency's last generation
+	held      map[int]bool     // agencies with a lost batch not refused yet: later ones are lost too
+	fault     error            // a failure not healed yet: heal before the next append
 
 	journal    *os.File
 	journalEnd int64 // the journal's complete lines

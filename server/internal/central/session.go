@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"strings"
 	"time"
 
 	"lotterycentral.example/lottery"
@@ -319,7 +319,7 @@ const maxStaged = 64
 // staged is a batch read and handled but not answered yet: an ack waits for
 // the sync that makes its generation durable.
 type staged struct {
-	reply protocol.Message // BatchAck or BatchReject
+	reply   protocol.Message // BatchAck or BatchReject
 	count   int
 	gen     uint64   // non-zero for a written batch
 	winners []string // documents of its winning bets, counted with it
