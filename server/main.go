@@ -167,19 +167,47 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 	}
 	adminDone := serveAdmin(log, cfg, srv)
 	defer func() { <-adminDone }()
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-
-	select {
-	case <-ctx.Done():
-		log.Info(logfmt.Line("signal", logfmt.Success, "signal", signalName(ctx)))
-	case err := <-served:
-		// Listening failed: nothing is served, but the bets file is still closed cleanly.
-		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
+	// Listen first, then recover: an agency that connects meanwhile waits
+	// for its HELLO_ACK instead of retrying into a refused port.
+	ln, err := net.Listen("tcp", cfg.Address())
+	if err != nil {
+		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", fmt.Errorf("listen on %s: %w", cfg.Address(), err)))
 		_ = shutdown(srv)
 		return exitFailed
 	}
-	if err := shutdown(srv); err != nil {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	recovered := make(chan error, 1)
+	go func() { recovered <- srv.Recover() }()
+
+	for waiting := true; waiting; {
+		select {
+		case <-ctx.Done():
+			log.Info(logfmt.Line("signal", logfmt.Success, "signal", signalName(ctx)))
+			waiting = false
+		case err := <-recovered:
+			recovered = nil // a nil channel never answers: recovered once
+			if err != nil {
+				log.Error(logfmt.Line("iniciar", logfmt.Fail, "error", err))
+				_ = shutdown(srv)
+				<-served
+				return exitFailed
+			}
+		case err := <-served:
+			log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
+			_ = shutdown(srv)
+			if recovered != nil {
+				<-recovered
+			}
+			return exitFailed
+		}
+	}
+	err = shutdown(srv)
+	if recovered != nil {
+		// Recover stops at its next look at the stopping flag and closes what it opened.
+		<-recovered
+	}
+	if err != nil {
 		return exitFailed
 	}
 	if err := <-served; err != nil && !errors.Is(err, central.ErrServerClosed) {

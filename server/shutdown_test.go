@@ -27,8 +27,8 @@ import (
 const (
 	// shutdownBound is the limit from SIGTERM to exit.
 	shutdownBound = 2 * time.Second
-	// drawRows makes a draw that lasts a good part of a second (about 6 M rows/s).
-	drawRows = 3_000_000
+	// recoverRows makes a recovery that lasts a good part of a second.
+	recoverRows = 5_000_000
 )
 
 // terminate sends SIGTERM and returns the exit code and how long the process
@@ -68,15 +68,21 @@ func (p *proc) acked() int {
 }
 
 // assertServerClosedEverything checks the closure lines of a central that ended on SIGTERM.
-func assertServerClosedEverything(t *testing.T, srv *proc) {
+// opened says whether the bets file was open for writing: not when the signal
+// came during the recovery.
+func assertServerClosedEverything(t *testing.T, srv *proc, opened bool) {
 	t.Helper()
-	for _, line := range []string{
-		"action: signal | result: success",
-		"action: cerrar_listener | result: success",
-		"action: cerrar_archivo_apuestas | result: success",
-		"action: shutdown | result: success",
+	closes := 0
+	if opened {
+		closes = 1
+	}
+	for line, want := range map[string]int{
+		"action: signal | result: success":                  1,
+		"action: cerrar_listener | result: success":         1,
+		"action: cerrar_archivo_apuestas | result: success": closes,
+		"action: shutdown | result: success":                1,
 	} {
-		assert.Equal(t, 1, srv.countParts(line), "%q:\n%s", line, srv.output())
+		assert.Equal(t, want, srv.countParts(line), "%q:\n%s", line, srv.output())
 	}
 	assert.Zero(t, srv.countParts("result: fail | error"), "a resource failed to close:\n%s", srv.output())
 }
@@ -143,7 +149,8 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 		agencies, bets int
 		env            []string
 		// prefill: bets of agency 1 in the bets file before the central
-		// starts (checked by count: they are not from the agency file)
+		// starts (checked by count: they are not from the agency file). The
+		// signal comes while it still reads them: it never opens the file to write.
 		prefill int
 	}{
 		{"before any agency connects", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
@@ -180,32 +187,31 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 				}
 			}
 		}, 3, 500, nil, 0},
-		{"during the draw", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
-			// The store holds drawRows bets of agency 1 (see prefill): the
-			// agency's FINISH makes the central scan them all, for a good part
-			// of a second. No FINISH_ACK within 50 ms means the draw is running.
+		{"while it recovers a large bets file", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
+			// The store holds recoverRows bets of agency 1 (see prefill). An
+			// agency that connects meanwhile waits on its socket for HELLO_ACK.
+			srv.awaitLines(t, 1, "action: recuperar | result: in_progress")
 			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			require.NoError(t, err)
 			t.Cleanup(func() { conn.Close() })
-			helloRaw(t, conn, 1)
-			require.NoError(t, protocol.WriteMessage(conn, protocol.Finish{Total: drawRows}))
-			require.NoError(t, conn.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
-			m, err := protocol.ReadMessage(conn, protocol.MaxServerFrame)
-			var ne net.Error
-			require.True(t, errors.As(err, &ne) && ne.Timeout(), "the draw ended too soon to be interrupted: %v %v", m, err)
+			require.NoError(t, protocol.WriteMessage(conn, protocol.Hello{Version: protocol.Version, Agency: 1}))
 			return func(t *testing.T) {
-				// The draw gave up for the shutdown rather than holding it up;
-				// the FINISH journal makes the next start draw again.
-				lines := strings.Split(srv.output(), "\n")
-				sig := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "action: signal") })
-				gaveUp := slices.IndexFunc(lines, func(l string) bool {
-					return strings.Contains(l, "action: sorteo | result: fail | motivo: shutdown")
-				})
-				require.NotEqual(t, -1, gaveUp, "the draw was not interrupted:\n%s", srv.output())
-				assert.Less(t, sig, gaveUp, "the draw gave up before the signal:\n%s", srv.output())
-				assert.Zero(t, srv.countParts("action: sorteo | result: success"), srv.output())
+				// The recovery gave up for the shutdown rather than holding it
+				// up; the file is untouched (checked above) and read again next time.
+				require.Equal(t, 1, srv.countParts("action: recuperar | result: fail | motivo: shutdown"),
+					"the recovery was not interrupted (did it end before the signal?):\n%s", srv.output())
+				assert.Zero(t, srv.countParts("action: recuperacion | result: success"), srv.output())
+				require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+				m, err := protocol.ReadMessage(conn, protocol.MaxServerFrame)
+				if err == nil {
+					require.Equal(t, protocol.MsgError, m.Type(), "the waiting agency got %v", m)
+					assert.Equal(t, protocol.CodeShuttingDown, m.(*protocol.ErrorMessage).Code)
+					_, err = protocol.ReadMessage(conn, protocol.MaxServerFrame)
+				}
+				var ne net.Error
+				require.False(t, errors.As(err, &ne) && ne.Timeout(), "the waiting connection was left open: %v", err)
 			}
-		}, 1, 0, nil, drawRows},
+		}, 1, 0, nil, recoverRows},
 		{"while idle connections are open", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			var conns []net.Conn
 			for range 3 {
@@ -252,7 +258,7 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 			require.Equal(t, 0, code, srv.output())
 			assert.Less(t, took, shutdownBound, "exit after SIGTERM")
 			t.Logf("exit %s after SIGTERM", took.Round(time.Millisecond))
-			assertServerClosedEverything(t, srv)
+			assertServerClosedEverything(t, srv, tt.prefill == 0)
 			if tt.prefill > 0 {
 				// Nothing was added: the file is byte for byte what it was.
 				got, err := os.ReadFile(store)

@@ -195,7 +195,7 @@ func (s *Server) Status() admin.Status {
 		}
 	}
 	st.Unlisted = snap.Agencies - len(ids)
-	if s.metrics == nil {
+	if s.metrics == nil && s.isRecovered() {
 		for _, id := range ids {
 			stored[id] = s.ledger.count(id)
 		}

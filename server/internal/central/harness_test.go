@@ -57,7 +57,7 @@ func testLogger() (*logrus.Logger, *loglines.Recorder) {
 func startCentral(t testing.TB, cfg config.Config) *testCentral {
 	t.Helper()
 	log, hook := testLogger()
-	srv, err := New(cfg, log)
+	srv, err := Open(cfg, log)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -114,7 +114,9 @@ func probePath(betsPath string) string { return betsPath + ".probe" }
 // the exact bytes the store writes; every journal line a canonical
 // `agency,total` for such an agency, whose total is that agency's stored
 // bets. Anything else fails, naming the file, the line and the reason.
-func openLedger(path string, agencies int, log *logrus.Logger) (*ledger, recovered, error) {
+// progress, if not nil, hears how many rows have been read as the scan goes;
+// an error it returns ends the recovery.
+func openLedger(path string, agencies int, log *logrus.Logger, progress func(rows uint64) error) (*ledger, recovered, error) {
 	var rec recovered
 	var err error
 	if rec.cutBets, err = lottery.RepairTail(path); err != nil {
@@ -143,6 +145,11 @@ func openLedger(path string, agencies int, log *logrus.Logger) (*ledger, recover
 			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
 		}
 		rec.bets++
+		if progress != nil && rec.bets%(1<<16) == 0 {
+			if err := progress(rec.bets); err != nil {
+				return nil, rec, fmt.Errorf("open ledger: %w", err)
+			}
+		}
 	}
 	rec.agencies = len(stored)
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,7 +95,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 				require.NoError(t, os.WriteFile(paths["journal"], []byte(tt.journal), 0o644))
 			}
 			log, logs := testLogger()
-			srv, err := New(cfg, log)
+			srv, err := Open(cfg, log)
 			if tt.want == "" {
 				require.NoError(t, err)
 				require.NoError(t, srv.Shutdown(context.Background()))
@@ -148,10 +151,85 @@ func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
 	require.NoError(t, f.Close())
 
 	log, logs := testLogger()
-	srv, err := New(cfg, log)
+	srv, err := Open(cfg, log)
 	require.Error(t, err)
 	assert.Nil(t, srv)
 	assert.ErrorContains(t, err, fmt.Sprintf("recover journal %q: line ", journalPath(cfg.StoragePath)))
 	assert.ErrorContains(t, err, fmt.Sprintf("agency 2 finished with 300 bets but %q holds 301 of its bets", cfg.StoragePath))
 	assert.Zero(t, logs.Count("action: sorteo"), "no draw ran on the forged file")
+}
+
+// A restart on a large bets file: the central listens at once and recovers
+// while agencies connect. Each agency, though it allows itself only a moment
+// to reach the central, waits on its socket for HELLO_ACK, then resumes from
+// its stored count: every agency gets exactly its winners and the file
+// holds every bet once. Recovery logs its progress while it runs.
+func TestAgenciesWaitForARecoveringCentral(t *testing.T) {
+	const (
+		agencies = 3
+		bets     = 60_000 // per agency; two thirds of them stored before the restart
+		stored   = 40_000
+		// How long an agency keeps trying to connect: a central that listened
+		// only after recovering would lose them all while recovery is held.
+		connectTimeout = 100 * time.Millisecond
+	)
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, agencies, bets, 17)
+	require.NoError(t, err)
+	all := agencyBetsIn(t, dir, agencies)
+	cfg := testConfig(t)
+	cfg.Agencies = agencies
+	store, err := lottery.OpenStore(cfg.StoragePath)
+	require.NoError(t, err)
+	for id := 1; id <= agencies; id++ {
+		require.NoError(t, store.StoreBets(all[id][:stored]))
+	}
+	require.NoError(t, store.Close())
+
+	log, logs := testLogger()
+	srv, err := New(cfg, log)
+	require.NoError(t, err)
+	ticks := make(chan time.Time)
+	srv.recoverTicks = func() (<-chan time.Time, func()) { return ticks, func() {} }
+	hold, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv.recoverHook = func(uint64) {
+		once.Do(func() {
+			close(hold)
+			<-release
+		})
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served, recovered := make(chan error, 1), make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	go func() { recovered <- srv.Recover() }()
+	<-hold // the recovery has read part of the file and waits
+
+	tc := &testCentral{srv: srv, addr: ln.Addr().String(), path: cfg.StoragePath, logs: logs}
+	var results []<-chan agencyResult
+	for id := 1; id <= agencies; id++ {
+		acfg := agencyConfig(tc, dir, id)
+		acfg.ConnectTimeout = connectTimeout
+		results = append(results, runAgency(t.Context(), acfg))
+	}
+	logs.AwaitT(t, agencies, "action: aceptar_conexion | result: success")
+	ticks <- time.Now()
+	logs.AwaitT(t, 1, "action: recuperar | result: in_progress | rows: ")
+	// Time itself is what is tested here: hold the recovery past the
+	// agencies' connect timeout.
+	<-time.After(2 * connectTimeout)
+	assert.Zero(t, logs.Count("action: identificacion | result: success"), "HELLO answered before the recovery ended")
+	close(release)
+	require.NoError(t, <-recovered)
+
+	for _, ch := range results {
+		r := <-ch
+		require.NoError(t, r.err, "agency %d", r.id)
+		assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id), r.docs)
+	}
+	assert.Equal(t, all, storedBets(t, cfg.StoragePath), "every bet stored once, in order")
+	require.NoError(t, srv.Shutdown(context.Background()))
+	require.ErrorIs(t, <-served, ErrServerClosed)
+	assert.Equal(t, 1, logs.Count("action: recuperacion | result: success", fmt.Sprintf("apuestas: %d |", agencies*stored)))
 }

@@ -59,6 +59,15 @@ type Server struct {
 	// barrier hears of it from Shutdown's barrier.Close.
 	stopping atomic.Bool
 
+	// ready is closed once Recover has succeeded: HELLO waits for it.
+	// recoverTicks paces the progress lines of a long recovery; recoverHook,
+	// for tests, runs after each part of the bets file is read.
+	ready          chan struct{}
+	recoverTicks   func() (<-chan time.Time, func())
+	recoverHook    func(rows uint64)
+	recoverStarted bool          // under mu
+	recoverDone    chan struct{} // closed when a started Recover returns
+
 	// The watcher that logs which agencies the draw still waits for (see
 	// watchPending): pendingTicks makes its ticker, quit stops it.
 	pendingTicks func() (<-chan time.Time, func())
@@ -78,7 +87,8 @@ func WithMetrics(m *metrics.Metrics) Option {
 	return func(s *Server) { s.metrics = m }
 }
 
-// New opens the bets file and prepares the draw barrier.
+// New prepares a central: its TLS configuration and the draw barrier.
+// Recover then reads the bets file, before or while Serve accepts.
 func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
@@ -98,18 +108,13 @@ func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error)
 		pendingTicks: pendingTicker,
 		quit:         make(chan struct{}),
 		drawDone:     make(chan struct{}),
+		ready:        make(chan struct{}),
+		recoverDone:  make(chan struct{}),
+		recoverTicks: recoverTicker,
 	}
 	for _, o := range opts {
 		o(s)
 	}
-	began := time.Now()
-	l, rec, err := openLedger(cfg.StoragePath, cfg.Agencies, log)
-	if err != nil {
-		return nil, fmt.Errorf("start central: %w", err)
-	}
-	s.metrics.Recovered(time.Since(began), rec.bets, l.stored)
-	l.metrics = s.metrics
-	s.ledger = l
 	if tlsConfig == nil {
 		s.log.Warn(logfmt.Line("tls", logfmt.Success, "modo", "plaintext",
 			"aviso", "bets and winners travel unauthenticated: any peer can speak for any agency; set SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA"))
@@ -124,18 +129,131 @@ func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error)
 		finished, pending, parked := s.barrier.Counts()
 		return metrics.BarrierCounts{Agencies: cfg.Agencies, Finished: finished, Pending: pending, Parked: parked}
 	})
+	return s, nil
+}
+
+// Open is New then Recover, for a caller that has nothing to serve before
+// the bets are recovered.
+func Open(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
+	s, err := New(cfg, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// recoverEvery is how often a long recovery logs its progress.
+const recoverEvery = 2 * time.Second
+
+// Recover rebuilds the central's state from the bets file and the journal,
+// trusting none of it (openLedger). Serve may already be accepting: an
+// agency's HELLO waits for the end of the recovery rather than for a port
+// that refuses it, and a long recovery logs its progress every few seconds.
+// An error leaves the central unable to serve: shut it down.
+func (s *Server) Recover() error {
+	s.mu.Lock()
+	if s.stopping.Load() || s.recoverStarted {
+		s.mu.Unlock()
+		return fmt.Errorf("recover: %w", ErrServerClosed)
+	}
+	s.recoverStarted = true // Shutdown now waits for the end of Recover
+	s.mu.Unlock()
+	defer close(s.recoverDone)
+
+	began := time.Now()
+	s.log.Info(logfmt.Line("recuperar", logfmt.InProgress, "archivo", s.cfg.StoragePath))
+	var rows atomic.Uint64
+	stopLog := s.logRecovery(began, &rows)
+	l, rec, err := openLedger(s.cfg.StoragePath, s.cfg.Agencies, s.log, func(n uint64) error {
+		rows.Store(n)
+		if s.recoverHook != nil {
+			s.recoverHook(n)
+		}
+		if s.stopping.Load() {
+			return ErrServerClosed
+		}
+		return nil
+	})
+	stopLog()
+	if errors.Is(err, ErrServerClosed) {
+		// Nothing was written: the next start reads the file again.
+		s.log.Warn(logfmt.Line("recuperar", logfmt.Fail, "motivo", "shutdown", "rows", rows.Load(),
+			"elapsed", time.Since(began).Round(time.Millisecond)))
+		return fmt.Errorf("recover: %w", ErrServerClosed)
+	}
+	if err != nil {
+		return fmt.Errorf("start central: %w", err)
+	}
+	s.metrics.Recovered(time.Since(began), rec.bets, l.stored)
+	l.metrics = s.metrics
+	s.mu.Lock()
+	s.ledger = l // Shutdown closes it from now on
+	s.mu.Unlock()
 	s.log.Info(logfmt.Line("recuperacion", logfmt.Success, "apuestas", rec.bets, "agencias_con_apuestas", rec.agencies,
-		"agencias_finalizadas", len(rec.finished), "bytes_recortados_apuestas", rec.cutBets, "bytes_recortados_diario", rec.cutJour))
+		"agencias_finalizadas", len(rec.finished), "bytes_recortados_apuestas", rec.cutBets, "bytes_recortados_diario", rec.cutJour,
+		"duracion", time.Since(began).Round(time.Millisecond)))
 	// Replaying the journal's FINISHes reruns the draw when every agency had
 	// finished: the same bets give the same winners. openLedger checked
 	// that each is an agency of this draw.
 	for _, agency := range rec.finished {
 		if _, err := s.barrier.Finish(agency); err != nil {
-			l.close()
-			return nil, fmt.Errorf("start central: %w", err)
+			return fmt.Errorf("start central: %w", err)
 		}
 	}
-	return s, nil
+	close(s.ready)
+	return nil
+}
+
+// logRecovery logs, every recoverEvery until the returned stop is called,
+// how many rows the recovery has read.
+func (s *Server) logRecovery(began time.Time, rows *atomic.Uint64) (stop func()) {
+	ticks, stopTicks := s.recoverTicks()
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		defer stopTicks()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ticks:
+				s.log.Info(logfmt.Line("recuperar", logfmt.InProgress, "rows", rows.Load(),
+					"elapsed", time.Since(began).Round(time.Millisecond)))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
+}
+
+func recoverTicker() (<-chan time.Time, func()) {
+	t := time.NewTicker(recoverEvery)
+	return t.C, t.Stop
+}
+
+// isRecovered reports, without waiting, whether Recover has succeeded.
+func (s *Server) isRecovered() bool {
+	select {
+	case <-s.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// recovered waits for Recover to succeed; false if the central stops first.
+func (s *Server) recovered() bool {
+	select {
+	case <-s.ready:
+		return true
+	case <-s.quit:
+		return false
+	}
 }
 
 // runDraw is the draw.Func: a lookup of the winners kept as bets were
@@ -148,15 +266,6 @@ func (s *Server) runDraw() (map[int][]string, error) {
 	s.recordDraw(began, res.winners)
 	s.drawDoneOnce.Do(func() { close(s.drawDone) })
 	return res.winners, nil
-}
-
-// ListenAndServe listens on the configured address and serves until Shutdown.
-func (s *Server) ListenAndServe() error {
-	ln, err := net.Listen("tcp", s.cfg.Address())
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Address(), err)
-	}
-	return s.Serve(ln)
 }
 
 // Serve accepts connections on ln until Shutdown, then returns ErrServerClosed.
@@ -173,6 +282,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.log.Info(logfmt.Line("escuchar", logfmt.Success, "direccion", ln.Addr()))
 	go func() {
 		defer s.watcher.Done()
+		if !s.recovered() {
+			return // who is pending is known once the journal is read
+		}
 		ticks, stop := s.pendingTicks()
 		defer stop()
 		s.watchPending(ticks)
@@ -384,7 +496,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		<-ended
 	}
-	if err := s.ledger.close(); err != nil {
+	s.mu.Lock()
+	started := s.recoverStarted
+	s.mu.Unlock()
+	if started {
+		<-s.recoverDone // it stops at its next look at stopping
+	}
+	s.mu.Lock()
+	l := s.ledger // nil if no recovery read the whole file: nothing was opened
+	s.mu.Unlock()
+	if l == nil {
+		s.log.Info(logfmt.Line("shutdown", logfmt.Success))
+		return late
+	}
+	if err := l.close(); err != nil {
 		s.log.Error(logfmt.Line("cerrar_archivo_apuestas", logfmt.Fail, "error", err))
 		return errors.Join(late, fmt.Errorf("shutdown: %w", err))
 	}

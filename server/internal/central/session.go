@@ -277,6 +277,11 @@ func (s *session) hello(payload []byte) result {
 	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
 		return refuse(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
 	}
+	// A central still recovering its bets answers once it knows them: the
+	// agency waits on its socket, not on a port that refuses it.
+	if !s.srv.recovered() {
+		return refuse(protocol.CodeShuttingDown, "the central is shutting down")
+	}
 	// A storage failure not healed yet (most likely a full disk) turns away the
 	// agencies that still have bets to store; a finished one goes on to its winners.
 	if finished, _ := s.srv.barrier.State(int(m.Agency)); !finished {

@@ -562,7 +562,7 @@ func TestLedgerStorageFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bets.csv")
 			log, _ := testLogger()
-			l, _, err := openLedger(path, 5, log)
+			l, _, err := openLedger(path, 5, log, nil)
 			require.NoError(t, err)
 			defer l.close()
 			d := &faultyDisk{bets: path}
