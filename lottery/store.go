@@ -12,34 +12,24 @@ import (
 	"strconv"
 )
 
-// bufSize is large enough that a typical batch of bets reaches the OS in one write.
+// bufSize is large enough that a typical batch of bets reaches the OS in one
+// write; a larger StoreBets call writes in pieces of about this size.
 const bufSize = 64 << 10
 
 // Store appends bets to one CSV file with the columns
-// agency,first_name,last_name,document,birthdate,number.
+// agency,first_name,last_name,document,birthdate,number, each row exactly as
+// encoding/csv's Writer writes it (RecoverBets checks that byte for byte).
 //
 // A Store is not safe for concurrent use: the server serialises access to it, as it
 // must anyway to keep each batch's rows together.
 type Store struct {
 	path   string
 	f      *os.File
-	out    fileWriter    // f, counting the bytes the OS accepted
-	bw     *bufio.Writer // the csv.Writer's buffer, reset by Rewind
-	cw     *csv.Writer
-	size   int64 // end of the last complete row handed to the OS
+	out    io.Writer // f; a test may put a failing writer in its place
+	buf    []byte    // rows not handed to the OS yet, within one StoreBets call
+	err    error     // a failed write, kept until Rewind as bufio.Writer keeps its own
+	size   int64     // end of the last complete row handed to the OS
 	closed bool
-}
-
-// fileWriter counts the bytes its writer accepted, even from a failed write.
-type fileWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *fileWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // OpenStore opens the bets file at path for appending, creating it if missing.
@@ -54,12 +44,7 @@ func OpenStore(path string) (*Store, error) {
 		f.Close()
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
-	s := &Store{path: path, f: f, size: fi.Size()}
-	s.out = fileWriter{w: f, n: s.size}
-	s.bw = bufio.NewWriterSize(&s.out, bufSize)
-	// csv.NewWriter adopts this larger bufio.Writer as its own buffer rather than adding one.
-	s.cw = csv.NewWriter(s.bw)
-	return s, nil
+	return &Store{path: path, f: f, out: f, size: fi.Size(), buf: make([]byte, 0, bufSize)}, nil
 }
 
 // StoreBets appends bets in order and hands them to the OS before returning.
@@ -68,55 +53,99 @@ func (s *Store) StoreBets(bets []Bet) error {
 	if s.closed {
 		return fmt.Errorf("store bets: %w", os.ErrClosed)
 	}
+	if s.err != nil {
+		return fmt.Errorf("store bets %q: %w", s.path, s.err)
+	}
+	var written int64
+	s.buf = s.buf[:0]
 	for _, b := range bets {
-		rec := [6]string{strconv.Itoa(b.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, strconv.Itoa(b.Number)}
-		if err := s.cw.Write(rec[:]); err != nil {
-			return fmt.Errorf("store bets %q: %w", s.path, err)
+		s.buf = appendRow(s.buf, b)
+		if len(s.buf) >= bufSize {
+			if err := s.write(&written); err != nil {
+				return err
+			}
 		}
 	}
-	if err := s.flush(); err != nil {
+	if err := s.write(&written); err != nil {
 		return err
 	}
-	s.size = s.out.n
+	s.size += written
 	return nil
+}
+
+// write hands the buffered rows to the OS and adds their length to written.
+func (s *Store) write(written *int64) error {
+	if len(s.buf) == 0 {
+		return nil
+	}
+	n, err := s.out.Write(s.buf)
+	if err == nil && n < len(s.buf) {
+		err = io.ErrShortWrite
+	}
+	s.buf = s.buf[:0]
+	if err != nil {
+		s.err = err
+		return fmt.Errorf("store bets %q: %w", s.path, err)
+	}
+	*written += int64(n)
+	return nil
+}
+
+// appendRow appends b's row as csv.Writer writes it (comma, LF line ending).
+func appendRow(buf []byte, b Bet) []byte {
+	buf = strconv.AppendInt(buf, int64(b.Agency), 10)
+	for _, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
+		buf = append(buf, ',')
+		buf = appendField(buf, field)
+	}
+	buf = append(buf, ',')
+	buf = strconv.AppendInt(buf, int64(b.Number), 10)
+	return append(buf, '\n')
+}
+
+// appendField appends field as csv.Writer does: quoted, with its quotes
+// doubled, when encodedLen says it needs quotes; as it is otherwise.
+func appendField(buf []byte, field string) []byte {
+	if encodedLen(field) == len(field) {
+		return append(buf, field...)
+	}
+	buf = append(buf, '"')
+	for i := range len(field) {
+		if field[i] == '"' {
+			buf = append(buf, '"')
+		}
+		buf = append(buf, field[i])
+	}
+	return append(buf, '"')
 }
 
 // Size is the length of the file up to the end of the last row a StoreBets
 // call handed to the OS whole: what Rewind cuts back to after a failure.
 func (s *Store) Size() int64 { return s.size }
 
-// Rewind cuts the file back to size bytes and drops whatever a failed
-// StoreBets left buffered, so the next StoreBets starts on a clean row. size
-// must be the end of a row, such as a value Size returned: a failed write
-// (a full disk) may have left part of a row in the file or the buffer.
+// Rewind cuts the file back to size bytes and forgets a failed write, so the
+// next StoreBets starts on a clean row. size must be the end of a row, such as
+// a value Size returned: a failed write (a full disk) may have left part of a
+// row in the file.
 func (s *Store) Rewind(size int64) error {
 	if s.closed {
 		return fmt.Errorf("rewind store: %w", os.ErrClosed)
 	}
-	s.bw.Reset(&s.out) // also forgets the failed write's error
+	s.err = nil
 	if err := s.f.Truncate(size); err != nil {
 		return fmt.Errorf("rewind store %q to %d bytes: %w", s.path, size, err)
 	}
-	s.size, s.out.n = size, size
+	s.size = size
 	return nil
 }
 
-// flush moves buffered rows to the OS.
-func (s *Store) flush() error {
-	s.cw.Flush()
-	if err := s.cw.Error(); err != nil {
-		return fmt.Errorf("store bets %q: %w", s.path, err)
-	}
-	return nil
-}
-
-// Sync flushes and fsyncs: once it returns nil, every stored bet is durable.
+// Sync fsyncs: once it returns nil, every stored bet is durable.
 func (s *Store) Sync() error {
 	if s.closed {
 		return fmt.Errorf("sync store: %w", os.ErrClosed)
 	}
-	if err := s.flush(); err != nil {
-		return err
+	if s.err != nil {
+		return fmt.Errorf("sync store %q: %w", s.path, s.err)
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("sync store %q: %w", s.path, err)
@@ -137,15 +166,9 @@ func (s *Store) Close() error {
 	return syncErr
 }
 
-// LoadBets flushes pending writes, then streams the file like the package's LoadBets.
-func (s *Store) LoadBets() iter.Seq2[Bet, error] {
-	if !s.closed {
-		if err := s.flush(); err != nil {
-			return func(yield func(Bet, error) bool) { yield(Bet{}, err) }
-		}
-	}
-	return LoadBets(s.path)
-}
+// LoadBets streams the file like the package's LoadBets: StoreBets buffers
+// nothing between calls.
+func (s *Store) LoadBets() iter.Seq2[Bet, error] { return LoadBets(s.path) }
 
 // LoadBets streams the bets of a store file in order, never holding more than one row.
 // A missing file yields nothing. A bad row yields (Bet{}, err), err naming the line,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -247,13 +248,13 @@ func TestStoreRewindAfterShortWrite(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, fi.Size(), good)
 
-			s.out.w = &shortWriter{w: s.f, room: tt.room}
+			s.out = &shortWriter{w: s.f, room: tt.room}
 			failing := []Bet{{Agency: 3, FirstName: "Ana", LastName: "Pérez", Document: "11111111", Birthdate: "1990-01-02", Number: 7574}, trickyBets()[2]}
 			require.ErrorIs(t, s.StoreBets(failing), syscall.ENOSPC)
 			assert.Equal(t, good, s.Size(), "Size counts only whole StoreBets calls")
-			require.ErrorIs(t, s.StoreBets(first), syscall.ENOSPC, "the buffer keeps its error until Rewind")
+			require.ErrorIs(t, s.StoreBets(first), syscall.ENOSPC, "the store keeps its error until Rewind")
 
-			s.out.w = s.f // the disk has room again
+			s.out = s.f // the disk has room again
 			require.NoError(t, s.Rewind(good))
 			require.NoError(t, s.StoreBets(trickyBets()[2:]))
 			require.NoError(t, s.Sync())
@@ -279,4 +280,35 @@ func TestStoreSizeAcrossReopen(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	assert.Equal(t, size, s.Size())
+}
+
+// The store writes each row as encoding/csv's Writer would (RecoverBets
+// accepts nothing else), including the fields that need quotes.
+func TestStoreRowsAreCSVWriterRows(t *testing.T) {
+	fields := []string{"", "Ana", "Pérez, Juan", `O"Higgins`, `""`, " Iñaki", "\u00a0Eva", "\tTab", `\.`, `\.x`,
+		"a\rb", "a\nb", "Zoé", "trailing ", "\u2003em space"}
+	for _, f := range fields {
+		t.Run(fmt.Sprintf("%q", f), func(t *testing.T) {
+			b := Bet{Agency: 7, FirstName: f, LastName: f, Document: f, Birthdate: f, Number: 42}
+			var want strings.Builder
+			w := csv.NewWriter(&want)
+			require.NoError(t, w.Write([]string{"7", f, f, f, f, "42"}))
+			w.Flush()
+			assert.Equal(t, want.String(), string(appendRow(nil, b)))
+		})
+	}
+}
+
+// A call larger than the buffer is written in pieces and counted whole.
+func TestStoreLargeCall(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	s, err := OpenStore(path)
+	require.NoError(t, err)
+	bets := benchBets(5000) // several times bufSize
+	require.NoError(t, s.StoreBets(bets))
+	require.NoError(t, s.Close())
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	assert.Equal(t, fi.Size(), s.Size())
+	assert.Equal(t, bets, collect(t, LoadBets(path)))
 }

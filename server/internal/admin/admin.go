@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -111,6 +112,9 @@ func New(src Source, metrics prometheus.Gatherer) *Handler {
 	}
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /status.json", h.statusJSON)
+	// Go's profiler, for an operator on the admin address (never the agencies').
+	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	h.mux.HandleFunc("GET /{$}", h.statusPage)
 	return h
 }

@@ -233,3 +233,15 @@ func TestStatusJSON(t *testing.T) {
 	assert.EqualValues(t, 2, first["winners"])
 	assert.Len(t, first, 6, "agency, state, bets, rate, share, winners: counts only")
 }
+
+// The profiler is on the admin address, for an operator chasing CPU or memory.
+func TestProfilerEndpoints(t *testing.T) {
+	h := New(&fakeSource{}, nil)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=1"} {
+		t.Run(path, func(t *testing.T) {
+			rec := serve(h, path)
+			assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			assert.NotEmpty(t, rec.Body.Bytes())
+		})
+	}
+}

@@ -29,6 +29,14 @@ const shutdownWriteTimeout = time.Second
 // flight are stored with one sync.
 const readBuffer = 16 * protocol.MaxClientFrame
 
+// Under TLS: tlsRecordsBuffer holds encrypted records as they arrive (about
+// half the batches an agency keeps in flight: the rest wait in the kernel),
+// tlsReadBuffer the decrypted bytes, two records of the largest size.
+const (
+	tlsRecordsBuffer = 8 * protocol.MaxClientFrame
+	tlsReadBuffer    = 2 * 16 << 10
+)
+
 // errDataWhileParked: an agency waiting for its winners must not send anything.
 var errDataWhileParked = errors.New("message received while waiting for the draw")
 
@@ -307,10 +315,14 @@ func (s *session) hello(payload []byte) result {
 	s.agency, s.nextSeq = agency, 1
 	s.stats = s.srv.metrics.Agency(agency)
 	// Only now is the read buffer worth its memory.
+	size := readBuffer
 	if s.records != nil {
-		s.records.grow(readBuffer)
+		// Most of the memory stays below TLS, where records wait whole;
+		// batchBuffered decrypts the next one as the last is staged.
+		s.records.grow(tlsRecordsBuffer)
+		size = tlsReadBuffer
 	}
-	s.br = bufio.NewReaderSize(s.conn, readBuffer)
+	s.br = bufio.NewReaderSize(s.conn, size)
 	finished, drawn := s.srv.barrier.State(agency)
 	stored := s.srv.ledger.count(agency)
 	s.srv.log.Info(logfmt.Line("identificacion", logfmt.Success, "agencia", agency, "almacenadas", stored,
