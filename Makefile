@@ -158,7 +158,7 @@ bench: ## benchmarks, medians of 6 runs into BENCHMARKS.md (BENCH_QUICK=1: small
 	for i in $$(seq $(BENCH_COUNT)); do \
 		echo "bench: end to end, round $$i of $(BENCH_COUNT)"; \
 		(cd server && BENCH_DIR=$(abspath $(BENCH_DIR)) BENCH_SCALE_AGENCIES=$(BENCH_SCALE_AGENCIES) \
-			BENCH_SCALE_BETS=$(BENCH_SCALE_BETS) $(GO) test -run '^$$' -bench '^Benchmark(Official|Scale)$$' \
+			BENCH_SCALE_BETS=$(BENCH_SCALE_BETS) $(GO) test -run '^$$' -bench '^Benchmark(Official|ScaleSmall|Scale)$$' \
 			-benchtime 1x -count 1 -timeout 60m .) | tee -a $$results; \
 	done; \
 	$(BENCHSTAT) $$results; \

@@ -4,12 +4,13 @@ package main
 // against (bench_floor_test.go). They run only with -bench; `make bench` runs
 // them in rounds and summarises them with benchstat into BENCHMARKS.md:
 //
-//	go test -run '^$' -bench '^Benchmark(Official|Scale)$' -benchtime 1x .
+//	go test -run '^$' -bench '^Benchmark(Official|Scale|ScaleSmall)$' -benchtime 1x .
 //
 // BenchmarkOfficial uses the official dataset (.data/dataset.zip, 5 agencies),
 // after one untimed run of each kind; BenchmarkScale a generated dataset of
 // BENCH_SCALE_AGENCIES agencies (100) of BENCH_SCALE_BETS bets each (100,000),
-// seed 1. Both run three sub-benchmarks in this order, one op being one whole
+// seed 1; BenchmarkScaleSmall the same with a tenth of the bets. Each runs
+// three sub-benchmarks in this order, one op being one whole
 // run on fresh files: floor, tls=off and tls=on. In the last two the central
 // (SERVER_PORT=0) is already listening on a fresh bets file when one agency
 // process per file is started, in a loop, in plaintext or with mutual TLS.
@@ -23,6 +24,9 @@ package main
 //	sorteo-ms    that line → the `sorteo` line
 //	central-MiB  peak RSS (VmHWM) of the central
 //	agency-MiB   peak RSS of the largest agency
+//	recover-ms   a central started again on the run's bets file: its start →
+//	             `recuperacion` (every row read and checked)
+//	recover-MiB  that central's peak RSS by then
 //
 // Lines are timed as this process reads them (loglines.Line.At): the logs' own
 // timestamps have one-second resolution. Every sub-benchmark also reports its
@@ -62,7 +66,17 @@ func BenchmarkOfficial(b *testing.B) {
 }
 
 func BenchmarkScale(b *testing.B) {
-	agencies, bets := envInt(b, "BENCH_SCALE_AGENCIES", 100), envInt(b, "BENCH_SCALE_BETS", 100_000)
+	benchScale(b, envInt(b, "BENCH_SCALE_BETS", 100_000))
+}
+
+// BenchmarkScaleSmall is the scale run with a tenth of the bets, to show
+// that the central's memory does not grow with them.
+func BenchmarkScaleSmall(b *testing.B) {
+	benchScale(b, max(1, envInt(b, "BENCH_SCALE_BETS", 100_000)/10))
+}
+
+func benchScale(b *testing.B, bets int) {
+	agencies := envInt(b, "BENCH_SCALE_AGENCIES", 100)
 	name := fmt.Sprintf("scale-%dx%d-seed1", agencies, bets)
 	ds := prepareDataset(b, name, name, agencies, func(dir string) error {
 		_, err := lottery.GenerateAgencyFiles(dir, agencies, bets, 1)
@@ -158,6 +172,8 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 		b.Fatalf("the central exited %d after SIGTERM:\n%s", code, srv.output())
 	}
 
+	recoverMS, recoverKiB := restart(b, n, filepath.Join(dir, "bets.csv"), env)
+
 	stored, drawn := 0, 0
 	var lastStored, drawAt, lastInform time.Time
 	for _, l := range srv.out.Lines() {
@@ -179,7 +195,32 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 		"sorteo-ms":   ms(drawAt.Sub(lastStored)),
 		"central-MiB": float64(centralKiB) / 1024,
 		"agency-MiB":  float64(agencyKiB) / 1024,
+		"recover-ms":  recoverMS,
+		"recover-MiB": float64(recoverKiB) / 1024,
 	}
+}
+
+const recoveredLine = "action: recuperacion | result: success"
+
+// restart starts a central on a finished round's bets file and returns how
+// long it took from its start to having read and checked every row
+// (recuperacion), in ms, and its peak RSS then; it stops it with SIGTERM.
+func restart(b *testing.B, agencies int, store string, env []string) (float64, int64) {
+	began := time.Now()
+	srv, _ := startServer(b, agencies, store, env...)
+	srv.out.AwaitT(b, 1, recoveredLine)
+	kib := vmHWM(srv.cmd.Process.Pid)
+	require.NoError(b, srv.cmd.Process.Signal(syscall.SIGTERM))
+	if code := srv.wait(b); code != 0 {
+		b.Fatalf("the restarted central exited %d after SIGTERM:\n%s", code, srv.output())
+	}
+	for _, l := range srv.out.Lines() {
+		if strings.Contains(l.Text, recoveredLine) {
+			return ms(l.At.Sub(began)), kib
+		}
+	}
+	b.Fatalf("no %q line:\n%s", recoveredLine, srv.output())
+	return 0, 0
 }
 
 // goRuntimeEnv passes the Go runtime's knobs given to the benchmark on to the
