@@ -76,6 +76,7 @@ var ErrNotCanonical = errors.New("not written as the store writes it")
 // for byte what StoreBets writes for that bet, numbers in strconv.Itoa form.
 // The first bad row yields (Bet{}, err) and ends the sequence; err reads
 // `recover bets "path": line N: reason`. Repair a torn last row first (RepairTail).
+// ScanStore makes the same checks on several cores when a Tally is enough.
 func RecoverBets(path string, check func(Bet) error) iter.Seq2[Bet, error] {
 	return readStore(path, "recover bets", check)
 }

@@ -3,6 +3,7 @@ package lottery
 import (
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -108,12 +109,33 @@ func checkBirthdate(s string, now time.Time) string {
 	if y < 1900 {
 		return "before 1900"
 	}
-	ny, nm, nd := now.Date()
-	if y > ny || y == ny && (m > int(nm) || m == int(nm) && d > nd) {
+	if y*10000+m*100+d > today(now) {
 		return "in the future"
 	}
 	return ""
 }
+
+// today is now's date as YYYYMMDD. Callers pass one now for many bets (a
+// batch, a whole recovery), so the last answer is kept: now.Date() was a
+// tenth of a recovery's time.
+func today(now time.Time) int {
+	sec, loc := now.Unix(), now.Location()
+	if c := lastToday.Load(); c != nil && c.sec == sec && c.loc == loc {
+		return c.ymd
+	}
+	y, m, d := now.Date()
+	ymd := y*10000 + int(m)*100 + d
+	lastToday.Store(&todayCache{sec: sec, loc: loc, ymd: ymd})
+	return ymd
+}
+
+type todayCache struct {
+	sec int64
+	loc *time.Location
+	ymd int
+}
+
+var lastToday atomic.Pointer[todayCache]
 
 // parseDate reads exactly YYYY-MM-DD and checks that the day exists in that
 // month and year (2023-02-30 does not).

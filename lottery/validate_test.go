@@ -109,3 +109,27 @@ func TestHasWon(t *testing.T) {
 	b.Number = WinningNumber
 	assert.True(t, HasWon(b))
 }
+
+// The kept date never answers for another now: alternating days and zones.
+func TestBirthdateFutureAcrossNows(t *testing.T) {
+	utc := time.Date(2024, 6, 1, 23, 30, 0, 0, time.UTC)
+	east := utc.In(time.FixedZone("UTC+2", 2*60*60)) // already 2 June there
+	tests := []struct {
+		name string
+		now  time.Time
+		date string
+		want string
+	}{
+		{"today in UTC", utc, "2024-06-01", ""},
+		{"tomorrow in UTC", utc, "2024-06-02", "in the future"},
+		{"the same instant, east: already that day", east, "2024-06-02", ""},
+		{"back in UTC", utc, "2024-06-02", "in the future"},
+		{"a day later", utc.Add(24 * time.Hour), "2024-06-02", ""},
+		{"a second before", utc.Add(-time.Second), "2024-06-02", "in the future"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, checkBirthdate(tt.date, tt.now))
+		})
+	}
+}

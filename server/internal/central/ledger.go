@@ -135,22 +135,12 @@ func openLedger(path string, agencies int, log *logrus.Logger, progress func(row
 		}
 		return nil
 	}
-	stored, winners := make(map[int]uint64), make(map[int][]string)
-	for bet, err := range lottery.RecoverBets(path, valid) {
-		if err != nil {
-			return nil, rec, fmt.Errorf("open ledger: %w", err)
-		}
-		stored[bet.Agency]++
-		if lottery.HasWon(bet) {
-			winners[bet.Agency] = append(winners[bet.Agency], strings.Clone(bet.Document))
-		}
-		rec.bets++
-		if progress != nil && rec.bets%(1<<16) == 0 {
-			if err := progress(rec.bets); err != nil {
-				return nil, rec, fmt.Errorf("open ledger: %w", err)
-			}
-		}
+	tally, err := lottery.ScanStore(path, lottery.ScanOptions{Check: valid, Progress: progress})
+	if err != nil {
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
 	}
+	stored, winners := tally.Bets, tally.Winners
+	rec.bets = tally.Rows
 	rec.agencies = len(stored)
 
 	jpath := journalPath(path)

@@ -1,0 +1,585 @@
+package lottery
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"math/bits"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// Tally is what a store file holds: rows per agency and the documents of
+// each agency's winning bets (HasWon), in file order.
+type Tally struct {
+	Rows    uint64
+	Bets    map[int]uint64
+	Winners map[int][]string // each string its own copy, never aliasing a read buffer
+}
+
+// ScanOptions tune ScanStore.
+type ScanOptions struct {
+	// Check is each bet's validation (the caller's rules, e.g. Bet.Validate and an agency range).
+	// It is called from several goroutines at once; the Bet's strings are valid only during the call
+	// (they may alias a reused read buffer) and must not be retained. nil checks nothing beyond the row's form.
+	Check func(Bet) error
+	// Progress, if set, is called from one goroutine at a time, in file order, with the rows scanned so far, after each chunk.
+	// An error it returns ends the scan with that error (a central told to stop, say).
+	Progress func(rows uint64) error
+	// Workers parsing chunks in parallel; 0 means runtime.GOMAXPROCS(0).
+	Workers int
+}
+
+// scanChunkSize is how much of the file a worker takes at a time: large
+// enough that handing chunks over is noise, small enough that the buffers
+// in flight (two per worker) stay a few MiB.
+const scanChunkSize = 512 << 10
+
+// scanMaxGrowth bounds a buffer grown for a record longer than a chunk, in
+// chunks; a longer one (only a corrupt file has one) is read by csv alone.
+const scanMaxGrowth = 4
+
+// ScanStore reads a store file once, sequentially, and checks every row as
+// RecoverBets does, with Check as its check: the same rows pass, and the first
+// bad row in file order gives the error RecoverBets gives, reading
+// `recover bets "path": line N: reason`. Unlike RecoverBets it also checks the
+// rows' form when Check is nil. Rows are parsed by Workers goroutines at once
+// in a few buffers of scanChunkSize, however large the file. A missing file
+// is an empty Tally; on error the Tally is empty. Repair a torn last row
+// first (RepairTail).
+func ScanStore(path string, opts ScanOptions) (Tally, error) {
+	return scanStore(path, opts, scanChunkSize)
+}
+
+// scanStore is ScanStore with chunks of chunkSize bytes, so tests can put
+// chunk boundaries anywhere.
+func scanStore(path string, opts ScanOptions, chunkSize int) (Tally, error) {
+	const op = "recover bets"
+	tally := Tally{Bets: map[int]uint64{}, Winners: map[int][]string{}}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return tally, nil
+	}
+	if err != nil {
+		return Tally{}, fmt.Errorf("%s: %w", op, err)
+	}
+	defer f.Close()
+
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	nbuf := 2*workers + 1
+	s := &scanner{
+		chunkSize: chunkSize,
+		free:      make(chan []byte, nbuf),
+		jobs:      make(chan chunk, workers),
+		results:   make(chan chunkResult, nbuf),
+		done:      make(chan struct{}),
+	}
+	s.failed.Store(math.MaxInt64)
+	ws := make([]*scanWorker, workers)
+	s.live.Store(int32(workers))
+	s.wg.Add(1 + workers)
+	go s.read(f)
+	for i := range ws {
+		ws[i] = newScanWorker(opts.Check)
+		go s.work(ws[i])
+	}
+
+	// Merge in file order: Winners keep their order and the first failure
+	// in the file wins, with its line counted from the chunks before it.
+	pending := map[int]chunkResult{}
+	next, lines := 0, 0
+	for r := range s.results {
+		if err != nil {
+			continue // draining until every goroutine is gone
+		}
+		pending[r.seq] = r
+		for {
+			r, ok := pending[next]
+			if !ok {
+				break
+			}
+			delete(pending, next)
+			if r.open {
+				// No worker can split it: csv reads on from there, as readStore would.
+				w := newScanWorker(opts.Check)
+				ws = append(ws, w)
+				rd := io.NewSectionReader(f, r.offset, math.MaxInt64-r.offset)
+				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
+			}
+			if r.fail != nil {
+				err = r.failure(path, op, lines, tally.Rows)
+				close(s.done)
+				break
+			}
+			for _, w := range r.winners {
+				tally.Winners[w.agency] = append(tally.Winners[w.agency], w.document)
+			}
+			tally.Rows += r.rows
+			lines += r.lines
+			if r.buf != nil {
+				s.free <- r.buf[:cap(r.buf)] // never blocks: there are at most nbuf buffers
+			}
+			next++
+			if opts.Progress != nil {
+				if perr := opts.Progress(tally.Rows); perr != nil {
+					err = fmt.Errorf("%s %q: after %d rows: %w", op, path, tally.Rows, perr)
+					close(s.done)
+					break
+				}
+			}
+		}
+	}
+	if err == nil {
+		close(s.done)
+	}
+	s.wg.Wait()
+	if err != nil {
+		return Tally{}, err
+	}
+	for _, w := range ws {
+		for agency, n := range w.counts {
+			if n > 0 {
+				tally.Bets[agency] += n
+			}
+		}
+		for agency, n := range w.more {
+			tally.Bets[agency] += n
+		}
+	}
+	return tally, nil
+}
+
+// scanner is one ScanStore: a reader goroutine cuts the file into chunks of
+// whole records, workers check them, and the caller's goroutine merges.
+type scanner struct {
+	chunkSize int
+	made      int         // buffers made, up to cap(free); the reader's
+	free      chan []byte // buffers the reader may fill
+	jobs      chan chunk
+	results   chan chunkResult
+	done      chan struct{} // closed when the merge needs nothing more
+	failed    atomic.Int64  // the first chunk known to fail: later ones need no work
+	live      atomic.Int32  // workers running; the last one closes results
+	wg        sync.WaitGroup
+}
+
+// chunk is a run of whole records, starting where one starts; only the
+// file's last chunk may end without a newline.
+type chunk struct {
+	seq int
+	buf []byte
+	err error // a failed read, after buf's records
+	// open is the rest of the file from offset, where no record ends within
+	// scanMaxGrowth chunks; it has no buf.
+	open   bool
+	offset int64
+}
+
+type chunkResult struct {
+	chunk
+	rows    uint64
+	lines   int // newlines in buf
+	winners []winner
+	// fail is the chunk's first bad row (or err) at failLine, counted from
+	// 1 in the chunk; 0 names no line. With failByRows the line is counted
+	// in rows instead, as readStore counts it for a blank line at the end.
+	fail       error
+	failLine   int
+	failByRows bool
+}
+
+type winner struct {
+	agency   int
+	document string
+}
+
+func (r *chunkResult) failure(path, op string, linesBefore int, rowsBefore uint64) error {
+	switch {
+	case r.failLine == 0:
+		return fmt.Errorf("%s %q: %w", op, path, r.fail)
+	case r.failByRows:
+		return fmt.Errorf("%s %q: line %d: %w", op, path, rowsBefore+uint64(r.failLine), r.fail)
+	}
+	return fmt.Errorf("%s %q: line %d: %w", op, path, linesBefore+r.failLine, r.fail)
+}
+
+// read cuts the file into chunks of whole records for the workers.
+func (s *scanner) read(f *os.File) {
+	defer s.wg.Done()
+	defer close(s.jobs)
+	buf, ok := s.take()
+	n := 0
+	var offset int64 // where buf starts in the file
+	for seq := 0; ok; seq++ {
+		m, err := readFull(f, buf[n:])
+		n += m
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+				if n == 0 {
+					return
+				}
+			} else {
+				n = max(cutRecords(buf[:n]), 0)
+			}
+			s.send(chunk{seq: seq, buf: buf[:n], err: err})
+			return
+		}
+		cut := cutRecords(buf)
+		if cut < 0 && len(buf) < scanMaxGrowth*s.chunkSize {
+			// A record longer than the buffer: a longer buffer replaces it in the pool.
+			buf = append(buf, make([]byte, len(buf))...)
+			seq--
+			continue
+		}
+		if cut < 0 {
+			s.send(chunk{seq: seq, open: true, offset: offset})
+			return
+		}
+		var next []byte
+		if next, ok = s.take(); !ok {
+			return
+		}
+		if tail := len(buf) - cut; tail > len(next)/2 {
+			next = make([]byte, 2*tail)
+		}
+		n = copy(next, buf[cut:])
+		ok = s.send(chunk{seq: seq, buf: buf[:cut]}) && s.failed.Load() == math.MaxInt64
+		buf = next
+		offset += int64(cut)
+	}
+}
+
+// take is a buffer to fill: a free one, else a new one while there are
+// fewer than cap(free), else the next one freed.
+func (s *scanner) take() ([]byte, bool) {
+	select {
+	case b := <-s.free:
+		return b, true
+	default:
+	}
+	if s.made < cap(s.free) {
+		s.made++
+		return make([]byte, s.chunkSize), true
+	}
+	select {
+	case b := <-s.free:
+		return b, true
+	case <-s.done:
+		return nil, false
+	}
+}
+
+func (s *scanner) send(c chunk) bool {
+	select {
+	case s.jobs <- c:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// readFull fills b unless the file ends or fails first.
+func readFull(f *os.File, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := f.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// cutRecords is where b's last whole record ends: just past a newline
+// outside quotes (an even number of '"' before it) ending a line that is
+// not blank, so blank lines stay with the record after them. -1 if none.
+// Quote parity is the csv reader's state only while the rows are well
+// formed, and a worker stops at the first row that is not.
+func cutRecords(b []byte) int {
+	quotes := bytes.Count(b, []byte{'"'})
+	end := len(b)
+	for {
+		i := bytes.LastIndexByte(b[:end], '\n')
+		if i < 0 {
+			return -1
+		}
+		quotes -= bytes.Count(b[i+1:end], []byte{'"'})
+		blank := i == 0 || b[i-1] == '\n' || b[i-1] == '\r' && (i == 1 || b[i-2] == '\n')
+		if quotes%2 == 0 && !blank {
+			return i + 1
+		}
+		end = i
+	}
+}
+
+func (s *scanner) work(w *scanWorker) {
+	defer s.wg.Done()
+	defer func() {
+		if s.live.Add(-1) == 0 {
+			close(s.results)
+		}
+	}()
+	for c := range s.jobs {
+		r := chunkResult{chunk: c}
+		if !c.open && int64(c.seq) <= s.failed.Load() {
+			w.scan(&r)
+			if r.fail == nil && c.err != nil {
+				r.fail = c.err
+			}
+			for r.fail != nil {
+				failed := s.failed.Load()
+				if int64(c.seq) >= failed || s.failed.CompareAndSwap(failed, int64(c.seq)) {
+					break
+				}
+			}
+		}
+		select {
+		case s.results <- r:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// scanWorker checks chunks and counts their rows per agency.
+type scanWorker struct {
+	check  func(Bet) error
+	counts []uint64       // rows per agency, for agencies below len(counts)
+	more   map[int]uint64 // rows of the other agencies
+	sr     strings.Reader
+	br     *bufio.Reader // reads sr for csv
+}
+
+func newScanWorker(check func(Bet) error) *scanWorker {
+	w := &scanWorker{check: check, counts: make([]uint64, 1024), more: map[int]uint64{}}
+	w.br = bufio.NewReader(&w.sr)
+	return w
+}
+
+func (w *scanWorker) count(b Bet, r *chunkResult) {
+	if uint(b.Agency) < uint(len(w.counts)) {
+		w.counts[b.Agency]++
+	} else {
+		w.more[b.Agency]++
+	}
+	r.rows++
+	if HasWon(b) {
+		r.winners = append(r.winners, winner{b.Agency, strings.Clone(b.Document)})
+	}
+}
+
+// scan checks r's chunk line by line: a line without '"' or '\r' is read in
+// place; any other, with the blank lines before it and the lines its quotes
+// span, goes through readStore's csv checks, which give the same errors.
+func (w *scanWorker) scan(r *chunkResult) {
+	// The chunk outlives every string made from s but the winners, which are copies.
+	s := unsafe.String(unsafe.SliceData(r.buf), len(r.buf))
+	pos, line := 0, 0 // line counts the newlines before pos
+	blank, blankLine := -1, 0
+	quote, cr := -1, -1 // the next '"' and '\r' at or after pos, or len(s)
+	for pos < len(s) {
+		if quote < pos {
+			quote = indexFrom(s, pos, '"')
+		}
+		if cr < pos {
+			cr = indexFrom(s, pos, '\r')
+		}
+		end, commas, fields := splitLine(r.buf, pos)
+		if l := s[pos:end]; l == "" || l == "\r" {
+			if blank < 0 {
+				blank, blankLine = pos, line
+			}
+			if pos = end + 1; end < len(s) {
+				line++
+			}
+			continue
+		}
+		if blank < 0 && fields == len(storeColumns) && end < quote && end < cr {
+			if b, ok := plainRow(s, pos, end, &commas); ok {
+				if w.check != nil {
+					if err := w.check(b); err != nil {
+						r.fail, r.failLine = err, line+1
+						return
+					}
+				}
+				w.count(b, r)
+				pos = end + 1
+				line++
+				continue
+			}
+		}
+		start, startLine := pos, line
+		if blank >= 0 {
+			start, startLine = blank, blankLine
+		}
+		// A record runs on while its quotes are open.
+		for quotes := strings.Count(s[pos:end], `"`); quotes%2 == 1 && end < len(s); {
+			pos = end + 1
+			line++
+			end = indexFrom(s, pos, '\n')
+			quotes += strings.Count(s[pos:end], `"`)
+		}
+		pos = end + 1
+		line++
+		if end == len(s) {
+			pos, line = len(s), line-1
+		}
+		w.sr.Reset(s[start:pos])
+		w.br.Reset(&w.sr)
+		if w.readCSV(w.br, startLine, r); r.fail != nil {
+			return
+		}
+		blank = -1
+	}
+	r.lines = line
+	if blank >= 0 {
+		// Only the file's last chunk ends on a blank line (see cutRecords).
+		r.fail, r.failLine, r.failByRows = fmt.Errorf("%w: a blank line", ErrNotCanonical), int(r.rows)+1, true
+	}
+}
+
+// indexFrom is the index of c in s at or after from, or len(s).
+func indexFrom(s string, from int, c byte) int {
+	if i := strings.IndexByte(s[from:], c); i >= 0 {
+		return from + i
+	}
+	return len(s)
+}
+
+// readCSV runs readStore's loop over records read from br, starting
+// startLine lines into r's chunk: the rare rows with quotes, carriage
+// returns or anything else unusual, or the rest of the file.
+func (w *scanWorker) readCSV(br *bufio.Reader, startLine int, r *chunkResult) {
+	cr := csv.NewReader(br) // adopts br rather than wrapping it
+	cr.FieldsPerRecord = len(storeColumns)
+	cr.ReuseRecord = true
+	var end int64
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			if cr.InputOffset() != end {
+				r.fail, r.failLine, r.failByRows = fmt.Errorf("%w: a blank line", ErrNotCanonical), int(r.rows)+1, true
+			}
+			return
+		}
+		if err != nil {
+			line, cause := csvError(err, rec, len(storeColumns))
+			if line > 0 {
+				line += startLine
+			}
+			r.fail, r.failLine = cause, line
+			return
+		}
+		b, err := parseStoreRecord(rec)
+		if err == nil && w.check != nil {
+			err = w.check(b)
+		}
+		if err == nil {
+			err = canonicalRow(cr, rec, cr.InputOffset()-end)
+		}
+		if err != nil {
+			line, _ := cr.FieldPos(0)
+			r.fail, r.failLine = err, startLine+line
+			return
+		}
+		end = cr.InputOffset()
+		w.count(b, r)
+	}
+}
+
+// splitLine finds the line at b[pos:]: its end (its newline, or len(b)),
+// the first commas in it and how many fields they make. Eight bytes at a time,
+// as calling IndexByte for each field cost more than the rest of the row.
+func splitLine(b []byte, pos int) (end int, commas [len(storeColumns) - 1]int, fields int) {
+	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
+	fields = 1
+	i := pos
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		// The top bit of each byte that is ',' or '\n' (exact, no carries between bytes).
+		c, n := w^(','*ones), w^('\n'*ones)
+		m := ^((c&low7 + low7) | c | low7) | ^((n&low7 + low7) | n | low7)
+		for ; m != 0; m &= m - 1 {
+			j := i + bits.TrailingZeros64(m)>>3
+			if b[j] == '\n' {
+				return j, commas, fields
+			}
+			if fields < len(storeColumns) {
+				commas[fields-1] = j
+			}
+			fields++
+		}
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '\n':
+			return i, commas, fields
+		case ',':
+			if fields < len(storeColumns) {
+				commas[fields-1] = i
+			}
+			fields++
+		}
+	}
+	return len(b), commas, fields
+}
+
+// plainRow reads the line s[pos:end], six fields split at commas and no '"',
+// '\r' or '\n', as its bet if it is exactly what StoreBets writes for it;
+// false sends it to readCSV, which says what is wrong.
+func plainRow(s string, pos, end int, commas *[len(storeColumns) - 1]int) (Bet, bool) {
+	agency, ok := decimal(s[pos:commas[0]])
+	number, ok2 := decimal(s[commas[4]+1 : end])
+	first, last, doc, birth := s[commas[0]+1:commas[1]], s[commas[1]+1:commas[2]], s[commas[2]+1:commas[3]], s[commas[3]+1:commas[4]]
+	if !ok || !ok2 || !plainField(first) || !plainField(last) || !plainField(doc) || !plainField(birth) {
+		return Bet{}, false
+	}
+	return Bet{Agency: agency, FirstName: first, LastName: last, Document: doc, Birthdate: birth, Number: number}, true
+}
+
+// plainField reports whether csv.Writer writes field, which holds no
+// ',', '"', '\r' or '\n', without quotes (see encodedLen).
+func plainField(field string) bool {
+	if field == "" {
+		return true
+	}
+	if c := field[0]; c < utf8.RuneSelf {
+		return c != ' ' && (c < '\t' || c > '\r') && field != `\.`
+	}
+	r, _ := utf8.DecodeRuneInString(field)
+	return !unicode.IsSpace(r)
+}
+
+// decimal is parseDecimal without its error, for the fast path.
+func decimal(s string) (int, bool) {
+	const maxDigits = 9 // as parseDecimal
+	if s == "" || len(s) > maxDigits || s[0] == '0' && len(s) > 1 {
+		return 0, false
+	}
+	n := 0
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
