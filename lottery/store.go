@@ -10,6 +10,8 @@ import (
 	"iter"
 	"os"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // bufSize is large enough that a typical batch of bets reaches the OS in one
@@ -106,7 +108,7 @@ func appendRow(buf []byte, b Bet) []byte {
 // appendField appends field as csv.Writer does: quoted, with its quotes
 // doubled, when encodedLen says it needs quotes; as it is otherwise.
 func appendField(buf []byte, field string) []byte {
-	if encodedLen(field) == len(field) {
+	if !needsQuotes(field) {
 		return append(buf, field...)
 	}
 	buf = append(buf, '"')
@@ -117,6 +119,26 @@ func appendField(buf []byte, field string) []byte {
 		buf = append(buf, field[i])
 	}
 	return append(buf, '"')
+}
+
+// needsQuotes is encodedLen(field) != len(field), without decoding a rune
+// for the usual field that starts with an ASCII letter or digit.
+func needsQuotes(field string) bool {
+	if field == "" {
+		return false
+	}
+	for i := range len(field) {
+		switch field[i] {
+		case '"', ',', '\r', '\n':
+			return true
+		}
+	}
+	if c := field[0]; c < utf8.RuneSelf {
+		// unicode.IsSpace's ASCII spaces; `\.` is the one other quoted field.
+		return c == ' ' || '\t' <= c && c <= '\r' || field == `\.`
+	}
+	r, _ := utf8.DecodeRuneInString(field)
+	return unicode.IsSpace(r)
 }
 
 // Size is the length of the file up to the end of the last row a StoreBets

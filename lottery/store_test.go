@@ -312,3 +312,9 @@ func TestStoreLargeCall(t *testing.T) {
 	assert.Equal(t, fi.Size(), s.Size())
 	assert.Equal(t, bets, collect(t, LoadBets(path)))
 }
+
+func TestNeedsQuotesIsEncodedLen(t *testing.T) {
+	for _, f := range []string{"", "a", " a", "\u00a0a", "\u0085a", "\u2003a", "\ta", "\va", "a b", `\.`, `\`, `\..`, "a,b", `a"b`, "a\rb", "a\nb", "Ñandú", "\xffa", "7"} {
+		assert.Equal(t, encodedLen(f) != len(f), needsQuotes(f), "%q", f)
+	}
+}
