@@ -290,6 +290,10 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 // wait a round trip per batch.
 const window = 16
 
+// sendBuffer holds the batches queued between two waits for answers: up to
+// eight full frames go out in one write.
+const sendBuffer = 8 * protocol.MaxClientFrame
+
 // inFlight is a batch sent and not yet acknowledged.
 type inFlight struct {
 	seq   uint32
@@ -318,22 +322,44 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 		}
 		return nil
 	}
+	// Batches go out through bw: the ones queued while the agency waited for
+	// answers leave together, in one write (and fewer, larger TLS records).
+	bw := bufio.NewWriterSize(a.conn, sendBuffer)
+	sendFailed := func(err error) error {
+		// The central may have refused an earlier batch and closed the
+		// connection: its answer, already received, says more than a broken pipe.
+		for _, p := range pending {
+			if rerr := a.awaitAck(p); rerr != nil && !retryable(rerr) {
+				return rerr
+			}
+		}
+		return fmt.Errorf("send batch %d: %w", seq, err)
+	}
+	// wait sends what is queued, waits for the oldest batch's answer, then
+	// takes every answer already received, making room for as many batches.
+	wait := func() error {
+		if err := bw.Flush(); err != nil {
+			return sendFailed(err)
+		}
+		if err := awaitOldest(); err != nil {
+			return err
+		}
+		for len(pending) > 0 && a.answerBuffered() {
+			if err := awaitOldest(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	flush := func() error {
 		seq++
-		if err := protocol.WriteFrame(a.conn, bb.Frame(seq)); err != nil {
-			// The central may have refused an earlier batch and closed the
-			// connection: its answer, already received, says more than a broken pipe.
-			for _, p := range pending {
-				if rerr := a.awaitAck(p); rerr != nil && !retryable(rerr) {
-					return rerr
-				}
-			}
-			return fmt.Errorf("send batch %d: %w", seq, err)
+		if err := protocol.WriteFrame(bw, bb.Frame(seq)); err != nil {
+			return sendFailed(err)
 		}
 		pending = append(pending, inFlight{seq: seq, first: total - uint64(bb.Len()) + 1, count: bb.Len()})
 		bb.Reset()
 		if len(pending) == window {
-			return awaitOldest()
+			return wait()
 		}
 		return nil
 	}
@@ -392,7 +418,7 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 		}
 	}
 	for len(pending) > 0 {
-		if err := awaitOldest(); err != nil {
+		if err := wait(); err != nil {
 			return 0, err
 		}
 	}
@@ -401,6 +427,17 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 	}
 	a.log.Info(logfmt.Line("envio_apuestas", logfmt.Success, "enviadas", sent, "lotes", seq, "ya_almacenadas", stored))
 	return total, nil
+}
+
+// answerBuffered reports whether a whole message from the central is already
+// in the read buffer, so that reading it cannot block.
+func (a *Agency) answerBuffered() bool {
+	n := a.br.Buffered()
+	if n < protocol.HeaderSize {
+		return false
+	}
+	h, err := a.br.Peek(protocol.HeaderSize)
+	return err == nil && uint64(n) >= protocol.HeaderSize+uint64(protocol.Header(h).Length())
 }
 
 // awaitAck waits for the answer to batch b, the oldest in flight.
