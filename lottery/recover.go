@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"iter"
 	"os"
 	"unicode"
 	"unicode/utf8"
@@ -65,21 +64,10 @@ func endOfLastLine(r io.ReaderAt, size int64) (int64, error) {
 	return 0, nil
 }
 
-// ErrNotCanonical is wrapped by RecoverBets' error for a row that holds a
+// ErrNotCanonical is wrapped by ScanStore's error for a row that holds a
 // valid bet but not in the bytes StoreBets writes for it: needless quotes, a
 // CRLF line ending, a blank line. Such a row was not written by the store.
 var ErrNotCanonical = errors.New("not written as the store writes it")
-
-// RecoverBets streams a store file like LoadBets, for a central recovering
-// from it, and trusts nothing: every bet must pass check (the caller's rules,
-// such as Bet.Validate and its range of agencies) and every row must be byte
-// for byte what StoreBets writes for that bet, numbers in strconv.Itoa form.
-// The first bad row yields (Bet{}, err) and ends the sequence; err reads
-// `recover bets "path": line N: reason`. Repair a torn last row first (RepairTail).
-// ScanStore makes the same checks on several cores when a Tally is enough.
-func RecoverBets(path string, check func(Bet) error) iter.Seq2[Bet, error] {
-	return readStore(path, "recover bets", check)
-}
 
 // canonicalRow checks that the row rec was read from, rowLen bytes with its
 // newline, is the one csv.Writer writes for rec: each field's width, from

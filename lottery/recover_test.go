@@ -3,6 +3,7 @@ package lottery
 import (
 	"encoding/csv"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,7 +106,7 @@ func TestRecoverBets(t *testing.T) {
 			}
 			var rows int
 			var gotErr error
-			for _, err := range RecoverBets(path, valid) {
+			for _, err := range recoverBets(path, valid) {
 				if err != nil {
 					gotErr = err
 					continue
@@ -149,7 +150,7 @@ func BenchmarkRecoverBets(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		for _, err := range RecoverBets(path, valid) {
+		for _, err := range recoverBets(path, valid) {
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -160,4 +161,15 @@ func BenchmarkRecoverBets(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "bets/s")
+}
+
+// recoverBets is the sequential reference ScanStore is tested against: it streams a store file like LoadBets, for a central recovering
+// from it, and trusts nothing: every bet must pass check (the caller's rules,
+// such as Bet.Validate and its range of agencies) and every row must be byte
+// for byte what StoreBets writes for that bet, numbers in strconv.Itoa form.
+// The first bad row yields (Bet{}, err) and ends the sequence; err reads
+// `recover bets "path": line N: reason`. Repair a torn last row first (RepairTail).
+// ScanStore makes the same checks on several cores when a Tally is enough.
+func recoverBets(path string, check func(Bet) error) iter.Seq2[Bet, error] {
+	return readStore(path, "recover bets", check)
 }

@@ -52,9 +52,9 @@ const scanChunkSize = 512 << 10
 const scanMaxGrowth = 4
 
 // ScanStore reads a store file once, sequentially, and checks every row as
-// RecoverBets does, with Check as its check: the same rows pass, and the first
-// bad row in file order gives the error RecoverBets gives, reading
-// `recover bets "path": line N: reason`. Unlike RecoverBets it also checks the
+// readStore does with a check (the tests hold the two to the same rows and
+// errors): the first bad row in file order ends it with an error reading
+// `recover bets "path": line N: reason`. Unlike readStore it also checks the
 // rows' form when Check is nil. Rows are parsed by Workers goroutines at once
 // in a few buffers of scanChunkSize, however large the file. A missing file
 // is an empty Tally; on error the Tally is empty. Repair a torn last row

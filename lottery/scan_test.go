@@ -26,10 +26,10 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 }
 
-// recoverTally is the sequential reference: RecoverBets and HasWon.
+// recoverTally is the sequential reference: recoverBets and HasWon.
 func recoverTally(path string, check func(Bet) error) (Tally, error) {
 	t := Tally{Bets: map[int]uint64{}, Winners: map[int][]string{}}
-	for b, err := range RecoverBets(path, check) {
+	for b, err := range recoverBets(path, check) {
 		if err != nil {
 			return Tally{}, err
 		}
@@ -46,7 +46,7 @@ func recoverTally(path string, check func(Bet) error) (Tally, error) {
 // records longer than a chunk.
 var scanChunkSizes = []int{7, 16, 64, 100, 256, scanChunkSize}
 
-// requireSameScan checks that ScanStore agrees with RecoverBets on path, at
+// requireSameScan checks that ScanStore agrees with recoverBets on path, at
 // every chunk size and with 1 and 4 workers.
 func requireSameScan(t *testing.T, path string, check func(Bet) error) (Tally, error) {
 	t.Helper()
@@ -278,7 +278,7 @@ func TestScanStoreProgressStops(t *testing.T) {
 	assert.Equal(t, Tally{}, got)
 }
 
-// A bad row in a late chunk gives RecoverBets' error whatever the chunking.
+// A bad row in a late chunk gives recoverBets' error whatever the chunking.
 func TestScanStoreErrorInLaterChunk(t *testing.T) {
 	noLeaks(t)
 	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -355,7 +355,7 @@ func TestScanStoreCheckError(t *testing.T) {
 	assert.EqualError(t, err, fmt.Sprintf("recover bets %q: line 5: agency 5: agency out of range", path))
 }
 
-// Files made by breaking a store at random places give RecoverBets' error.
+// Files made by breaking a store at random places give recoverBets' error.
 func TestScanStoreMutations(t *testing.T) {
 	noLeaks(t)
 	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -418,7 +418,7 @@ func TestScanFastPathHelpers(t *testing.T) {
 	}
 }
 
-// FuzzScanStore checks that ScanStore and RecoverBets agree on any file,
+// FuzzScanStore checks that ScanStore and recoverBets agree on any file,
 // in any chunking.
 func FuzzScanStore(f *testing.F) {
 	const good = "1,Ana,Pérez,11111111,1990-01-02,7574\n"

@@ -20,7 +20,7 @@ const bufSize = 64 << 10
 
 // Store appends bets to one CSV file with the columns
 // agency,first_name,last_name,document,birthdate,number, each row exactly as
-// encoding/csv's Writer writes it (RecoverBets checks that byte for byte).
+// encoding/csv's Writer writes it (ScanStore checks that byte for byte).
 //
 // A Store is not safe for concurrent use: the server serialises access to it, as it
 // must anyway to keep each batch's rows together.
@@ -200,7 +200,7 @@ func LoadBets(path string) iter.Seq2[Bet, error] {
 	return readStore(path, "load bets", nil)
 }
 
-// readStore streams a store file for LoadBets and RecoverBets. With check
+// readStore streams a store file for LoadBets (and, with check, for the tests' recoverBets). With check
 // set, every bet must pass it and every row must be exactly what StoreBets
 // writes for its bet; op names the action in errors.
 func readStore(path, op string, check func(Bet) error) iter.Seq2[Bet, error] {

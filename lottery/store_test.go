@@ -282,7 +282,7 @@ func TestStoreSizeAcrossReopen(t *testing.T) {
 	assert.Equal(t, size, s.Size())
 }
 
-// The store writes each row as encoding/csv's Writer would (RecoverBets
+// The store writes each row as encoding/csv's Writer would (recoverBets
 // accepts nothing else), including the fields that need quotes.
 func TestStoreRowsAreCSVWriterRows(t *testing.T) {
 	fields := []string{"", "Ana", "Pérez, Juan", `O"Higgins`, `""`, " Iñaki", "\u00a0Eva", "\tTab", `\.`, `\.x`,

@@ -57,7 +57,7 @@ func testLogger() (*logrus.Logger, *loglines.Recorder) {
 func startCentral(t testing.TB, cfg config.Config) *testCentral {
 	t.Helper()
 	log, hook := testLogger()
-	srv, err := Open(cfg, log)
+	srv, err := openServer(cfg, log)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -74,4 +74,17 @@ func (tc *testCentral) stop() {
 		<-tc.served
 		tc.served = nil
 	}
+}
+
+// openServer is New then Recover: for a test with nothing to serve before
+// the bets are recovered.
+func openServer(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
+	s, err := New(cfg, log, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -36,7 +36,7 @@ func startObserved(t testing.TB, cfg config.Config, ticks <-chan time.Time) *obs
 	t.Helper()
 	log, hook := testLogger()
 	m := metrics.New()
-	srv, err := Open(cfg, log, WithMetrics(m))
+	srv, err := openServer(cfg, log, WithMetrics(m))
 	require.NoError(t, err)
 	if ticks != nil {
 		srv.pendingTicks = func() (<-chan time.Time, func()) { return ticks, func() {} }

@@ -95,7 +95,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 				require.NoError(t, os.WriteFile(paths["journal"], []byte(tt.journal), 0o644))
 			}
 			log, logs := testLogger()
-			srv, err := Open(cfg, log)
+			srv, err := openServer(cfg, log)
 			if tt.want == "" {
 				require.NoError(t, err)
 				require.NoError(t, srv.Shutdown(context.Background()))
@@ -151,7 +151,7 @@ func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
 	require.NoError(t, f.Close())
 
 	log, logs := testLogger()
-	srv, err := Open(cfg, log)
+	srv, err := openServer(cfg, log)
 	require.Error(t, err)
 	assert.Nil(t, srv)
 	assert.ErrorContains(t, err, fmt.Sprintf("recover journal %q: line ", journalPath(cfg.StoragePath)))

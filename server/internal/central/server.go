@@ -132,19 +132,6 @@ func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error)
 	return s, nil
 }
 
-// Open is New then Recover, for a caller that has nothing to serve before
-// the bets are recovered.
-func Open(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
-	s, err := New(cfg, log, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Recover(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // recoverEvery is how often a long recovery logs its progress.
 const recoverEvery = 2 * time.Second
 
