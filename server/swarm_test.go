@@ -44,12 +44,13 @@ const (
 	// roundBound bounds one round, from deploy to the last agency's exit, and
 	// the removal of the stack: it only turns a hang into a failure.
 	roundBound = 4 * time.Minute
-	// faultBatch is the agencies' batch size in the round whose central is
-	// restarted: small, so the restart lands while they are still sending.
-	faultBatch = 5
+	// faultBatch and faultBets: the batch size and the bets per agency of
+	// the round whose central is restarted (see TestSwarm).
+	faultBatch = 1
+	faultBets  = 100_000
 	// faultAfter is how many stored batches the central logs before the test
 	// restarts it.
-	faultAfter = 20
+	faultAfter = 1
 )
 
 func nowArg() string { return strconv.FormatFloat(float64(time.Now().UnixNano())/1e9, 'f', 9, 64) }
@@ -289,12 +290,14 @@ func TestSwarm(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pki.WriteDir(certs, swarmAgencies, nil, false)
 	require.NoError(t, err)
-	want, winners := agencyFiles(t, data, swarmAgencies)
-	require.Equal(t, []int{2, 3, 3, 2, 0}, winners, "the official dataset's winners")
-	total := 0
-	for _, n := range want {
-		total += n
-	}
+	// The fault round sends a generated dataset, one bet per batch: long
+	// enough that the restart, seconds from the command to the old task's
+	// SIGTERM, lands while the agencies are still sending.
+	faultData := filepath.Join(base, "fault-data")
+	_, err = lottery.GenerateAgencyFiles(faultData, swarmAgencies, faultBets, 7)
+	require.NoError(t, err)
+	official, officialWinners := agencyFiles(t, data, swarmAgencies)
+	require.Equal(t, []int{2, 3, 3, 2, 0}, officialWinners, "the official dataset's winners")
 
 	for _, tt := range []struct {
 		name  string
@@ -306,8 +309,14 @@ func TestSwarm(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			round := swarmRound{data: data, certs: certs, dir: t.TempDir()}
+			want, winners := official, officialWinners
 			if tt.fault {
-				round.batch = faultBatch
+				round.batch, round.data = faultBatch, faultData
+				want, winners = agencyFiles(t, faultData, swarmAgencies)
+			}
+			total := 0
+			for _, n := range want {
+				total += n
 			}
 			events := round.deploy(t)
 			central := follow(t, "docker", "service", "logs", "--follow", "--raw", "--no-trunc", swarmStack+"_server")
