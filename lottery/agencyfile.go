@@ -77,20 +77,6 @@ func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error
 					continue
 				}
 				line++
-				if commas == 4 { // the usual row, inline; lineBet has the rest and the errors
-					raw := win[start:j]
-					if n := len(raw); raw[n-1] == '\r' {
-						raw = raw[:n-1]
-					}
-					s := string(raw) // one allocation; the fields share it, as csv's do
-					if number, ok := atoi(s[comma[3]+1:]); ok {
-						if !yield(splitBet(agency, s, comma, number), nil) {
-							return
-						}
-						start, commas = j+1, 0
-						continue
-					}
-				}
 				b, blank, err := lineBet(win[start:j], &comma, commas, line, path, agency)
 				if err != nil {
 					yield(Bet{}, err)
@@ -155,15 +141,12 @@ func lineBet(raw []byte, comma *[4]int, commas, line int, path string, agency in
 		return Bet{}, false, fmt.Errorf("%s:%d: %w", path, l, cause)
 	}
 	s := string(raw) // one allocation; the fields share it, as csv's do
-	number, err := strconv.Atoi(s[comma[3]+1:])
-	if err != nil {
-		return Bet{}, false, fmt.Errorf("%s:%d: number: %w", path, line, err)
+	number, ok := atoi(s[comma[3]+1:])
+	if !ok {
+		if number, err = strconv.Atoi(s[comma[3]+1:]); err != nil {
+			return Bet{}, false, fmt.Errorf("%s:%d: number: %w", path, line, err)
+		}
 	}
-	return splitBet(agency, s, *comma, number), false, nil
-}
-
-// splitBet is the bet of row s, whose four commas are at comma.
-func splitBet(agency int, s string, comma [4]int, number int) Bet {
 	return Bet{
 		Agency:    agency,
 		FirstName: s[:comma[0]],
@@ -171,7 +154,7 @@ func splitBet(agency int, s string, comma [4]int, number int) Bet {
 		Document:  s[comma[1]+1 : comma[2]],
 		Birthdate: s[comma[2]+1 : comma[3]],
 		Number:    number,
-	}
+	}, false, nil
 }
 
 // atoi is strconv.Atoi for 1 to 18 digits and no sign, where it cannot fail; ok is false

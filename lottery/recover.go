@@ -8,8 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"unicode"
-	"unicode/utf8"
+	"strings"
 )
 
 // RepairTail cuts a partial last row off a store file and reports how many
@@ -94,24 +93,10 @@ func canonicalRow(r *csv.Reader, rec []string, rowLen int64) error {
 }
 
 // encodedLen is the width csv.Writer gives field (without UseCRLF): quoted,
-// with its quotes doubled, when it holds a comma, quote, CR or LF, starts
-// with a space, or is `\.`; as it is otherwise.
+// with its quotes doubled, when it needs quotes; as it is otherwise.
 func encodedLen(field string) int {
-	special, quotes := field == `\.`, 0
-	for i := range len(field) {
-		switch field[i] {
-		case '"':
-			quotes++
-			special = true
-		case ',', '\r', '\n':
-			special = true
-		}
-	}
-	if r, _ := utf8.DecodeRuneInString(field); field != "" && unicode.IsSpace(r) {
-		special = true
-	}
-	if !special {
+	if !needsQuotes(field) {
 		return len(field)
 	}
-	return len(field) + 2 + quotes
+	return len(field) + 2 + strings.Count(field, `"`)
 }

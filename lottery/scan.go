@@ -16,8 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode"
-	"unicode/utf8"
 	"unsafe"
 )
 
@@ -548,38 +546,8 @@ func plainRow(s string, pos, end int, commas *[len(storeColumns) - 1]int) (Bet, 
 	agency, ok := decimal(s[pos:commas[0]])
 	number, ok2 := decimal(s[commas[4]+1 : end])
 	first, last, doc, birth := s[commas[0]+1:commas[1]], s[commas[1]+1:commas[2]], s[commas[2]+1:commas[3]], s[commas[3]+1:commas[4]]
-	if !ok || !ok2 || !plainField(first) || !plainField(last) || !plainField(doc) || !plainField(birth) {
+	if !ok || !ok2 || quotedStart(first) || quotedStart(last) || quotedStart(doc) || quotedStart(birth) {
 		return Bet{}, false
 	}
 	return Bet{Agency: agency, FirstName: first, LastName: last, Document: doc, Birthdate: birth, Number: number}, true
-}
-
-// plainField reports whether csv.Writer writes field, which holds no
-// ',', '"', '\r' or '\n', without quotes (see encodedLen).
-func plainField(field string) bool {
-	if field == "" {
-		return true
-	}
-	if c := field[0]; c < utf8.RuneSelf {
-		return c != ' ' && (c < '\t' || c > '\r') && field != `\.`
-	}
-	r, _ := utf8.DecodeRuneInString(field)
-	return !unicode.IsSpace(r)
-}
-
-// decimal is parseDecimal without its error, for the fast path.
-func decimal(s string) (int, bool) {
-	const maxDigits = 9 // as parseDecimal
-	if s == "" || len(s) > maxDigits || s[0] == '0' && len(s) > 1 {
-		return 0, false
-	}
-	n := 0
-	for i := range len(s) {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
 }

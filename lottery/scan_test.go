@@ -405,19 +405,6 @@ func TestScanStoreStrayQuoteStaysSmall(t *testing.T) {
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(2<<20), "bytes allocated")
 }
 
-// The fast path's helpers agree with the functions they shortcut.
-func TestScanFastPathHelpers(t *testing.T) {
-	for _, s := range []string{"", "0", "7", "07", "+7", "-7", " 7", "7 ", "123456789", "1234567890", "9999", "1a", "٣"} {
-		n, err := parseDecimal(s)
-		got, ok := decimal(s)
-		assert.Equal(t, err == nil, ok, "%q", s)
-		assert.Equal(t, n, got, "%q", s)
-	}
-	for _, f := range []string{"", "Ana", " Ana", "\tAna", "\vx", "\u00a0x", "\u0085x", "\u2003x", `\.`, `\.x`, `\`, "x ", "Ñandú", "\xffx", "\x00x", "\x1fx"} {
-		assert.Equal(t, encodedLen(f) == len(f), plainField(f), "%q", f)
-	}
-}
-
 // FuzzScanStore checks that ScanStore and recoverBets agree on any file,
 // in any chunking.
 func FuzzScanStore(f *testing.F) {

@@ -106,7 +106,7 @@ func appendRow(buf []byte, b Bet) []byte {
 }
 
 // appendField appends field as csv.Writer does: quoted, with its quotes
-// doubled, when encodedLen says it needs quotes; as it is otherwise.
+// doubled, when it needs quotes; as it is otherwise.
 func appendField(buf []byte, field string) []byte {
 	if !needsQuotes(field) {
 		return append(buf, field...)
@@ -121,20 +121,27 @@ func appendField(buf []byte, field string) []byte {
 	return append(buf, '"')
 }
 
-// needsQuotes is encodedLen(field) != len(field), without decoding a rune
-// for the usual field that starts with an ASCII letter or digit.
+// needsQuotes reports whether csv.Writer quotes field (without UseCRLF): it
+// holds a comma, quote, CR or LF, or quotedStart says so.
 func needsQuotes(field string) bool {
-	if field == "" {
-		return false
-	}
 	for i := range len(field) {
 		switch field[i] {
 		case '"', ',', '\r', '\n':
 			return true
 		}
 	}
+	return quotedStart(field)
+}
+
+// quotedStart reports whether csv.Writer quotes field for how it starts: with
+// a unicode space, or as the whole field `\.`. The usual field, starting with
+// an ASCII letter or digit, needs no rune decoded.
+func quotedStart(field string) bool {
+	if field == "" {
+		return false
+	}
 	if c := field[0]; c < utf8.RuneSelf {
-		// unicode.IsSpace's ASCII spaces; `\.` is the one other quoted field.
+		// unicode.IsSpace's ASCII spaces.
 		return c == ' ' || '\t' <= c && c <= '\r' || field == `\.`
 	}
 	r, _ := utf8.DecodeRuneInString(field)
@@ -283,18 +290,30 @@ func parseStoreRecord(rec []string) (Bet, error) {
 // int: digits only, no sign, no leading zero, no spaces. StoreBets writes
 // nothing else, so "+3", "03" or " 7" in a store file was not written by it.
 func parseDecimal(s string) (int, error) {
-	const maxDigits = 9 // far past any agency or number, and no overflow
-	ok := s != "" && len(s) <= maxDigits && (s[0] != '0' || len(s) == 1)
-	n := 0
-	for i := 0; ok && i < len(s); i++ {
-		c := s[i]
-		ok = '0' <= c && c <= '9'
-		n = n*10 + int(c-'0')
-	}
+	n, ok := decimal(s)
 	if !ok {
 		return 0, fmt.Errorf("%q: %w: want 1 to %d digits, no sign, no leading zero", s, strconv.ErrSyntax, maxDigits)
 	}
 	return n, nil
+}
+
+// maxDigits bounds a store file's numbers: far past any agency or number, and no overflow.
+const maxDigits = 9
+
+// decimal is parseDecimal without its error, for ScanStore's fast path.
+func decimal(s string) (int, bool) {
+	if s == "" || len(s) > maxDigits || s[0] == '0' && len(s) > 1 {
+		return 0, false
+	}
+	n := 0
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // csvError splits a csv.ParseError into its line and cause, keeping the cause in the chain

@@ -313,8 +313,30 @@ func TestStoreLargeCall(t *testing.T) {
 	assert.Equal(t, bets, collect(t, LoadBets(path)))
 }
 
-func TestNeedsQuotesIsEncodedLen(t *testing.T) {
-	for _, f := range []string{"", "a", " a", "\u00a0a", "\u0085a", "\u2003a", "\ta", "\va", "a b", `\.`, `\`, `\..`, "a,b", `a"b`, "a\rb", "a\nb", "Ñandú", "\xffa", "7"} {
-		assert.Equal(t, encodedLen(f) != len(f), needsQuotes(f), "%q", f)
+// The store's form rules agree with what they stand for: needsQuotes,
+// quotedStart and encodedLen with encoding/csv's Writer, decimal with
+// strconv.Itoa.
+func TestStoreFormRules(t *testing.T) {
+	for _, f := range []string{"", "a", "Ana", " a", "\u00a0a", "\u0085a", "\u2003a", "\ta", "\va", "a b", `\.`, `\`, `\..`,
+		"a,b", `a"b`, "a\rb", "a\nb", "Ñandú", "\xffa", "\x00x", "\x1fx", "x ", "7"} {
+		var w strings.Builder
+		cw := csv.NewWriter(&w)
+		require.NoError(t, cw.Write([]string{"x", f}))
+		cw.Flush()
+		written := strings.TrimSuffix(strings.TrimPrefix(w.String(), "x,"), "\n")
+		assert.Equal(t, written != f, needsQuotes(f), "needsQuotes(%q)", f)
+		assert.Equal(t, len(written), encodedLen(f), "encodedLen(%q)", f)
+		if !strings.ContainsAny(f, "\",\r\n") {
+			assert.Equal(t, written != f, quotedStart(f), "quotedStart(%q)", f)
+		}
+	}
+	for _, s := range []string{"", "0", "7", "07", "+7", "-7", " 7", "7 ", "123456789", "1234567890", "9999", "1a", "٣"} {
+		v, err := strconv.Atoi(s)
+		want := err == nil && v >= 0 && strconv.Itoa(v) == s && len(s) <= maxDigits
+		n, ok := decimal(s)
+		assert.Equal(t, want, ok, "decimal(%q)", s)
+		if want {
+			assert.Equal(t, v, n, "decimal(%q)", s)
+		}
 	}
 }

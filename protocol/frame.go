@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -14,6 +15,22 @@ func (h Header) Type() MsgType { return MsgType(h[0]) }
 
 // Length is the payload length the header announces.
 func (h Header) Length() uint32 { return binary.BigEndian.Uint32(h[1:]) }
+
+// Buffered looks at the next frame in br without reading br's source, so it
+// never blocks: ok is false when not even its header is buffered; whole says
+// whether all of the frame is.
+func Buffered(br *bufio.Reader) (h Header, whole, ok bool) {
+	n := br.Buffered()
+	if n < HeaderSize {
+		return h, false, false
+	}
+	peek, err := br.Peek(HeaderSize) // buffered: no read
+	if err != nil {
+		return h, false, false
+	}
+	h = Header(peek)
+	return h, uint64(n) >= HeaderSize+uint64(h.Length()), true
+}
 
 func putHeader(dst []byte, t MsgType, length int) {
 	dst[0] = byte(t)

@@ -344,7 +344,10 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 		if err := awaitOldest(); err != nil {
 			return err
 		}
-		for len(pending) > 0 && a.answerBuffered() {
+		for len(pending) > 0 {
+			if _, whole, _ := protocol.Buffered(a.br); !whole {
+				return nil // reading another answer could block
+			}
 			if err := awaitOldest(); err != nil {
 				return err
 			}
@@ -427,17 +430,6 @@ func (a *Agency) sendBets(stored uint64) (uint64, error) {
 	}
 	a.log.Info(logfmt.Line("envio_apuestas", logfmt.Success, "enviadas", sent, "lotes", seq, "ya_almacenadas", stored))
 	return total, nil
-}
-
-// answerBuffered reports whether a whole message from the central is already
-// in the read buffer, so that reading it cannot block.
-func (a *Agency) answerBuffered() bool {
-	n := a.br.Buffered()
-	if n < protocol.HeaderSize {
-		return false
-	}
-	h, err := a.br.Peek(protocol.HeaderSize)
-	return err == nil && uint64(n) >= protocol.HeaderSize+uint64(protocol.Header(h).Length())
 }
 
 // awaitAck waits for the answer to batch b, the oldest in flight.

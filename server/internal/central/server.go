@@ -492,15 +492,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	l := s.ledger // nil if no recovery read the whole file: nothing was opened
 	s.mu.Unlock()
-	if l == nil {
-		s.log.Info(logfmt.Line("shutdown", logfmt.Success))
-		return late
+	if l != nil {
+		if err := l.close(); err != nil {
+			s.log.Error(logfmt.Line("cerrar_archivo_apuestas", logfmt.Fail, "error", err))
+			return errors.Join(late, fmt.Errorf("shutdown: %w", err))
+		}
+		s.log.Info(logfmt.Line("cerrar_archivo_apuestas", logfmt.Success, "archivo", s.cfg.StoragePath))
 	}
-	if err := l.close(); err != nil {
-		s.log.Error(logfmt.Line("cerrar_archivo_apuestas", logfmt.Fail, "error", err))
-		return errors.Join(late, fmt.Errorf("shutdown: %w", err))
-	}
-	s.log.Info(logfmt.Line("cerrar_archivo_apuestas", logfmt.Success, "archivo", s.cfg.StoragePath))
 	if late != nil {
 		s.log.Warn(logfmt.Line("shutdown", logfmt.Fail, "error", late))
 		return late

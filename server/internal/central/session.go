@@ -375,19 +375,13 @@ func (s *session) storeBatches(payload []byte) result {
 // batchBuffered reports whether a whole BATCH frame is waiting in the buffer.
 func (s *session) batchBuffered() bool {
 	for {
-		// Check before Peek: Peek would block reading the socket for the rest.
-		if n := s.br.Buffered(); n >= protocol.HeaderSize {
-			peek, err := s.br.Peek(protocol.HeaderSize)
-			if err != nil {
-				return false
-			}
-			h := protocol.Header(peek)
+		if h, whole, ok := protocol.Buffered(s.br); ok {
 			// An oversized frame is left to the read loop, which refuses it after the
 			// batches already written are synced and answered.
 			if h.Type() != protocol.MsgBatch || h.Length() > protocol.MaxClientPayload {
 				return false
 			}
-			if uint64(n) >= protocol.HeaderSize+uint64(h.Length()) {
+			if whole {
 				return true
 			}
 		}
