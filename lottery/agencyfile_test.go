@@ -140,47 +140,15 @@ func readAgencyFileCSV(path string, agency int) iter.Seq2[Bet, error] {
 	}
 }
 
-// readAgencyCSVRef is the old loop after os.Open, so tests can feed it any reader.
+// readAgencyCSVRef is the old loop after os.Open, so tests can feed it any reader:
+// the BOM skipped, then encoding/csv for every line (the fast path's fallback from
+// line 0, which is the loop as it was).
 func readAgencyCSVRef(rd io.Reader, path string, agency int, yield func(Bet, error) bool) {
 	br := bufio.NewReaderSize(rd, bufSize)
 	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
 		br.Discard(len(utf8BOM))
 	}
-	r := csv.NewReader(br)
-	r.FieldsPerRecord = 5
-	r.ReuseRecord = true
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			if line, cause := csvError(err, rec, 5); line > 0 {
-				err = fmt.Errorf("%s:%d: %w", path, line, cause)
-			} else {
-				err = fmt.Errorf("read agency file %s: %w", path, err)
-			}
-			yield(Bet{}, err)
-			return
-		}
-		number, err := strconv.Atoi(rec[4])
-		if err != nil {
-			line, _ := r.FieldPos(4)
-			yield(Bet{}, fmt.Errorf("%s:%d: number: %w", path, line, err))
-			return
-		}
-		b := Bet{
-			Agency:    agency,
-			FirstName: rec[0],
-			LastName:  rec[1],
-			Document:  rec[2],
-			Birthdate: rec[3],
-			Number:    number,
-		}
-		if !yield(b, nil) {
-			return
-		}
-	}
+	readAgencyCSV(br, path, agency, 0, yield)
 }
 
 // drain returns the bets and the error of seq, which must end at its first error.
