@@ -95,14 +95,30 @@ func (s *Store) write(written *int64) error {
 
 // appendRow appends b's row as csv.Writer writes it (comma, LF line ending).
 func appendRow(buf []byte, b Bet) []byte {
-	buf = strconv.AppendInt(buf, int64(b.Agency), 10)
+	buf = appendInt(buf, b.Agency)
 	for _, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
 		buf = append(buf, ',')
 		buf = appendField(buf, field)
 	}
 	buf = append(buf, ',')
-	buf = strconv.AppendInt(buf, int64(b.Number), 10)
+	buf = appendInt(buf, b.Number)
 	return append(buf, '\n')
+}
+
+// appendInt is strconv.AppendInt in base 10, by hand for 0..9999 (every
+// number, and the agencies): twice per row, it was a tenth of storing one.
+func appendInt(buf []byte, n int) []byte {
+	switch {
+	case n < 0 || n > 9999:
+		return strconv.AppendInt(buf, int64(n), 10)
+	case n < 10:
+		return append(buf, byte('0'+n))
+	case n < 100:
+		return append(buf, byte('0'+n/10), byte('0'+n%10))
+	case n < 1000:
+		return append(buf, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
+	}
+	return append(buf, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 }
 
 // appendField appends field as csv.Writer does: quoted, with its quotes
@@ -124,13 +140,11 @@ func appendField(buf []byte, field string) []byte {
 // needsQuotes reports whether csv.Writer quotes field (without UseCRLF): it
 // holds a comma, quote, CR or LF, or quotedStart says so.
 func needsQuotes(field string) bool {
+	var seen uint8 // branch-free: most fields need no quotes
 	for i := range len(field) {
-		switch field[i] {
-		case '"', ',', '\r', '\n':
-			return true
-		}
+		seen |= byteClass[field[i]]
 	}
-	return quotedStart(field)
+	return seen&classQuote != 0 || quotedStart(field)
 }
 
 // quotedStart reports whether csv.Writer quotes field for how it starts: with

@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -315,7 +316,7 @@ func TestStoreLargeCall(t *testing.T) {
 
 // The store's form rules agree with what they stand for: needsQuotes,
 // quotedStart and encodedLen with encoding/csv's Writer, decimal with
-// strconv.Itoa.
+// strconv.Itoa, appendInt with strconv.AppendInt.
 func TestStoreFormRules(t *testing.T) {
 	for _, f := range []string{"", "a", "Ana", " a", "\u00a0a", "\u0085a", "\u2003a", "\ta", "\va", "a b", `\.`, `\`, `\..`,
 		"a,b", `a"b`, "a\rb", "a\nb", "Ñandú", "\xffa", "\x00x", "\x1fx", "x ", "7"} {
@@ -338,5 +339,8 @@ func TestStoreFormRules(t *testing.T) {
 		if want {
 			assert.Equal(t, v, n, "decimal(%q)", s)
 		}
+	}
+	for _, n := range []int{math.MinInt, -1, 0, 9, 10, 99, 100, 999, 1000, 7574, 9999, 10000, math.MaxInt} {
+		assert.Equal(t, strconv.AppendInt([]byte("x"), int64(n), 10), appendInt([]byte("x"), n), "appendInt(%d)", n)
 	}
 }

@@ -53,23 +53,14 @@ func (b Bet) Validate(now time.Time) error {
 func checkName(s string) string {
 	// One pass instead of TrimSpace, ValidString and IndexFunc: names are
 	// checked twice per bet on the ingest path. The reasons keep their order.
-	nonSpace, invalid, control := false, false, false
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			// Every ASCII space but ' ' is a control character too.
-			control = control || c < 0x20 || c == 0x7f
-			nonSpace = nonSpace || c != ' ' && (c < '\t' || c > '\r')
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			invalid, nonSpace = true, true
-		} else {
-			control = control || unicode.IsControl(r)
-			nonSpace = nonSpace || !unicode.IsSpace(r)
-		}
-		i += size
+	var seen uint8 // the classes of every byte, branch-free
+	for i := range len(s) {
+		seen |= byteClass[s[i]]
+	}
+	nonSpace, invalid, control := seen&classText != 0, false, seen&classControl != 0
+	if seen&classHigh != 0 {
+		nonSpace, control = checkNameRunes(s, nonSpace, control)
+		invalid = !utf8.ValidString(s)
 	}
 	switch {
 	case !nonSpace:
@@ -84,6 +75,47 @@ func checkName(s string) string {
 	}
 	return ""
 }
+
+// checkNameRunes adds what the runes of a name that is not all ASCII say to
+// what its ASCII bytes said: a space or control character outside ASCII.
+func checkNameRunes(s string, nonSpace, control bool) (bool, bool) {
+	for _, r := range s {
+		if r >= utf8.RuneSelf {
+			// An invalid byte decodes as RuneError, which is neither.
+			control = control || unicode.IsControl(r)
+			nonSpace = nonSpace || !unicode.IsSpace(r)
+		}
+	}
+	return nonSpace, control
+}
+
+// The classes of a byte for the name checks and the CSV quoting rule.
+const (
+	classText    = 1 << iota // not an ASCII space: a name holding one is not blank
+	classControl             // an ASCII control character (all ASCII spaces but ' ')
+	classQuote               // makes csv.Writer quote the field: '"', ',', CR or LF
+	classHigh                // 0x80 and up: part of a multi-byte rune, or invalid
+)
+
+var byteClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = classHigh
+		case c == ' ':
+		case '\t' <= c && c <= '\r':
+			t[c] = classControl
+		case c < 0x20 || c == 0x7f:
+			t[c] = classText | classControl
+		default:
+			t[c] = classText
+		}
+		if c == '"' || c == ',' || c == '\r' || c == '\n' {
+			t[c] |= classQuote
+		}
+	}
+	return t
+}()
 
 func checkDocument(s string) string {
 	switch {

@@ -157,6 +157,7 @@ func FuzzDecodeBatch(f *testing.F) {
 	// One reused Batch across inputs, as the central decodes batch after batch.
 	reused := &Batch{Bets: make([]Bet, 3, 64)}
 	f.Fuzz(func(t *testing.T, payload []byte) {
+		checkDecodeBet(t, string(payload[min(len(payload), batchPrefix):]))
 		var fresh Batch
 		errFresh := DecodeInto(payload, &fresh)
 		errReused := DecodeInto(payload, reused)
@@ -179,6 +180,22 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 		reencode(t, &fresh, payload)
 	})
+}
+
+// checkDecodeBet: where decodeBet decodes the bet at the start of s, the
+// decoder's field-by-field reads give the same bet and length.
+func checkDecodeBet(t *testing.T, s string) {
+	var fast Bet
+	n, ok := decodeBet(s, &fast)
+	if !ok {
+		return
+	}
+	d := decoder{s: s}
+	slow := Bet{Agency: d.u32("agency"), FirstName: d.str8("first_name"), LastName: d.str8("last_name"),
+		Document: d.str8("document"), Birthdate: d.str8("birthdate"), Number: d.u16("number")}
+	if d.err != nil || d.off != n || slow != fast {
+		t.Fatalf("decodeBet(%q) = %#v, %d; field by field %#v, %d, %v", s, fast, n, slow, d.off, d.err)
+	}
 }
 
 func FuzzDecodeWinners(f *testing.F) {

@@ -188,6 +188,11 @@ func (m *Batch) decode(d *decoder) {
 	m.Bets = m.Bets[:n]
 	for i := range m.Bets {
 		bet := &m.Bets[i]
+		if n, ok := decodeBet(d.s[d.off:], bet); ok {
+			d.off += n
+			continue
+		}
+		// Too short somewhere: field by field, to say where.
 		bet.Agency = d.u32("agency")
 		bet.FirstName = d.str8("first_name")
 		bet.LastName = d.str8("last_name")
@@ -199,6 +204,30 @@ func (m *Batch) decode(d *decoder) {
 			return
 		}
 	}
+}
+
+// decodeBet reads the bet at the start of s into bet when s holds all of it,
+// with one bounds check per field instead of the decoder's bookkeeping: this
+// is the central's inner loop.
+func decodeBet(s string, bet *Bet) (n int, ok bool) {
+	if len(s) < 5 {
+		return 0, false
+	}
+	agency := uint32(s[0])<<24 | uint32(s[1])<<16 | uint32(s[2])<<8 | uint32(s[3])
+	n = 4
+	var fields [4]string
+	for k := range fields {
+		l := int(s[n])
+		// this field, and the next one's length byte or the number
+		if len(s)-n-1-l < 2 {
+			return 0, false
+		}
+		fields[k] = s[n+1 : n+1+l]
+		n += 1 + l
+	}
+	*bet = Bet{Agency: agency, FirstName: fields[0], LastName: fields[1], Document: fields[2],
+		Birthdate: fields[3], Number: uint16(s[n])<<8 | uint16(s[n+1])}
+	return n + 2, true
 }
 
 func (m BatchAck) AppendPayload(b []byte) ([]byte, error) { return appendU32(b, m.Seq), nil }
