@@ -3,6 +3,7 @@ package lottery
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode"
@@ -59,8 +60,16 @@ func checkName(s string) string {
 	}
 	nonSpace, invalid, control := seen&classText != 0, false, seen&classControl != 0
 	if seen&classHigh != 0 {
-		nonSpace, control = checkNameRunes(s, nonSpace, control)
 		invalid = !utf8.ValidString(s)
+		switch {
+		case invalid:
+			nonSpace = true // an invalid byte is no space
+		case nonSpace:
+			// Outside ASCII, unicode.IsControl holds only for U+0080..U+009F.
+			control = control || hasC1Control(s)
+		default:
+			nonSpace, control = checkNameRunes(s, nonSpace, control)
+		}
 	}
 	switch {
 	case !nonSpace:
@@ -74,6 +83,21 @@ func checkName(s string) string {
 		return "contains a control character"
 	}
 	return ""
+}
+
+// hasC1Control reports whether valid UTF-8 s holds a rune of U+0080..U+009F,
+// written C2 80..C2 9F.
+func hasC1Control(s string) bool {
+	for {
+		i := strings.IndexByte(s, 0xC2)
+		if i < 0 || i+1 >= len(s) {
+			return false
+		}
+		if s[i+1] < 0xA0 {
+			return true
+		}
+		s = s[i+2:]
+	}
 }
 
 // checkNameRunes adds what the runes of a name that is not all ASCII say to

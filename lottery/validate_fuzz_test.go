@@ -26,7 +26,7 @@ func referenceCheckName(s string) string {
 
 func FuzzCheckName(f *testing.F) {
 	for _, s := range []string{"", " ", "\t", "\u00a0", "Ana", "María José", "Ana\n", "Ana\x00",
-		"Ana\u0085", "Ana\xff", "\xff", " \xc3", strings.Repeat("á", 60), "O'Brien, Jr.", "\u2028"} {
+		"Ana\u0085", "Ana\u009f", "Ana\u00a0", "ñ\u0080ñ", "Ana\xc2", "Ana\xff", "\xff", " \xc3", strings.Repeat("á", 60), "O'Brien, Jr.", "\u2028"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
