@@ -21,22 +21,41 @@ const handshakeBuffer = 4 << 10
 // tell that a whole record has already arrived, read it without blocking,
 // and store the batches an agency keeps in flight with one sync, as in
 // plaintext.
+//
+// Read never crosses a record boundary: crypto/tls reads as much as its
+// buffer holds, and would otherwise take the start of the next record, leave
+// the buffer starting mid-record and recordBuffered reading a length from
+// the middle of a ciphertext (wrong both ways: a missed record costs a sync,
+// a false one blocks the session on a read).
 type recordConn struct {
 	net.Conn
-	br *bufio.Reader
+	br   *bufio.Reader
+	left int // bytes of the record being read not handed over yet; 0 at a boundary
 }
 
 func newRecordConn(conn net.Conn) *recordConn {
 	return &recordConn{Conn: conn, br: bufio.NewReaderSize(conn, handshakeBuffer)}
 }
 
-func (c *recordConn) Read(p []byte) (int, error) { return c.br.Read(p) }
+func (c *recordConn) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		h, err := c.br.Peek(tlsRecordHeader)
+		if err != nil {
+			// Less than a header before EOF or an error: TLS reports it.
+			return c.br.Read(p)
+		}
+		c.left = tlsRecordHeader + int(binary.BigEndian.Uint16(h[3:]))
+	}
+	n, err := c.br.Read(p[:min(len(p), c.left)])
+	c.left -= n
+	return n, err
+}
 
 // recordBuffered reports whether a whole TLS record is waiting in the buffer,
 // so that the TLS layer can read it without touching the socket.
 func (c *recordConn) recordBuffered() bool {
 	n := c.br.Buffered()
-	if n < tlsRecordHeader {
+	if c.left != 0 || n < tlsRecordHeader {
 		return false
 	}
 	h, err := c.br.Peek(tlsRecordHeader)

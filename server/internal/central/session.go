@@ -30,9 +30,8 @@ const shutdownWriteTimeout = time.Second
 const readBuffer = 16 * protocol.MaxClientFrame
 
 // Under TLS: tlsRecordsBuffer holds encrypted records as they arrive (three
-// quarters of the batches an agency keeps in flight: at 10M bets, 64 KiB was
-// a tenth slower, 128 KiB cost the central 5 MiB more for little gain),
-// tlsReadBuffer the decrypted bytes, two records of the largest size.
+// quarters of the batches an agency keeps in flight), tlsReadBuffer the
+// decrypted bytes, two records of the largest size.
 const (
 	tlsRecordsBuffer = 12 * protocol.MaxClientFrame
 	tlsReadBuffer    = 2 * 16 << 10
