@@ -14,8 +14,8 @@ import (
 	"unicode/utf8"
 )
 
-// bufSize is large enough that a typical batch of bets reaches the OS in one
-// write; a larger StoreBets call writes in pieces of about this size.
+// bufSize is how many bytes of rows StoreBets gathers before it hands them to
+// the OS: the rows of several batches reach the file in one write.
 const bufSize = 64 << 10
 
 // Store appends bets to one CSV file with the columns
@@ -28,7 +28,7 @@ type Store struct {
 	path   string
 	f      *os.File
 	out    io.Writer // f; a test may put a failing writer in its place
-	buf    []byte    // rows not handed to the OS yet, within one StoreBets call
+	buf    []byte    // rows not handed to the OS yet: Flush, Sync and Close write them
 	err    error     // a failed write, kept until Rewind as bufio.Writer keeps its own
 	size   int64     // end of the last complete row handed to the OS
 	closed bool
@@ -49,8 +49,10 @@ func OpenStore(path string) (*Store, error) {
 	return &Store{path: path, f: f, out: f, size: fi.Size(), buf: make([]byte, 0, bufSize)}, nil
 }
 
-// StoreBets appends bets in order and hands them to the OS before returning.
-// They survive a crash of the process but not of the machine until Sync.
+// StoreBets appends bets in order. Their rows reach the OS once bufSize
+// bytes of rows are waiting, or at the next Flush, Sync or Close: a write
+// per batch was a tenth of the central's time. Flushed, they survive a crash
+// of the process; synced, a crash of the machine.
 func (s *Store) StoreBets(bets []Bet) error {
 	if s.closed {
 		return fmt.Errorf("store bets: %w", os.ErrClosed)
@@ -58,25 +60,31 @@ func (s *Store) StoreBets(bets []Bet) error {
 	if s.err != nil {
 		return fmt.Errorf("store bets %q: %w", s.path, s.err)
 	}
-	var written int64
-	s.buf = s.buf[:0]
 	for _, b := range bets {
 		s.buf = appendRow(s.buf, b)
 		if len(s.buf) >= bufSize {
-			if err := s.write(&written); err != nil {
+			if err := s.write(); err != nil {
 				return err
 			}
 		}
 	}
-	if err := s.write(&written); err != nil {
-		return err
-	}
-	s.size += written
 	return nil
 }
 
-// write hands the buffered rows to the OS and adds their length to written.
-func (s *Store) write(written *int64) error {
+// Flush hands the rows StoreBets gathered to the OS.
+func (s *Store) Flush() error {
+	if s.closed {
+		return fmt.Errorf("flush store: %w", os.ErrClosed)
+	}
+	if s.err != nil {
+		return fmt.Errorf("flush store %q: %w", s.path, s.err)
+	}
+	return s.write()
+}
+
+// write hands the gathered rows to the OS, all of them or, failing, none
+// counted: Size stays at the last row of the last good write.
+func (s *Store) write() error {
 	if len(s.buf) == 0 {
 		return nil
 	}
@@ -89,7 +97,7 @@ func (s *Store) write(written *int64) error {
 		s.err = err
 		return fmt.Errorf("store bets %q: %w", s.path, err)
 	}
-	*written += int64(n)
+	s.size += int64(n)
 	return nil
 }
 
@@ -162,19 +170,20 @@ func quotedStart(field string) bool {
 	return unicode.IsSpace(r)
 }
 
-// Size is the length of the file up to the end of the last row a StoreBets
-// call handed to the OS whole: what Rewind cuts back to after a failure.
+// Size is the length of the file up to the end of the last row handed to
+// the OS (rows still gathered are not counted): what Rewind cuts back to
+// after a failure.
 func (s *Store) Size() int64 { return s.size }
 
-// Rewind cuts the file back to size bytes and forgets a failed write, so the
-// next StoreBets starts on a clean row. size must be the end of a row, such as
-// a value Size returned: a failed write (a full disk) may have left part of a
-// row in the file.
+// Rewind cuts the file back to size bytes and forgets a failed write and the
+// rows not flushed, so the next StoreBets starts on a clean row. size must be
+// the end of a row, such as a value Size returned: a failed write (a full
+// disk) may have left part of a row in the file.
 func (s *Store) Rewind(size int64) error {
 	if s.closed {
 		return fmt.Errorf("rewind store: %w", os.ErrClosed)
 	}
-	s.err = nil
+	s.err, s.buf = nil, s.buf[:0]
 	if err := s.f.Truncate(size); err != nil {
 		return fmt.Errorf("rewind store %q to %d bytes: %w", s.path, size, err)
 	}
@@ -182,13 +191,16 @@ func (s *Store) Rewind(size int64) error {
 	return nil
 }
 
-// Sync fsyncs: once it returns nil, every stored bet is durable.
+// Sync flushes and fsyncs: once it returns nil, every stored bet is durable.
 func (s *Store) Sync() error {
 	if s.closed {
 		return fmt.Errorf("sync store: %w", os.ErrClosed)
 	}
 	if s.err != nil {
 		return fmt.Errorf("sync store %q: %w", s.path, s.err)
+	}
+	if err := s.write(); err != nil {
+		return err
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("sync store %q: %w", s.path, err)
@@ -209,8 +221,8 @@ func (s *Store) Close() error {
 	return syncErr
 }
 
-// LoadBets streams the file like the package's LoadBets: StoreBets buffers
-// nothing between calls.
+// LoadBets streams the file like the package's LoadBets: the rows handed to
+// the OS, so Flush first.
 func (s *Store) LoadBets() iter.Seq2[Bet, error] { return LoadBets(s.path) }
 
 // LoadBets streams the bets of a store file in order, never holding more than one row.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,6 +46,8 @@ func TestStoreRoundTrip(t *testing.T) {
 	require.NoError(t, s.StoreBets(want[:2]))
 	require.NoError(t, s.StoreBets(nil))
 	require.NoError(t, s.StoreBets(want[2:]))
+	assert.Empty(t, collect(t, s.LoadBets()), "gathered, not flushed")
+	require.NoError(t, s.Flush())
 	assert.Equal(t, want, collect(t, s.LoadBets()))
 	require.NoError(t, s.Close())
 	assert.Equal(t, want, collect(t, LoadBets(path)))
@@ -210,6 +213,45 @@ func BenchmarkLoadBets(b *testing.B) {
 }
 
 // shortWriter accepts the first room bytes, then fails the way a full disk does.
+// The rows of many small StoreBets calls reach the OS in writes of about
+// bufSize; Rewind drops the rows not written yet.
+func TestStoreGathersRows(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	s, err := OpenStore(path)
+	require.NoError(t, err)
+	defer s.Close()
+	writes := &countingWriter{w: s.f}
+	s.out = writes
+
+	bets := benchBets(3000)
+	for batch := range slices.Chunk(bets, 10) {
+		require.NoError(t, s.StoreBets(batch))
+	}
+	require.NoError(t, s.Flush())
+	assert.Equal(t, bets, collect(t, LoadBets(path)))
+	assert.Equal(t, int64(writes.bytes), s.Size())
+	assert.LessOrEqual(t, writes.calls, writes.bytes/bufSize+1, "%d writes for %d bytes", writes.calls, writes.bytes)
+
+	good := s.Size()
+	require.NoError(t, s.StoreBets(trickyBets()))
+	require.NoError(t, s.Rewind(good))
+	require.NoError(t, s.StoreBets(trickyBets()[:1]))
+	require.NoError(t, s.Sync())
+	assert.Equal(t, append(bets, trickyBets()[0]), collect(t, LoadBets(path)), "the rewound rows never reached the file")
+}
+
+type countingWriter struct {
+	w            io.Writer
+	calls, bytes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.calls++
+	n, err := c.w.Write(p)
+	c.bytes += n
+	return n, err
+}
+
 type shortWriter struct {
 	w    io.Writer
 	room int
@@ -226,7 +268,8 @@ func (s *shortWriter) Write(p []byte) (int, error) {
 }
 
 // A write that fails halfway leaves part of a row in the file and an error in
-// the buffer; Rewind to Size cuts the row off and the store appends cleanly again.
+// the store; Rewind to Size cuts the row off, drops the rows not written, and
+// the store appends cleanly again.
 func TestStoreRewindAfterShortWrite(t *testing.T) {
 	tests := []struct {
 		name string
@@ -244,6 +287,8 @@ func TestStoreRewindAfterShortWrite(t *testing.T) {
 			defer s.Close()
 			first := trickyBets()[:2]
 			require.NoError(t, s.StoreBets(first))
+			assert.Zero(t, s.Size(), "gathered, not written")
+			require.NoError(t, s.Flush())
 			good := s.Size()
 			fi, err := os.Stat(path)
 			require.NoError(t, err)
@@ -251,9 +296,11 @@ func TestStoreRewindAfterShortWrite(t *testing.T) {
 
 			s.out = &shortWriter{w: s.f, room: tt.room}
 			failing := []Bet{{Agency: 3, FirstName: "Ana", LastName: "Pérez", Document: "11111111", Birthdate: "1990-01-02", Number: 7574}, trickyBets()[2]}
-			require.ErrorIs(t, s.StoreBets(failing), syscall.ENOSPC)
-			assert.Equal(t, good, s.Size(), "Size counts only whole StoreBets calls")
+			require.NoError(t, s.StoreBets(failing), "gathered")
+			require.ErrorIs(t, s.Sync(), syscall.ENOSPC)
+			assert.Equal(t, good, s.Size(), "Size counts only whole writes")
 			require.ErrorIs(t, s.StoreBets(first), syscall.ENOSPC, "the store keeps its error until Rewind")
+			require.ErrorIs(t, s.Flush(), syscall.ENOSPC, "the store keeps its error until Rewind")
 
 			s.out = s.f // the disk has room again
 			require.NoError(t, s.Rewind(good))
@@ -273,9 +320,11 @@ func TestStoreSizeAcrossReopen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, s.Size())
 	require.NoError(t, s.StoreBets(trickyBets()))
-	size := s.Size()
 	require.NoError(t, s.Close())
+	size := s.Size()
+	assert.Positive(t, size, "Close flushed")
 	require.ErrorIs(t, s.Rewind(0), os.ErrClosed)
+	require.ErrorIs(t, s.Flush(), os.ErrClosed)
 
 	s, err = OpenStore(path)
 	require.NoError(t, err)

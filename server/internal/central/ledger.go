@@ -8,10 +8,12 @@ package central
 //
 // A batch is written, then synced, then counted (write, sync, commit: the
 // session calls them in that order). Written under mu, so that the batches
-// written during an fsync share the next one (group commit); synced before it
-// is acknowledged, so that an acknowledged bet survives a crash; counted last,
-// because the count is what a reconnecting agency skips and what FINISH is
-// checked against, and it must never include a bet a crash could lose.
+// written during an fsync share the next one (group commit): the store
+// gathers their rows, and the next sync hands them to the OS in one write
+// before its fsync. Synced before it is acknowledged, so that an
+// acknowledged bet survives a crash; counted last, because the count is what
+// a reconnecting agency skips and what FINISH is checked against, and it
+// must never include a bet a crash could lose.
 // TestBatchCountedOnlyAfterItsSync holds this order.
 //
 // A failed write or fsync loses every batch not synced yet: each is refused
@@ -379,6 +381,13 @@ func (l *ledger) sync(gen uint64) error {
 	// While a fault is unhealed every batch is settled: failLocked lost
 	// the ones written before it, and nothing is written until healLocked.
 	if settled, err := l.outcomeLocked(gen); settled {
+		l.mu.Unlock()
+		return wrapErr("sync bets: %w", err)
+	}
+	// The rows gathered since the last sync reach the file in one write.
+	if err := l.store.Flush(); err != nil {
+		l.failLocked(fmt.Errorf("write bets: %w", err))
+		_, err = l.outcomeLocked(gen)
 		l.mu.Unlock()
 		return wrapErr("sync bets: %w", err)
 	}
