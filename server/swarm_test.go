@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -225,15 +226,22 @@ func (r swarmRound) deploy(t *testing.T) *loglines.Recorder {
 	gen.Env = append(os.Environ(), "DATA_DIR="+r.data, "CERTS_DIR="+r.certs, "PIN_AGENCIES=auto")
 	out, err := gen.CombinedOutput()
 	require.NoError(t, err, "%s", out)
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	stack := string(raw)
+	// The test reads the central's whole log (centralLogs), half a million
+	// lines in the restart round: an engine's default rotation (10 MB × 3
+	// here) would drop its start.
+	require.Equal(t, 1, strings.Count(stack, "\n  server:\n"), "the generator's server service")
+	stack = strings.Replace(stack, "\n  server:\n",
+		"\n  server:\n    logging:\n      driver: json-file\n      options:\n        max-size: 500m\n", 1)
 	if r.batch > 0 {
-		stack, err := os.ReadFile(file)
-		require.NoError(t, err)
-		n := strings.Count(string(stack), "\n      CLI_ID: ")
+		n := strings.Count(stack, "\n      CLI_ID: ")
 		require.Equal(t, swarmAgencies, n, "the generator's CLI_ID lines")
-		stack = []byte(strings.ReplaceAll(string(stack), "\n      CLI_ID: ",
-			fmt.Sprintf("\n      CLI_BATCH_MAXAMOUNT: \"%d\"\n      CLI_ID: ", r.batch)))
-		require.NoError(t, os.WriteFile(file, stack, 0o644))
+		stack = strings.ReplaceAll(stack, "\n      CLI_ID: ",
+			fmt.Sprintf("\n      CLI_BATCH_MAXAMOUNT: \"%d\"\n      CLI_ID: ", r.batch))
 	}
+	require.NoError(t, os.WriteFile(file, []byte(stack), 0o644))
 
 	// Every container event of the stack from now on, one line each:
 	// "ACTION SERVICE CONTAINER-ID exit=CODE;" (the code only on die).
@@ -265,6 +273,37 @@ func awaitAgencies(t *testing.T, ctx context.Context, events *loglines.Recorder)
 		require.True(t, strings.HasSuffix(died, " exit=0;"), "agency %d: %s\n%s", i+1, died, logs[i])
 	}
 	return logs
+}
+
+// centralLogs follows the central's output container by container, the one a
+// restart replaced first: `docker service logs --follow` can stall for good on
+// this much output (half a million lines; moby/moby#38640), where `docker logs`
+// reads each container's own log file.
+func centralLogs(t *testing.T) *loglines.Recorder {
+	t.Helper()
+	ids := fields(docker(t, "ps", "-a", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name="+swarmStack+"_server"))
+	require.NotEmpty(t, ids, "the central's containers")
+	type container struct {
+		created time.Time
+		id      string
+	}
+	var cs []container
+	for _, l := range fields(docker(t, append([]string{"inspect", "--format", "{{.Created}}/{{.Id}}"}, ids...)...)) {
+		at, id, _ := strings.Cut(l, "/")
+		created, err := time.Parse(time.RFC3339Nano, at)
+		require.NoError(t, err, "created at %q", at)
+		cs = append(cs, container{created, id})
+	}
+	slices.SortFunc(cs, func(a, b container) int { return a.created.Compare(b.created) })
+	script := make([]string, len(cs))
+	for i, c := range cs {
+		script[i] = "docker logs " + c.id
+	}
+	// The last one is the running central: follow it, as the shell's own
+	// process, so that the cleanup's kill ends it (a child would keep the
+	// output pipe open, and the cleanup would wait for it forever).
+	script[len(cs)-1] = "exec docker logs --follow " + cs[len(cs)-1].id
+	return follow(t, "sh", "-c", strings.Join(script, " && "))
 }
 
 // storedBets copies the bets file out of the running central's container (its
@@ -319,17 +358,18 @@ func TestSwarm(t *testing.T) {
 				total += n
 			}
 			events := round.deploy(t)
-			central := follow(t, "docker", "service", "logs", "--follow", "--raw", "--no-trunc", swarmStack+"_server")
 			ctx, cancel := context.WithTimeout(t.Context(), roundBound)
 			defer cancel()
 
 			if tt.fault {
-				require.NoError(t, central.Await(ctx, faultAfter, "action: apuesta_recibida | result: success"), "%s", central)
+				first := follow(t, "docker", "service", "logs", "--follow", "--raw", "--no-trunc", swarmStack+"_server")
+				require.NoError(t, first.Await(ctx, faultAfter, "action: apuesta_recibida | result: success"), "%s", first)
 				docker(t, "service", "update", "--detach", "--force", swarmStack+"_server")
 				t.Logf("central restart asked for after %d stored batches", faultAfter)
 			}
 
 			logs := awaitAgencies(t, ctx, events)
+			central := centralLogs(t)
 			for i, log := range logs {
 				m := winnersLine.FindAllStringSubmatch(log, -1)
 				require.Len(t, m, 1, "agency %d's winners line:\n%s", i+1, log)
