@@ -52,8 +52,9 @@ func (b Bet) Validate(now time.Time) error {
 }
 
 func checkName(s string) string {
-	// One pass instead of TrimSpace, ValidString and IndexFunc: names are
-	// checked twice per bet on the ingest path. The reasons keep their order.
+	// A table pass instead of TrimSpace, ValidString and IndexFunc (names are
+	// checked twice per bet on the ingest path); only a name with bytes past
+	// ASCII takes a second look. The reasons keep their order.
 	var seen uint8 // the classes of every byte, branch-free
 	for i := range len(s) {
 		seen |= byteClass[s[i]]
@@ -100,12 +101,12 @@ func hasC1Control(s string) bool {
 	}
 }
 
-// checkNameRunes adds what the runes of a name that is not all ASCII say to
-// what its ASCII bytes said: a space or control character outside ASCII.
+// checkNameRunes adds what the runes of a valid UTF-8 name that is not all
+// ASCII say to what its ASCII bytes said: a space or control character
+// outside ASCII.
 func checkNameRunes(s string, nonSpace, control bool) (bool, bool) {
 	for _, r := range s {
 		if r >= utf8.RuneSelf {
-			// An invalid byte decodes as RuneError, which is neither.
 			control = control || unicode.IsControl(r)
 			nonSpace = nonSpace || !unicode.IsSpace(r)
 		}

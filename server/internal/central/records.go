@@ -41,7 +41,8 @@ func (c *recordConn) Read(p []byte) (int, error) {
 	if c.left == 0 {
 		h, err := c.br.Peek(tlsRecordHeader)
 		if err != nil {
-			// Less than a header before EOF or an error: TLS reports it.
+			// Less than a header before EOF, an error or the deadline: the
+			// connection ends here, and TLS reports why.
 			return c.br.Read(p)
 		}
 		c.left = tlsRecordHeader + int(binary.BigEndian.Uint16(h[3:]))
