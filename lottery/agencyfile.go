@@ -51,6 +51,9 @@ func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error
 		if q := bytes.IndexByte(win, '"'); q >= 0 {
 			end = q
 		}
+		// The bets of this window share one string, as a row's fields share
+		// one in csv: one allocation per window instead of one per bet.
+		text := string(win[:end])
 		start, commas := 0, 0 // of the line being split
 		var comma [4]int
 		var pad [64]byte // the last block, zeros after the bytes: they match neither
@@ -77,7 +80,7 @@ func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error
 					continue
 				}
 				line++
-				b, blank, err := lineBet(win[start:j], &comma, commas, line, path, agency)
+				b, blank, err := lineBet(text[start:j], &comma, commas, line, path, agency)
 				if err != nil {
 					yield(Bet{}, err)
 					return
@@ -114,7 +117,7 @@ func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error
 		if n := len(raw); n > 0 && raw[n-1] == '\n' {
 			raw = raw[:n-1]
 		}
-		b, blank, err := lineBet(raw, &comma, commas, line, path, agency)
+		b, blank, err := lineBet(string(raw), &comma, commas, line, path, agency)
 		if err != nil {
 			yield(Bet{}, err)
 			return
@@ -127,12 +130,12 @@ func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error
 
 // lineBet is csv's reading of a line without a quote or \n; comma holds the offsets of its
 // first commas, and commas counts them all. blank means csv skips the line.
-func lineBet(raw []byte, comma *[4]int, commas, line int, path string, agency int) (b Bet, blank bool, err error) {
+func lineBet(s string, comma *[4]int, commas, line int, path string, agency int) (b Bet, blank bool, err error) {
 	// csv turns \r\n into \n and drops a \r before EOF; a bare \r elsewhere is data.
-	if n := len(raw); n > 0 && raw[n-1] == '\r' {
-		raw = raw[:n-1]
+	if n := len(s); n > 0 && s[n-1] == '\r' {
+		s = s[:n-1]
 	}
-	if len(raw) == 0 {
+	if len(s) == 0 {
 		return Bet{}, true, nil
 	}
 	if commas != 4 {
@@ -140,7 +143,6 @@ func lineBet(raw []byte, comma *[4]int, commas, line int, path string, agency in
 		l, cause := csvError(pe, make([]string, commas+1), 5)
 		return Bet{}, false, fmt.Errorf("%s:%d: %w", path, l, cause)
 	}
-	s := string(raw) // one allocation; the fields share it, as csv's do
 	number, ok := atoi(s[comma[3]+1:])
 	if !ok {
 		if number, err = strconv.Atoi(s[comma[3]+1:]); err != nil {
