@@ -193,13 +193,7 @@ func (s *Store) Rewind(size int64) error {
 
 // Sync flushes and fsyncs: once it returns nil, every stored bet is durable.
 func (s *Store) Sync() error {
-	if s.closed {
-		return fmt.Errorf("sync store: %w", os.ErrClosed)
-	}
-	if s.err != nil {
-		return fmt.Errorf("sync store %q: %w", s.path, s.err)
-	}
-	if err := s.write(); err != nil {
+	if err := s.Flush(); err != nil {
 		return err
 	}
 	if err := s.f.Sync(); err != nil {

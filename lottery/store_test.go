@@ -212,7 +212,6 @@ func BenchmarkLoadBets(b *testing.B) {
 	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "bets/s")
 }
 
-// shortWriter accepts the first room bytes, then fails the way a full disk does.
 // The rows of many small StoreBets calls reach the OS in writes of about
 // bufSize; Rewind drops the rows not written yet.
 func TestStoreGathersRows(t *testing.T) {
@@ -252,6 +251,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// shortWriter accepts the first room bytes, then fails the way a full disk does.
 type shortWriter struct {
 	w    io.Writer
 	room int

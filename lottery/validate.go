@@ -68,8 +68,10 @@ func checkName(s string) string {
 		case nonSpace:
 			// Outside ASCII, unicode.IsControl holds only for U+0080..U+009F.
 			control = control || hasC1Control(s)
-		default:
-			nonSpace, control = checkNameRunes(s, nonSpace, control)
+		default: // only spaces in ASCII: the runes decide
+			var runeControl bool
+			nonSpace, runeControl = checkNameRunes(s)
+			control = control || runeControl
 		}
 	}
 	switch {
@@ -101,10 +103,9 @@ func hasC1Control(s string) bool {
 	}
 }
 
-// checkNameRunes adds what the runes of a valid UTF-8 name that is not all
-// ASCII say to what its ASCII bytes said: a space or control character
-// outside ASCII.
-func checkNameRunes(s string, nonSpace, control bool) (bool, bool) {
+// checkNameRunes reports what the runes past ASCII of valid UTF-8 s hold:
+// one that is not a space, one that is a control character.
+func checkNameRunes(s string) (nonSpace, control bool) {
 	for _, r := range s {
 		if r >= utf8.RuneSelf {
 			control = control || unicode.IsControl(r)

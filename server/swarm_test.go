@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,34 +274,23 @@ func awaitAgencies(t *testing.T, ctx context.Context, events *loglines.Recorder)
 	return logs
 }
 
-// centralLogs follows the central's output container by container, the one a
-// restart replaced first: `docker service logs --follow` can stall for good on
-// this much output (half a million lines; moby/moby#38640), where `docker logs`
-// reads each container's own log file.
-func centralLogs(t *testing.T) *loglines.Recorder {
+// centralLogs follows the output of the central's containers, in the order
+// they were created (events holds their create lines): `docker service logs
+// --follow` can stall for good on this much output (half a million lines;
+// moby/moby#38640), where `docker logs` reads each container's own log file.
+func centralLogs(t *testing.T, events *loglines.Recorder) *loglines.Recorder {
 	t.Helper()
-	ids := fields(docker(t, "ps", "-a", "-q", "--no-trunc", "--filter", "label=com.docker.swarm.service.name="+swarmStack+"_server"))
-	require.NotEmpty(t, ids, "the central's containers")
-	type container struct {
-		created time.Time
-		id      string
+	var script []string
+	for _, l := range events.Texts() {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == "create" && f[1] == swarmStack+"_server" {
+			script = append(script, "docker logs "+f[2])
+		}
 	}
-	var cs []container
-	for _, l := range fields(docker(t, append([]string{"inspect", "--format", "{{.Created}}/{{.Id}}"}, ids...)...)) {
-		at, id, _ := strings.Cut(l, "/")
-		created, err := time.Parse(time.RFC3339Nano, at)
-		require.NoError(t, err, "created at %q", at)
-		cs = append(cs, container{created, id})
-	}
-	slices.SortFunc(cs, func(a, b container) int { return a.created.Compare(b.created) })
-	script := make([]string, len(cs))
-	for i, c := range cs {
-		script[i] = "docker logs " + c.id
-	}
+	require.NotEmpty(t, script, "the central's containers:\n%s", events)
 	// The last one is the running central: follow it, as the shell's own
 	// process, so that the cleanup's kill ends it (a child would keep the
 	// output pipe open, and the cleanup would wait for it forever).
-	script[len(cs)-1] = "exec docker logs --follow " + cs[len(cs)-1].id
+	script[len(script)-1] = "exec " + strings.Replace(script[len(script)-1], "logs", "logs --follow", 1)
 	return follow(t, "sh", "-c", strings.Join(script, " && "))
 }
 
@@ -362,14 +350,15 @@ func TestSwarm(t *testing.T) {
 			defer cancel()
 
 			if tt.fault {
-				first := follow(t, "docker", "service", "logs", "--follow", "--raw", "--no-trunc", swarmStack+"_server")
+				require.NoError(t, events.Await(ctx, 1, "create "+swarmStack+"_server "), "%s", events)
+				first := centralLogs(t, events)
 				require.NoError(t, first.Await(ctx, faultAfter, "action: apuesta_recibida | result: success"), "%s", first)
 				docker(t, "service", "update", "--detach", "--force", swarmStack+"_server")
 				t.Logf("central restart asked for after %d stored batches", faultAfter)
 			}
 
 			logs := awaitAgencies(t, ctx, events)
-			central := centralLogs(t)
+			central := centralLogs(t, events)
 			for i, log := range logs {
 				m := winnersLine.FindAllStringSubmatch(log, -1)
 				require.Len(t, m, 1, "agency %d's winners line:\n%s", i+1, log)
