@@ -350,7 +350,8 @@ func TestSwarm(t *testing.T) {
 			defer cancel()
 
 			if tt.fault {
-				require.NoError(t, events.Await(ctx, 1, "create "+swarmStack+"_server "), "%s", events)
+				// docker logs --follow ends at once on a container not started yet.
+				require.NoError(t, events.Await(ctx, 1, "start "+swarmStack+"_server "), "%s", events)
 				first := centralLogs(t, events)
 				require.NoError(t, first.Await(ctx, faultAfter, "action: apuesta_recibida | result: success"), "%s", first)
 				docker(t, "service", "update", "--detach", "--force", swarmStack+"_server")
