@@ -10,6 +10,7 @@ import (
 	"iter"
 	"os"
 	"strconv"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -61,13 +62,60 @@ func (s *Store) StoreBets(bets []Bet) error {
 		return fmt.Errorf("store bets %q: %w", s.path, s.err)
 	}
 	for _, b := range bets {
-		s.buf = appendRow(s.buf, b)
+		s.buf = appendRow(s.buf, b, rowQuotes(b))
 		if len(s.buf) >= bufSize {
 			if err := s.write(); err != nil {
 				return err
 			}
 		}
 	}
+	return nil
+}
+
+// Rows holds the rows of valid bets, formatted as the store writes them, for
+// StoreRows. Add checks and formats a bet in one pass over its fields, where
+// Validate then StoreBets made two; Reset keeps the buffer for the next batch.
+type Rows struct {
+	buf []byte
+	n   int
+}
+
+// Add checks b as Validate does and, valid, appends its row; invalid, it
+// returns Validate's error and appends nothing.
+func (r *Rows) Add(b Bet, now time.Time) error {
+	quotes, err := b.check(now)
+	if err != nil {
+		return err
+	}
+	r.buf = appendRow(r.buf, b, quotes)
+	r.n++
+	return nil
+}
+
+// Len is the number of rows added since the last Reset.
+func (r *Rows) Len() int { return r.n }
+
+// Reset empties r, keeping its buffer.
+func (r *Rows) Reset() { r.buf, r.n = r.buf[:0], 0 }
+
+// StoreRows appends r's rows in order, as StoreBets would append their bets.
+func (s *Store) StoreRows(r *Rows) error {
+	if s.closed {
+		return fmt.Errorf("store bets: %w", os.ErrClosed)
+	}
+	if s.err != nil {
+		return fmt.Errorf("store bets %q: %w", s.path, s.err)
+	}
+	if len(s.buf)+len(r.buf) > bufSize {
+		// What is gathered goes first, then r, so that a huge r is not copied.
+		if err := s.write(); err != nil {
+			return err
+		}
+		if len(r.buf) >= bufSize {
+			return s.writeOut(r.buf)
+		}
+	}
+	s.buf = append(s.buf, r.buf...)
 	return nil
 }
 
@@ -85,14 +133,20 @@ func (s *Store) Flush() error {
 // write hands the gathered rows to the OS, all of them or, failing, none
 // counted: Size stays at the last row of the last good write.
 func (s *Store) write() error {
-	if len(s.buf) == 0 {
+	err := s.writeOut(s.buf)
+	s.buf = s.buf[:0]
+	return err
+}
+
+// writeOut hands rows to the OS (see write).
+func (s *Store) writeOut(rows []byte) error {
+	if len(rows) == 0 {
 		return nil
 	}
-	n, err := s.out.Write(s.buf)
-	if err == nil && n < len(s.buf) {
+	n, err := s.out.Write(rows)
+	if err == nil && n < len(rows) {
 		err = io.ErrShortWrite
 	}
-	s.buf = s.buf[:0]
 	if err != nil {
 		s.err = err
 		return fmt.Errorf("store bets %q: %w", s.path, err)
@@ -101,16 +155,30 @@ func (s *Store) write() error {
 	return nil
 }
 
-// appendRow appends b's row as csv.Writer writes it (comma, LF line ending).
-func appendRow(buf []byte, b Bet) []byte {
+// appendRow appends b's row as csv.Writer writes it (comma, LF line ending);
+// quotes has bit i set when text field i needs quotes (rowQuotes).
+func appendRow(buf []byte, b Bet, quotes uint8) []byte {
 	buf = appendInt(buf, b.Agency)
-	for _, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
+	for i, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
 		buf = append(buf, ',')
-		buf = appendField(buf, field)
+		if quotes&(1<<i) == 0 {
+			buf = append(buf, field...)
+		} else {
+			buf = appendQuoted(buf, field)
+		}
 	}
 	buf = append(buf, ',')
 	buf = appendInt(buf, b.Number)
 	return append(buf, '\n')
+}
+
+// rowQuotes says which text fields of any b csv.Writer quotes, as appendRow
+// takes it.
+func rowQuotes(b Bet) (quotes uint8) {
+	for i, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
+		quotes |= quoteBit(field, classesOf(field), i)
+	}
+	return quotes
 }
 
 // appendInt is strconv.AppendInt in base 10, by hand for 0..9999 (every
@@ -129,12 +197,8 @@ func appendInt(buf []byte, n int) []byte {
 	return append(buf, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
 }
 
-// appendField appends field as csv.Writer does: quoted, with its quotes
-// doubled, when it needs quotes; as it is otherwise.
-func appendField(buf []byte, field string) []byte {
-	if !needsQuotes(field) {
-		return append(buf, field...)
-	}
+// appendQuoted appends field quoted as csv.Writer quotes it: its quotes doubled.
+func appendQuoted(buf []byte, field string) []byte {
 	buf = append(buf, '"')
 	for i := range len(field) {
 		if field[i] == '"' {
@@ -145,14 +209,25 @@ func appendField(buf []byte, field string) []byte {
 	return append(buf, '"')
 }
 
-// needsQuotes reports whether csv.Writer quotes field (without UseCRLF): it
-// holds a comma, quote, CR or LF, or quotedStart says so.
-func needsQuotes(field string) bool {
-	var seen uint8 // branch-free: most fields need no quotes
-	for i := range len(field) {
-		seen |= byteClass[field[i]]
+// needsQuotes reports whether csv.Writer quotes field (without UseCRLF).
+func needsQuotes(field string) bool { return quoteBit(field, classesOf(field), 0) != 0 }
+
+// quoteBit is 1<<i when csv.Writer quotes field, whose byte classes are seen:
+// it holds a comma, quote, CR or LF, or quotedStart says so; 0 otherwise.
+func quoteBit(field string, seen uint8, i int) uint8 {
+	if seen&classQuote != 0 || quotedStart(field) {
+		return 1 << i
 	}
-	return seen&classQuote != 0 || quotedStart(field)
+	return 0
+}
+
+// classesOf ORs the byte classes of s, branch-free: most fields are short and
+// plain.
+func classesOf(s string) (seen uint8) {
+	for i := range len(s) {
+		seen |= byteClass[s[i]]
+	}
+	return seen
 }
 
 // quotedStart reports whether csv.Writer quotes field for how it starts: with

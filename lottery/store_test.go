@@ -344,7 +344,7 @@ func TestStoreRowsAreCSVWriterRows(t *testing.T) {
 			w := csv.NewWriter(&want)
 			require.NoError(t, w.Write([]string{"7", f, f, f, f, "42"}))
 			w.Flush()
-			assert.Equal(t, want.String(), string(appendRow(nil, b)))
+			assert.Equal(t, want.String(), string(appendRow(nil, b, rowQuotes(b))))
 		})
 	}
 }

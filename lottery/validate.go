@@ -30,35 +30,50 @@ func (e *FieldError) Unwrap() error { return ErrInvalidBet }
 // Validate checks every field of b and returns a *FieldError for the first bad one.
 // now decides what "in the future" means, so tests and servers need not agree on a clock.
 func (b Bet) Validate(now time.Time) error {
+	_, err := b.check(now)
+	return err
+}
+
+// check is Validate, and says which fields of a valid b csv.Writer quotes
+// (bit i for text field i; only the names can need it): Rows.Add writes the
+// row without a second pass over its fields.
+func (b Bet) check(now time.Time) (quotes uint8, err error) {
 	if b.Agency < 1 {
-		return &FieldError{"agency", "must be at least 1"}
+		return 0, &FieldError{"agency", "must be at least 1"}
 	}
-	if reason := checkName(b.FirstName); reason != "" {
-		return &FieldError{"first_name", reason}
+	reason, seen := checkNameSeen(b.FirstName)
+	if reason != "" {
+		return 0, &FieldError{"first_name", reason}
 	}
-	if reason := checkName(b.LastName); reason != "" {
-		return &FieldError{"last_name", reason}
+	quotes |= quoteBit(b.FirstName, seen, 0)
+	if reason, seen = checkNameSeen(b.LastName); reason != "" {
+		return 0, &FieldError{"last_name", reason}
 	}
+	quotes |= quoteBit(b.LastName, seen, 1)
+	// A valid document (digits) or birthdate (YYYY-MM-DD) never needs quotes.
 	if reason := checkDocument(b.Document); reason != "" {
-		return &FieldError{"document", reason}
+		return 0, &FieldError{"document", reason}
 	}
 	if reason := checkBirthdate(b.Birthdate, now); reason != "" {
-		return &FieldError{"birthdate", reason}
+		return 0, &FieldError{"birthdate", reason}
 	}
 	if b.Number < 0 || b.Number > 9999 {
-		return &FieldError{"number", "out of range 0..9999"}
+		return 0, &FieldError{"number", "out of range 0..9999"}
 	}
-	return nil
+	return quotes, nil
 }
 
 func checkName(s string) string {
+	reason, _ := checkNameSeen(s)
+	return reason
+}
+
+// checkNameSeen is checkName, with the byte classes s holds (OR-ed).
+func checkNameSeen(s string) (reason string, seen uint8) {
 	// A table pass instead of TrimSpace, ValidString and IndexFunc (names are
 	// checked twice per bet on the ingest path); only a name with bytes past
 	// ASCII takes a second look. The reasons keep their order.
-	var seen uint8 // the classes of every byte, branch-free
-	for i := range len(s) {
-		seen |= byteClass[s[i]]
-	}
+	seen = classesOf(s)
 	nonSpace, invalid, control := seen&classText != 0, false, seen&classControl != 0
 	if seen&classHigh != 0 {
 		invalid = !utf8.ValidString(s)
@@ -76,16 +91,16 @@ func checkName(s string) string {
 	}
 	switch {
 	case !nonSpace:
-		return "empty"
+		return "empty", seen
 	case len(s) > MaxNameLen:
-		return "longer than " + strconv.Itoa(MaxNameLen) + " bytes"
+		return "longer than " + strconv.Itoa(MaxNameLen) + " bytes", seen
 	case invalid:
-		return "not valid UTF-8"
+		return "not valid UTF-8", seen
 	case control:
 		// A CR, LF or NUL in a name would break the line-oriented files and logs.
-		return "contains a control character"
+		return "contains a control character", seen
 	}
-	return ""
+	return "", seen
 }
 
 // hasC1Control reports whether valid UTF-8 s holds a rune of U+0080..U+009F,

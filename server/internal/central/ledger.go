@@ -286,7 +286,7 @@ func (l *ledger) markFinished(agency int, total uint64) error {
 // for sync to report on before the batch is acknowledged. An error means the
 // batch was not stored: its generation is lost, sync will say so, and so is
 // every later batch of the agency until release.
-func (l *ledger) write(agency int, bets []lottery.Bet) (uint64, error) {
+func (l *ledger) write(agency int, rows *lottery.Rows) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.written++
@@ -294,17 +294,17 @@ func (l *ledger) write(agency int, bets []lottery.Bet) (uint64, error) {
 	l.last[agency] = gen
 	err := errHeld
 	if !l.held[agency] {
-		err = l.appendLocked(bets)
+		err = l.appendLocked(rows)
 	}
 	if err != nil {
 		l.held[agency] = true
 		l.loseLocked(gen, gen)
-		return gen, fmt.Errorf("append %d bets of agency %d: %w", len(bets), agency, err)
+		return gen, fmt.Errorf("append %d bets of agency %d: %w", rows.Len(), agency, err)
 	}
 	return gen, nil
 }
 
-func (l *ledger) appendLocked(bets []lottery.Bet) error {
+func (l *ledger) appendLocked(rows *lottery.Rows) error {
 	if l.fault != nil {
 		// The append itself probes for room.
 		if err := l.healLocked(false); err != nil {
@@ -313,7 +313,7 @@ func (l *ledger) appendLocked(bets []lottery.Bet) error {
 	}
 	err := l.faultBefore(l.path, false)
 	if err == nil {
-		err = l.store.StoreBets(bets)
+		err = l.store.StoreRows(rows)
 	}
 	if err != nil {
 		l.failLocked(err)

@@ -58,7 +58,7 @@ type session struct {
 	nextSeq      uint32          // the sequence number the next batch must carry
 	payload      []byte          // reused frame buffer
 	batch        protocol.Batch
-	bets         []lottery.Bet
+	rows         lottery.Rows // the batch being staged, checked and formatted
 	staged       []staged
 	answers      []protocol.Message // reused: the answers to the staged batches
 	wbuf         []byte
@@ -430,7 +430,7 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 		return reject(protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH")
 	}
 	now := time.Now()
-	s.bets = s.bets[:0]
+	s.rows.Reset()
 	var winners []string
 	for i, wb := range s.batch.Bets {
 		if uint64(wb.Agency) != uint64(s.agency) {
@@ -441,16 +441,15 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 			Agency: s.agency, FirstName: wb.FirstName, LastName: wb.LastName,
 			Document: wb.Document, Birthdate: wb.Birthdate, Number: int(wb.Number),
 		}
-		if err := bet.Validate(now); err != nil {
+		if err := s.rows.Add(bet, now); err != nil {
 			return reject(protocol.CodeInvalidBet, uint32(i), err.Error())
 		}
 		if lottery.HasWon(bet) {
 			// A copy: the decoded batch's strings share one buffer.
 			winners = append(winners, strings.Clone(bet.Document))
 		}
-		s.bets = append(s.bets, bet)
 	}
-	gen, err := s.srv.ledger.write(s.agency, s.bets)
+	gen, err := s.srv.ledger.write(s.agency, &s.rows)
 	if err != nil {
 		// Not stored: its generation is lost, so the sync in answerStaged fails,
 		// refuses it and every later batch of the connection with storage, and
@@ -460,7 +459,7 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "lote", seq, "error", err))
 	}
 	s.nextSeq++
-	return staged{reply: protocol.BatchAck{Seq: seq}, count: len(s.bets), gen: gen, winners: winners}, true
+	return staged{reply: protocol.BatchAck{Seq: seq}, count: s.rows.Len(), gen: gen, winners: winners}, true
 }
 
 // answerStaged syncs the staged batches once, counts the ones now durable

@@ -495,31 +495,38 @@ func agencyBetsFor(agency, n int) []lottery.Bet {
 // The ledger's rules for group commit under faults, driven directly.
 func TestLedgerStorageFaults(t *testing.T) {
 	batch := func(agency int) []lottery.Bet { return agencyBetsFor(agency, 3) }
+	rows := func(agency int) *lottery.Rows { // batch(agency), as a session hands it to the ledger
+		var r lottery.Rows
+		for _, b := range batch(agency) {
+			require.NoError(t, r.Add(b, time.Now()))
+		}
+		return &r
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, l *ledger, d *faultyDisk)
 		want map[int][]lottery.Bet // the bets file afterwards, besides agency 5's durable batch; nil: not checked
 	}{
 		{"a failed fsync loses every batch it was to cover", func(t *testing.T, l *ledger, d *faultyDisk) {
-			g1, err := l.write(1, batch(1))
+			g1, err := l.write(1, rows(1))
 			require.NoError(t, err)
-			g2, err := l.write(2, batch(2))
+			g2, err := l.write(2, rows(2))
 			require.NoError(t, err)
 			d.set(false, true)
 			require.ErrorIs(t, l.sync(g1), syscall.EIO)
 			require.ErrorIs(t, l.sync(g2), errLost, "agency 2's batch shared the failed fsync")
 			assert.False(t, l.durable(g1))
 			assert.False(t, l.durable(g2))
-			_, err = l.write(2, batch(2))
+			_, err = l.write(2, rows(2))
 			require.ErrorIs(t, err, errHeld, "nothing of agency 2 lands after its lost batch")
 		}, map[int][]lottery.Bet{}},
 		{"a write failing during an fsync loses what the fsync covered", func(t *testing.T, l *ledger, d *faultyDisk) {
-			g1, err := l.write(1, batch(1))
+			g1, err := l.write(1, rows(1))
 			require.NoError(t, err)
 			d.mu.Lock()
 			d.onSync = func() {
 				d.set(true, false)
-				_, err := l.write(2, batch(2))
+				_, err := l.write(2, rows(2))
 				assert.ErrorIs(t, err, syscall.ENOSPC)
 			}
 			d.mu.Unlock()
@@ -530,27 +537,27 @@ func TestLedgerStorageFaults(t *testing.T) {
 			d.set(false, false)
 			l.release(1)
 			l.release(2)
-			g, err := l.write(2, batch(2))
+			g, err := l.write(2, rows(2))
 			require.NoError(t, err)
 			require.NoError(t, l.sync(g))
 		}, map[int][]lottery.Bet{2: batch(2)}},
 		{"a held agency is released after its refusal, and the next write heals", func(t *testing.T, l *ledger, d *faultyDisk) {
 			d.set(true, false)
-			g, err := l.write(1, batch(1))
+			g, err := l.write(1, rows(1))
 			require.ErrorIs(t, err, syscall.ENOSPC)
 			require.ErrorIs(t, l.sync(g), errLost)
 			d.set(false, false)
-			_, err = l.write(1, batch(1))
+			_, err = l.write(1, rows(1))
 			require.ErrorIs(t, err, errHeld)
 			l.release(1)
-			g, err = l.write(1, batch(1))
+			g, err = l.write(1, rows(1))
 			require.NoError(t, err)
 			require.NoError(t, l.sync(g))
 			assert.True(t, l.durable(g))
 		}, map[int][]lottery.Bet{1: batch(1)}},
 		{"healing refuses a tail that is not a whole row", func(t *testing.T, l *ledger, d *faultyDisk) {
 			d.set(true, false)
-			_, err := l.write(3, batch(3))
+			_, err := l.write(3, rows(3))
 			require.ErrorIs(t, err, syscall.ENOSPC)
 			d.set(false, false)
 			require.NoError(t, os.Truncate(l.path, l.syncedEnd-2)) // an operator or a disk ate the end of a row
@@ -567,7 +574,7 @@ func TestLedgerStorageFaults(t *testing.T) {
 			defer l.close()
 			d := &faultyDisk{bets: path}
 			l.disk = d
-			g, err := l.write(5, batch(5)) // durable before anything fails
+			g, err := l.write(5, rows(5)) // durable before anything fails
 			require.NoError(t, err)
 			require.NoError(t, l.sync(g))
 			l.commit(5, 3, nil)
