@@ -45,6 +45,8 @@ func TestRecordConnSeesEachWholeRecord(t *testing.T) {
 			require.NoError(t, err)
 			defer ln.Close()
 			ready, written := make(chan struct{}), make(chan error, 1)
+			stop := make(chan struct{}) // a failed require below: the client gives up
+			defer close(stop)
 			go func() {
 				conn, err := tls.Dial("tcp", ln.Addr().String(), clientTLS)
 				if err != nil {
@@ -54,7 +56,11 @@ func TestRecordConnSeesEachWholeRecord(t *testing.T) {
 				defer conn.Close()
 				// As an agency sends its batches only once HELLO is answered,
 				// after the central grew its buffer.
-				<-ready
+				select {
+				case <-ready:
+				case <-stop:
+					return
+				}
 				for _, n := range tc.writes {
 					if _, err := conn.Write(sent.Next(n)); err != nil {
 						written <- err
