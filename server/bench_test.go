@@ -161,8 +161,10 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 	b.StopTimer()
 
 	var agencyKiB int64
+	var agencyCPU time.Duration
 	for k, a := range agencies {
 		agencyKiB = max(agencyKiB, <-peaks[k])
+		agencyCPU += a.cpu()
 		require.Equal(b, strconv.Itoa(ds.Winners[k]), a.await(b, winnersLine)[1], "winners of agency %d", k+1)
 	}
 	srv.out.AwaitT(b, n, informLine) // an agency may exit before the central logs its answer
@@ -197,6 +199,9 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 		"agency-MiB":  float64(agencyKiB) / 1024,
 		"recover-ms":  recoverMS,
 		"recover-MiB": float64(recoverKiB) / 1024,
+		// CPU, user and system: the machine's 2 cores bound what a run can do.
+		"central-cpu-s":  srv.cpu().Seconds(),
+		"agencies-cpu-s": agencyCPU.Seconds(),
 	}
 }
 

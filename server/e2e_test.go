@@ -140,6 +140,11 @@ func exitOf(t testing.TB, p *proc, start time.Time) (int, time.Duration) {
 
 func (p *proc) output() string { return p.out.String() }
 
+// cpu is the user and system CPU time the process used; it has exited.
+func (p *proc) cpu() time.Duration {
+	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+}
+
 // countParts is how many lines printed so far contain every one of parts.
 func (p *proc) countParts(parts ...string) int { return p.out.Count(parts...) }
 

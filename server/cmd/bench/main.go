@@ -142,6 +142,7 @@ const (
 	overFloor = "/floor"
 	tlsCost   = "tls-cost"
 	overSmall = "rss-growth" // the central's peak RSS in bench ÷ in bench+"Small"
+	cpuBusy   = "cpu-busy"   // CPU the central and agencies used ÷ (end to end × the cores)
 )
 
 // value is f's median and CI with TLS on or off; a ratio (overFloor: the time
@@ -160,6 +161,11 @@ func (r *results) value(f figure, tls string) (float64, string, bool) {
 		big, ok := get(f.bench+"/tls="+tls, "central-MiB")
 		small, okS := get(f.bench+"Small/tls="+tls, "central-MiB")
 		return big.median / small.median, "", ok && okS
+	case f.unit == cpuBusy:
+		e, ok := get(f.bench+"/tls="+tls, "sec/op")
+		c, okC := get(f.bench+"/tls="+tls, "central-cpu-s")
+		a, okA := get(f.bench+"/tls="+tls, "agencies-cpu-s")
+		return (c.median + a.median) / (e.median * float64(runtime.NumCPU())), "", ok && okC && okA
 	case f.unit == tlsCost:
 		on, ok := get(f.bench+"/tls=on", "bets/s")
 		off, okOff := get(f.bench+"/tls=off", "bets/s")
@@ -177,6 +183,7 @@ func figures(r *results) []figure {
 		return thousands(s["bets"].median) + " bets, " + thousands(s["agencies"].median) + " agencies"
 	}
 	ratio := func(v float64) string { return fmt.Sprintf("%.1f×", v) }
+	percent := func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 	mib := func(v float64) string { return number(v) + " MiB" }
 	return []figure{
 		{"official dataset end to end (" + size("Official") + ")", "Official", "sec/op", seconds, "", nil},
@@ -189,8 +196,10 @@ func figures(r *results) []figure {
 		{"scale: end to end / floor", "Scale", overFloor, ratio, "≤ 3×", atMost(3)},
 		{"scale: ingest", "Scale", "bets/s", func(v float64) string { return thousands(v) + " bets/s" },
 			"≥ 3,000,000 bets/s", func(v float64) bool { return v >= 3e6 }},
-		{"scale: what TLS costs the ingest (1 − TLS on ÷ plaintext)", "Scale", tlsCost,
-			func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }, "≤ 15%", atMost(0.15)},
+		{"scale: what TLS costs the ingest (1 − TLS on ÷ plaintext)", "Scale", tlsCost, percent, "≤ 15%", atMost(0.15)},
+		{"scale: CPU the central used (user + system)", "Scale", "central-cpu-s", seconds, "", nil},
+		{"scale: CPU the agencies used, together", "Scale", "agencies-cpu-s", seconds, "", nil},
+		{"scale: how busy the cores were (those two ÷ end to end × cores)", "Scale", cpuBusy, percent, "", nil},
 		{"scale: draw latency (last batch stored → last INFORM sent)", "Scale", "draw-ms", millis, "≤ 0.2 s", atMost(200)},
 		{"scale: restart recovery of the stored bets, every row validated (start → recuperacion)", "Scale", "recover-ms", millis, "≤ 1 s", atMost(1000)},
 		{"scale: peak RSS of the central", "Scale", "central-MiB", mib, "≤ 64 MiB", atMost(64)},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -98,6 +99,28 @@ func TestFigures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The cores' busy share is the CPU of the central and the agencies over what
+// the cores gave during the run; it needs all three figures.
+func TestCPUBusy(t *testing.T) {
+	res := &results{medians: map[string]map[string]stat{
+		"Scale/tls=on":  {"sec/op": {5, "3%"}, "central-cpu-s": {3, "2%"}, "agencies-cpu-s": {2, "1%"}},
+		"Scale/tls=off": {"sec/op": {4, "3%"}, "central-cpu-s": {3, "2%"}}, // no agencies' CPU
+	}}
+	var busy figure
+	for _, f := range figures(res) {
+		if f.unit == cpuBusy {
+			busy = f
+		}
+	}
+	require.NotNil(t, busy.format, "no busy figure")
+	v, ci, ok := res.value(busy, "on")
+	require.True(t, ok)
+	assert.InDelta(t, 5.0/(5*float64(runtime.NumCPU())), v, 1e-9)
+	assert.Empty(t, ci, "a ratio of medians has no interval")
+	_, _, ok = res.value(busy, "off")
+	assert.False(t, ok, "missing the agencies' CPU")
 }
 
 // A full run replaces what is between the markers and keeps the prose; a
