@@ -72,11 +72,24 @@ var (
 )
 
 // logs follows a container's output from its first line, across restarts,
-// until it stops.
+// until it stops. It follows by ID once the container has started: `docker
+// logs -f` ends at once, with nothing, on a container not yet started
+// (moby/moby#37894), and a name can pass to a container compose recreates.
 func logs(t *testing.T, container string) *loglines.Recorder {
 	t.Helper()
-	return follow(t, "docker", "logs", "-f", container)
+	info := fields(docker(t, "inspect", "-f", "{{.Id}} {{.State.Status}} {{.Created}}", container))
+	require.Len(t, info, 3, "docker inspect %s", container)
+	id, status, created := info[0], info[1], info[2]
+	if status == "created" {
+		// Replayed from its creation, so a start that happens meanwhile is seen.
+		events := follow(t, "docker", "events", "--since", created,
+			"--filter", "container="+id, "--filter", "event=start")
+		awaitMatch(t, events, startEvent)
+	}
+	return follow(t, "docker", "logs", "-f", id)
 }
+
+var startEvent = regexp.MustCompile(` container start `)
 
 // --- waiting -------------------------------------------------------------------
 
