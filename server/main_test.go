@@ -101,9 +101,9 @@ func assertEmptyDir(t *testing.T, dir string) {
 
 var listeningOn = regexp.MustCompile(`action: escuchar \| result: success \| direccion: (.*)$`)
 
-// recovered is the line of a central whose store is open and read back: it
+// storeRecovered is the line of a central whose store is open and read back: it
 // listens first, so a signal right after listeningOn may come before that.
-var recovered = regexp.MustCompile(`action: recuperacion \| result: success`)
+var storeRecovered = regexp.MustCompile(`action: recuperacion \| result: success`)
 
 // Arguments other than none or `health [host:port]` never start a central.
 func TestArguments(t *testing.T) {
@@ -201,7 +201,7 @@ func TestServeUntilSignal(t *testing.T) {
 	addr := r.await(t, listeningOn)[1]
 	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	r.await(t, recovered) // the store is open: the shutdown closes it
+	r.await(t, storeRecovered) // the store is open: the shutdown closes it
 
 	healthEnv := map[string]string{"SERVER_PORT": port, "SERVER_STORAGE_PATH": env["SERVER_STORAGE_PATH"]}
 	h := start(t, healthEnv, "health")
