@@ -112,21 +112,21 @@ func TestStoreRowsMatchesStoreBets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			bets := benchBets(func() (n int) {
-				for _, s := range tt.sizes {
-					n += s
-				}
-				return n
-			}())
+			total := 0
+			for _, n := range tt.sizes {
+				total += n
+			}
+			bets := benchBets(total)
 			byBets, byRows := filepath.Join(dir, "bets.csv"), filepath.Join(dir, "rows.csv")
 			sb, err := OpenStore(byBets)
 			require.NoError(t, err)
 			sr, err := OpenStore(byRows)
 			require.NoError(t, err)
 			var r Rows
-			for from := 0; len(tt.sizes) > 0; tt.sizes = tt.sizes[1:] {
-				part := bets[from : from+tt.sizes[0]]
-				from += tt.sizes[0]
+			from := 0
+			for _, n := range tt.sizes {
+				part := bets[from : from+n]
+				from += n
 				require.NoError(t, sb.StoreBets(part))
 				r.Reset()
 				for _, b := range part {

@@ -55,11 +55,8 @@ func OpenStore(path string) (*Store, error) {
 // per batch was a tenth of the central's time. Flushed, they survive a crash
 // of the process; synced, a crash of the machine.
 func (s *Store) StoreBets(bets []Bet) error {
-	if s.closed {
-		return fmt.Errorf("store bets: %w", os.ErrClosed)
-	}
-	if s.err != nil {
-		return fmt.Errorf("store bets %q: %w", s.path, s.err)
+	if err := s.usable("store bets"); err != nil {
+		return err
 	}
 	for _, b := range bets {
 		s.buf = appendRow(s.buf, b, rowQuotes(b))
@@ -100,11 +97,8 @@ func (r *Rows) Reset() { r.buf, r.n = r.buf[:0], 0 }
 
 // StoreRows appends r's rows in order, as StoreBets would append their bets.
 func (s *Store) StoreRows(r *Rows) error {
-	if s.closed {
-		return fmt.Errorf("store bets: %w", os.ErrClosed)
-	}
-	if s.err != nil {
-		return fmt.Errorf("store bets %q: %w", s.path, s.err)
+	if err := s.usable("store bets"); err != nil {
+		return err
 	}
 	if len(s.buf)+len(r.buf) > bufSize {
 		// What is gathered goes first, then r, so that a huge r is not copied.
@@ -121,13 +115,22 @@ func (s *Store) StoreRows(r *Rows) error {
 
 // Flush hands the rows StoreBets gathered to the OS.
 func (s *Store) Flush() error {
-	if s.closed {
-		return fmt.Errorf("flush store: %w", os.ErrClosed)
-	}
-	if s.err != nil {
-		return fmt.Errorf("flush store %q: %w", s.path, s.err)
+	if err := s.usable("flush store"); err != nil {
+		return err
 	}
 	return s.write()
+}
+
+// usable says why op cannot run: the store is closed, or a write failed and
+// no Rewind came since.
+func (s *Store) usable(op string) error {
+	if s.closed {
+		return fmt.Errorf("%s: %w", op, os.ErrClosed)
+	}
+	if s.err != nil {
+		return fmt.Errorf("%s %q: %w", op, s.path, s.err)
+	}
+	return nil
 }
 
 // write hands the gathered rows to the OS, all of them or, failing, none
@@ -159,7 +162,7 @@ func (s *Store) writeOut(rows []byte) error {
 // quotes has bit i set when text field i needs quotes (rowQuotes).
 func appendRow(buf []byte, b Bet, quotes uint8) []byte {
 	buf = appendInt(buf, b.Agency)
-	for i, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
+	for i, field := range b.textFields() {
 		buf = append(buf, ',')
 		if quotes&(1<<i) == 0 {
 			buf = append(buf, field...)
@@ -175,10 +178,15 @@ func appendRow(buf []byte, b Bet, quotes uint8) []byte {
 // rowQuotes says which text fields of any b csv.Writer quotes, as appendRow
 // takes it.
 func rowQuotes(b Bet) (quotes uint8) {
-	for i, field := range [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate} {
+	for i, field := range b.textFields() {
 		quotes |= quoteBit(field, classesOf(field), i)
 	}
 	return quotes
+}
+
+// textFields are b's text columns in the file's order.
+func (b Bet) textFields() [4]string {
+	return [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate}
 }
 
 // appendInt is strconv.AppendInt in base 10, by hand for 0..9999 (every

@@ -41,12 +41,12 @@ func (b Bet) check(now time.Time) (quotes uint8, err error) {
 	if b.Agency < 1 {
 		return 0, &FieldError{"agency", "must be at least 1"}
 	}
-	reason, seen := checkNameSeen(b.FirstName)
+	reason, seen := checkName(b.FirstName)
 	if reason != "" {
 		return 0, &FieldError{"first_name", reason}
 	}
 	quotes |= quoteBit(b.FirstName, seen, 0)
-	if reason, seen = checkNameSeen(b.LastName); reason != "" {
+	if reason, seen = checkName(b.LastName); reason != "" {
 		return 0, &FieldError{"last_name", reason}
 	}
 	quotes |= quoteBit(b.LastName, seen, 1)
@@ -63,13 +63,9 @@ func (b Bet) check(now time.Time) (quotes uint8, err error) {
 	return quotes, nil
 }
 
-func checkName(s string) string {
-	reason, _ := checkNameSeen(s)
-	return reason
-}
-
-// checkNameSeen is checkName, with the byte classes s holds (OR-ed).
-func checkNameSeen(s string) (reason string, seen uint8) {
+// checkName says why s is no valid name ("" if it is one), and which byte
+// classes it holds (OR-ed), which also decide its CSV quoting.
+func checkName(s string) (reason string, seen uint8) {
 	// A table pass instead of TrimSpace, ValidString and IndexFunc (names are
 	// checked twice per bet on the ingest path); only a name with bytes past
 	// ASCII takes a second look. The reasons keep their order.
