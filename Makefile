@@ -41,7 +41,7 @@ build: ## static binaries in bin/: server, client, dataset
 	$(GO) build $(GOBUILD) -o $(BIN)/client ./client
 	$(GO) build $(GOBUILD) -o $(BIN)/dataset ./lottery/cmd/dataset
 
-test: race-cc tidy-check fmt-check vet staticcheck unit fuzz-short ## race-cc tidy-check fmt-check vet staticcheck unit fuzz-short
+test: race-cc tidy-check fmt-check vet staticcheck deadcode unit fuzz-short ## race-cc tidy-check fmt-check vet staticcheck deadcode unit fuzz-short
 
 # go test -race needs cgo, and cgo a C compiler: installed when we may (root
 # with apt-get), else one line says how to get it.
@@ -81,10 +81,13 @@ PACKAGES := $(MODULES:%=./%/...)
 staticcheck: ## staticcheck (pinned: STATICCHECK_VERSION), every module
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) -tags $(TEST_TAGS) $(PACKAGES)
 
-# Not part of test: it lists the functions that no binary reaches (those only tests
-# use included), for a person to judge.
-deadcode: ## functions no binary reaches (pinned: DEADCODE_VERSION), every module
-	$(GO) run golang.org/x/tools/cmd/deadcode@$(DEADCODE_VERSION) $(PACKAGES)
+# Functions no binary reaches, tests aside, fail the build: code only a test
+# runs is either dead or a test's own. Test-support packages (named for what
+# they test with, like net/http/httptest: logtest) exist for tests only and
+# are left out.
+deadcode: ## fail on functions no binary reaches (pinned: DEADCODE_VERSION), every module
+	@out=$$($(GO) run golang.org/x/tools/cmd/deadcode@$(DEADCODE_VERSION) $(PACKAGES) | grep -v '^[^:]*test/[^/:]*:' || true); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "deadcode: the functions above are reached by no binary: remove them, or move a test's helper into its test" >&2; exit 1; fi
 
 unit: race-cc ## go test -race -count=1, every module (CGO_ENABLED=1)
 	@failed=; for m in $(MODULES); do (cd $$m && CGO_ENABLED=1 $(GO) test -race -count=1 ./...) || failed="$$failed $$m"; done; \
@@ -108,10 +111,13 @@ FUZZ_SHORT ?= 20000x
 fuzz-short: ## every fuzz target for FUZZ_SHORT (20000x) executions
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SHORT)
 
-# The crash test at length: 50 SIGKILLs of the central (make test runs 5).
+# The crash test at length: 50 SIGKILLs of the central (make test runs 5), then
+# every crash point of the ledger: a crash, and a failure, at each write and
+# fsync of a round of the official dataset (make test visits a sample).
 CHAOS_KILLS ?= 50
-chaos: race-cc ## the crash test with CHAOS_KILLS (50) SIGKILLs of the central
+chaos: race-cc ## the crash test with CHAOS_KILLS (50) SIGKILLs of the central, and every crash point of the ledger
 	cd server && CGO_ENABLED=1 CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 30m .
+	cd server && CGO_ENABLED=1 LEDGER_CRASH_POINTS=all $(GO) test -race -count=1 -run '^TestEvery(Crash|Failure)PointOfARound$$' -v -timeout 30m ./internal/ledger
 
 # The status page in a real browser: headless Chromium driven through chromedp
 # during a draw of the official dataset (server/internal/central/ui_test.go,

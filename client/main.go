@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"lotterycentral.example/client/agency"
+	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery/envconfig"
 	"lotterycentral.example/lottery/logfmt"
 )
@@ -51,37 +52,41 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 	}
 	cfg, err := agency.Load(getenv)
 	if err != nil {
-		return envconfig.Fail(stderr, err)
+		return envconfig.Fail(stderr, vocab.Config.Line(logfmt.Fail, vocab.Error.Any(err)))
 	}
 	log, err := logfmt.New(stdout, cfg.LogLevel)
 	if err != nil {
-		return envconfig.Fail(stderr, err)
+		return envconfig.Fail(stderr, vocab.Config.Line(logfmt.Fail, vocab.Error.Any(err)))
 	}
-	settings := []any{"id", cfg.ID, "server_address", cfg.ServerAddress,
-		"data_path", cfg.DataPath, "batch_maxamount", cfg.BatchMaxAmount,
-		"connect_timeout", cfg.ConnectTimeout, "reply_timeout", cfg.ReplyTimeout, "max_retries", cfg.MaxRetries,
-		"log_level", cfg.LogLevel, "tls", "off"}
-	if cfg.TLSEnabled() {
-		settings[len(settings)-1] = "on"
-		settings = append(settings, "tls_server_name", cfg.TLSServerName)
-	}
-	log.Info(logfmt.Line("config", logfmt.Success, settings...))
-	if !cfg.TLSEnabled() {
-		log.Warn(logfmt.Line("tls", logfmt.Success, "modo", "plaintext",
-			"aviso", "bets and winners travel unauthenticated and the central is not verified; set CLI_TLS_CERT, CLI_TLS_KEY and CLI_TLS_CA"))
-	}
+	logConfig(log, cfg)
 
 	winners, err := agency.New(cfg, log).Run(ctx)
 	switch {
 	case ctx.Err() != nil:
-		log.Info(logfmt.Line("shutdown", logfmt.Success, "motivo", "signal", "signal", signalName(ctx)))
+		log.Info(vocab.Shutdown, logfmt.Success, vocab.Motivo.Str("signal"), vocab.Senal.Str(signalName(ctx)))
 		return exitOK
 	case err != nil:
-		log.Error(logfmt.Line(agency.FailedAction(err), logfmt.Fail, "error", err))
+		log.Error(agency.FailedAction(err), logfmt.Fail, vocab.Error.Any(err))
 		return exitFailed
 	}
-	log.Info(logfmt.Line("consulta_ganadores", logfmt.Success, "cant_ganadores", len(winners)))
+	log.Info(vocab.ConsultaGanadores, logfmt.Success, vocab.CantGanadores.Int(len(winners)))
 	return exitOK
+}
+
+// logConfig logs the configuration read, and warns when it is plaintext.
+func logConfig(log *logfmt.Logger, cfg agency.Config) {
+	settings := []logfmt.Field{vocab.ID.Int(cfg.ID), vocab.Servidor.Str(cfg.ServerAddress),
+		vocab.Archivo.Str(cfg.DataPath), vocab.LoteMax.Int(cfg.BatchMaxAmount),
+		vocab.EsperaConexion.Any(cfg.ConnectTimeout), vocab.EsperaRespuesta.Any(cfg.ReplyTimeout),
+		vocab.MaxReintentos.Int(cfg.MaxRetries), vocab.NivelLog.Str(cfg.LogLevel)}
+	if !cfg.TLSEnabled() {
+		log.Info(vocab.Config, logfmt.Success, append(settings, vocab.TLSKey.Str("off"))...)
+		log.Warn(vocab.TLS, logfmt.Success, vocab.Modo.Str("plaintext"), vocab.Aviso.Str(
+			"bets and winners travel unauthenticated and the central is not verified; set CLI_TLS_CERT, CLI_TLS_KEY and CLI_TLS_CA"))
+		return
+	}
+	log.Info(vocab.Config, logfmt.Success, append(settings, vocab.TLSKey.Str("on"),
+		vocab.NombreServidorTLS.Str(cfg.TLSServerName))...)
 }
 
 func isHelp(arg string) bool {

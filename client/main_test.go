@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,14 +19,18 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
-	"lotterycentral.example/lottery/envconfig"
+	"lotterycentral.example/lottery/logfmt"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // linePrefix is the start of every log line: time, then the padded level.
 const linePrefix = `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d `
+
+// anyResult is how every line of action a starts, whatever its result.
+func anyResult(a logfmt.Action) string { return a.Line("") }
 
 // silentCentral accepts connections, counts them and never answers.
 type silentCentral struct {
@@ -72,7 +78,8 @@ type result struct {
 
 func runWith(ctx context.Context, args []string, env map[string]string) result {
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, args, envconfig.FromMap(env), &stdout, &stderr)
+	getenv := func(name string) string { return env[name] }
+	code := run(ctx, args, getenv, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -135,7 +142,7 @@ func TestConfigErrors(t *testing.T) {
 			got := runWith(t.Context(), nil, tt.env)
 			assert.Equal(t, 2, got.code)
 			assert.Empty(t, got.stdout)
-			assert.Regexp(t, linePrefix+`ERROR    action: config \| result: fail \| error: `+regexp.QuoteMeta(tt.want)+"\n$", got.stderr)
+			assert.Regexp(t, linePrefix+`ERROR    `+regexp.QuoteMeta(vocab.Config.Line(logfmt.Fail, vocab.Error.Str(tt.want)))+"\n$", got.stderr)
 		})
 	}
 }
@@ -167,11 +174,11 @@ func TestBadDataFileFailsBeforeConnecting(t *testing.T) {
 				"CLI_DATA_PATH": tt.path, "CLI_MAX_RETRIES": "5"})
 			assert.Equal(t, 1, got.code, got.stdout)
 			assert.Less(t, time.Since(start), time.Second, "it did not fail at once")
-			assert.Regexp(t, `(?m)`+strings.TrimPrefix(linePrefix, "^")+`ERROR    action: leer_archivo \| result: fail \| error: `+
-				regexp.QuoteMeta(tt.wantErr)+`$`, got.stdout)
+			assert.Regexp(t, `(?m)`+strings.TrimPrefix(linePrefix, "^")+`ERROR    `+
+				regexp.QuoteMeta(vocab.LeerArchivo.Line(logfmt.Fail, vocab.Error.Str(tt.wantErr)))+`$`, got.stdout)
 			assert.Zero(t, central.accepted.Load(), "the agency connected")
-			for _, never := range []string{"action: conectar", "action: conexion", "cerrar_archivo", "consulta_ganadores"} {
-				assert.NotContains(t, got.stdout, never)
+			for _, never := range []logfmt.Action{vocab.Conectar, vocab.Conexion, vocab.CerrarArchivo, vocab.ConsultaGanadores} {
+				assert.NotContains(t, got.stdout, anyResult(never))
 			}
 		})
 	}
@@ -187,10 +194,10 @@ func TestUnresolvableCentral(t *testing.T) {
 		"CLI_DATA_PATH": filepath.Join(dir, lottery.AgencyFileName(1)), "CLI_CONNECT_TIMEOUT": "300ms"})
 	assert.Equal(t, 1, got.code, got.stdout)
 	lines := strings.Split(strings.TrimSpace(got.stdout), "\n")
-	assert.Regexp(t, linePrefix+`ERROR    action: conectar \| result: fail \| error: connect to central.invalid:12345: .*central.invalid`,
-		lines[len(lines)-1])
-	assert.NotContains(t, got.stdout, "consulta_ganadores")
-	assert.NotContains(t, got.stdout, "cerrar_archivo", "the file was never opened")
+	assert.Regexp(t, linePrefix+`ERROR    `+regexp.QuoteMeta(vocab.Conectar.Line(logfmt.Fail,
+		vocab.Error.Str("connect to central.invalid:12345: ")))+`.*central.invalid`, lines[len(lines)-1])
+	assert.NotContains(t, got.stdout, anyResult(vocab.ConsultaGanadores))
+	assert.NotContains(t, got.stdout, anyResult(vocab.CerrarArchivo), "the file was never opened")
 }
 
 // A signal (ctx cancelled) stops the agency, which says so and exits 0.
@@ -208,8 +215,47 @@ func TestSignalStopsTheAgency(t *testing.T) {
 		"CLI_DATA_PATH": filepath.Join(dir, lottery.AgencyFileName(1))})
 	assert.Equal(t, 0, got.code, got.stdout)
 	assert.Empty(t, got.stderr)
-	assert.Regexp(t, linePrefix+`INFO     action: config \| result: success \| id: 1 \| server_address: `+
-		regexp.QuoteMeta(central.addr)+` \| .* \| tls: off\n`, got.stdout)
-	assert.Regexp(t, `(?m)INFO     action: shutdown \| result: success \| motivo: signal \| signal: terminated$`, got.stdout)
-	assert.NotContains(t, got.stdout, "result: fail")
+	assert.Regexp(t, linePrefix+`INFO     `+regexp.QuoteMeta(vocab.Config.Line(logfmt.Success, vocab.ID.Int(1),
+		vocab.Servidor.Str(central.addr)))+` \| .* \| `+regexp.QuoteMeta(vocab.TLSKey.Str("off").String())+`\n`, got.stdout)
+	assert.Regexp(t, `(?m)INFO     `+regexp.QuoteMeta(vocab.Shutdown.Line(logfmt.Success, vocab.Motivo.Str("signal"),
+		vocab.Senal.Str("terminated")))+`$`, got.stdout)
+	assert.NotContains(t, got.stdout, "result: "+string(logfmt.Fail))
+}
+
+// The configuration read is one INFO line with every setting; plaintext adds
+// a warning. A missing bets file then ends the run before any connection.
+func TestConfigLine(t *testing.T) {
+	dir := t.TempDir()
+	pem := filepath.Join(dir, "x.pem")
+	require.NoError(t, os.WriteFile(pem, []byte("not parsed before the config line"), 0o600))
+	data := filepath.Join(dir, "agency-4.csv")
+	settings := []logfmt.Field{vocab.ID.Int(4), vocab.Servidor.Str("central:7000"), vocab.Archivo.Str(data),
+		vocab.LoteMax.Int(50), vocab.EsperaConexion.Any(300 * time.Millisecond), vocab.EsperaRespuesta.Any(2 * time.Second),
+		vocab.MaxReintentos.Int(3), vocab.NivelLog.Str("debug")}
+	plaintext := vocab.TLS.Line(logfmt.Success, vocab.Modo.Str("plaintext"), vocab.Aviso.Str("bets and winners travel "+
+		"unauthenticated and the central is not verified; set CLI_TLS_CERT, CLI_TLS_KEY and CLI_TLS_CA"))
+	tests := []struct {
+		name      string
+		env       map[string]string // besides the settings above
+		want      []logfmt.Field    // after the settings above
+		plaintext bool
+	}{
+		{"plaintext", nil, []logfmt.Field{vocab.TLSKey.Str("off")}, true},
+		{"mutual TLS", map[string]string{"CLI_TLS_CERT": pem, "CLI_TLS_KEY": pem, "CLI_TLS_CA": pem},
+			[]logfmt.Field{vocab.TLSKey.Str("on"), vocab.NombreServidorTLS.Str("central")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"CLI_ID": "4", "CLI_SERVER_ADDRESS": "central:7000", "CLI_DATA_PATH": data,
+				"CLI_BATCH_MAXAMOUNT": "50", "CLI_CONNECT_TIMEOUT": "300ms", "CLI_REPLY_TIMEOUT": "2s",
+				"CLI_MAX_RETRIES": "3", "CLI_LOG_LEVEL": "debug"}
+			maps.Copy(env, tt.env)
+			got := runWith(t.Context(), nil, env)
+			assert.Equal(t, 1, got.code, got.stdout)
+			want := vocab.Config.Line(logfmt.Success, append(slices.Clone(settings), tt.want...)...)
+			assert.Regexp(t, linePrefix+`INFO     `+regexp.QuoteMeta(want)+"\n", got.stdout)
+			assert.Equal(t, tt.plaintext, strings.Contains(got.stdout, "WARNING  "+plaintext+"\n"), got.stdout)
+			assert.Contains(t, got.stdout, anyResult(vocab.LeerArchivo))
+		})
+	}
 }

@@ -126,8 +126,8 @@ func TestWriteAgencyFile(t *testing.T) {
 	assert.Equal(t, bets, got)
 }
 
-// readAgencyFileCSV is ReadAgencyFile as it was before its fast path, all encoding/csv:
-// the reference the new reader must match bet for bet and error text for error text.
+// readAgencyFileCSV is ReadAgencyFile without its fast path, all encoding/csv: the
+// reference the fast reader must match bet for bet and error text for error text.
 func readAgencyFileCSV(path string, agency int) iter.Seq2[Bet, error] {
 	return func(yield func(Bet, error) bool) {
 		f, err := os.Open(path)
@@ -140,9 +140,9 @@ func readAgencyFileCSV(path string, agency int) iter.Seq2[Bet, error] {
 	}
 }
 
-// readAgencyCSVRef is the old loop after os.Open, so tests can feed it any reader:
-// the BOM skipped, then encoding/csv for every line (the fast path's fallback from
-// line 0, which is the loop as it was).
+// readAgencyCSVRef is readAgencyFileCSV after os.Open, so tests can feed it any reader:
+// the BOM skipped, then encoding/csv for every line (the fast path's fallback, taken
+// from line 0).
 func readAgencyCSVRef(rd io.Reader, path string, agency int, yield func(Bet, error) bool) {
 	br := bufio.NewReaderSize(rd, bufSize)
 	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {

@@ -31,7 +31,8 @@ func TestOfficialDataset(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, paths, 5)
 
-	s, err := OpenStore(filepath.Join(dir, "bets.csv"))
+	store := filepath.Join(dir, "bets.csv")
+	s, err := OpenStore(store)
 	require.NoError(t, err)
 	defer s.Close()
 	for i, path := range paths {
@@ -43,13 +44,13 @@ func TestOfficialDataset(t *testing.T) {
 			require.NoError(t, b.Validate(time.Now()), "official bets are valid")
 			batch = append(batch, b)
 		}
-		require.NoError(t, s.StoreBets(batch))
+		require.NoError(t, storeBets(t, s, batch))
 	}
 	require.NoError(t, s.Sync())
 
 	total := 0
 	winners := map[int]int{}
-	for b, err := range s.LoadBets() {
+	for b, err := range LoadBets(store) {
 		require.NoError(t, err)
 		total++
 		if HasWon(b) {

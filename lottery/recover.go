@@ -12,7 +12,7 @@ import (
 )
 
 // RepairTail cuts a partial last row off a store file and reports how many
-// bytes it removed. A crash in the middle of StoreBets can leave such a row;
+// bytes it removed. A crash in the middle of a write can leave such a row;
 // only the bytes after the last newline can be partial, because no field may
 // hold a newline (Validate refuses control characters) and rows are appended
 // whole and in order. A missing file needs no repair.
@@ -64,7 +64,7 @@ func endOfLastLine(r io.ReaderAt, size int64) (int64, error) {
 }
 
 // ErrNotCanonical is wrapped by ScanStore's error for a row that holds a
-// valid bet but not in the bytes StoreBets writes for it: needless quotes, a
+// valid bet but not in the bytes the store writes for it: needless quotes, a
 // CRLF line ending, a blank line. Such a row was not written by the store.
 var ErrNotCanonical = errors.New("not written as the store writes it")
 

@@ -1,8 +1,12 @@
 package lottery
 
 import (
+	"bufio"
 	"encoding/csv"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"iter"
 	"os"
 	"path/filepath"
@@ -48,10 +52,7 @@ func TestRepairTail(t *testing.T) {
 			assert.Equal(t, tt.rows, rows)
 
 			// Appending after a repair continues on a clean row.
-			s, err := OpenStore(path)
-			require.NoError(t, err)
-			require.NoError(t, s.StoreBets([]Bet{{Agency: 5, FirstName: "Eva", LastName: "Díaz", Document: "5", Birthdate: "1970-07-08", Number: 1}}))
-			require.NoError(t, s.Close())
+			writeStore(t, path, []Bet{{Agency: 5, FirstName: "Eva", LastName: "Díaz", Document: "5", Birthdate: "1970-07-08", Number: 1}})
 			var last Bet
 			for b, err := range LoadBets(path) {
 				require.NoError(t, err)
@@ -68,6 +69,7 @@ func TestRepairTailMissingFile(t *testing.T) {
 	assert.Zero(t, removed)
 }
 
+// The reference itself holds to the rows a store file may hold.
 func TestRecoverBets(t *testing.T) {
 	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
 	valid := func(b Bet) error { return b.Validate(now) }
@@ -97,10 +99,7 @@ func TestRecoverBets(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bets.csv")
 			if tt.content == "" {
-				s, err := OpenStore(path)
-				require.NoError(t, err)
-				require.NoError(t, s.StoreBets(trickyBets()))
-				require.NoError(t, s.Close())
+				writeStore(t, path, trickyBets())
 			} else {
 				require.NoError(t, os.WriteFile(path, []byte(tt.content), 0o644))
 			}
@@ -138,38 +137,64 @@ func TestEncodedLenMatchesCSVWriter(t *testing.T) {
 	}
 }
 
-func BenchmarkRecoverBets(b *testing.B) {
-	const rows = 100_000
-	path := filepath.Join(b.TempDir(), "bets.csv")
-	s, err := OpenStore(path)
-	require.NoError(b, err)
-	require.NoError(b, s.StoreBets(benchBets(rows)))
-	require.NoError(b, s.Close())
-	now := time.Now()
-	valid := func(bet Bet) error { return bet.Validate(now) }
-	b.ReportAllocs()
-	for b.Loop() {
-		n := 0
-		for _, err := range recoverBets(path, valid) {
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
+// recoverBets is the sequential reference ScanStore is tested against: it
+// reads a store file with encoding/csv, a record at a time, and trusts
+// nothing: every bet must pass check, and every row must be byte for byte
+// what the store writes for that bet (canonicalRow), numbers in strconv.Itoa
+// form, no blank line. The first bad row yields (Bet{}, err) and ends the
+// sequence; err reads `recover bets "path": line N: reason`. A missing file
+// yields nothing.
+func recoverBets(path string, check func(Bet) error) iter.Seq2[Bet, error] {
+	const op = "recover bets"
+	return func(yield func(Bet, error) bool) {
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
 		}
-		if n != rows {
-			b.Fatalf("recovered %d bets, want %d", n, rows)
+		if err != nil {
+			yield(Bet{}, fmt.Errorf("%s: %w", op, err))
+			return
+		}
+		defer f.Close()
+
+		r := csv.NewReader(bufio.NewReaderSize(f, bufSize))
+		r.FieldsPerRecord = len(storeColumns)
+		r.ReuseRecord = true
+		var end int64 // where the last row ended
+		rows := 0     // the rows read so far, one line each
+		for {
+			rec, err := r.Read()
+			if err == io.EOF {
+				if r.InputOffset() != end {
+					// The reader skips blank lines; the store never writes one.
+					yield(Bet{}, fmt.Errorf("%s %q: line %d: %w: a blank line", op, path, rows+1, ErrNotCanonical))
+				}
+				return
+			}
+			if err != nil {
+				if line, cause := csvError(err, rec, len(storeColumns)); line > 0 {
+					err = fmt.Errorf("line %d: %w", line, cause)
+				}
+				yield(Bet{}, fmt.Errorf("%s %q: %w", op, path, err))
+				return
+			}
+			b, err := parseStoreRecord(rec)
+			if err == nil {
+				err = check(b)
+			}
+			if err == nil {
+				err = canonicalRow(r, rec, r.InputOffset()-end)
+			}
+			if err != nil {
+				line, _ := r.FieldPos(0)
+				yield(Bet{}, fmt.Errorf("%s %q: line %d: %w", op, path, line, err))
+				return
+			}
+			end = r.InputOffset()
+			rows++
+			if !yield(b, nil) {
+				return
+			}
 		}
 	}
-	b.ReportMetric(float64(b.N*rows)/b.Elapsed().Seconds(), "bets/s")
-}
-
-// recoverBets is the sequential reference ScanStore is tested against: it streams a store file like LoadBets, for a central recovering
-// from it, and trusts nothing: every bet must pass check (the caller's rules,
-// such as Bet.Validate and its range of agencies) and every row must be byte
-// for byte what StoreBets writes for that bet, numbers in strconv.Itoa form.
-// The first bad row yields (Bet{}, err) and ends the sequence; err reads
-// `recover bets "path": line N: reason`. Repair a torn last row first (RepairTail).
-// ScanStore makes the same checks on several cores when a Tally is enough.
-func recoverBets(path string, check func(Bet) error) iter.Seq2[Bet, error] {
-	return readStore(path, "recover bets", check)
 }

@@ -25,6 +25,18 @@ func csvRow(t testing.TB, b Bet) string {
 
 var rowsNow = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 
+// storeBets gathers bets in s as the central stores a batch: each checked and
+// formatted by Rows.Add (an invalid one fails t), then StoreRows, whose error
+// it returns. Like StoreRows it writes nothing: Flush, Sync or Close do.
+func storeBets(t testing.TB, s *Store, bets []Bet) error {
+	t.Helper()
+	var r Rows
+	for _, b := range bets {
+		require.NoError(t, r.Add(b, rowsNow))
+	}
+	return s.StoreRows(&r)
+}
+
 // Rows.Add checks a bet as Validate does and writes the row csv.Writer
 // writes: names that need quotes get them, the rest are copied as they are.
 func TestRowsAdd(t *testing.T) {
@@ -45,6 +57,7 @@ func TestRowsAdd(t *testing.T) {
 		{"the field csv.Writer quotes whole", valid(`\.`, `\.`)},
 		{"a backslash-dot prefix is not quoted", valid(`\.x`, "Lorca")},
 		{"trailing space", valid("Ana ", "Lorca ")},
+		{"only quotes, and accents", valid(`""`, "Zoé")},
 		{"largest number and agency", Bet{Agency: 12345, FirstName: "A", LastName: "B", Document: "1234567890", Birthdate: "1900-01-01", Number: 9999}},
 		{"winner, zero-padded document", Bet{Agency: 1, FirstName: "A", LastName: "B", Document: "007", Birthdate: "2000-02-29", Number: WinningNumber}},
 	}
@@ -95,10 +108,11 @@ func TestRowsAddRefuses(t *testing.T) {
 	}
 }
 
-// StoreRows leaves the file StoreBets leaves, whatever the sizes: rows that
-// fit beside what is gathered, rows that push it past the buffer, and more
-// rows than the buffer holds in one call.
-func TestStoreRowsMatchesStoreBets(t *testing.T) {
+// The file StoreRows leaves is byte for byte what encoding/csv's Writer
+// writes for the same bets, whatever the sizes: rows that fit beside what is
+// gathered, rows that push it past the buffer (flushed there, as the central
+// does), more rows than the buffer holds in one call, and empty calls.
+func TestStoreRowsWritesCSVWriterRows(t *testing.T) {
 	tests := []struct {
 		name  string
 		sizes []int // bets per call
@@ -111,52 +125,58 @@ func TestStoreRowsMatchesStoreBets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
+			path := filepath.Join(t.TempDir(), "bets.csv")
 			total := 0
 			for _, n := range tt.sizes {
 				total += n
 			}
 			bets := benchBets(total)
-			byBets, byRows := filepath.Join(dir, "bets.csv"), filepath.Join(dir, "rows.csv")
-			sb, err := OpenStore(byBets)
-			require.NoError(t, err)
-			sr, err := OpenStore(byRows)
+			bets[total/2] = trickyBets()[1] // quotes doubled, a comma quoted
+			var want strings.Builder
+			cw := csv.NewWriter(&want)
+			s, err := OpenStore(path)
 			require.NoError(t, err)
 			var r Rows
 			from := 0
 			for _, n := range tt.sizes {
 				part := bets[from : from+n]
 				from += n
-				require.NoError(t, sb.StoreBets(part))
 				r.Reset()
 				for _, b := range part {
 					require.NoError(t, r.Add(b, rowsNow))
+					require.NoError(t, cw.Write([]string{strconv.Itoa(b.Agency), b.FirstName, b.LastName, b.Document, b.Birthdate, strconv.Itoa(b.Number)}))
 				}
-				require.NoError(t, sr.StoreRows(&r))
+				require.NoError(t, s.StoreRows(&r))
+				if s.Buffered() >= bufSize {
+					require.NoError(t, s.Flush())
+				}
 			}
-			require.NoError(t, sb.Close())
-			require.NoError(t, sr.Close())
-			assert.Equal(t, sb.Size(), sr.Size())
-			want, err := os.ReadFile(byBets)
+			require.NoError(t, s.Close())
+			cw.Flush()
+			require.NoError(t, cw.Error())
+			got, err := os.ReadFile(path)
 			require.NoError(t, err)
-			got, err := os.ReadFile(byRows)
-			require.NoError(t, err)
-			assert.Equal(t, string(want), string(got))
-			assert.Equal(t, bets, collect(t, LoadBets(byRows)))
+			assert.Equal(t, want.String(), string(got))
+			assert.Equal(t, int64(want.Len()), s.Size())
+			assert.Equal(t, bets, collect(t, LoadBets(path)))
 		})
 	}
 }
 
-// A failed write is kept as StoreBets keeps it: later calls fail until Rewind.
+// StoreRows only gathers; a failed write of what it gathered is kept: later
+// calls fail until Rewind.
 func TestStoreRowsAfterFailedWrite(t *testing.T) {
 	s, err := OpenStore(filepath.Join(t.TempDir(), "bets.csv"))
 	require.NoError(t, err)
 	s.out = &shortWriter{w: s.f, room: 100} // part of a row, then a full disk
 	var r Rows
-	for _, b := range benchBets(2000) { // more than the buffer: written at once
+	for _, b := range benchBets(2000) { // more than the buffer: gathered whole all the same
 		require.NoError(t, r.Add(b, rowsNow))
 	}
-	require.Error(t, s.StoreRows(&r))
+	require.NoError(t, s.StoreRows(&r))
+	assert.Equal(t, len(r.buf), s.Buffered())
+	assert.Zero(t, s.Size(), "nothing handed to the OS before Flush")
+	require.Error(t, s.Flush())
 	assert.Zero(t, s.Size())
 	require.Error(t, s.StoreRows(&r), "the failure is kept")
 	require.Error(t, s.Close(), "to the end")
@@ -184,45 +204,30 @@ func FuzzRowsAdd(f *testing.F) {
 	})
 }
 
-// A batch as the central stores it: every bet checked, then its row written.
-// "rows" checks and formats in one pass (Rows); "validate+bets" is the two
-// passes it replaced (Validate, then StoreBets).
+// A batch as the central stores it: every bet checked and formatted in one
+// pass (Rows), the rows gathered, and handed to the OS once bufSize bytes are.
 func BenchmarkStoreBatch(b *testing.B) {
 	batch := benchBets(150)
-	for _, tt := range []struct {
-		name  string
-		store func(*Store, *Rows) error
-	}{
-		{"rows", func(s *Store, r *Rows) error {
-			r.Reset()
-			for _, bet := range batch {
-				if err := r.Add(bet, rowsNow); err != nil {
-					return err
-				}
+	s, err := OpenStore(filepath.Join(b.TempDir(), "bets.csv"))
+	require.NoError(b, err)
+	defer s.Close()
+	var r Rows
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset()
+		for _, bet := range batch {
+			if err := r.Add(bet, rowsNow); err != nil {
+				b.Fatal(err)
 			}
-			return s.StoreRows(r)
-		}},
-		{"validate+bets", func(s *Store, _ *Rows) error {
-			for _, bet := range batch {
-				if err := bet.Validate(rowsNow); err != nil {
-					return err
-				}
+		}
+		if err := s.StoreRows(&r); err != nil {
+			b.Fatal(err)
+		}
+		if s.Buffered() >= bufSize {
+			if err := s.Flush(); err != nil {
+				b.Fatal(err)
 			}
-			return s.StoreBets(batch)
-		}},
-	} {
-		b.Run(tt.name, func(b *testing.B) {
-			s, err := OpenStore(filepath.Join(b.TempDir(), "bets.csv"))
-			require.NoError(b, err)
-			defer s.Close()
-			var r Rows
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := tt.store(s, &r); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "bets/s")
-		})
+		}
 	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "bets/s")
 }

@@ -36,8 +36,6 @@ type ScanOptions struct {
 	// Progress, if set, is called from one goroutine at a time, in file order, with the rows scanned so far, after each chunk.
 	// An error it returns ends the scan with that error (a central told to stop, say).
 	Progress func(rows uint64) error
-	// Workers parsing chunks in parallel; 0 means runtime.GOMAXPROCS(0).
-	Workers int
 }
 
 // scanChunkSize is how much of the file a worker takes at a time: large
@@ -49,21 +47,23 @@ const scanChunkSize = 512 << 10
 // chunks; a longer one (only a corrupt file has one) is read by csv alone.
 const scanMaxGrowth = 4
 
-// ScanStore reads a store file once, sequentially, and checks every row as
-// readStore does with a check (the tests hold the two to the same rows and
-// errors): the first bad row in file order ends it with an error reading
-// `recover bets "path": line N: reason`. Unlike readStore it also checks the
-// rows' form when Check is nil. Rows are parsed by Workers goroutines at once
-// in a few buffers of scanChunkSize, however large the file. A missing file
-// is an empty Tally; on error the Tally is empty. Repair a torn last row
-// first (RepairTail).
+// ScanStore reads a store file once, sequentially, and trusts none of it:
+// every row must be six columns, its numbers in strconv.Itoa form, its bet
+// must pass Check, and it must be byte for byte the row the store writes for
+// that bet (ErrNotCanonical: no needless quotes, no CRLF, no blank line). The
+// first bad row in file order ends the scan with an error reading
+// `recover bets "path": line N: reason`. Rows are parsed by one goroutine per
+// core (GOMAXPROCS) in a few buffers of scanChunkSize, however large the
+// file. A missing file is an empty Tally; on error the Tally is empty. Repair
+// a torn last row first (RepairTail).
 func ScanStore(path string, opts ScanOptions) (Tally, error) {
-	return scanStore(path, opts, scanChunkSize)
+	return scanStore(path, opts, scanChunkSize, runtime.GOMAXPROCS(0))
 }
 
-// scanStore is ScanStore with chunks of chunkSize bytes, so tests can put
-// chunk boundaries anywhere.
-func scanStore(path string, opts ScanOptions, chunkSize int) (Tally, error) {
+// scanStore is ScanStore with chunks of chunkSize bytes and workers (at least
+// one) parsing them, so tests can put chunk boundaries anywhere and choose
+// how many chunks are in flight.
+func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, error) {
 	const op = "recover bets"
 	tally := Tally{Bets: map[int]uint64{}, Winners: map[int][]string{}}
 	f, err := os.Open(path)
@@ -75,10 +75,6 @@ func scanStore(path string, opts ScanOptions, chunkSize int) (Tally, error) {
 	}
 	defer f.Close()
 
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
 	nbuf := 2*workers + 1
 	s := &scanner{
 		chunkSize: chunkSize,
@@ -113,7 +109,7 @@ func scanStore(path string, opts ScanOptions, chunkSize int) (Tally, error) {
 			}
 			delete(pending, next)
 			if r.open {
-				// No worker can split it: csv reads on from there, as readStore would.
+				// No worker can split it: csv reads on from there, one record at a time.
 				w := newScanWorker(opts.Check)
 				ws = append(ws, w)
 				rd := io.NewSectionReader(f, r.offset, math.MaxInt64-r.offset)
@@ -195,7 +191,8 @@ type chunkResult struct {
 	winners []winner
 	// fail is the chunk's first bad row (or err) at failLine, counted from
 	// 1 in the chunk; 0 names no line. With failByRows the line is counted
-	// in rows instead, as readStore counts it for a blank line at the end.
+	// in rows instead: csv skips blank lines, so a blank line at the end is
+	// named by the row it would have been.
 	fail       error
 	failLine   int
 	failByRows bool
@@ -385,7 +382,8 @@ func (w *scanWorker) count(b Bet, r *chunkResult) {
 
 // scan checks r's chunk line by line: a line without '"' or '\r' is read in
 // place; any other, with the blank lines before it and the lines its quotes
-// span, goes through readStore's csv checks, which give the same errors.
+// span, goes through readCSV, which also says what is wrong with a plain line
+// that plainRow refuses.
 func (w *scanWorker) scan(r *chunkResult) {
 	// The chunk outlives every string made from s but the winners, which are copies.
 	s := unsafe.String(unsafe.SliceData(r.buf), len(r.buf))
@@ -461,9 +459,10 @@ func indexFrom(s string, from int, c byte) int {
 	return len(s)
 }
 
-// readCSV runs readStore's loop over records read from br, starting
-// startLine lines into r's chunk: the rare rows with quotes, carriage
-// returns or anything else unusual, or the rest of the file.
+// readCSV reads records from br with encoding/csv and checks each as a row
+// read in place is checked, and its exact bytes (canonicalRow), starting
+// startLine lines into r's chunk: the rare rows with quotes, carriage returns
+// or anything else unusual, or the rest of the file.
 func (w *scanWorker) readCSV(br *bufio.Reader, startLine int, r *chunkResult) {
 	cr := csv.NewReader(br) // adopts br rather than wrapping it
 	cr.FieldsPerRecord = len(storeColumns)
@@ -503,8 +502,8 @@ func (w *scanWorker) readCSV(br *bufio.Reader, startLine int, r *chunkResult) {
 }
 
 // splitLine finds the line at b[pos:]: its end (its newline, or len(b)),
-// the first commas in it and how many fields they make. Eight bytes at a time,
-// as calling IndexByte for each field cost more than the rest of the row.
+// the first commas in it and how many fields they make. Eight bytes at a time:
+// fields are a few bytes long, too short for a call per field to pay off.
 func splitLine(b []byte, pos int) (end int, commas [len(storeColumns) - 1]int, fields int) {
 	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
 	fields = 1
@@ -540,7 +539,7 @@ func splitLine(b []byte, pos int) (end int, commas [len(storeColumns) - 1]int, f
 }
 
 // plainRow reads the line s[pos:end], six fields split at commas and no '"',
-// '\r' or '\n', as its bet if it is exactly what StoreBets writes for it;
+// '\r' or '\n', as its bet if it is exactly what the store writes for it;
 // false sends it to readCSV, which says what is wrong.
 func plainRow(s string, pos, end int, commas *[len(storeColumns) - 1]int) (Bet, bool) {
 	agency, ok := decimal(s[pos:commas[0]])

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +54,7 @@ func requireSameScan(t *testing.T, path string, check func(Bet) error) (Tally, e
 	want, wantErr := recoverTally(path, check)
 	for _, size := range scanChunkSizes {
 		for _, workers := range []int{1, 4} {
-			got, err := scanStore(path, ScanOptions{Check: check, Workers: workers}, size)
+			got, err := scanStore(path, ScanOptions{Check: check}, size, workers)
 			if wantErr == nil {
 				require.NoError(t, err, "chunk %d, %d workers", size, workers)
 			} else {
@@ -74,7 +75,7 @@ func TestScanStoreMatchesRecoverBets(t *testing.T) {
 	const good = "1,Ana,Pérez,11111111,1990-01-02,7574\n"
 	tests := []struct {
 		name    string
-		content string // "" for what StoreBets writes for trickyBets
+		content string // "" for what the store writes for trickyBets
 		check   func(Bet) error
 		want    string // in the error; "" for none
 		is      error
@@ -213,15 +214,17 @@ func randomBets(r *rand.Rand, n int) []Bet {
 	return bets
 }
 
-// writeStore appends bets to path as the server does, in batches.
+// writeStore appends bets to path as the server does, in batches, and closes
+// the store.
 func writeStore(t testing.TB, path string, bets []Bet) {
 	t.Helper()
 	s, err := OpenStore(path)
 	require.NoError(t, err)
-	for len(bets) > 0 {
-		n := min(len(bets), 150)
-		require.NoError(t, s.StoreBets(bets[:n]))
-		bets = bets[n:]
+	for batch := range slices.Chunk(bets, 150) {
+		require.NoError(t, storeBets(t, s, batch))
+		if s.Buffered() >= bufSize {
+			require.NoError(t, s.Flush())
+		}
 	}
 	require.NoError(t, s.Close())
 }
@@ -240,13 +243,13 @@ func TestScanStoreTally(t *testing.T) {
 	require.Greater(t, len(want.Winners), 1)
 	require.Greater(t, len(want.Bets), 20, "agencies past the dense counters")
 
-	for _, workers := range []int{0, 1, 2, 4} {
+	for _, workers := range []int{1, 2, 4, runtime.GOMAXPROCS(0)} {
 		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
 			var progress []uint64
-			got, err := scanStore(path, ScanOptions{Check: valid, Workers: workers, Progress: func(rows uint64) error {
+			got, err := scanStore(path, ScanOptions{Check: valid, Progress: func(rows uint64) error {
 				progress = append(progress, rows)
 				return nil
-			}}, 4<<10)
+			}}, 4<<10, workers)
 			require.NoError(t, err)
 			assert.Equal(t, want, got)
 			require.Greater(t, len(progress), 10)
@@ -265,13 +268,13 @@ func TestScanStoreProgressStops(t *testing.T) {
 	writeStore(t, path, randomBets(rand.New(rand.NewPCG(5, 6)), 5000))
 	stop := errors.New("central stopping")
 	calls := 0
-	got, err := scanStore(path, ScanOptions{Workers: 2, Progress: func(rows uint64) error {
+	got, err := scanStore(path, ScanOptions{Progress: func(rows uint64) error {
 		calls++
 		if calls == 3 {
 			return stop
 		}
 		return nil
-	}}, 4<<10)
+	}}, 4<<10, 2)
 	require.ErrorIs(t, err, stop)
 	assert.Equal(t, 3, calls, "no progress after the error")
 	assert.Contains(t, err.Error(), fmt.Sprintf("recover bets %q: after ", path))
@@ -306,7 +309,7 @@ func TestScanStoreErrorInLaterChunk(t *testing.T) {
 				writeStore(t, path, bets[at:])
 				for _, size := range []int{256, 4 << 10, scanChunkSize} {
 					for _, workers := range []int{1, 2, 4} {
-						got, err := scanStore(path, ScanOptions{Check: valid, Workers: workers}, size)
+						got, err := scanStore(path, ScanOptions{Check: valid}, size, workers)
 						_, want := recoverTally(path, valid)
 						require.Error(t, want)
 						require.EqualError(t, err, want.Error(), "chunk %d, %d workers", size, workers)
@@ -333,7 +336,7 @@ func TestScanStoreStopsEarly(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}
-	_, err := scanStore(path, ScanOptions{Check: count, Workers: 4}, 4<<10)
+	_, err := scanStore(path, ScanOptions{Check: count}, 4<<10, 4)
 	require.ErrorIs(t, err, strconv.ErrSyntax)
 	assert.Contains(t, err.Error(), "line 1: agency:")
 	assert.Less(t, checked, 100_000, "rows checked after the failure")
@@ -398,7 +401,7 @@ func TestScanStoreStrayQuoteStaysSmall(t *testing.T) {
 	writeStore(t, path, benchBets(200_000)) // 10 MB
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := scanStore(path, ScanOptions{Check: acceptAll, Workers: 2}, 64<<10)
+	_, err := scanStore(path, ScanOptions{Check: acceptAll}, 64<<10, 2)
 	runtime.ReadMemStats(&after)
 	require.ErrorIs(t, err, csv.ErrBareQuote)
 	assert.ErrorContains(t, err, "line 2: column 4: bare")
@@ -422,7 +425,7 @@ func FuzzScanStore(f *testing.F) {
 			check = valid
 		}
 		want, wantErr := recoverTally(path, check)
-		got, err := scanStore(path, ScanOptions{Check: check, Workers: 1 + int(workers%4)}, 1+int(size%512))
+		got, err := scanStore(path, ScanOptions{Check: check}, 1+int(size%512), 1+int(workers%4))
 		if wantErr != nil {
 			require.EqualError(t, err, wantErr.Error())
 		} else {
@@ -444,7 +447,7 @@ func BenchmarkScanStore(b *testing.B) {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				t, err := ScanStore(path, ScanOptions{Check: valid, Workers: workers})
+				t, err := scanStore(path, ScanOptions{Check: valid}, scanChunkSize, workers)
 				if err != nil {
 					b.Fatal(err)
 				}

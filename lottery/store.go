@@ -15,8 +15,9 @@ import (
 	"unicode/utf8"
 )
 
-// bufSize is how many bytes of rows StoreBets gathers before it hands them to
-// the OS: the rows of several batches reach the file in one write.
+// bufSize is the buffer of the package's file reads and writes, and the
+// room a Store starts with for gathered rows: large enough that a read or a
+// write moves the rows of many batches at once.
 const bufSize = 64 << 10
 
 // Store appends bets to one CSV file with the columns
@@ -50,28 +51,10 @@ func OpenStore(path string) (*Store, error) {
 	return &Store{path: path, f: f, out: f, size: fi.Size(), buf: make([]byte, 0, bufSize)}, nil
 }
 
-// StoreBets appends bets in order. Their rows reach the OS once bufSize
-// bytes of rows are waiting, or at the next Flush, Sync or Close: a write
-// per batch was a tenth of the central's time. Flushed, they survive a crash
-// of the process; synced, a crash of the machine.
-func (s *Store) StoreBets(bets []Bet) error {
-	if err := s.usable("store bets"); err != nil {
-		return err
-	}
-	for _, b := range bets {
-		s.buf = appendRow(s.buf, b, rowQuotes(b))
-		if len(s.buf) >= bufSize {
-			if err := s.write(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // Rows holds the rows of valid bets, formatted as the store writes them, for
-// StoreRows. Add checks and formats a bet in one pass over its fields, where
-// Validate then StoreBets made two; Reset keeps the buffer for the next batch.
+// StoreRows. Add checks and formats a bet in one pass over its fields: the
+// scan that validates a name also says whether it needs quotes. Reset keeps
+// the buffer for the next batch.
 type Rows struct {
 	buf []byte
 	n   int
@@ -95,25 +78,23 @@ func (r *Rows) Len() int { return r.n }
 // Reset empties r, keeping its buffer.
 func (r *Rows) Reset() { r.buf, r.n = r.buf[:0], 0 }
 
-// StoreRows appends r's rows in order, as StoreBets would append their bets.
+// StoreRows gathers r's rows after those already gathered, in order; they
+// reach the OS at the next Flush, Sync or Close. The caller decides when to
+// write (see Buffered), so that the rows of many batches reach the OS in one
+// system call. Flushed, the rows survive a crash of the process; synced, a
+// crash of the machine.
 func (s *Store) StoreRows(r *Rows) error {
 	if err := s.usable("store bets"); err != nil {
 		return err
-	}
-	if len(s.buf)+len(r.buf) > bufSize {
-		// What is gathered goes first, then r, so that a huge r is not copied.
-		if err := s.write(); err != nil {
-			return err
-		}
-		if len(r.buf) >= bufSize {
-			return s.writeOut(r.buf)
-		}
 	}
 	s.buf = append(s.buf, r.buf...)
 	return nil
 }
 
-// Flush hands the rows StoreBets gathered to the OS.
+// Buffered is how many bytes of rows are gathered and not yet handed to the OS.
+func (s *Store) Buffered() int { return len(s.buf) }
+
+// Flush hands the rows StoreRows gathered to the OS.
 func (s *Store) Flush() error {
 	if err := s.usable("flush store"); err != nil {
 		return err
@@ -136,13 +117,8 @@ func (s *Store) usable(op string) error {
 // write hands the gathered rows to the OS, all of them or, failing, none
 // counted: Size stays at the last row of the last good write.
 func (s *Store) write() error {
-	err := s.writeOut(s.buf)
+	rows := s.buf
 	s.buf = s.buf[:0]
-	return err
-}
-
-// writeOut hands rows to the OS (see write).
-func (s *Store) writeOut(rows []byte) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -159,7 +135,7 @@ func (s *Store) writeOut(rows []byte) error {
 }
 
 // appendRow appends b's row as csv.Writer writes it (comma, LF line ending);
-// quotes has bit i set when text field i needs quotes (rowQuotes).
+// quotes has bit i set when text field i needs quotes (see Bet.check).
 func appendRow(buf []byte, b Bet, quotes uint8) []byte {
 	buf = appendInt(buf, b.Agency)
 	for i, field := range b.textFields() {
@@ -175,22 +151,14 @@ func appendRow(buf []byte, b Bet, quotes uint8) []byte {
 	return append(buf, '\n')
 }
 
-// rowQuotes says which text fields of any b csv.Writer quotes, as appendRow
-// takes it.
-func rowQuotes(b Bet) (quotes uint8) {
-	for i, field := range b.textFields() {
-		quotes |= quoteBit(field, classesOf(field), i)
-	}
-	return quotes
-}
-
 // textFields are b's text columns in the file's order.
 func (b Bet) textFields() [4]string {
 	return [...]string{b.FirstName, b.LastName, b.Document, b.Birthdate}
 }
 
 // appendInt is strconv.AppendInt in base 10, by hand for 0..9999 (every
-// number, and the agencies): twice per row, it was a tenth of storing one.
+// number, and the agencies): it runs twice for every row stored, and those
+// values need none of strconv's generality.
 func appendInt(buf []byte, n int) []byte {
 	switch {
 	case n < 0 || n > 9999:
@@ -258,8 +226,12 @@ func quotedStart(field string) bool {
 // after a failure.
 func (s *Store) Size() int64 { return s.size }
 
+// Discard drops the rows gathered and not yet handed to the OS: rows the
+// caller will not have written, such as those of batches lost to a failure.
+func (s *Store) Discard() { s.buf = s.buf[:0] }
+
 // Rewind cuts the file back to size bytes and forgets a failed write and the
-// rows not flushed, so the next StoreBets starts on a clean row. size must be
+// rows not flushed, so the next StoreRows starts on a clean row. size must be
 // the end of a row, such as a value Size returned: a failed write (a full
 // disk) may have left part of a row in the file.
 func (s *Store) Rewind(size int64) error {
@@ -298,22 +270,16 @@ func (s *Store) Close() error {
 	return syncErr
 }
 
-// LoadBets streams the file like the package's LoadBets: the rows handed to
-// the OS, so Flush first.
-func (s *Store) LoadBets() iter.Seq2[Bet, error] { return LoadBets(s.path) }
-
 // LoadBets streams the bets of a store file in order, never holding more than one row.
 // A missing file yields nothing. A bad row yields (Bet{}, err), err naming the line,
-// and ends the sequence. Agency and number must be written as StoreBets writes a
-// validated bet's: the decimal digits of strconv.Itoa, so "+3" or "07574" is a bad row.
+// and ends the sequence. Agency and number must be written as the store writes a
+// valid bet's: the decimal digits of strconv.Itoa, so "+3" or "07574" is a bad row.
+// Beyond that it takes any CSV: it neither validates bets nor holds rows to the
+// store's exact bytes, as ScanStore does for a central's recovery. Sharing no more
+// than the parsing of a field with ScanStore, it is the independent recount with
+// which an operator checks a central's answers (`dataset winners -store`).
 func LoadBets(path string) iter.Seq2[Bet, error] {
-	return readStore(path, "load bets", nil)
-}
-
-// readStore streams a store file for LoadBets (and, with check, for the tests' recoverBets). With check
-// set, every bet must pass it and every row must be exactly what StoreBets
-// writes for its bet; op names the action in errors.
-func readStore(path, op string, check func(Bet) error) iter.Seq2[Bet, error] {
+	const op = "load bets"
 	return func(yield func(Bet, error) bool) {
 		f, err := os.Open(path)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -328,15 +294,9 @@ func readStore(path, op string, check func(Bet) error) iter.Seq2[Bet, error] {
 		r := csv.NewReader(bufio.NewReaderSize(f, bufSize))
 		r.FieldsPerRecord = len(storeColumns)
 		r.ReuseRecord = true
-		var end int64 // where the last row ended
-		lines := 0    // the rows read so far, one line each
 		for {
 			rec, err := r.Read()
 			if err == io.EOF {
-				if check != nil && r.InputOffset() != end {
-					// The reader skips blank lines; StoreBets never writes one.
-					yield(Bet{}, fmt.Errorf("%s %q: line %d: %w: a blank line", op, path, lines+1, ErrNotCanonical))
-				}
 				return
 			}
 			if err != nil {
@@ -347,18 +307,11 @@ func readStore(path, op string, check func(Bet) error) iter.Seq2[Bet, error] {
 				return
 			}
 			b, err := parseStoreRecord(rec)
-			if err == nil && check != nil {
-				if err = check(b); err == nil {
-					err = canonicalRow(r, rec, r.InputOffset()-end)
-				}
-			}
 			if err != nil {
 				line, _ := r.FieldPos(0)
 				yield(Bet{}, fmt.Errorf("%s %q: line %d: %w", op, path, line, err))
 				return
 			}
-			end = r.InputOffset()
-			lines++
 			if !yield(b, nil) {
 				return
 			}
@@ -390,7 +343,7 @@ func parseStoreRecord(rec []string) (Bet, error) {
 }
 
 // parseDecimal reads a number exactly as strconv.Itoa writes a non-negative
-// int: digits only, no sign, no leading zero, no spaces. StoreBets writes
+// int: digits only, no sign, no leading zero, no spaces. The store writes
 // nothing else, so "+3", "03" or " 7" in a store file was not written by it.
 func parseDecimal(s string) (int, error) {
 	n, ok := decimal(s)

@@ -9,10 +9,13 @@
 # Every run is a fresh round: the bets file and its FINISH journal
 # (RUN_DIR/bets.csv, RUN_DIR/bets.csv.finished) are removed first, unless
 # RESUME=1 (continue a round whose central crashed). Exit status:
-#   0    every agency exited 0 having received its winners (the last line says so)
+#   0    every agency exited 0 having received its winners, and the central's
+#        bets file, recounted by `bin/dataset winners -store`, gives each agency
+#        as many (the last line says so)
 #   1    the port is in use or another run uses RUN_DIR (nothing is started or
 #        removed), the central exited or could not start (its last log line is
-#        printed), or an agency failed; everything started is stopped
+#        printed), an agency failed, or the recount disagrees with an agency's
+#        winners or cannot read the bets file; everything started is stopped
 #   130  interrupted (Ctrl-C); every process started here is stopped first
 #   143  terminated (SIGTERM), likewise
 #
@@ -42,7 +45,7 @@ admin=${SERVER_ADMIN_ADDRESS:-127.0.0.1:9090}
 say() { echo "run-local: $*" >&2; }
 
 [[ $agencies =~ ^[1-9][0-9]*$ ]] || { say "AGENCIES=$agencies: want a positive whole number"; exit 2; }
-for bin in bin/server bin/client; do
+for bin in bin/server bin/client bin/dataset; do
 	[ -x "$bin" ] || { say "$bin missing: run 'make build' (or 'make run')"; exit 2; }
 done
 for ((id = 1; id <= agencies; id++)); do
@@ -303,7 +306,21 @@ for ((id = 1; id <= agencies; id++)); do
 	[ -n "$line" ] || { say "FAILED: agency $id exited without its winners"; exit 1; }
 	winners+=("${line##* }")
 done
+
+# The central's answers against its own file, recounted with the course's
+# LoadBets rather than the central's recovery: "agency N: bets B winners W ...".
+counted=$(./bin/dataset winners -store "$store" 2>&1) || { say "FAILED: the recount of $store: $counted"; exit 1; }
+declare -A recounted
+while read -r _ id _ _ _ won _; do
+	if [ -n "$id" ]; then recounted[${id%:}]=$won; fi
+done <<<"$counted"
+for ((id = 1; id <= agencies; id++)); do
+	if [ "${recounted[$id]:-0}" != "${winners[id - 1]}" ]; then
+		say "FAILED: agency $id got ${winners[id - 1]} winners, but $store holds ${recounted[$id]:-0} of its winning bets"
+		exit 1
+	fi
+done
 say "every agency got its winners ($(
 	IFS=,
 	echo "${winners[*]}"
-) for agencies 1..$agencies); bets stored in $store"
+) for agencies 1..$agencies); bets stored in $store, whose recount agrees"

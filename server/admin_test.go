@@ -11,9 +11,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
-var adminOn = regexp.MustCompile(`action: escuchar_admin \| result: success \| direccion: (\S+) \| url: (\S+)$`)
+var adminOn = regexp.MustCompile(linePattern(vocab.EscucharAdmin.Line(logfmt.Success,
+	vocab.Direccion.Str(pat(`(\S+)`)), vocab.URL.Str(pat(`(\S+)`)))) + "$")
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -50,7 +55,7 @@ func TestAdminListener(t *testing.T) {
 
 	r.cancel(errors.New("terminated signal received"))
 	require.Equal(t, 0, r.wait(t), r.stdout.String())
-	assert.Equal(t, 1, r.stdout.Count("action: cerrar_admin | result: success"), r.stdout.String())
+	assert.Equal(t, 1, r.stdout.Count(vocab.CerrarAdmin.Line(logfmt.Success)), r.stdout.String())
 	_, err := net.DialTimeout("tcp", m[1], time.Second)
 	assert.Error(t, err, "the admin listener is closed")
 }
@@ -63,12 +68,12 @@ func TestAdminAddressInUse(t *testing.T) {
 	defer taken.Close()
 	env, _ := storeEnv(t, map[string]string{"SERVER_ADMIN_ADDRESS": taken.Addr().String()})
 	r := start(t, env)
-	r.await(t, regexp.MustCompile(`ERROR    action: escuchar_admin \| result: fail \| direccion: `+
-		regexp.QuoteMeta(taken.Addr().String())+` \| error: .*address already in use$`))
+	r.await(t, regexp.MustCompile(`ERROR    `+linePattern(vocab.EscucharAdmin.Line(logfmt.Fail,
+		vocab.Direccion.Str(taken.Addr().String()), vocab.Error.Str(pat(`.*address already in use`))))+"$"))
 	r.await(t, listeningOn)
 	r.cancel(errors.New("terminated signal received"))
 	require.Equal(t, 0, r.wait(t), r.stdout.String())
-	assert.Zero(t, r.stdout.Count("action: cerrar_admin"))
+	assert.Zero(t, r.stdout.Count(logfmttest.AnyLine(vocab.CerrarAdmin)))
 }
 
 // SERVER_ADMIN_ADDRESS=off: no admin listener, and no metrics.
@@ -78,6 +83,6 @@ func TestAdminOff(t *testing.T) {
 	r.await(t, listeningOn)
 	r.cancel(errors.New("terminated signal received"))
 	require.Equal(t, 0, r.wait(t), r.stdout.String())
-	assert.Zero(t, r.stdout.Count("escuchar_admin"), r.stdout.String())
-	assert.Zero(t, r.stdout.Count("cerrar_admin"), r.stdout.String())
+	assert.Zero(t, r.stdout.Count(logfmttest.AnyLine(vocab.EscucharAdmin)), r.stdout.String())
+	assert.Zero(t, r.stdout.Count(logfmttest.AnyLine(vocab.CerrarAdmin)), r.stdout.String())
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
 )
 
 // The floor of the end-to-end benchmarks (bench_test.go): the least work that
@@ -116,7 +116,7 @@ func (r *floorReceiver) append(p []byte) error {
 // only at line boundaries; at EOF it fsyncs the file and answers one byte.
 func (r *floorReceiver) serve(conn net.Conn) error {
 	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(loglines.DefaultBound)); err != nil {
+	if err := conn.SetDeadline(time.Now().Add(logtest.DefaultBound)); err != nil {
 		return err
 	}
 	buf := make([]byte, 64<<10)

@@ -28,7 +28,7 @@ package main
 //	             `recuperacion` (every row read and checked)
 //	recover-MiB  that central's peak RSS by then
 //
-// Lines are timed as this process reads them (loglines.Line.At): the logs' own
+// Lines are timed as this process reads them (logtest.Line.At): the logs' own
 // timestamps have one-second resolution. Every sub-benchmark also reports its
 // dataset (bets, agencies). The datasets and the run directories live under
 // BENCH_DIR (../.data/bench), on the repository's file system: on a tmpfs an
@@ -51,8 +51,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol/pki"
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 func BenchmarkOfficial(b *testing.B) {
@@ -114,9 +116,9 @@ func measure(b *testing.B, ds *dataset, run func() map[string]float64) {
 	b.ReportMetric(float64(ds.Agencies), "agencies")
 }
 
-var drawLine = regexp.MustCompile(`action: sorteo \| result: success \| apuestas: (\d+)`)
+var drawLine = regexp.MustCompile(linePattern(vocab.Sorteo.Line(logfmt.Success, vocab.Apuestas.Str(pat(`(\d+)`)))))
 
-const informLine = "action: envio_ganadores | result: success"
+var informLine = vocab.EnvioGanadores.Line(logfmt.Success)
 
 // runE2E is one run of the binaries over ds, with mutual TLS when certs is a
 // directory of certificates; it returns the run's figures.
@@ -205,7 +207,7 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 	}
 }
 
-const recoveredLine = "action: recuperacion | result: success"
+var recoveredLine = vocab.Recuperacion.Line(logfmt.Success)
 
 // restart starts a central on a finished round's bets file and returns how
 // long it took from its start to having read and checked every row
@@ -268,7 +270,7 @@ func peakRSS(p *proc) <-chan int64 {
 	out := make(chan int64, 1)
 	go func() {
 		var peak int64
-		_, _ = p.out.Until(context.Background(), 0, func(loglines.Line) bool {
+		_, _ = p.out.Until(context.Background(), 0, func(logtest.Line) bool {
 			peak = max(peak, vmHWM(p.cmd.Process.Pid))
 			return false
 		})

@@ -17,6 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // envInt reads an integer knob of the chaos test (make chaos raises them).
@@ -45,8 +48,8 @@ func (p *proc) awaitChaosPoint(t *testing.T, n int) bool {
 	t.Helper()
 	drawn, stored := false, 0
 	p.awaitUntil(t, fmt.Sprintf("%d stored batches or the draw", n), func(line string) bool {
-		drawn = strings.Contains(line, "action: sorteo")
-		if strings.Contains(line, "action: apuesta_recibida | result: success") {
+		drawn = strings.Contains(line, logfmttest.AnyLine(vocab.Sorteo))
+		if strings.Contains(line, vocab.ApuestaRecibida.Line(logfmt.Success)) {
 			stored++
 		}
 		return drawn || stored >= n
@@ -141,11 +144,11 @@ func TestChaos(t *testing.T) {
 			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGKILL))
 			srv.wait(t)
 			srv = startCentral()
-			srv.await(t, regexp.MustCompile(`action: sorteo \| result: success`))
+			srv.await(t, regexp.MustCompile(linePattern(vocab.Sorteo.Line(logfmt.Success))))
 			again := startAgency(1)
 			require.Equal(t, 0, again.wait(t), again.output())
 			assert.Equal(t, agencies[0].await(t, winnersLine)[1], again.await(t, winnersLine)[1])
-			assert.Zero(t, srv.countParts("action: apuesta_recibida"), "bets stored after the draw")
+			assert.Zero(t, srv.countParts(logfmttest.AnyLine(vocab.ApuestaRecibida)), "bets stored after the draw")
 
 			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
 			require.Equal(t, 0, srv.wait(t), srv.output())

@@ -4,7 +4,7 @@ package main
 
 // Commands for the tests that drive real containers (docker_test.go) and a
 // real swarm (swarm_test.go): run one and record its output, line by line,
-// through loglines.
+// through logtest.
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
 )
 
 // dockerBound is how long any one command or wait may take before the test
@@ -27,7 +27,7 @@ const dockerBound = 3 * time.Minute
 // recorded is a command whose output (stdout and stderr, in the order written)
 // is recorded line by line as it comes.
 type recorded struct {
-	out  *loglines.Recorder
+	out  *logtest.Recorder
 	done chan struct{} // closed once the command exited and its output is read
 	err  error         // the command's exit error, once done is closed
 }
@@ -39,7 +39,7 @@ func startRecorded(ctx context.Context, dir string, env []string, args ...string
 	cmd.Dir, cmd.Env = dir, env
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	r := &recorded{out: loglines.New(), done: make(chan struct{})}
+	r := &recorded{out: logtest.New(), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", strings.Join(args, " "), err)
 	}
@@ -59,13 +59,13 @@ func startRecorded(ctx context.Context, dir string, env []string, args ...string
 
 // runRecorded runs args to completion within dockerBound and returns its output
 // and its exit error.
-func runRecorded(t *testing.T, dir string, env []string, args ...string) (*loglines.Recorder, error) {
+func runRecorded(t *testing.T, dir string, env []string, args ...string) (*logtest.Recorder, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), dockerBound)
 	defer cancel()
 	r, err := startRecorded(ctx, dir, env, args...)
 	if err != nil {
-		return loglines.New(), err
+		return logtest.New(), err
 	}
 	<-r.done
 	if r.err != nil {
@@ -75,7 +75,7 @@ func runRecorded(t *testing.T, dir string, env []string, args ...string) (*logli
 }
 
 // must runs args and fails t, with their output, when they fail.
-func must(t *testing.T, args ...string) *loglines.Recorder {
+func must(t *testing.T, args ...string) *logtest.Recorder {
 	t.Helper()
 	out, err := runRecorded(t, "", nil, args...)
 	require.NoError(t, err, "%s", out)
@@ -84,7 +84,7 @@ func must(t *testing.T, args ...string) *loglines.Recorder {
 
 // follow records the output of args (docker logs -f, docker events) from
 // now until it ends by itself or the test ends.
-func follow(t *testing.T, args ...string) *loglines.Recorder {
+func follow(t *testing.T, args ...string) *logtest.Recorder {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := startRecorded(ctx, "", nil, args...)

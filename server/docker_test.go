@@ -17,8 +17,8 @@ package main
 // checks that nothing is left.
 //
 // Nothing waits on time: a case waits for a log line (docker logs -f, docker
-// events, a command's output, through loglines) or for a container to exit
-// (docker wait). dockerBound, and loglines.DefaultBound for AwaitT, only turn
+// events, a command's output, through logtest) or for a container to exit
+// (docker wait). dockerBound, and logtest.DefaultBound for AwaitT, only turn
 // a hang into a failure.
 //
 // The cases on deployments/docker-compose.yaml mount the repository's .data/
@@ -46,8 +46,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol/pki"
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 const (
@@ -63,10 +66,11 @@ const (
 
 // Log lines the cases look for (the course's format; see DESIGN.md).
 var (
-	sorteoSuccess   = regexp.MustCompile(`action: sorteo \| result: success( \||$)`)
-	shutdownSuccess = regexp.MustCompile(`action: shutdown \| result: success( \||$)`)
+	sorteoSuccess   = regexp.MustCompile(linePattern(vocab.Sorteo.Line(logfmt.Success)) + `( \||$)`)
+	shutdownSuccess = regexp.MustCompile(linePattern(vocab.Shutdown.Line(logfmt.Success)) + `( \||$)`)
 	errorLine       = regexp.MustCompile(linePrefix + `ERROR `)
-	recoveredFour   = regexp.MustCompile(`action: recuperacion \| result: success .*\| agencias_finalizadas: 4( \||$)`)
+	recoveredFour   = regexp.MustCompile(linePattern(vocab.Recuperacion.Line(logfmt.Success)) + ` .*\| ` +
+		linePattern(vocab.AgenciasFinalizadas.Int(4).String()) + `( \||$)`)
 	// What `make docker-compose-up` must not print on the way up.
 	noise = regexp.MustCompile(`(?i)not found|deprecated|warn|swarm mode`)
 )
@@ -75,7 +79,7 @@ var (
 // until it stops. It follows by ID once the container has started: `docker
 // logs -f` ends at once, with nothing, on a container not yet started
 // (moby/moby#37894), and a name can pass to a container compose recreates.
-func logs(t *testing.T, container string) *loglines.Recorder {
+func logs(t *testing.T, container string) *logtest.Recorder {
 	t.Helper()
 	info := fields(docker(t, "inspect", "-f", "{{.Id}} {{.State.Status}} {{.Created}}", container))
 	require.Len(t, info, 3, "docker inspect %s", container)
@@ -94,28 +98,28 @@ var startEvent = regexp.MustCompile(` container start `)
 // --- waiting -------------------------------------------------------------------
 
 // awaitMatch waits for a line of rec matching re.
-func awaitMatch(t *testing.T, rec *loglines.Recorder, re *regexp.Regexp) {
+func awaitMatch(t *testing.T, rec *logtest.Recorder, re *regexp.Regexp) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), dockerBound)
 	defer cancel()
-	if _, err := rec.Until(ctx, 0, func(l loglines.Line) bool { return re.MatchString(l.Text) }); err != nil {
+	if _, err := rec.Until(ctx, 0, func(l logtest.Line) bool { return re.MatchString(l.Text) }); err != nil {
 		t.Fatalf("no line matching %s: %v:\n%s", re, err, rec)
 	}
 }
 
 // awaitEnd waits until rec's lines stop coming (the followed container
 // stopped), so that counting them counts them all.
-func awaitEnd(t *testing.T, rec *loglines.Recorder) {
+func awaitEnd(t *testing.T, rec *logtest.Recorder) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), dockerBound)
 	defer cancel()
-	if _, err := rec.Until(ctx, 0, func(loglines.Line) bool { return false }); !errors.Is(err, loglines.ErrEnded) {
+	if _, err := rec.Until(ctx, 0, func(logtest.Line) bool { return false }); !errors.Is(err, logtest.ErrEnded) {
 		t.Fatalf("the output did not end: %v:\n%s", err, rec)
 	}
 }
 
 // countMatch is how many of rec's lines match re.
-func countMatch(rec *loglines.Recorder, re *regexp.Regexp) int {
+func countMatch(rec *logtest.Recorder, re *regexp.Regexp) int {
 	n := 0
 	for _, l := range rec.Texts() {
 		if re.MatchString(l) {
@@ -203,7 +207,7 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 	return d
 }
 
-func firstLine(r *loglines.Recorder) string {
+func firstLine(r *logtest.Recorder) string {
 	if lines := r.Texts(); len(lines) > 0 {
 		return lines[0]
 	}
@@ -275,13 +279,13 @@ func (p *project) args(args ...string) []string {
 }
 
 // run runs the compose command with args.
-func (p *project) run(t *testing.T, args ...string) (*loglines.Recorder, error) {
+func (p *project) run(t *testing.T, args ...string) (*logtest.Recorder, error) {
 	t.Helper()
 	return runRecorded(t, p.d.root, nil, p.args(args...)...)
 }
 
 // must runs the compose command with args and fails t when it fails.
-func (p *project) must(t *testing.T, args ...string) *loglines.Recorder {
+func (p *project) must(t *testing.T, args ...string) *logtest.Recorder {
 	t.Helper()
 	out, err := p.run(t, args...)
 	require.NoError(t, err, "%s", out)
@@ -366,7 +370,7 @@ func clientNames(from, to int) []string {
 // --- assertions on a round -----------------------------------------------------
 
 // assertWinners asserts that an agency's output says its winners exactly once.
-func assertWinners(t *testing.T, name string, rec *loglines.Recorder, want int) {
+func assertWinners(t *testing.T, name string, rec *logtest.Recorder, want int) {
 	t.Helper()
 	n := 0
 	for _, l := range rec.Texts() {
@@ -418,8 +422,8 @@ func betsOnVolume(t *testing.T, e expected) {
 
 // round is the output of a compose round, each container's followed from its start.
 type round struct {
-	server  *loglines.Recorder
-	clients []*loglines.Recorder // client1..clientN
+	server  *logtest.Recorder
+	clients []*logtest.Recorder // client1..clientN
 }
 
 // fullDraw runs a whole round on the project: up -d, every agency sends its
@@ -446,7 +450,7 @@ func (p *project) fullDraw(t *testing.T, e expected) round {
 	// agencies were done (it ends at once, with nothing, on a container not yet
 	// started: moby/moby#37894). Nothing is followed here.
 	r.server = must(t, "docker", "logs", "server")
-	assert.Equal(t, 1, r.server.Count("action: config | result: success", fmt.Sprintf("| agencies: %d |", e.agencies)),
+	assert.Equal(t, 1, r.server.Count(vocab.Config.Line(logfmt.Success), "| "+vocab.Agencias.Int(e.agencies).String()+" |"),
 		"the central expects %d agencies:\n%s", e.agencies, r.server)
 	assert.Equal(t, 1, countMatch(r.server, sorteoSuccess), "one draw:\n%s", r.server)
 	assert.Equal(t, "exited 0", state(t, "server"), "the central:\n%s", r.server)
@@ -457,10 +461,10 @@ func (p *project) fullDraw(t *testing.T, e expected) round {
 // assertTLS asserts that the round ran with mutual TLS on both sides.
 func assertTLS(t *testing.T, r round) {
 	t.Helper()
-	assert.Equal(t, 1, r.server.Count("action: config | result: success", "| tls: on"), "central:\n%s", r.server)
-	assert.Equal(t, 1, r.server.Count("action: tls | result: success | modo: mutual_tls"), "central:\n%s", r.server)
+	assert.Equal(t, 1, r.server.Count(vocab.Config.Line(logfmt.Success), "| "+vocab.TLSKey.Str("on").String()), "central:\n%s", r.server)
+	assert.Equal(t, 1, r.server.Count(vocab.TLS.Line(logfmt.Success, vocab.Modo.Str("mutual_tls"))), "central:\n%s", r.server)
 	for i, c := range r.clients {
-		assert.Equal(t, 1, c.Count("action: config | result: success", "| tls: on |"), "client%d:\n%s", i+1, c)
+		assert.Equal(t, 1, c.Count(agencyConfig, agencyTLSOn), "client%d:\n%s", i+1, c)
 	}
 }
 
@@ -602,10 +606,10 @@ func TestDocker(t *testing.T) {
 			must(t, "docker", "volume", "inspect", dockerProject+"_bets")
 			r := p.fullDraw(t, e)
 			for i, c := range r.clients {
-				assert.Equal(t, 1, c.Count("action: conectar | result: success", fmt.Sprintf("| almacenadas: %d |", e.perAgency[i])),
+				assert.Equal(t, 1, c.Count(agencyConnected, fmt.Sprintf(agencyStored, e.perAgency[i])),
 					"client%d resumed with its bets already stored:\n%s", i+1, c)
 			}
-			assert.Zero(t, r.server.Count("action: apuesta_recibida"), "no bet stored again:\n%s", r.server)
+			assert.Zero(t, r.server.Count(logfmttest.AnyLine(vocab.ApuestaRecibida)), "no bet stored again:\n%s", r.server)
 		})
 	})
 
@@ -618,8 +622,8 @@ func TestDocker(t *testing.T) {
 		p := d.project(t, defaultFile)
 		p.must(t, "up", "-d", "server", "client1", "client2", "client3", "client4")
 		srv := logs(t, "server")
-		srv.AwaitT(t, 4, "action: fin_apuestas | result: success")
-		srv.AwaitT(t, 4, "action: espera_sorteo | result: in_progress")
+		srv.AwaitT(t, 4, vocab.FinApuestas.Line(logfmt.Success))
+		srv.AwaitT(t, 4, vocab.EsperaSorteo.Line(logfmt.InProgress))
 
 		must(t, "docker", "kill", "server")
 		awaitEnd(t, srv)
@@ -629,7 +633,7 @@ func TestDocker(t *testing.T) {
 
 		p.must(t, "up", "-d", "client5")
 		names := clientNames(1, 5)
-		clients := make([]*loglines.Recorder, len(names))
+		clients := make([]*logtest.Recorder, len(names))
 		for i, name := range names {
 			clients[i] = logs(t, name)
 		}
@@ -658,7 +662,7 @@ func TestDocker(t *testing.T) {
 		// started from stored bets, each agency found its own stored (or none)
 		// and got its winners, and the way up was quiet. It returns make's
 		// output and the central's.
-		up := func(t *testing.T, what string, stored int, args ...string) (out, srv *loglines.Recorder) {
+		up := func(t *testing.T, what string, stored int, args ...string) (out, srv *logtest.Recorder) {
 			t.Helper()
 			out, err := runRecorded(t, d.root, env, append([]string{"make", "--no-print-directory", "docker-compose-up",
 				"COMPOSE_PROJECT_NAME=" + dockerProject, "COMPOSE_FILE=" + defaultFile}, args...)...)
@@ -669,7 +673,7 @@ func TestDocker(t *testing.T) {
 				assert.NotRegexp(t, noise, l, "%s: noise on the way up", what)
 			}
 			srv = logs(t, "server")
-			srv.AwaitT(t, 1, "action: recuperacion | result: success", fmt.Sprintf("| apuestas: %d |", stored))
+			srv.AwaitT(t, 1, vocab.Recuperacion.Line(logfmt.Success), "| "+vocab.Apuestas.Int(stored).String()+" |")
 			for i, name := range names {
 				c := logs(t, name)
 				awaitEnd(t, c)
@@ -677,7 +681,7 @@ func TestDocker(t *testing.T) {
 				if stored > 0 {
 					almacenadas = e.perAgency[i]
 				}
-				assert.Equal(t, 1, c.Count("action: conectar | result: success", fmt.Sprintf("| almacenadas: %d |", almacenadas)),
+				assert.Equal(t, 1, c.Count(agencyConnected, fmt.Sprintf(agencyStored, almacenadas)),
 					"%s: %s found %d of its bets stored:\n%s", what, name, almacenadas, c)
 				assert.Equal(t, 0, codes[i], "%s: %s exit code:\n%s", what, name, c)
 				assertWinners(t, name, c, e.winners[i])
@@ -690,7 +694,7 @@ func TestDocker(t *testing.T) {
 		_, srv := up(t, "RESUME=1", e.total(), "RESUME=1")
 		p.must(t, "stop", "-t", "1")
 		awaitEnd(t, srv) // the central's container of this round only
-		assert.Zero(t, srv.Count("action: apuesta_recibida"), "RESUME=1: no bet stored again:\n%s", srv)
+		assert.Zero(t, srv.Count(logfmttest.AnyLine(vocab.ApuestaRecibida)), "RESUME=1: no bet stored again:\n%s", srv)
 	})
 
 	for _, g := range []struct {
@@ -710,13 +714,13 @@ func TestDocker(t *testing.T) {
 		p.must(t, "up", "-d", "server", "client1", "client2", "client3", "client4") // client5 never comes
 		srv := logs(t, "server")
 		names := clientNames(1, 4)
-		clients := make([]*loglines.Recorder, len(names))
+		clients := make([]*logtest.Recorder, len(names))
 		for i, name := range names {
 			clients[i] = logs(t, name)
 		}
-		srv.AwaitT(t, 4, "action: fin_apuestas | result: success")
-		srv.AwaitT(t, 4, "action: espera_sorteo | result: in_progress")
-		assert.Zero(t, srv.Count("action: sorteo"), "no draw without the fifth agency")
+		srv.AwaitT(t, 4, vocab.FinApuestas.Line(logfmt.Success))
+		srv.AwaitT(t, 4, vocab.EsperaSorteo.Line(logfmt.InProgress))
+		assert.Zero(t, srv.Count(logfmttest.AnyLine(vocab.Sorteo)), "no draw without the fifth agency")
 
 		start := time.Now()
 		p.must(t, "stop", "-t", "5")
@@ -728,22 +732,22 @@ func TestDocker(t *testing.T) {
 		assert.Equal(t, "missing", state(t, "client5"), "client5 was never created")
 
 		awaitEnd(t, srv)
-		assert.Equal(t, 1, srv.Count("action: cerrar_listener | result: success"), "%s", srv)
+		assert.Equal(t, 1, srv.Count(vocab.CerrarListener.Line(logfmt.Success)), "%s", srv)
 		for i := 1; i <= 4; i++ {
-			assert.Equal(t, 1, srv.Count(fmt.Sprintf("action: cerrar_conexion | result: success | agencia: %d |", i)),
+			assert.Equal(t, 1, srv.Count(vocab.CerrarConexion.Line(logfmt.Success, vocab.Agencia.Int(i))+" |"),
 				"cerrar_conexion of agency %d:\n%s", i, srv)
 		}
-		assert.Equal(t, 1, srv.Count("action: cerrar_archivo_apuestas | result: success"), "%s", srv)
+		assert.Equal(t, 1, srv.Count(vocab.CerrarArchivoApuestas.Line(logfmt.Success)), "%s", srv)
 		lines := srv.Texts()
 		require.NotEmpty(t, lines)
 		assert.Regexp(t, shutdownSuccess, lines[len(lines)-1], "the central's last line")
-		assert.Equal(t, 4, srv.Count("action: espera_sorteo | result: fail", "| motivo: conexion_cerrada"),
+		assert.Equal(t, 4, srv.Count(vocab.EsperaSorteo.Line(logfmt.Fail), "| "+vocab.Motivo.Str("conexion_cerrada").String()),
 			"each parked wait ended:\n%s", srv)
 		assert.Zero(t, countMatch(srv, errorLine), "no ERROR line:\n%s", srv)
 		for i, c := range clients {
 			awaitEnd(t, c)
-			assert.Equal(t, 1, countMatch(c, shutdownSuccess), "client%d:\n%s", i+1, c)
-			assert.Zero(t, c.Count("action: consulta_ganadores"), "client%d:\n%s", i+1, c)
+			assert.Equal(t, 1, c.Count(agencyShutdown), "client%d:\n%s", i+1, c)
+			assert.Zero(t, c.Count(agencyConsult), "client%d:\n%s", i+1, c)
 		}
 	})
 
@@ -788,7 +792,7 @@ func TestDocker(t *testing.T) {
 		p.must(t, "up", "-d")
 		srv := logs(t, "server")
 		names := append(clientNames(1, 3), "impostor-cert", "impostor-plaintext")
-		recs := make([]*loglines.Recorder, len(names))
+		recs := make([]*logtest.Recorder, len(names))
 		for i, name := range names {
 			recs[i] = logs(t, name)
 		}
@@ -804,15 +808,15 @@ func TestDocker(t *testing.T) {
 				t.Logf("%s exited %d: %s", name, codes[i], lines[len(lines)-1])
 			}
 			assert.Equal(t, 1, codes[i], "%s exit code:\n%s", name, recs[i])
-			assert.Equal(t, 1, recs[i].Count("| result: fail", "unauthorized"), "%s: a clear refusal:\n%s", name, recs[i])
-			assert.Zero(t, recs[i].Count("action: consulta_ganadores | result: success"), "%s:\n%s", name, recs[i])
+			assert.Equal(t, 1, recs[i].Count(logfmttest.AnyFail, "unauthorized"), "%s: a clear refusal:\n%s", name, recs[i])
+			assert.Zero(t, recs[i].Count(agencyWinners), "%s:\n%s", name, recs[i])
 		}
-		srv.AwaitT(t, 1, "action: autorizacion | result: fail", "agencia_certificado: agency-2 | agencia_declarada: 3")
-		srv.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: not_tls |")
+		srv.AwaitT(t, 1, vocab.Autorizacion.Line(logfmt.Fail), logfmttest.Fields(vocab.AgenciaCertificado.Str("agency-2"), vocab.AgenciaDeclarada.Int(3)))
+		srv.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("not_tls").String()+" |")
 		p.must(t, "stop", "-t", "5")
 		awaitEnd(t, srv)
 		assert.Equal(t, 1, countMatch(srv, sorteoSuccess), "one draw:\n%s", srv)
-		assert.Equal(t, 1, srv.Count("action: config | result: success", "| tls: on"), "%s", srv)
+		assert.Equal(t, 1, srv.Count(vocab.Config.Line(logfmt.Success), "| "+vocab.TLSKey.Str("on").String()), "%s", srv)
 		betsOnVolume(t, e) // the honest agencies' bets, and nothing else
 	})
 
@@ -825,13 +829,13 @@ func TestDocker(t *testing.T) {
 			"--filter", "event=health_status", "--format", "{{.Status}}")
 		health.AwaitT(t, 1, "health_status: healthy")
 
-		validar := func(t *testing.T, what, want string, env ...string) {
+		validar := func(t *testing.T, what string, want logfmt.Result, env ...string) {
 			t.Helper()
 			start := time.Now()
 			out, err := runRecorded(t, d.root, append(append(os.Environ(), "VALIDAR_TIMEOUT=10"), env...),
 				"./scripts/validar-servidor.sh")
 			took := time.Since(start)
-			if want == "success" {
+			if want == logfmt.Success {
 				assert.NoError(t, err, "%s:\n%s", what, out)
 			} else {
 				var ee *exec.ExitError
@@ -841,23 +845,23 @@ func TestDocker(t *testing.T) {
 			}
 			lines := out.Texts()
 			if assert.NotEmpty(t, lines, what) {
-				assert.Equal(t, "action: test_server | result: "+want, lines[len(lines)-1], "%s:\n%s", what, out)
+				assert.Equal(t, vocab.TestServer.Line(want), lines[len(lines)-1], "%s:\n%s", what, out)
 			}
 			assert.LessOrEqual(t, took, 15*time.Second, "%s: answered within its bound", what)
 		}
-		validar(t, "against the running central, over TLS", "success")
+		validar(t, "against the running central, over TLS", logfmt.Success)
 		assert.Empty(t, strings.TrimSpace(must(t, "docker", "port", "server").String()), "the central publishes no port")
-		validar(t, "in plaintext against the TLS central", "fail", "TLS=0")
+		validar(t, "in plaintext against the TLS central", logfmt.Fail, "TLS=0")
 		if _, err := runRecorded(t, "", nil, "docker", "pause", "server"); err == nil {
-			validar(t, "against a frozen central (docker pause)", "fail")
+			validar(t, "against a frozen central (docker pause)", logfmt.Fail)
 			must(t, "docker", "unpause", "server")
 		} else {
 			t.Log("docker pause unavailable here: the frozen central is not tried")
 		}
 		p.must(t, "stop", "-t", "1", "server")
-		validar(t, "against the stopped central", "fail")
+		validar(t, "against the stopped central", logfmt.Fail)
 		p.down(t)
-		validar(t, "without the network", "fail")
+		validar(t, "without the network", logfmt.Fail)
 	})
 
 	// Each case removed what it made (its t.Cleanup): nothing is left.

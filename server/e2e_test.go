@@ -18,7 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/server/internal/logtest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // officialDataset is the course's dataset, committed in the repository (.data/dataset.zip):
@@ -52,7 +54,7 @@ func TestMain(m *testing.M) {
 // proc is a running binary whose output lines are recorded as they come.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *loglines.Recorder
+	out  *logtest.Recorder
 	done chan struct{} // closed when its output is drained
 }
 
@@ -65,7 +67,7 @@ func startProc(t testing.TB, name string, env ...string) *proc {
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
-	p := &proc{cmd: cmd, out: loglines.New(), done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: logtest.New(), done: make(chan struct{})}
 	require.NoError(t, cmd.Start())
 	go func() {
 		defer close(p.done)
@@ -87,9 +89,9 @@ func startProc(t testing.TB, name string, env ...string) *proc {
 // waits on time.
 func (p *proc) awaitUntil(t testing.TB, what string, met func(line string) bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), loglines.DefaultBound)
+	ctx, cancel := context.WithTimeout(t.Context(), logtest.DefaultBound)
 	defer cancel()
-	if _, err := p.out.Until(ctx, 0, func(l loglines.Line) bool { return met(l.Text) }); err != nil {
+	if _, err := p.out.Until(ctx, 0, func(l logtest.Line) bool { return met(l.Text) }); err != nil {
 		t.Fatalf("%s: no %s: %v:\n%s", p.cmd.Path, what, err, p.output())
 	}
 }
@@ -130,7 +132,7 @@ func exitOf(t testing.TB, p *proc, start time.Time) (int, time.Duration) {
 		}
 		require.NoError(t, err)
 		return 0, took
-	case <-time.After(loglines.DefaultBound):
+	case <-time.After(logtest.DefaultBound):
 		_ = p.cmd.Process.Kill()
 		<-exited
 		t.Fatalf("%s did not exit:\n%s", p.cmd.Path, p.output())
@@ -148,7 +150,7 @@ func (p *proc) cpu() time.Duration {
 // countParts is how many lines printed so far contain every one of parts.
 func (p *proc) countParts(parts ...string) int { return p.out.Count(parts...) }
 
-var listening = regexp.MustCompile(`action: escuchar \| result: success \| direccion: .*:(\d+)$`)
+var listening = regexp.MustCompile(linePattern(vocab.Escuchar.Line(logfmt.Success, vocab.Direccion.Str(pat(`.*:(\d+)`)))) + "$")
 
 // startServer runs the server binary on a free port and returns it with its port.
 func startServer(t testing.TB, agencies int, store string, extra ...string) (*proc, int) {
@@ -185,7 +187,7 @@ func agencyFiles(t *testing.T, dir string, n int) (want map[lottery.Bet]int, win
 	return want, winners
 }
 
-var winnersLine = regexp.MustCompile(`INFO     action: consulta_ganadores \| result: success \| cant_ganadores: (\d+)$`)
+var winnersLine = regexp.MustCompile(`INFO     ` + regexp.QuoteMeta(agencyWinners) + `(\d+)$`)
 
 // rows is a multiset of bets, agency column included.
 func rows(t *testing.T, bets func(yield func(lottery.Bet, error) bool)) map[lottery.Bet]int {
@@ -236,8 +238,8 @@ func TestBinariesEndToEnd(t *testing.T) {
 
 			require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
 			require.Equal(t, 0, srv.wait(t), srv.output())
-			assert.Equal(t, 1, srv.countParts("action: sorteo | result: success"))
-			assert.Equal(t, 1, srv.countParts("action: cerrar_archivo_apuestas | result: success"))
+			assert.Equal(t, 1, srv.countParts(vocab.Sorteo.Line(logfmt.Success)))
+			assert.Equal(t, 1, srv.countParts(vocab.CerrarArchivoApuestas.Line(logfmt.Success)))
 			assert.Equal(t, want, rows(t, lottery.LoadBets(store)), "bets file vs agency files")
 		})
 	}

@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"lotterycentral.example/lottery/envconfig"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
@@ -26,6 +24,7 @@ import (
 	"lotterycentral.example/server/internal/central"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/metrics"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 func main() {
@@ -120,11 +119,11 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
-		return envconfig.Fail(stderr, err)
+		return configFailed(stderr, err)
 	}
 	log, err := logfmt.New(stdout, cfg.LogLevel)
 	if err != nil {
-		return envconfig.Fail(stderr, err)
+		return configFailed(stderr, err)
 	}
 	if cmd == cmdHealth {
 		if healthAddr == "" {
@@ -136,7 +135,7 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 			// agency, so the central lets it PING and nothing else.
 			host, _, _ := net.SplitHostPort(healthAddr)
 			if tlsConf, err = identity.ClientConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA, host); err != nil {
-				log.Error(logfmt.Line("test_server", logfmt.Fail, "direccion", healthAddr, "error", err))
+				log.Error(vocab.TestServer, logfmt.Fail, vocab.Direccion.Str(healthAddr), vocab.Error.Any(err))
 				return exitFailed
 			}
 		}
@@ -145,8 +144,7 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 	if getenv("GOGC") == "" {
 		// The central's live heap is mostly per-connection buffers without
 		// pointers, cheap to scan: collecting at half the default growth
-		// costs no CPU we could measure and keeps its memory flat (about
-		// 12 MiB less with 100 agencies over TLS). GOGC, if set, still rules.
+		// keeps its memory flat for little CPU. GOGC, if set, still rules.
 		debug.SetGCPercent(gcPercent)
 	}
 	return serve(ctx, log, cfg)
@@ -155,17 +153,22 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 // gcPercent is the central's GOGC unless the environment sets one.
 const gcPercent = 50
 
+// configFailed reports a configuration that cannot be used, on stderr.
+func configFailed(stderr io.Writer, err error) int {
+	return envconfig.Fail(stderr, vocab.Config.Line(logfmt.Fail, vocab.Error.Any(err)))
+}
+
 // serve runs the central until ctx ends, then shuts it down.
-func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
+func serve(ctx context.Context, log *logfmt.Logger, cfg config.Config) int {
 	tlsState := "off"
 	if cfg.TLSEnabled() {
 		tlsState = "on"
 	}
-	log.Info(logfmt.Line("config", logfmt.Success, "host", cfg.Host, "port", cfg.Port, "agencies", cfg.Agencies,
-		"storage_path", cfg.StoragePath, "log_level", cfg.LogLevel, "idle_timeout", cfg.IdleTimeout,
-		"max_connections", cfg.MaxConnections, "hello_timeout", cfg.HelloTimeout,
-		"max_unidentified", cfg.MaxUnidentified, "max_unidentified_per_source", cfg.MaxUnidentifiedPerSource,
-		"tls", tlsState))
+	log.Info(vocab.Config, logfmt.Success, vocab.Host.Str(cfg.Host), vocab.Puerto.Int(cfg.Port), vocab.Agencias.Int(cfg.Agencies),
+		vocab.ArchivoApuestas.Str(cfg.StoragePath), vocab.NivelLog.Str(cfg.LogLevel), vocab.EsperaInactividad.Any(cfg.IdleTimeout),
+		vocab.MaxConexiones.Int(cfg.MaxConnections), vocab.EsperaHello.Any(cfg.HelloTimeout),
+		vocab.MaxSinIdentificar.Int(cfg.MaxUnidentified), vocab.MaxSinIdentificarPorOrigen.Int(cfg.MaxUnidentifiedPerSource),
+		vocab.TLSKey.Str(tlsState))
 
 	var m *metrics.Metrics
 	if cfg.AdminEnabled() {
@@ -173,7 +176,7 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 	}
 	srv, err := central.New(cfg, log, central.WithMetrics(m))
 	if err != nil {
-		log.Error(logfmt.Line("iniciar", logfmt.Fail, "error", err))
+		log.Error(vocab.Iniciar, logfmt.Fail, vocab.Error.Any(err))
 		return exitFailed
 	}
 	adminDone := serveAdmin(log, cfg, srv)
@@ -182,7 +185,7 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 	// for its HELLO_ACK instead of retrying into a refused port.
 	ln, err := net.Listen("tcp", cfg.Address())
 	if err != nil {
-		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", fmt.Errorf("listen on %s: %w", cfg.Address(), err)))
+		log.Error(vocab.Escuchar, logfmt.Fail, vocab.Error.Any(fmt.Errorf("listen on %s: %w", cfg.Address(), err)))
 		_ = shutdown(srv)
 		return exitFailed
 	}
@@ -194,18 +197,18 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 	for waiting := true; waiting; {
 		select {
 		case <-ctx.Done():
-			log.Info(logfmt.Line("signal", logfmt.Success, "signal", signalName(ctx)))
+			log.Info(vocab.Signal, logfmt.Success, vocab.Senal.Str(signalName(ctx)))
 			waiting = false
 		case err := <-recovered:
 			recovered = nil // a nil channel never answers: recovered once
 			if err != nil {
-				log.Error(logfmt.Line("iniciar", logfmt.Fail, "error", err))
+				log.Error(vocab.Iniciar, logfmt.Fail, vocab.Error.Any(err))
 				_ = shutdown(srv)
 				<-served
 				return exitFailed
 			}
 		case err := <-served:
-			log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
+			log.Error(vocab.Escuchar, logfmt.Fail, vocab.Error.Any(err))
 			_ = shutdown(srv)
 			if recovered != nil {
 				<-recovered
@@ -222,7 +225,7 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 		return exitFailed
 	}
 	if err := <-served; err != nil && !errors.Is(err, central.ErrServerClosed) {
-		log.Error(logfmt.Line("escuchar", logfmt.Fail, "error", err))
+		log.Error(vocab.Escuchar, logfmt.Fail, vocab.Error.Any(err))
 		return exitFailed
 	}
 	return exitOK
@@ -233,7 +236,7 @@ func serve(ctx context.Context, log *logrus.Logger, cfg config.Config) int {
 // stopped, after srv's Shutdown. An admin address that cannot be bound is
 // logged and the central serves on without it: the draw matters more than
 // its dashboard.
-func serveAdmin(log *logrus.Logger, cfg config.Config, srv *central.Server) <-chan struct{} {
+func serveAdmin(log *logfmt.Logger, cfg config.Config, srv *central.Server) <-chan struct{} {
 	done := make(chan struct{})
 	if !cfg.AdminEnabled() {
 		close(done)
@@ -241,14 +244,14 @@ func serveAdmin(log *logrus.Logger, cfg config.Config, srv *central.Server) <-ch
 	}
 	ln, err := net.Listen("tcp", cfg.AdminAddress)
 	if err != nil {
-		log.Error(logfmt.Line("escuchar_admin", logfmt.Fail, "direccion", cfg.AdminAddress, "error", err))
+		log.Error(vocab.EscucharAdmin, logfmt.Fail, vocab.Direccion.Str(cfg.AdminAddress), vocab.Error.Any(err))
 		close(done)
 		return done
 	}
 	go func() {
 		defer close(done)
 		if err := srv.ServeAdmin(ln); err != nil {
-			log.Error(logfmt.Line("escuchar_admin", logfmt.Fail, "direccion", cfg.AdminAddress, "error", err))
+			log.Error(vocab.EscucharAdmin, logfmt.Fail, vocab.Direccion.Str(cfg.AdminAddress), vocab.Error.Any(err))
 		}
 	}()
 	return done
@@ -268,12 +271,12 @@ func signalName(ctx context.Context) string {
 }
 
 // health pings the central at addr and reports in the usual line format.
-func health(ctx context.Context, log *logrus.Logger, addr string, tlsConf *tls.Config) int {
+func health(ctx context.Context, log *logfmt.Logger, addr string, tlsConf *tls.Config) int {
 	if err := ping(ctx, addr, tlsConf, healthTimeout); err != nil {
-		log.Error(logfmt.Line("test_server", logfmt.Fail, "direccion", addr, "error", err))
+		log.Error(vocab.TestServer, logfmt.Fail, vocab.Direccion.Str(addr), vocab.Error.Any(err))
 		return exitFailed
 	}
-	log.Info(logfmt.Line("test_server", logfmt.Success, "direccion", addr))
+	log.Info(vocab.TestServer, logfmt.Success, vocab.Direccion.Str(addr))
 	return exitOK
 }
 

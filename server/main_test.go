@@ -12,15 +12,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/envconfig"
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/server/internal/config"
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // linePrefix is the start of every log line: time, then the padded level.
@@ -28,7 +29,7 @@ const linePrefix = `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d `
 
 // running is run(…) in a goroutine.
 type running struct {
-	stdout, stderr *loglines.Recorder // what run writes, line by line
+	stdout, stderr *logtest.Recorder // what run writes, line by line
 	cancel         context.CancelCauseFunc
 	done           chan struct{}
 	code           int // once done is closed
@@ -39,10 +40,10 @@ type running struct {
 func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
-	r := &running{stdout: loglines.New(), stderr: loglines.New(), cancel: cancel, done: make(chan struct{})}
+	r := &running{stdout: logtest.New(), stderr: logtest.New(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.code = run(ctx, args, envconfig.FromMap(env), r.stdout, r.stderr)
+		r.code = run(ctx, args, fromMap(env), r.stdout, r.stderr)
 		r.stdout.End()
 		r.stderr.End()
 	}()
@@ -69,10 +70,10 @@ func (r *running) wait(t *testing.T) int {
 // the test when run returns first. The bound only turns a hang into a failure.
 func (r *running) await(t *testing.T, re *regexp.Regexp) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), loglines.DefaultBound)
+	ctx, cancel := context.WithTimeout(t.Context(), logtest.DefaultBound)
 	defer cancel()
 	var m []string
-	if _, err := r.stdout.Until(ctx, 0, func(l loglines.Line) bool {
+	if _, err := r.stdout.Until(ctx, 0, func(l logtest.Line) bool {
 		m = re.FindStringSubmatch(l.Text)
 		return m != nil
 	}); err != nil {
@@ -99,11 +100,11 @@ func assertEmptyDir(t *testing.T, dir string) {
 	assert.Empty(t, entries, "files written")
 }
 
-var listeningOn = regexp.MustCompile(`action: escuchar \| result: success \| direccion: (.*)$`)
+var listeningOn = regexp.MustCompile(linePattern(vocab.Escuchar.Line(logfmt.Success, vocab.Direccion.Str(pat(`(.*)`)))) + "$")
 
 // storeRecovered is the line of a central whose store is open and read back: it
 // listens first, so a signal right after listeningOn may come before that.
-var storeRecovered = regexp.MustCompile(`action: recuperacion \| result: success`)
+var storeRecovered = regexp.MustCompile(linePattern(vocab.Recuperacion.Line(logfmt.Success)))
 
 // Arguments other than none or `health [host:port]` never start a central.
 func TestArguments(t *testing.T) {
@@ -126,7 +127,8 @@ func TestArguments(t *testing.T) {
 		{"health with an address without port", []string{"health", "localhost"}, 2, "",
 			`^server: health: "localhost" is not host:port \(e.g. 127.0.0.1:12345, \[::1\]:12345\)\n`},
 		{"health with nothing listening", []string{"health", "127.0.0.1:1"}, 1,
-			linePrefix + `ERROR    action: test_server \| result: fail \| direccion: 127.0.0.1:1 \| error: ping: .*connection refused\n$`, ""},
+			linePrefix + `ERROR    ` + linePattern(vocab.TestServer.Line(logfmt.Fail, vocab.Direccion.Str("127.0.0.1:1"),
+				vocab.Error.Str(pat(`ping: .*connection refused`)))) + "\n$", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +137,7 @@ func TestArguments(t *testing.T) {
 			assert.Equal(t, tt.wantCode, r.wait(t))
 			for _, out := range []struct {
 				name string
-				got  *loglines.Recorder
+				got  *logtest.Recorder
 				want string
 			}{{"stdout", r.stdout, tt.wantStdout}, {"stderr", r.stderr, tt.wantStderr}} {
 				if out.want == "" {
@@ -172,7 +174,7 @@ func TestConfigErrors(t *testing.T) {
 				r := start(t, env, args...)
 				assert.Equal(t, 2, r.wait(t))
 				assert.Empty(t, r.stdout.String())
-				assert.Regexp(t, linePrefix+`ERROR    action: config \| result: fail \| error: `+regexp.QuoteMeta(tt.want)+"\n$", r.stderr.String())
+				assert.Regexp(t, linePrefix+`ERROR    `+linePattern(vocab.Config.Line(logfmt.Fail, vocab.Error.Str(tt.want)))+"\n$", r.stderr.String())
 				assertEmptyDir(t, dir)
 			})
 		}
@@ -186,8 +188,8 @@ func TestStoragePathChecked(t *testing.T) {
 	missing := filepath.Join(dir, "nope", "bets.csv")
 	r := start(t, map[string]string{"SERVER_STORAGE_PATH": missing})
 	assert.Equal(t, 2, r.wait(t))
-	assert.Regexp(t, linePrefix+`ERROR    action: config \| result: fail \| error: SERVER_STORAGE_PATH: "`+
-		regexp.QuoteMeta(missing)+`" is in a directory that does not exist \(`+regexp.QuoteMeta(filepath.Dir(missing))+`\)`+"\n$",
+	assert.Regexp(t, linePrefix+`ERROR    `+linePattern(vocab.Config.Line(logfmt.Fail, vocab.Error.Str(
+		`SERVER_STORAGE_PATH: "`+missing+`" is in a directory that does not exist (`+filepath.Dir(missing)+`)`)))+"\n$",
 		r.stderr.String())
 	assertEmptyDir(t, dir)
 }
@@ -206,14 +208,16 @@ func TestServeUntilSignal(t *testing.T) {
 	healthEnv := map[string]string{"SERVER_PORT": port, "SERVER_STORAGE_PATH": env["SERVER_STORAGE_PATH"]}
 	h := start(t, healthEnv, "health")
 	require.Equal(t, 0, h.wait(t), "%s%s", h.stdout, h.stderr)
-	assert.Regexp(t, linePrefix+`INFO     action: test_server \| result: success \| direccion: 127.0.0.1:`+port+"\n$", h.stdout.String())
+	assert.Regexp(t, linePrefix+`INFO     `+regexp.QuoteMeta(vocab.TestServer.Line(logfmt.Success, vocab.Direccion.Str("127.0.0.1:"+port)))+"\n$",
+		h.stdout.String())
 
 	r.cancel(errors.New("terminated signal received"))
 	require.Equal(t, 0, r.wait(t), r.stdout.String())
 	out := r.stdout.String()
-	assert.Regexp(t, linePrefix+`INFO     action: config \| result: success \| host: 127.0.0.1 \| port: 0 \| .* \| tls: off\n`, out)
-	for _, want := range []string{"action: signal | result: success | signal: terminated\n",
-		"action: cerrar_archivo_apuestas | result: success", "action: shutdown | result: success"} {
+	assert.Regexp(t, linePrefix+`INFO     `+regexp.QuoteMeta(vocab.Config.Line(logfmt.Success, vocab.Host.Str("127.0.0.1"), vocab.Puerto.Int(0)))+
+		` \| .* \| `+regexp.QuoteMeta(vocab.TLSKey.Str("off").String())+"\n", out)
+	for _, want := range []string{vocab.Signal.Line(logfmt.Success, vocab.Senal.Str("terminated")) + "\n",
+		vocab.CerrarArchivoApuestas.Line(logfmt.Success), vocab.Shutdown.Line(logfmt.Success)} {
 		assert.Contains(t, out, want)
 	}
 	assert.Empty(t, r.stderr.String())
@@ -230,7 +234,8 @@ func TestPortInUse(t *testing.T) {
 	env, _ := storeEnv(t, map[string]string{"SERVER_PORT": port})
 	r := start(t, env)
 	assert.Equal(t, 1, r.wait(t))
-	assert.Regexp(t, `(?m)ERROR    action: escuchar \| result: fail \| error: listen on 127.0.0.1:`+port+`: .*address already in use$`, r.stdout.String())
+	assert.Regexp(t, `(?m)ERROR    `+linePattern(vocab.Escuchar.Line(logfmt.Fail,
+		vocab.Error.Str("listen on 127.0.0.1:"+port+pat(`: .*address already in use`))))+"$", r.stdout.String())
 }
 
 // SERVER_HOST=::1 listens on the IPv6 loopback, where an agency configured
@@ -255,14 +260,14 @@ func TestIPv6Loopback(t *testing.T) {
 
 	h := start(t, map[string]string{"SERVER_HOST": "::1", "SERVER_PORT": port, "SERVER_STORAGE_PATH": store}, "health")
 	require.Equal(t, 0, h.wait(t), "%s%s", h.stdout, h.stderr)
-	assert.Contains(t, h.stdout.String(), "direccion: [::1]:"+port)
+	assert.Contains(t, h.stdout.String(), vocab.Direccion.Str("[::1]:"+port).String())
 
 	data := filepath.Join(dir, lottery.AgencyFileName(1))
-	cfg, err := agency.Load(envconfig.FromMap(map[string]string{"CLI_ID": "1",
+	cfg, err := agency.Load(fromMap(map[string]string{"CLI_ID": "1",
 		"CLI_SERVER_ADDRESS": "[::1]:" + port, "CLI_DATA_PATH": data, "CLI_CONNECT_TIMEOUT": "5s"}))
 	require.NoError(t, err)
-	log := logrus.New()
-	log.SetOutput(io.Discard)
+	log, err := logfmt.New(io.Discard, "info")
+	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	winners, err := agency.New(cfg, log).Run(ctx)
@@ -275,7 +280,7 @@ func TestIPv6Loopback(t *testing.T) {
 		}
 	}
 	assert.Len(t, winners, want)
-	assert.Contains(t, r.stdout.String(), "action: sorteo | result: success")
+	assert.Contains(t, r.stdout.String(), vocab.Sorteo.Line(logfmt.Success))
 
 	r.cancel(errors.New("terminated signal received"))
 	require.Equal(t, 0, r.wait(t), r.stdout.String())
@@ -311,4 +316,9 @@ func TestEnvironmentEmptyAdminAddress(t *testing.T) {
 			assert.Equal(t, tt.want, environment(tt.key))
 		})
 	}
+}
+
+// fromMap reads variables from m.
+func fromMap(m map[string]string) envconfig.Getenv {
+	return func(name string) string { return m[name] }
 }

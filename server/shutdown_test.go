@@ -21,7 +21,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 const (
@@ -46,7 +49,7 @@ func (p *proc) awaitLines(t *testing.T, n int, parts ...string) {
 	p.out.AwaitT(t, n, parts...)
 }
 
-var storedLine = regexp.MustCompile(`action: apuesta_recibida \| result: success \| cantidad: (\d+)`)
+var storedLine = regexp.MustCompile(linePattern(vocab.ApuestaRecibida.Line(logfmt.Success, vocab.Cantidad.Str(pat(`(\d+)`)))))
 
 // ackedIn is the number of bets one log line says the central stored (it
 // logs a batch after it is durable and before it acknowledges it).
@@ -77,14 +80,14 @@ func assertServerClosedEverything(t *testing.T, srv *proc, opened bool) {
 		closes = 1
 	}
 	for line, want := range map[string]int{
-		"action: signal | result: success":                  1,
-		"action: cerrar_listener | result: success":         1,
-		"action: cerrar_archivo_apuestas | result: success": closes,
-		"action: shutdown | result: success":                1,
+		vocab.Signal.Line(logfmt.Success):                1,
+		vocab.CerrarListener.Line(logfmt.Success):        1,
+		vocab.CerrarArchivoApuestas.Line(logfmt.Success): closes,
+		vocab.Shutdown.Line(logfmt.Success):              1,
 	} {
 		assert.Equal(t, want, srv.countParts(line), "%q:\n%s", line, srv.output())
 	}
-	assert.Zero(t, srv.countParts("result: fail | error"), "a resource failed to close:\n%s", srv.output())
+	assert.Zero(t, srv.countParts(logfmttest.AnyFail+" | "+vocab.Error.Str("").String()), "a resource failed to close:\n%s", srv.output())
 }
 
 // agencyBets reads agency id's file.
@@ -155,27 +158,27 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 	}{
 		{"before any agency connects", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			return func(t *testing.T) {
-				assert.Zero(t, srv.countParts("action: cerrar_conexion"))
+				assert.Zero(t, srv.countParts(logfmttest.AnyLine(vocab.CerrarConexion)))
 			}
 		}, 5, 10, nil, 0},
 		{"in the middle of the batches", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			for id := 1; id <= 3; id++ {
 				startClientEnv(t, id, port, dir, "CLI_BATCH_MAXAMOUNT=20")
 			}
-			srv.awaitLines(t, 30, "action: apuesta_recibida | result: success")
+			srv.awaitLines(t, 30, vocab.ApuestaRecibida.Line(logfmt.Success))
 			return func(t *testing.T) {
-				assert.Zero(t, srv.countParts("action: sorteo"))
-				assert.GreaterOrEqual(t, srv.countParts("action: cerrar_conexion | result: success"),
-					srv.countParts("action: identificacion | result: success"), "a connection was not closed:\n%s", srv.output())
+				assert.Zero(t, srv.countParts(logfmttest.AnyLine(vocab.Sorteo)))
+				assert.GreaterOrEqual(t, srv.countParts(vocab.CerrarConexion.Line(logfmt.Success)),
+					srv.countParts(vocab.Identificacion.Line(logfmt.Success)), "a connection was not closed:\n%s", srv.output())
 			}
 		}, 3, 30000, nil, 0},
 		{"while agencies are parked", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			parked := []*proc{startClientEnv(t, 1, port, dir), startClientEnv(t, 2, port, dir)}
-			srv.awaitLines(t, 2, "action: espera_sorteo | result: in_progress")
+			srv.awaitLines(t, 2, vocab.EsperaSorteo.Line(logfmt.InProgress))
 			return func(t *testing.T) {
-				assert.Zero(t, srv.countParts("action: sorteo"))
+				assert.Zero(t, srv.countParts(logfmttest.AnyLine(vocab.Sorteo)))
 				for id := 1; id <= 2; id++ {
-					assert.Equal(t, 1, srv.countParts("action: cerrar_conexion | result: success", fmt.Sprintf("agencia: %d |", id)),
+					assert.Equal(t, 1, srv.countParts(vocab.CerrarConexion.Line(logfmt.Success), vocab.Agencia.Int(id).String()+" |"),
 						"agency %d:\n%s", id, srv.output())
 				}
 				// Every acknowledged bet is there: both files whole.
@@ -183,14 +186,14 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 				for i, c := range parked {
 					code, _ := exitOf(t, c, time.Now())
 					assert.NotZero(t, code, "agency %d got no winners, yet exited 0:\n%s", i+1, c.output())
-					assert.Contains(t, c.output(), "result: fail", "agency %d", i+1)
+					assert.Contains(t, c.output(), logfmttest.AnyFail, "agency %d", i+1)
 				}
 			}
 		}, 3, 500, nil, 0},
 		{"while it recovers a large bets file", func(t *testing.T, srv *proc, port int, dir string) func(t *testing.T) {
 			// The store holds recoverRows bets of agency 1 (see prefill). An
 			// agency that connects meanwhile waits on its socket for HELLO_ACK.
-			srv.awaitLines(t, 1, "action: recuperar | result: in_progress")
+			srv.awaitLines(t, 1, vocab.Recuperacion.Line(logfmt.InProgress))
 			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			require.NoError(t, err)
 			t.Cleanup(func() { conn.Close() })
@@ -198,9 +201,9 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 			return func(t *testing.T) {
 				// The recovery gave up for the shutdown rather than holding it
 				// up; the file is untouched (checked above) and read again next time.
-				require.Equal(t, 1, srv.countParts("action: recuperar | result: fail | motivo: shutdown"),
+				require.Equal(t, 1, srv.countParts(vocab.Recuperacion.Line(logfmt.Fail, vocab.Motivo.Str("shutdown"))),
 					"the recovery was not interrupted (did it end before the signal?):\n%s", srv.output())
-				assert.Zero(t, srv.countParts("action: recuperacion | result: success"), srv.output())
+				assert.Zero(t, srv.countParts(vocab.Recuperacion.Line(logfmt.Success)), srv.output())
 				require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
 				m, err := protocol.ReadMessage(conn, protocol.MaxServerFrame)
 				if err == nil {
@@ -221,9 +224,9 @@ func TestServerShutdownAtEveryPhase(t *testing.T) {
 				conns = append(conns, c)
 			}
 			helloRaw(t, conns[0], 2)
-			srv.awaitLines(t, 3, "action: aceptar_conexion | result: success")
+			srv.awaitLines(t, 3, vocab.AceptarConexion.Line(logfmt.Success))
 			return func(t *testing.T) {
-				assert.Equal(t, 3, srv.countParts("action: cerrar_conexion | result: success"), srv.output())
+				assert.Equal(t, 3, srv.countParts(vocab.CerrarConexion.Line(logfmt.Success)), srv.output())
 				for i, c := range conns {
 					require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 					m, err := protocol.ReadMessage(c, protocol.MaxServerFrame)
@@ -284,10 +287,10 @@ func TestClientShutdown(t *testing.T) {
 		until func(t *testing.T, srv *proc)
 	}{
 		{"in the middle of the batches", 1, 60000, func(t *testing.T, srv *proc) {
-			srv.awaitLines(t, 10, "action: apuesta_recibida | result: success")
+			srv.awaitLines(t, 10, vocab.ApuestaRecibida.Line(logfmt.Success))
 		}},
 		{"while parked for the draw", 2, 300, func(t *testing.T, srv *proc) {
-			srv.awaitLines(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+			srv.awaitLines(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(1).String())
 		}},
 	}
 	for _, tt := range tests {
@@ -304,9 +307,9 @@ func TestClientShutdown(t *testing.T) {
 			code, took := terminate(t, c)
 			require.Equal(t, 0, code, c.output())
 			assert.Less(t, took, shutdownBound, "exit after SIGTERM")
-			assert.Equal(t, 1, c.countParts("action: shutdown | result: success"), c.output())
-			assert.Zero(t, c.countParts("consulta_ganadores | result: success"))
-			srv.awaitLines(t, 1, "action: cerrar_conexion | result: success", "agencia: 1 |")
+			assert.Equal(t, 1, c.countParts(agencyShutdown), c.output())
+			assert.Zero(t, c.countParts(agencyWinners))
+			srv.awaitLines(t, 1, vocab.CerrarConexion.Line(logfmt.Success), vocab.Agencia.Int(1).String()+" |")
 
 			// The agencies run again from the start and get exactly their winners.
 			clients := make([]*proc, tt.agencies)
@@ -354,12 +357,12 @@ func TestClientShutdownLogsClosures(t *testing.T) {
 		{"in the middle of the batches", func(t *testing.T, dir string) (int, func(t *testing.T, c *proc)) {
 			srv, port := startServer(t, 1, filepath.Join(dir, "bets.csv"))
 			return port, func(t *testing.T, c *proc) {
-				srv.awaitLines(t, 10, "action: apuesta_recibida | result: success")
+				srv.awaitLines(t, 10, vocab.ApuestaRecibida.Line(logfmt.Success))
 			}
 		}, 1, 1, "1s"},
 		{"while connecting, nothing open yet", func(t *testing.T, dir string) (int, func(t *testing.T, c *proc)) {
 			return freePort(t), func(t *testing.T, c *proc) { // nothing listens there
-				c.awaitLines(t, 1, "action: conectar | result: in_progress")
+				c.awaitLines(t, 1, agencyConnecting)
 			}
 		}, 0, 0, "1m"},
 	}
@@ -376,21 +379,21 @@ func TestClientShutdownLogsClosures(t *testing.T) {
 			require.Equal(t, 0, code, c.output())
 
 			lines := strings.Split(c.output(), "\n")
-			shutdown := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, "action: shutdown | result: success") })
+			shutdown := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, agencyShutdown) })
 			require.NotEqual(t, -1, shutdown, "no shutdown line:\n%s", c.output())
 			for _, closing := range []struct {
 				what string
 				want int
 			}{
-				{"action: cerrar_archivo | result: success | archivo: " + filepath.Join(dir, lottery.AgencyFileName(1)), tt.file},
-				{fmt.Sprintf("action: cerrar_conexion | result: success | servidor: 127.0.0.1:%d", port), tt.conn},
+				{agencyFileClosed + filepath.Join(dir, lottery.AgencyFileName(1)), tt.file},
+				{agencyConnClosed + fmt.Sprintf("127.0.0.1:%d", port), tt.conn},
 			} {
 				assert.Equal(t, closing.want, c.countParts(closing.what), "%q:\n%s", closing.what, c.output())
 				if i := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, closing.what) }); i != -1 {
 					assert.Less(t, i, shutdown, "%q after the shutdown line:\n%s", closing.what, c.output())
 				}
 			}
-			assert.Zero(t, c.countParts("result: fail"), c.output())
+			assert.Zero(t, c.countParts(logfmttest.AnyFail), c.output())
 		})
 	}
 }
@@ -475,7 +478,7 @@ func TestClientBinaryFailsCleanly(t *testing.T) {
 			require.NoError(t, <-scripted)
 			assert.NotZero(t, code, c.output())
 			assert.Less(t, took, 10*time.Second)
-			assert.Positive(t, c.countParts("result: fail", tt.reason), "no fail line names %q:\n%s", tt.reason, c.output())
+			assert.Positive(t, c.countParts(logfmttest.AnyFail, tt.reason), "no fail line names %q:\n%s", tt.reason, c.output())
 		})
 	}
 }

@@ -28,8 +28,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol/pki"
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 const (
@@ -87,7 +89,7 @@ func useSwarm(t *testing.T) {
 		})
 		// Leaving before the node has made its ingress network leaves that
 		// network behind, half removed: wait for it before anything can fail.
-		ctx, cancel := context.WithTimeout(t.Context(), loglines.DefaultBound)
+		ctx, cancel := context.WithTimeout(t.Context(), logtest.DefaultBound)
 		defer cancel()
 		if err := netEvents.Await(ctx, 1, "create ingress"); err != nil {
 			t.Errorf("the swarm's ingress network: %v", err)
@@ -146,7 +148,7 @@ func stackLeftovers() ([]string, error) {
 // removeStack removes the stack, waits for its containers to be destroyed
 // (the volume is in use until then) and removes its volume. events is the
 // stack's container events since before it was deployed.
-func removeStack(t *testing.T, events *loglines.Recorder) {
+func removeStack(t *testing.T, events *logtest.Recorder) {
 	// The test's context is already cancelled when cleanups run.
 	ctx, cancel := context.WithTimeout(context.Background(), roundBound)
 	defer cancel()
@@ -213,7 +215,7 @@ type swarmRound struct {
 
 // deploy writes the stack file with scripts/generar-stack.sh and deploys it,
 // after registering its removal. It returns the stack's container events.
-func (r swarmRound) deploy(t *testing.T) *loglines.Recorder {
+func (r swarmRound) deploy(t *testing.T) *logtest.Recorder {
 	t.Helper()
 	left, err := stackLeftovers()
 	require.NoError(t, err)
@@ -254,13 +256,13 @@ func (r swarmRound) deploy(t *testing.T) *loglines.Recorder {
 
 // awaitAgencies waits for every agency's container to exit and requires that
 // each exits 0 the first time, then returns each agency's log.
-func awaitAgencies(t *testing.T, ctx context.Context, events *loglines.Recorder) []string {
+func awaitAgencies(t *testing.T, ctx context.Context, events *logtest.Recorder) []string {
 	t.Helper()
 	logs := make([]string, swarmAgencies)
 	for i := range logs {
 		service := fmt.Sprintf("%s_client%d", swarmStack, i+1)
 		var died string
-		_, err := events.Until(ctx, 0, func(l loglines.Line) bool {
+		_, err := events.Until(ctx, 0, func(l logtest.Line) bool {
 			if strings.HasPrefix(l.Text, "die "+service+" ") {
 				died = l.Text
 				return true
@@ -278,7 +280,7 @@ func awaitAgencies(t *testing.T, ctx context.Context, events *loglines.Recorder)
 // they were created (events holds their create lines): `docker service logs
 // --follow` can stall for good on this much output (half a million lines;
 // moby/moby#38640), where `docker logs` reads each container's own log file.
-func centralLogs(t *testing.T, events *loglines.Recorder) *loglines.Recorder {
+func centralLogs(t *testing.T, events *logtest.Recorder) *logtest.Recorder {
 	t.Helper()
 	var script []string
 	for _, l := range events.Texts() {
@@ -306,7 +308,8 @@ func storedBets(t *testing.T, dir string) map[lottery.Bet]int {
 	return rows(t, lottery.LoadBets(copied))
 }
 
-var recovered = regexp.MustCompile(`action: recuperacion \| result: success \| apuestas: (\d+) \| agencias_con_apuestas: \d+ \| agencias_finalizadas: (\d+)`)
+var recovered = regexp.MustCompile(linePattern(vocab.Recuperacion.Line(logfmt.Success, vocab.Apuestas.Str(pat(`(\d+)`)),
+	vocab.AgenciasConApuestas.Str(pat(`\d+`)), vocab.AgenciasFinalizadas.Str(pat(`(\d+)`)))))
 
 func TestSwarm(t *testing.T) {
 	useSwarm(t)
@@ -353,7 +356,7 @@ func TestSwarm(t *testing.T) {
 				// docker logs --follow ends at once on a container not started yet.
 				require.NoError(t, events.Await(ctx, 1, "start "+swarmStack+"_server "), "%s", events)
 				first := centralLogs(t, events)
-				require.NoError(t, first.Await(ctx, faultAfter, "action: apuesta_recibida | result: success"), "%s", first)
+				require.NoError(t, first.Await(ctx, faultAfter, vocab.ApuestaRecibida.Line(logfmt.Success)), "%s", first)
 				docker(t, "service", "update", "--detach", "--force", swarmStack+"_server")
 				t.Logf("central restart asked for after %d stored batches", faultAfter)
 			}
@@ -367,13 +370,13 @@ func TestSwarm(t *testing.T) {
 			}
 			// Every agency got its winners, so the draw ran; the central's
 			// lines may still be on their way.
-			require.NoError(t, central.Await(ctx, swarmAgencies, "action: envio_ganadores | result: success"), "%s", central)
-			assert.Equal(t, 1, central.Count("action: sorteo | result: success"), "draws:\n%s", central)
+			require.NoError(t, central.Await(ctx, swarmAgencies, vocab.EnvioGanadores.Line(logfmt.Success)), "%s", central)
+			assert.Equal(t, 1, central.Count(vocab.Sorteo.Line(logfmt.Success)), "draws:\n%s", central)
 
 			if tt.fault {
 				// The restart happened before the draw, while bets were coming:
 				// the second central recovered part of them and ran the draw.
-				assert.Equal(t, 2, central.Count("action: escuchar | result: success"), "centrals that listened:\n%s", central)
+				assert.Equal(t, 2, central.Count(vocab.Escuchar.Line(logfmt.Success)), "centrals that listened:\n%s", central)
 				var rec []string
 				for _, l := range central.Texts() {
 					if m := recovered.FindStringSubmatch(l); m != nil {
@@ -388,7 +391,7 @@ func TestSwarm(t *testing.T) {
 				assert.Less(t, finished, swarmAgencies, "the restart came after the draw")
 				reconnected := 0
 				for _, log := range logs {
-					if strings.Count(log, "action: conectar | result: success") > 1 {
+					if strings.Count(log, agencyConnected) > 1 {
 						reconnected++
 					}
 				}

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -19,20 +17,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
-	"lotterycentral.example/lottery"
+	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 )
 
-// progressEvery bounds how long a large file streams without a progress line.
-const progressEvery = 3 * time.Second
-
 // Agency runs one agency's exchange with the central.
 type Agency struct {
 	cfg      Config
-	log      *logrus.Logger
+	log      *logfmt.Logger
 	conn     net.Conn
 	br       *bufio.Reader
 	tls      *tls.Config // nil: plaintext
@@ -40,7 +33,7 @@ type Agency struct {
 }
 
 // New returns an agency for cfg that logs to log.
-func New(cfg Config, log *logrus.Logger) *Agency {
+func New(cfg Config, log *logfmt.Logger) *Agency {
 	return &Agency{cfg: cfg, log: log}
 }
 
@@ -81,9 +74,9 @@ func (a *Agency) Run(ctx context.Context) ([]string, error) {
 		if failures > a.cfg.MaxRetries {
 			return nil, fmt.Errorf("gave up after %d connections in a row without progress: %w", failures, err)
 		}
-		wait := jitter(min(100*time.Millisecond<<failures, 2*time.Second))
-		a.log.Warn(logfmt.Line("conexion", logfmt.Fail, "servidor", a.cfg.ServerAddress, "reintento", failures,
-			"reintento_en", wait.Round(time.Millisecond), "error", err))
+		wait := jitter(min(100*time.Millisecond<<min(failures, 5), 2*time.Second)) // capped: a long shift overflows
+		a.log.Warn(vocab.Conexion, logfmt.Fail, vocab.Servidor.Str(a.cfg.ServerAddress), vocab.Reintento.Int(failures),
+			vocab.ReintentoEn.Any(wait.Round(time.Millisecond)), vocab.Error.Any(err))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -108,7 +101,7 @@ func (a *Agency) connection(ctx context.Context) ([]string, error) {
 	defer func() {
 		stop()
 		_ = conn.Close() // also after a SIGTERM already closed it: the socket is released either way
-		a.log.Info(logfmt.Line("cerrar_conexion", logfmt.Success, "servidor", a.cfg.ServerAddress))
+		a.log.Info(vocab.CerrarConexion, logfmt.Success, vocab.Servidor.Str(a.cfg.ServerAddress))
 	}()
 	return a.exchange()
 }
@@ -178,24 +171,25 @@ func checkDataFile(path string) error {
 }
 
 // FailedAction is the action of the log line that reports err, an error of
-// Run: leer_archivo for the bets file, conectar when the central could not
-// be reached (an address that does not resolve, a refused port), and
-// consulta_ganadores for anything else, the exchange's own action.
-func FailedAction(err error) string {
+// Run: leer_archivo for the bets file, tls_handshake for a refused
+// certificate, verificar_conteo for counts that disagree, conectar when the
+// central could not be reached (an address that does not resolve, a refused
+// port), and consulta_ganadores for anything else, the exchange's own action.
+func FailedAction(err error) logfmt.Action {
 	var fe *DataFileError
 	var ae *AuthError
 	var ce *CountMismatchError
 	switch {
 	case errors.As(err, &fe):
-		return "leer_archivo"
+		return vocab.LeerArchivo
 	case errors.As(err, &ae):
-		return "tls_handshake"
+		return vocab.TLSHandshake
 	case errors.As(err, &ce):
-		return "verificar_conteo"
+		return vocab.VerificarConteo
 	case errors.Is(err, errGaveUp):
-		return "conectar"
+		return vocab.Conectar
 	}
-	return "consulta_ganadores"
+	return vocab.ConsultaGanadores
 }
 
 // retryable tells a lost or refused-for-now connection, worth a new one,
@@ -249,8 +243,8 @@ func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 			return nil, fmt.Errorf("connect to %s: %w after %d attempts in %s: %w",
 				a.cfg.ServerAddress, errGaveUp, attempt, a.cfg.ConnectTimeout, err)
 		}
-		a.log.Info(logfmt.Line("conectar", logfmt.InProgress, "servidor", a.cfg.ServerAddress,
-			"intento", attempt, "reintento_en", wait.Round(time.Millisecond), "error", err))
+		a.log.Info(vocab.Conectar, logfmt.InProgress, vocab.Servidor.Str(a.cfg.ServerAddress),
+			vocab.Intento.Int(attempt), vocab.ReintentoEn.Any(wait.Round(time.Millisecond)), vocab.Error.Any(err))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -271,7 +265,7 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 		err = authError(err)
 		var ae *AuthError
 		if errors.As(err, &ae) {
-			a.log.Error(logfmt.Line("tls_handshake", logfmt.Fail, "servidor", a.cfg.ServerAddress, "motivo", ae.Reason, "error", ae.Err))
+			a.logRefused(ae)
 		} else if werr != nil && retryable(err) {
 			err = werr
 		}
@@ -280,178 +274,9 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 	if werr != nil {
 		return nil, fmt.Errorf("identify: %w", werr)
 	}
-	a.log.Info(logfmt.Line("conectar", logfmt.Success, "servidor", a.cfg.ServerAddress,
-		"almacenadas", ack.Stored, "finalizada", ack.Finished))
+	a.log.Info(vocab.Conectar, logfmt.Success, vocab.Servidor.Str(a.cfg.ServerAddress),
+		vocab.Almacenadas.Uint(ack.Stored), vocab.Finalizada.Any(ack.Finished))
 	return ack, nil
-}
-
-// window is how many batches an agency keeps in flight: the central stores
-// the batches that arrive together with one sync, and the agency does not
-// wait a round trip per batch.
-const window = 16
-
-// sendBuffer holds the batches queued between two waits for answers: up to
-// eight full frames go out in one write.
-const sendBuffer = 8 * protocol.MaxClientFrame
-
-// inFlight is a batch sent and not yet acknowledged.
-type inFlight struct {
-	seq   uint32
-	first uint64 // its first bet, counted from 1 in the file
-	count int
-}
-
-// sendBets streams the agency file, skipping the first `stored` bets the
-// central already holds, with up to window batches awaiting their
-// acknowledgement. It returns the number of bets in the file.
-func (a *Agency) sendBets(stored uint64) (uint64, error) {
-	bb := protocol.NewBatchBuilder(a.cfg.BatchMaxAmount)
-	var total, sent uint64
-	var seq uint32
-	var pending []inFlight
-	lastProgress := time.Now()
-	awaitOldest := func() error {
-		if err := a.awaitAck(pending[0]); err != nil {
-			return err
-		}
-		sent += uint64(pending[0].count)
-		pending = pending[1:]
-		if time.Since(lastProgress) >= progressEvery {
-			lastProgress = time.Now()
-			a.log.Info(logfmt.Line("envio_apuestas", logfmt.InProgress, "enviadas", sent))
-		}
-		return nil
-	}
-	// Batches go out through bw: the ones queued while the agency waited for
-	// answers leave together, in one write (and fewer, larger TLS records).
-	bw := bufio.NewWriterSize(a.conn, sendBuffer)
-	sendFailed := func(err error) error {
-		// The central may have refused an earlier batch and closed the
-		// connection: its answer, already received, says more than a broken pipe.
-		for _, p := range pending {
-			if rerr := a.awaitAck(p); rerr != nil && !retryable(rerr) {
-				return rerr
-			}
-		}
-		return fmt.Errorf("send batch %d: %w", seq, err)
-	}
-	// wait sends what is queued, waits for the oldest batch's answer, then
-	// takes every answer already received, making room for as many batches.
-	wait := func() error {
-		if err := bw.Flush(); err != nil {
-			return sendFailed(err)
-		}
-		if err := awaitOldest(); err != nil {
-			return err
-		}
-		for len(pending) > 0 {
-			if _, whole, _ := protocol.Buffered(a.br); !whole {
-				return nil // reading another answer could block
-			}
-			if err := awaitOldest(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	flush := func() error {
-		seq++
-		if err := protocol.WriteFrame(bw, bb.Frame(seq)); err != nil {
-			return sendFailed(err)
-		}
-		pending = append(pending, inFlight{seq: seq, first: total - uint64(bb.Len()) + 1, count: bb.Len()})
-		bb.Reset()
-		if len(pending) == window {
-			return wait()
-		}
-		return nil
-	}
-
-	// ReadAgencyFile opens the file on the first step of the loop and closes
-	// it when the loop ends, however it ends: once readFile returns, a file
-	// that was opened is closed, and only then is its closing logged.
-	opened := false
-	readFile := func() error {
-		for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
-			if err != nil {
-				var pe *fs.PathError
-				opened = opened || !errors.As(err, &pe) || pe.Op != "open"
-				return &DataFileError{Path: a.cfg.DataPath, Err: err}
-			}
-			opened = true
-			n := total + 1 // this bet's number in the file
-			if n <= stored {
-				total = n
-				continue // already durable at the central (a resumed connection)
-			}
-			// The central validates every bet and its refusal names the bet, so only
-			// what the wire cannot carry is checked here: a number past 16 bits
-			// would wrap into a valid one.
-			if bet.Number < 0 || bet.Number > math.MaxUint16 {
-				return &DataFileError{Path: a.cfg.DataPath, Err: fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath,
-					&lottery.FieldError{Field: "number", Reason: "out of range 0..9999"})}
-			}
-			wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
-				Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}
-			err := bb.Add(wb)
-			if errors.Is(err, protocol.ErrBatchFull) {
-				if err := flush(); err != nil {
-					return err
-				}
-				err = bb.Add(wb)
-			}
-			if err != nil {
-				return &DataFileError{Path: a.cfg.DataPath, Err: fmt.Errorf("bet %d of %s: %w", n, a.cfg.DataPath, err)}
-			}
-			total = n
-		}
-		opened = true // an empty file was opened too
-		return nil
-	}
-	err := readFile()
-	if opened {
-		a.log.Info(logfmt.Line("cerrar_archivo", logfmt.Success, "archivo", a.cfg.DataPath))
-	}
-	if err != nil {
-		return 0, err
-	}
-	if bb.Len() > 0 {
-		if err := flush(); err != nil {
-			return 0, err
-		}
-	}
-	for len(pending) > 0 {
-		if err := wait(); err != nil {
-			return 0, err
-		}
-	}
-	if total < stored {
-		return 0, a.checkCount(stored, total) // bets this agency never sent
-	}
-	a.log.Info(logfmt.Line("envio_apuestas", logfmt.Success, "enviadas", sent, "lotes", seq, "ya_almacenadas", stored))
-	return total, nil
-}
-
-// awaitAck waits for the answer to batch b, the oldest in flight.
-func (a *Agency) awaitAck(b inFlight) error {
-	m, err := a.receive(a.cfg.ReplyTimeout)
-	if err != nil {
-		return fmt.Errorf("send batch %d: %w", b.seq, err)
-	}
-	switch m := m.(type) {
-	case *protocol.BatchAck:
-		if m.Seq != b.seq {
-			return fmt.Errorf("send batch %d: acknowledged batch %d instead", b.seq, m.Seq)
-		}
-		a.progress++
-		return nil
-	case *protocol.BatchReject:
-		if m.Index != protocol.NoIndex {
-			return fmt.Errorf("send batch %d: bet %d of %s: %w", b.seq, b.first+uint64(m.Index), a.cfg.DataPath, m.Err())
-		}
-		return fmt.Errorf("send batch %d: %w", b.seq, m.Err())
-	}
-	return fmt.Errorf("send batch %d: unexpected %s", b.seq, m.Type())
 }
 
 func (a *Agency) finish(total uint64) error {
@@ -466,7 +291,7 @@ func (a *Agency) finish(total uint64) error {
 		return err
 	}
 	a.progress++
-	a.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "apuestas", ack.Stored))
+	a.log.Info(vocab.FinApuestas, logfmt.Success, vocab.Apuestas.Uint(ack.Stored))
 	return nil
 }
 
@@ -476,7 +301,7 @@ func (a *Agency) consult() ([]string, error) {
 	if err := protocol.WriteMessage(a.conn, protocol.Consult{Agency: uint32(a.cfg.ID)}); err != nil {
 		return nil, fmt.Errorf("consult winners: %w", err)
 	}
-	a.log.Debug(logfmt.Line("consulta_ganadores", logfmt.InProgress))
+	a.log.Debug(vocab.ConsultaGanadores, logfmt.InProgress)
 	var docs []string
 	want := -1
 	for {

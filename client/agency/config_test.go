@@ -84,7 +84,8 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Load(envconfig.FromMap(tt.env))
+			getenv := func(name string) string { return tt.env[name] }
+			got, err := Load(getenv)
 			if tt.wantErr != "" {
 				require.EqualError(t, err, tt.wantErr)
 				require.ErrorIs(t, err, tt.wantKind)

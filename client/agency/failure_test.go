@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
@@ -227,15 +228,21 @@ func (h *lineHook) String() string {
 	return strings.Join(h.lines, "\n")
 }
 
-func testLog() (*logrus.Logger, *lineHook) {
+func testLog() (*logfmt.Logger, *lineHook) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetFormatter(logfmt.Formatter{})
 	log.SetLevel(logrus.DebugLevel)
 	h := &lineHook{}
 	log.AddHook(h)
-	return log, h
+	return logfmt.Wrap(log), h
 }
+
+// anyResult is how every line of action a starts, whatever its result.
+func anyResult(a logfmt.Action) string { return a.Line("") }
+
+// failed marks a line whose action failed, whatever the action.
+const failed = "| result: " + string(logfmt.Fail)
 
 // runBounded runs the agency and fails the test if it does not return in time.
 func runBounded(t *testing.T, a *Agency, bound time.Duration) ([]string, time.Duration, error) {
@@ -509,7 +516,7 @@ func TestAgencyFailsCleanly(t *testing.T) {
 			<-fc.done
 			require.NoError(t, fc.err, "the fake central's script")
 
-			named := strings.Contains(err.Error(), tt.reason) || lines.find("result: fail", tt.reason)
+			named := strings.Contains(err.Error(), tt.reason) || lines.find(failed, tt.reason)
 			assert.True(t, named, "neither the error nor a fail line names %q:\nerror: %v\n%s", tt.reason, err, lines)
 			if tt.wantErr != nil {
 				tt.wantErr(t, err)
@@ -685,11 +692,11 @@ func TestLocalFileErrorsAreNotRetried(t *testing.T) {
 			if tt.wantIs != nil {
 				assert.ErrorIs(t, err, tt.wantIs)
 			}
-			assert.Equal(t, "leer_archivo", FailedAction(err))
-			assert.False(t, lines.find("action: conexion"), "retried:\n%s", lines)
-			assert.Equal(t, tt.wantClosed, strings.Count(lines.String(), "action: cerrar_archivo"), "%s", lines)
+			assert.Equal(t, vocab.LeerArchivo, FailedAction(err))
+			assert.False(t, lines.find(anyResult(vocab.Conexion)), "retried:\n%s", lines)
+			assert.Equal(t, tt.wantClosed, strings.Count(lines.String(), anyResult(vocab.CerrarArchivo)), "%s", lines)
 			if tt.script == nil {
-				assert.False(t, lines.find("action: conectar"), "it tried to connect:\n%s", lines)
+				assert.False(t, lines.find(anyResult(vocab.Conectar)), "it tried to connect:\n%s", lines)
 				assert.Less(t, took, time.Second)
 				return
 			}
@@ -727,12 +734,14 @@ func TestFailedAction(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want string
+		want logfmt.Action
 	}{
-		{"bets file", &DataFileError{Path: "a.csv", Err: fs.ErrNotExist}, "leer_archivo"},
-		{"central unreachable", fmt.Errorf("connect to x:1: %w after 3 attempts", errGaveUp), "conectar"},
-		{"lost, then unreachable", fmt.Errorf("%w; reconnecting failed: %w", io.EOF, fmt.Errorf("connect: %w", errGaveUp)), "conectar"},
-		{"refused batch", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, "consulta_ganadores"},
+		{"bets file", &DataFileError{Path: "a.csv", Err: fs.ErrNotExist}, vocab.LeerArchivo},
+		{"central unreachable", fmt.Errorf("connect to x:1: %w after 3 attempts", errGaveUp), vocab.Conectar},
+		{"lost, then unreachable", fmt.Errorf("%w; reconnecting failed: %w", io.EOF, fmt.Errorf("connect: %w", errGaveUp)), vocab.Conectar},
+		{"refused batch", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, vocab.ConsultaGanadores},
+		{"refused certificate", fmt.Errorf("identify: %w", &AuthError{Reason: "refused_by_central", Err: io.EOF}), vocab.TLSHandshake},
+		{"counts disagree", &CountMismatchError{Central: 3, File: 2}, vocab.VerificarConteo},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -788,7 +797,7 @@ func TestAgencyClosesItsFileWhenStopped(t *testing.T) {
 		t.Fatalf("no batches:\n%s", lines)
 	}
 	require.Equal(t, 1, openCount(t, data), "the file is open while batches are in flight")
-	assert.False(t, lines.find("action: cerrar_archivo"), "closing logged while the file is open:\n%s", lines)
+	assert.False(t, lines.find(anyResult(vocab.CerrarArchivo)), "closing logged while the file is open:\n%s", lines)
 
 	cancel()
 	select {
@@ -798,7 +807,7 @@ func TestAgencyClosesItsFileWhenStopped(t *testing.T) {
 		t.Fatal("the agency did not stop")
 	}
 	assert.Zero(t, openCount(t, data), "the bets file is still open")
-	assert.Equal(t, 1, strings.Count(lines.String(), "action: cerrar_archivo | result: success | archivo: "+data), "%s", lines)
+	assert.Equal(t, 1, strings.Count(lines.String(), vocab.CerrarArchivo.Line(logfmt.Success, vocab.Archivo.Str(data))), "%s", lines)
 	<-fc.done
 	require.NoError(t, fc.err)
 }

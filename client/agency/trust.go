@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 
+	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol/identity"
@@ -73,11 +74,17 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error)
 		err = authError(err)
 		var ae *AuthError
 		if errors.As(err, &ae) {
-			a.log.Error(logfmt.Line("tls_handshake", logfmt.Fail, "servidor", a.cfg.ServerAddress, "motivo", ae.Reason, "error", ae.Err))
+			a.logRefused(ae)
 		}
 		return nil, fmt.Errorf("tls handshake with %s: %w", a.cfg.ServerAddress, err)
 	}
 	return tc, nil
+}
+
+// logRefused reports a handshake that the central or the agency refused.
+func (a *Agency) logRefused(ae *AuthError) {
+	a.log.Error(vocab.TLSHandshake, logfmt.Fail, vocab.Servidor.Str(a.cfg.ServerAddress),
+		vocab.Motivo.Str(ae.Reason), vocab.Error.Any(ae.Err))
 }
 
 // checkCount compares the central's count of this agency's bets with the
@@ -88,8 +95,8 @@ func (a *Agency) checkCount(central, file uint64) error {
 		return nil
 	}
 	err := &CountMismatchError{Central: central, File: file}
-	a.log.Error(logfmt.Line("verificar_conteo", logfmt.Fail, "almacenadas_central", central, "apuestas_archivo", file,
-		"archivo", a.cfg.DataPath))
+	a.log.Error(vocab.VerificarConteo, logfmt.Fail, vocab.AlmacenadasCentral.Uint(central),
+		vocab.ApuestasArchivo.Uint(file), vocab.Archivo.Str(a.cfg.DataPath))
 	return err
 }
 

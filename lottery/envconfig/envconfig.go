@@ -127,11 +127,6 @@ func Join(errs ...error) error {
 // as unset: the default applies.
 type Getenv func(name string) string
 
-// FromMap reads variables from m, for tests.
-func FromMap(m map[string]string) Getenv {
-	return func(name string) string { return m[name] }
-}
-
 // field is one configuration variable.
 type field struct {
 	name     string // the Go field, as env's errors name it
@@ -262,17 +257,17 @@ func Usage[T any]() string {
 	return sb.String()
 }
 
-// Fail reports a configuration that cannot be used as one line in the
-// project's format on w,
+// Fail writes msg, the program's line saying why its configuration cannot be
+// used, at ERROR on w in the project's format,
 //
 //	2024-05-01 10:00:00 ERROR    action: config | result: fail | error: SERVER_PORT: "abc" is not a whole number
 //
 // and returns ExitCode for the binary to exit with.
-func Fail(w io.Writer, err error) int {
+func Fail(w io.Writer, msg string) int {
 	log := logrus.New()
 	log.SetFormatter(logfmt.Formatter{})
 	log.SetOutput(w)
-	log.Error(logfmt.Line("config", logfmt.Fail, "error", err))
+	log.Error(msg)
 	return ExitCode
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"lotterycentral.example/lottery/logfmt"
 )
 
 type sample struct {
@@ -61,7 +63,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Parse[sample](FromMap(tt.env))
+			got, err := Parse[sample](fromMap(tt.env))
 			if tt.wantErr == "" {
 				require.NoError(t, err)
 				assert.Equal(t, tt.want, got)
@@ -78,7 +80,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseKeepsWhatItRead(t *testing.T) {
-	got, err := Parse[sample](FromMap(map[string]string{"T_ID": "4", "T_PORT": "abc"}))
+	got, err := Parse[sample](fromMap(map[string]string{"T_ID": "4", "T_PORT": "abc"}))
 	require.ErrorIs(t, err, ErrSyntax)
 	assert.Equal(t, 4, got.ID, "the fields that read are kept for validation")
 }
@@ -222,7 +224,7 @@ func TestWritable(t *testing.T) {
 func TestFail(t *testing.T) {
 	var buf bytes.Buffer
 	err := Join(Invalid("SERVER_PORT", "abc", "is not a whole number"), Required("CLI_ID", "the agency number"))
-	code := Fail(&buf, err)
+	code := Fail(&buf, logfmt.Action("config").Line(logfmt.Fail, logfmt.Key("error").Any(err)))
 	assert.Equal(t, ExitCode, code)
 	assert.Regexp(t, `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR    action: config \| result: fail \| `+
 		`error: SERVER_PORT: "abc" is not a whole number; CLI_ID: required, the agency number\n$`, buf.String())
@@ -258,4 +260,9 @@ func Vars(err error) []string {
 	}
 	walk(err)
 	return vars
+}
+
+// fromMap reads variables from m.
+func fromMap(m map[string]string) Getenv {
+	return func(name string) string { return m[name] }
 }

@@ -2,30 +2,106 @@
 // central and the agencies:
 //
 //	2023-03-30 22:13:58 INFO     action: apuesta_recibida | result: success | cantidad: 120
+//
+// A program declares every action and key it logs once, in its vocabulary (a
+// package of Action and Key constants), and logs through a Logger: a line is
+// built from those declarations, and only when its level is enabled.
 package logfmt
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/sirupsen/logrus"
 )
 
+// Result is how an action went; a line carries one of these three.
+type Result string
+
 // The only results a line may carry.
 const (
-	Success    = "success"
-	Fail       = "fail"
-	InProgress = "in_progress"
+	Success    Result = "success"
+	Fail       Result = "fail"
+	InProgress Result = "in_progress"
 )
+
+// Action names an event. Each program declares its actions once, in its vocabulary.
+type Action string
+
+// Key names a value on a line. Each program declares its keys once, in its vocabulary.
+type Key string
+
+// Field is one key and its value, rendered "key: value".
+type Field struct {
+	key  Key
+	kind fieldKind
+	num  uint64 // int and uint values; an int is stored as its two's complement
+	str  string
+	val  any
+}
+
+type fieldKind uint8
+
+const (
+	kindInt fieldKind = iota
+	kindUint
+	kindStr
+	kindAny
+)
+
+// Int is the field k: n.
+func (k Key) Int(n int) Field { return Field{key: k, kind: kindInt, num: uint64(int64(n))} }
+
+// Uint is the field k: n.
+func (k Key) Uint(n uint64) Field { return Field{key: k, kind: kindUint, num: n} }
+
+// Str is the field k: s.
+func (k Key) Str(s string) Field { return Field{key: k, kind: kindStr, str: s} }
+
+// Any is the field k: v, v printed with %v (an error, a duration, an address).
+func (k Key) Any(v any) Field { return Field{key: k, kind: kindAny, val: v} }
+
+// String is the field as a line shows it: "key: value".
+func (f Field) String() string { return string(f.appendTo(nil)) }
+
+func (f Field) appendTo(b []byte) []byte {
+	b = append(b, f.key...)
+	b = append(b, ": "...)
+	switch f.kind {
+	case kindInt:
+		return strconv.AppendInt(b, int64(f.num), 10)
+	case kindUint:
+		return strconv.AppendUint(b, f.num, 10)
+	case kindStr:
+		return append(b, f.str...)
+	}
+	return fmt.Append(b, f.val)
+}
+
+// Line is "action: A | result: R | k1: v1 | k2: v2", the fields in the order
+// given: the message of a log line, and what a test waits for.
+func (a Action) Line(r Result, fields ...Field) string {
+	b := make([]byte, 0, 48+24*len(fields))
+	b = append(b, "action: "...)
+	b = append(b, a...)
+	b = append(b, " | result: "...)
+	b = append(b, r...)
+	for _, f := range fields {
+		b = append(b, " | "...)
+		b = f.appendTo(b)
+	}
+	return string(b)
+}
 
 // TimeLayout is the timestamp at the start of every line.
 const TimeLayout = "2006-01-02 15:04:05"
 
 // Formatter writes "<time> <LEVEL padded to 8> <message>\n". The message is
-// expected to come from Line; logrus fields, if any, are not printed because
-// their order would not be stable.
+// expected to come from Action.Line; logrus fields, if any, are not printed
+// because their order would not be stable.
 type Formatter struct{}
 
 // Format implements logrus.Formatter.
@@ -36,24 +112,32 @@ func (Formatter) Format(e *logrus.Entry) ([]byte, error) {
 	return b, nil
 }
 
-// Line builds "action: A | result: R | k1: v1 | k2: v2", keys and values in
-// the order given. Values are printed with %v; a missing value prints empty.
-func Line(action, result string, kv ...any) string {
-	var sb strings.Builder
-	sb.Grow(32 + 16*len(kv))
-	sb.WriteString("action: ")
-	sb.WriteString(action)
-	sb.WriteString(" | result: ")
-	sb.WriteString(result)
-	for i := 0; i < len(kv); i += 2 {
-		sb.WriteString(" | ")
-		fmt.Fprint(&sb, kv[i])
-		sb.WriteString(": ")
-		if i+1 < len(kv) {
-			fmt.Fprint(&sb, kv[i+1])
-		}
+// Logger logs lines built from a vocabulary's actions and keys. A nil
+// *Logger logs nothing.
+type Logger struct {
+	base *logrus.Logger
+}
+
+// Wrap logs through base (its level, output, formatter and hooks).
+func Wrap(base *logrus.Logger) *Logger { return &Logger{base: base} }
+
+// Debug logs a line at DEBUG; the line is built only if DEBUG is enabled.
+func (l *Logger) Debug(a Action, r Result, fields ...Field) { l.log(logrus.DebugLevel, a, r, fields) }
+
+// Info logs a line at INFO.
+func (l *Logger) Info(a Action, r Result, fields ...Field) { l.log(logrus.InfoLevel, a, r, fields) }
+
+// Warn logs a line at WARNING.
+func (l *Logger) Warn(a Action, r Result, fields ...Field) { l.log(logrus.WarnLevel, a, r, fields) }
+
+// Error logs a line at ERROR.
+func (l *Logger) Error(a Action, r Result, fields ...Field) { l.log(logrus.ErrorLevel, a, r, fields) }
+
+func (l *Logger) log(level logrus.Level, a Action, r Result, fields []Field) {
+	if l == nil || !l.base.IsLevelEnabled(level) {
+		return
 	}
-	return sb.String()
+	l.base.Log(level, a.Line(r, fields...))
 }
 
 // LevelNames lists the log levels a configuration may name.
@@ -80,7 +164,7 @@ func ParseLevel(name string) (logrus.Level, error) {
 
 // New returns a logger writing to w in the course's format, at the level
 // named (see ParseLevel).
-func New(w io.Writer, level string) (*logrus.Logger, error) {
+func New(w io.Writer, level string) (*Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
@@ -89,5 +173,5 @@ func New(w io.Writer, level string) (*logrus.Logger, error) {
 	l.SetFormatter(Formatter{})
 	l.SetLevel(lvl)
 	l.SetOutput(w)
-	return l, nil
+	return Wrap(l), nil
 }

@@ -2,6 +2,7 @@ package logfmt
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,22 +13,26 @@ import (
 
 func TestFormat(t *testing.T) {
 	at := time.Date(2023, 3, 30, 22, 13, 58, 0, time.Local)
+	const (
+		received Action = "apuesta_recibida"
+		drawn    Action = "sorteo"
+		cantidad Key    = "cantidad"
+	)
 	tests := []struct {
 		name  string
 		level logrus.Level
 		msg   string
 		want  string
 	}{
-		{"info", logrus.InfoLevel, Line("apuesta_recibida", Success, "cantidad", 120),
+		{"info", logrus.InfoLevel, received.Line(Success, cantidad.Int(120)),
 			"2023-03-30 22:13:58 INFO     action: apuesta_recibida | result: success | cantidad: 120\n"},
-		{"error", logrus.ErrorLevel, Line("apuesta_recibida", Fail, "cantidad", 120),
+		{"error", logrus.ErrorLevel, received.Line(Fail, cantidad.Uint(120)),
 			"2023-03-30 22:13:58 ERROR    action: apuesta_recibida | result: fail | cantidad: 120\n"},
-		{"no fields", logrus.InfoLevel, Line("sorteo", Success),
+		{"no fields", logrus.InfoLevel, drawn.Line(Success),
 			"2023-03-30 22:13:58 INFO     action: sorteo | result: success\n"},
-		{"warning", logrus.WarnLevel, Line("x", InProgress, "a", "b", "c", 1.5),
-			"2023-03-30 22:13:58 WARNING  action: x | result: in_progress | a: b | c: 1.5\n"},
-		{"odd kv", logrus.DebugLevel, Line("x", Success, "lonely"),
-			"2023-03-30 22:13:58 DEBUG    action: x | result: success | lonely: \n"},
+		{"every kind", logrus.WarnLevel, Action("x").Line(InProgress, Key("a").Str("b"), Key("c").Any(1.5),
+			Key("d").Int(-3), Key("e").Any(errors.New("boom"))),
+			"2023-03-30 22:13:58 WARNING  action: x | result: in_progress | a: b | c: 1.5 | d: -3 | e: boom\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -36,6 +41,12 @@ func TestFormat(t *testing.T) {
 			assert.Equal(t, tt.want, string(got))
 		})
 	}
+}
+
+// A field reads as it does on a line, so a test can wait for one alone.
+func TestFieldString(t *testing.T) {
+	assert.Equal(t, "agencia: 3", Key("agencia").Int(3).String())
+	assert.Equal(t, "remoto: 127.0.0.1:5", Key("remoto").Str("127.0.0.1:5").String())
 }
 
 func TestParseLevel(t *testing.T) {
@@ -71,10 +82,35 @@ func TestNew(t *testing.T) {
 	var buf bytes.Buffer
 	l, err := New(&buf, "warn")
 	require.NoError(t, err)
-	l.Info(Line("hidden", Success))
-	l.Warn(Line("shown", Fail, "k", "v"))
+	l.Info(Action("hidden"), Success)
+	l.Warn(Action("shown"), Fail, Key("k").Str("v"))
 	assert.Regexp(t, `^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING  action: shown \| result: fail \| k: v\n$`, buf.String())
 
 	_, err = New(&buf, "loud")
 	require.ErrorIs(t, err, ErrLevel)
+}
+
+// stringer counts how often it is formatted.
+type stringer struct{ calls *int }
+
+func (s stringer) String() string {
+	*s.calls++
+	return "formatted"
+}
+
+// A line below the logger's level is never built: its values are not formatted.
+func TestLineBuiltOnlyWhenEnabled(t *testing.T) {
+	var buf bytes.Buffer
+	l, err := New(&buf, "info")
+	require.NoError(t, err)
+	calls := 0
+	l.Debug(Action("quiet"), Success, Key("v").Any(stringer{&calls}))
+	assert.Zero(t, calls, "a DEBUG line was formatted at INFO")
+	assert.Empty(t, buf.String())
+	l.Info(Action("loud"), Success, Key("v").Any(stringer{&calls}))
+	assert.Equal(t, 1, calls)
+	assert.Contains(t, buf.String(), "action: loud | result: success | v: formatted")
+
+	var none *Logger
+	none.Error(Action("nowhere"), Fail) // a nil Logger logs nothing, and does not panic
 }

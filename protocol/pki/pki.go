@@ -154,11 +154,6 @@ func (c *Cert) KeyPEM() ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
-// TLSCertificate is the certificate and key as a tls.Config wants them.
-func (c *Cert) TLSCertificate() tls.Certificate {
-	return tls.Certificate{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key, Leaf: c.Cert}
-}
-
 // WriteFiles writes the key (mode 0600) and then the certificate (mode 0644),
 // each atomically: a reader sees the old file or the new one, never half of one.
 func (c *Cert) WriteFiles(certPath, keyPath string) error {

@@ -1,10 +1,12 @@
 // Command dataset prepares agency files: it generates synthetic ones, extracts the
 // official ones, and computes each agency's winners without the server, so scripts can
-// check the server's answers against an independent count.
+// check the server's answers against an independent count: from the agency files
+// (-dir), or from the central's own bets file (-store), read with lottery.LoadBets.
 //
 //	dataset generate -agencies 5 -bets 20000 -seed 1 -out .data
 //	dataset extract -zip .data/dataset.zip -out .data
 //	dataset winners -dir .data
+//	dataset winners -store .run/bets.csv
 //
 // Paths are relative to the working directory; the defaults are the repository's layout
 // (make runs it from the root). generate and extract first remove any agency-N.csv already
@@ -33,7 +35,8 @@ const usage = `usage: dataset <command> [flags]
 commands:
   generate  write synthetic agency-N.csv files
   extract   unzip the official dataset's agency-N.csv files
-  winners   print each agency's bets and winners
+  winners   print each agency's bets and winners, from its agency file (-dir)
+            or from a central's bets file (-store)
 
 Run "dataset <command> -h" for a command's flags.
 `
@@ -47,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dataset "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var action func() error
+	check := func() error { return nil } // the flags' combination, once parsed
 	switch args[0] {
 	case "generate":
 		agencies := fs.Int("agencies", 5, "number of agencies")
@@ -66,7 +70,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case "winners":
 		dir := fs.String("dir", ".data", "directory holding agency-N.csv files")
-		action = func() error { return printWinners(stdout, *dir) }
+		store := fs.String("store", "", "a central's bets `file`: count each agency in it instead of -dir's agency files")
+		action = func() error {
+			var counts []count
+			var err error
+			if *store != "" {
+				counts, err = countStore(*store)
+			} else {
+				counts, err = countDir(*dir)
+			}
+			if err != nil {
+				return err
+			}
+			return printCounts(stdout, counts)
+		}
+		check = func() error {
+			set := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			if set["dir"] && set["store"] {
+				return errors.New("-dir and -store are mutually exclusive: count the agency files or a bets file, not both")
+			}
+			if set["store"] && *store == "" {
+				return errors.New("-store needs a file")
+			}
+			return nil
+		}
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -86,6 +114,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
+	if err := check(); err != nil {
+		fmt.Fprintf(stderr, "dataset %s: %v\n", args[0], err)
+		fs.Usage()
+		return 2
+	}
 	if err := action(); err != nil {
 		fmt.Fprintf(stderr, "dataset: %v\n", err)
 		return 1
@@ -93,12 +126,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// printWinners prints "agency N: bets B winners W documents D1,D2,..." per agency file,
-// sorted by N; the document list is empty when nobody won.
-func printWinners(w io.Writer, dir string) error {
+// count is one agency's bets and the documents of its winning ones, in file order.
+type count struct {
+	agency int
+	bets   int
+	docs   []string
+}
+
+func (c *count) add(b lottery.Bet) {
+	c.bets++
+	if lottery.HasWon(b) {
+		c.docs = append(c.docs, b.Document)
+	}
+}
+
+// printCounts prints "agency N: bets B winners W documents D1,D2,..." per count, in
+// order; the document list is empty when nobody won.
+func printCounts(w io.Writer, counts []count) error {
+	for _, c := range counts {
+		if _, err := fmt.Fprintf(w, "agency %d: bets %d winners %d documents %s\n",
+			c.agency, c.bets, len(c.docs), strings.Join(c.docs, ",")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// countDir counts each agency-N.csv file in dir, sorted by N.
+func countDir(dir string) ([]count, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var agencies []int
 	for _, e := range entries {
@@ -107,25 +165,47 @@ func printWinners(w io.Writer, dir string) error {
 		}
 	}
 	if len(agencies) == 0 {
-		return fmt.Errorf("no agency-N.csv files in %s", dir)
+		return nil, fmt.Errorf("no agency-N.csv files in %s", dir)
 	}
 	slices.Sort(agencies)
-	for _, agency := range agencies {
-		bets := 0
-		var docs []string
+	counts := make([]count, len(agencies))
+	for i, agency := range agencies {
+		counts[i].agency = agency
 		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(agency)), agency) {
 			if err != nil {
-				return err
+				return nil, err
 			}
-			bets++
-			if lottery.HasWon(b) {
-				docs = append(docs, b.Document)
-			}
-		}
-		if _, err := fmt.Fprintf(w, "agency %d: bets %d winners %d documents %s\n",
-			agency, bets, len(docs), strings.Join(docs, ",")); err != nil {
-			return err
+			counts[i].add(b)
 		}
 	}
-	return nil
+	return counts, nil
+}
+
+// countStore counts each agency present in the bets file at path, sorted by agency,
+// reading it with lottery.LoadBets: not the central's own recovery scan, so an
+// operator can check the central's answers against its file. A missing file is an
+// error (LoadBets reads none as empty): a wrong path, rather than a central that
+// took no bets, which leaves an empty file.
+func countStore(path string) ([]count, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("bets file: %w", err)
+	}
+	byAgency := map[int]*count{}
+	for b, err := range lottery.LoadBets(path) {
+		if err != nil {
+			return nil, err
+		}
+		c := byAgency[b.Agency]
+		if c == nil {
+			c = &count{agency: b.Agency}
+			byAgency[b.Agency] = c
+		}
+		c.add(b)
+	}
+	counts := make([]count, 0, len(byAgency))
+	for _, c := range byAgency {
+		counts = append(counts, *c)
+	}
+	slices.SortFunc(counts, func(a, b count) int { return a.agency - b.agency })
+	return counts, nil
 }

@@ -17,10 +17,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/sirupsen/logrus"
-
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol/pki"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
@@ -58,10 +57,7 @@ var estados = map[pki.State]string{
 
 // run is the command; it returns the exit code: 0 done, 1 failed, 2 bad usage.
 func run(args []string, stdout io.Writer) int {
-	log := logrus.New()
-	log.SetFormatter(logfmt.Formatter{})
-	log.SetOutput(stdout)
-	log.SetLevel(logrus.InfoLevel)
+	log, _ := logfmt.New(stdout, "info")
 
 	fs := flag.NewFlagSet("certs", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -77,32 +73,32 @@ func run(args []string, stdout io.Writer) int {
 			fs.PrintDefaults()
 			return 0
 		}
-		log.Error(logfmt.Line("certs", logfmt.Fail, "error", err))
+		log.Error(vocab.Certs, logfmt.Fail, vocab.Error.Any(err))
 		return 2
 	}
 	switch {
 	case fs.NArg() > 0:
-		log.Error(logfmt.Line("certs", logfmt.Fail, "error", fmt.Sprintf("unexpected argument %q", fs.Arg(0))))
+		log.Error(vocab.Certs, logfmt.Fail, vocab.Error.Str(fmt.Sprintf("unexpected argument %q", fs.Arg(0))))
 		return 2
 	case *agencies < 0:
-		log.Error(logfmt.Line("certs", logfmt.Fail, "error", fmt.Sprintf("-agencies %d: must be 0 or more", *agencies)))
+		log.Error(vocab.Certs, logfmt.Fail, vocab.Error.Str(fmt.Sprintf("-agencies %d: must be 0 or more", *agencies)))
 		return 2
 	}
 
 	rep, err := pki.WriteDir(*dir, *agencies, hosts, *replace)
 	for _, f := range rep.Files {
-		kv := []any{"archivo", f.Path, "estado", estados[f.State]}
+		fields := []logfmt.Field{vocab.Archivo.Str(f.Path), vocab.Estado.Str(estados[f.State])}
 		if f.Reason != "" {
-			kv = append(kv, "motivo", f.Reason)
+			fields = append(fields, vocab.Motivo.Str(f.Reason))
 		}
-		log.Info(logfmt.Line("certificado", logfmt.Success, kv...))
+		log.Info(vocab.Certificado, logfmt.Success, fields...)
 	}
 	if err != nil {
-		log.Error(logfmt.Line("certs", logfmt.Fail, "error", err))
+		log.Error(vocab.Certs, logfmt.Fail, vocab.Error.Any(err))
 		return 1
 	}
-	log.Info(logfmt.Line("certs", logfmt.Success, "directorio", *dir, "agencias", *agencies,
-		"creados", rep.Count(pki.Created), "existentes", rep.Count(pki.Kept),
-		"reemplazados", rep.Count(pki.Replaced)))
+	log.Info(vocab.Certs, logfmt.Success, vocab.Directorio.Str(*dir), vocab.Agencias.Int(*agencies),
+		vocab.Creados.Int(rep.Count(pki.Created)), vocab.Existentes.Int(rep.Count(pki.Kept)),
+		vocab.Reemplazados.Int(rep.Count(pki.Replaced)))
 	return 0
 }

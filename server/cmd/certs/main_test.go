@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol/pki"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // lineRE is one log line: timestamp, padded level, message.
@@ -32,8 +34,16 @@ func messages(t *testing.T, args ...string) (int, []string) {
 	return code, msgs
 }
 
-func fileLine(dir, name, estado string) string {
-	return "action: certificado | result: success | archivo: " + filepath.Join(dir, name) + " | estado: " + estado
+// fileLine is the line of one file made, kept or replaced; extra fields follow.
+func fileLine(dir, name, estado string, extra ...logfmt.Field) string {
+	return vocab.Certificado.Line(logfmt.Success,
+		append([]logfmt.Field{vocab.Archivo.Str(filepath.Join(dir, name)), vocab.Estado.Str(estado)}, extra...)...)
+}
+
+// runLine is the line of a run that succeeded.
+func runLine(dir string, agencias, creados, existentes, reemplazados int) string {
+	return vocab.Certs.Line(logfmt.Success, vocab.Directorio.Str(dir), vocab.Agencias.Int(agencias),
+		vocab.Creados.Int(creados), vocab.Existentes.Int(existentes), vocab.Reemplazados.Int(reemplazados))
 }
 
 func TestRun(t *testing.T) {
@@ -52,7 +62,7 @@ func TestRun(t *testing.T) {
 				fileLine(dir, "central-key.pem", "creado"), fileLine(dir, "central.pem", "creado"),
 				fileLine(dir, "agency-1-key.pem", "creado"), fileLine(dir, "agency-1.pem", "creado"),
 				fileLine(dir, "agency-3-key.pem", "creado"), fileLine(dir, "agency-3.pem", "creado"),
-				"action: certs | result: success | directorio: " + dir + " | agencias: 3 | creados: 10 | existentes: 0 | reemplazados: 0",
+				runLine(dir, 3, 10, 0, 0),
 			},
 		},
 		{
@@ -60,7 +70,7 @@ func TestRun(t *testing.T) {
 			args: []string{"-dir", dir, "-agencies", "3"},
 			want: []string{
 				fileLine(dir, "ca.pem", "existente"), fileLine(dir, "agency-3.pem", "existente"),
-				"action: certs | result: success | directorio: " + dir + " | agencias: 3 | creados: 0 | existentes: 10 | reemplazados: 0",
+				runLine(dir, 3, 0, 10, 0),
 			},
 		},
 		{
@@ -68,47 +78,47 @@ func TestRun(t *testing.T) {
 			args: []string{"-dir", dir, "-agencies", "4"},
 			want: []string{
 				fileLine(dir, "agency-3.pem", "existente"), fileLine(dir, "agency-4.pem", "creado"),
-				"action: certs | result: success | directorio: " + dir + " | agencias: 4 | creados: 2 | existentes: 10 | reemplazados: 0",
+				runLine(dir, 4, 2, 10, 0),
 			},
 		},
 		{
 			name: "replace reissues everything",
 			args: []string{"-dir", dir, "-agencies", "4", "-replace", "-host", "lottery.example,192.0.2.1,central.example"},
 			want: []string{
-				fileLine(dir, "ca.pem", "reemplazado") + " | motivo: replace requested",
-				fileLine(dir, "agency-4.pem", "reemplazado") + " | motivo: replace requested",
-				"action: certs | result: success | directorio: " + dir + " | agencias: 4 | creados: 0 | existentes: 0 | reemplazados: 12",
+				fileLine(dir, "ca.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
+				fileLine(dir, "agency-4.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
+				runLine(dir, 4, 0, 0, 12),
 			},
 		},
 		{
 			name: "unknown flag",
 			args: []string{"-dir", dir, "-bogus"},
 			code: 2,
-			want: []string{"action: certs | result: fail | error: flag provided but not defined: -bogus"},
+			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("flag provided but not defined: -bogus"))},
 		},
 		{
 			name: "negative agencies",
 			args: []string{"-dir", dir, "-agencies", "-1"},
 			code: 2,
-			want: []string{"action: certs | result: fail | error: -agencies -1: must be 0 or more"},
+			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("-agencies -1: must be 0 or more"))},
 		},
 		{
 			name: "stray argument",
 			args: []string{"-dir", dir, "extra"},
 			code: 2,
-			want: []string{`action: certs | result: fail | error: unexpected argument "extra"`},
+			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(`unexpected argument "extra"`))},
 		},
 		{
 			name: "bad host",
 			args: []string{"-dir", dir, "-host", "not a host"},
 			code: 1,
-			want: []string{`action: certs | result: fail | error: write certificates: host "not a host" is neither an IP address nor a DNS name`},
+			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(`write certificates: host "not a host" is neither an IP address nor a DNS name`))},
 		},
 		{
 			name: "directory that is a file",
 			args: []string{"-dir", filepath.Join(dir, "ca.pem")},
 			code: 1,
-			want: []string{"action: certs | result: fail | error: create certificate directory: "},
+			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("create certificate directory: "))},
 		},
 	}
 	for _, tt := range tests {

@@ -41,7 +41,6 @@ type Status struct {
 	Parked      int      // agencies waiting for their winners now
 	Connections int      // connections open, identified or not
 	Drawn       bool
-	DrawFailed  bool
 	Closing     bool          // the central is shutting down
 	DrawAt      time.Time     // when the draw ran
 	DrawTook    time.Duration // how long it took
@@ -149,7 +148,7 @@ type View struct {
 
 // DrawView is the draw's state.
 type DrawView struct {
-	State        string    `json:"state"`   // waiting, drawn, failed, shutting_down
+	State        string    `json:"state"`   // waiting, drawn, shutting_down
 	Pending      string    `json:"pending"` // the agencies it waits for, compactly
 	PendingN     int       `json:"pending_count"`
 	Parked       int       `json:"parked"`
@@ -235,8 +234,6 @@ func (h *Handler) view() View {
 	v.Draw = DrawView{Pending: st.Pending, PendingN: st.PendingN, Parked: st.Parked,
 		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - st.PendingN}
 	switch {
-	case st.Drawn && st.DrawFailed:
-		v.Draw.State = "failed"
 	case st.Drawn:
 		v.Draw.State = "drawn"
 		v.Draw.At, v.Draw.TookSeconds = st.DrawAt, st.DrawTook.Seconds()

@@ -177,7 +177,6 @@ func TestDrawStates(t *testing.T) {
 			"Draw waiting</strong> for 2 of 5 agencies: <span id=\"pending\">2,5</span>"},
 		{"drawn", Status{Agencies: 5, Drawn: true, DrawAt: at, DrawTook: 1500 * time.Millisecond}, "drawn",
 			"Draw ran</strong> at 2024-05-01 12:00:00 in 1.500 s"},
-		{"failed", Status{Agencies: 5, Drawn: true, DrawFailed: true}, "failed", "The draw failed"},
 		{"shutting down", Status{Agencies: 5, Closing: true, PendingN: 1, Pending: "3"}, "shutting_down", "shutting down"},
 	}
 	for _, tt := range tests {

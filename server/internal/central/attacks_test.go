@@ -1,7 +1,6 @@
 package central
 
 import (
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -10,10 +9,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/protocol/pki"
 	"lotterycentral.example/server/internal/config"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // credential is what an attacker holds against a TLS central.
@@ -35,7 +37,7 @@ func handshakeRefused(reason string) func(*testing.T, *trustEnv, *rawConn, error
 		seen, ok := identity.DescribeHandshakeError(err)
 		require.True(t, ok, "HELLO %d: want a TLS refusal, got %v", claimed, err)
 		assert.Equal(t, identity.ReasonRefusedByCentral, seen, "%v", err)
-		e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", remote(c), "motivo: "+reason+" |")
+		e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), remote(c), vocab.Motivo.Str(reason).String()+" |")
 	}
 }
 
@@ -48,8 +50,8 @@ func unauthorized(named string) func(*testing.T, *trustEnv, *rawConn, error, int
 		var re *protocol.RemoteError
 		require.ErrorAs(t, err, &re, "HELLO %d", claimed)
 		assert.Equal(t, protocol.CodeUnauthorized, re.Code, "%v", err)
-		e.tc.logs.AwaitT(t, 1, "action: autorizacion | result: fail", remote(c),
-			"agencia_certificado: "+named+" |", fmt.Sprintf("agencia_declarada: %d", claimed))
+		e.tc.logs.AwaitT(t, 1, vocab.Autorizacion.Line(logfmt.Fail), remote(c),
+			vocab.AgenciaCertificado.Str(named).String()+" |", vocab.AgenciaDeclarada.Int(claimed).String())
 		c.expectClosed()
 	}
 }
@@ -239,7 +241,7 @@ func TestAttacks(t *testing.T) {
 			// bets; it fails loudly instead of reporting 0 winners. Its bets
 			// are lost to this draw, but not silently.
 			requireCountMismatch(t, results[victim], 0)
-			e.tc.logs.AwaitT(t, 1, "action: fin_apuestas | result: success | agencia: 3 | apuestas: 0 |")
+			e.tc.logs.AwaitT(t, 1, vocab.FinApuestas.Line(logfmt.Success, vocab.Agencia.Int(3), vocab.Apuestas.Int(0))+" |")
 			e.assertWinners(t, results, 1, 2, 4, 5, 6)
 			e.assertStored(t, 1, 2, 4, 5, 6)
 		}},
@@ -255,7 +257,7 @@ func TestAttacks(t *testing.T) {
 				want := expectedWinners(t, e.file(victim), victim)
 				assert.ElementsMatch(t, want, c.consult(), "the same script must reach the winners without TLS")
 			}
-			sent := e.tc.logs.Count("action: envio_ganadores | result: success | agencia: 3 |")
+			sent := e.tc.logs.Count(vocab.EnvioGanadores.Line(logfmt.Success, vocab.Agencia.Int(3)) + " |")
 			e.assertExact(t, results)
 			if e.tls {
 				assert.Equal(t, 1, sent, "agency 3's winners went to agency 3 only")
@@ -277,7 +279,7 @@ func TestAttacks(t *testing.T) {
 			// Plaintext: HELLO_ACK says 160 stored, the file has 150: agency 3
 			// fails loudly, never finishes, and no draw runs on the intruders.
 			requireCountMismatch(t, e.result(t, victim), injected)
-			assert.Zero(t, e.tc.logs.Count("action: sorteo"))
+			assert.Zero(t, e.tc.logs.Count(logfmttest.AnyLine(vocab.Sorteo)))
 		}},
 
 		{name: "bet injection after the agency's last batch", creds: strangers, play: func(t *testing.T, e *trustEnv, a attacker) {
@@ -297,7 +299,7 @@ func TestAttacks(t *testing.T) {
 				return
 			}
 			requireCountMismatch(t, e.result(t, victim), trustBets+1)
-			assert.Zero(t, e.tc.logs.Count("action: sorteo"))
+			assert.Zero(t, e.tc.logs.Count(logfmttest.AnyLine(vocab.Sorteo)))
 		}},
 
 		{name: "bet injection below the file's count", creds: strangers, play: func(t *testing.T, e *trustEnv, a attacker) {
@@ -343,8 +345,8 @@ func TestAttacks(t *testing.T) {
 					e.run(t, victim)
 				case sq != nil:
 					// Agency 3's own certificate: the real agency replaces the squatter.
-					e.tc.logs.AwaitT(t, 1, "action: reemplazar_conexion | result: success | agencia: 3 |",
-						"remoto_anterior: "+sq.c.addr())
+					e.tc.logs.AwaitT(t, 1, vocab.ReemplazarConexion.Line(logfmt.Success, vocab.Agencia.Int(3))+" |",
+						vocab.RemotoAnterior.Str(sq.c.addr()).String())
 					assert.Error(t, sq.ended(t), "the squatter's connection must be closed")
 				}
 				e.assertExact(t, e.draw(t))
@@ -362,14 +364,14 @@ func TestAttacks(t *testing.T) {
 				}
 			}
 			if e.tls {
-				assert.Zero(t, e.tc.logs.Count("action: sorteo"), "no draw before the real agencies finish")
+				assert.Zero(t, e.tc.logs.Count(logfmttest.AnyLine(vocab.Sorteo)), "no draw before the real agencies finish")
 				e.startHonest(t, 1, 2, 3, 4, 5)
 				e.assertExact(t, e.draw(t))
 				return
 			}
 			// Plaintext: the draw ran on nothing, but no agency reports its
 			// result: each sees it finished with 0 bets, not its file's 150.
-			e.tc.logs.AwaitT(t, 1, "action: sorteo | result: success | apuestas: 0 |")
+			e.tc.logs.AwaitT(t, 1, vocab.Sorteo.Line(logfmt.Success, vocab.Apuestas.Int(0))+" |")
 			e.startHonest(t, 1, 2, 3, 4, 5)
 			for id := 1; id <= 5; id++ {
 				requireCountMismatch(t, e.result(t, id), 0)
@@ -393,10 +395,10 @@ func TestAttacks(t *testing.T) {
 					c, err := dialPeer(t, e.tc.addr, attackerAddr, nil) // never a byte, not even a ClientHello
 					require.NoError(t, err)
 					silent[i] = c
-					e.tc.logs.AwaitT(t, i+1, "action: aceptar_conexion") // one at a time: i-th dialled, i-th accepted
+					e.tc.logs.AwaitT(t, i+1, logfmttest.AnyLine(vocab.AceptarConexion)) // one at a time: i-th dialled, i-th accepted
 				}
-				assert.Equal(t, perSource, e.tc.logs.Count("action: aceptar_conexion | result: success", "remoto: 127.0.0.2:"))
-				assert.Equal(t, sockets-perSource, e.tc.logs.Count("action: aceptar_conexion | result: fail", "remoto: 127.0.0.2:"))
+				assert.Equal(t, perSource, e.tc.logs.Count(vocab.AceptarConexion.Line(logfmt.Success), vocab.Remoto.Str("127.0.0.2:").String()))
+				assert.Equal(t, sockets-perSource, e.tc.logs.Count(vocab.AceptarConexion.Line(logfmt.Fail), vocab.Remoto.Str("127.0.0.2:").String()))
 				for _, c := range silent[perSource:] {
 					if e.tls {
 						c.expectClosed() // no handshake is spent on a peer turned away
@@ -407,8 +409,8 @@ func TestAttacks(t *testing.T) {
 				e.startHonest(t, 1, 2, 3, 4, 5)
 				results := e.draw(t)
 				// The sixteen were still held while the agencies got through.
-				assert.Zero(t, e.tc.logs.Count("action: tls_handshake | result: fail"))
-				assert.Zero(t, e.tc.logs.Count("motivo: idle_timeout"))
+				assert.Zero(t, e.tc.logs.Count(vocab.TLSHandshake.Line(logfmt.Fail)))
+				assert.Zero(t, e.tc.logs.Count(vocab.Motivo.Str("idle_timeout").String()))
 				e.assertExact(t, results)
 			}},
 	}

@@ -2,7 +2,6 @@ package central
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,14 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // expectedWinners reads an agency file on its own and keeps its winners' documents.
@@ -44,10 +44,8 @@ func agencyConfig(tc *testCentral, dir string, id int) agency.Config {
 	}
 }
 
-func quietLogger() *logrus.Logger {
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	log.SetFormatter(logfmt.Formatter{})
+func quietLogger() *logfmt.Logger {
+	log, _ := logfmt.New(io.Discard, "info")
 	return log
 }
 
@@ -101,7 +99,7 @@ func TestEveryAgencyGetsExactlyItsOwnWinners(t *testing.T) {
 				want := expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id)
 				assert.ElementsMatch(t, want, r.docs, "agency %d", r.id)
 			}
-			assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
+			assert.Equal(t, 1, tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)))
 
 			// The bets file holds every bet of every agency, exactly once.
 			tc.stop()
@@ -130,7 +128,7 @@ func TestNoAnswerBeforeTheLastAgencyFinishes(t *testing.T) {
 		early = append(early, runAgency(t.Context(), agencyConfig(tc, dir, id)))
 	}
 	for id := 1; id <= 4; id++ {
-		tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", id))
+		tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(id).String())
 	}
 	for _, ch := range early {
 		select {
@@ -139,7 +137,7 @@ func TestNoAnswerBeforeTheLastAgencyFinishes(t *testing.T) {
 		default:
 		}
 	}
-	require.Zero(t, tc.logs.Count("action: sorteo"), "the draw ran before the last FINISH")
+	require.Zero(t, tc.logs.Count(logfmttest.AnyLine(vocab.Sorteo)), "the draw ran before the last FINISH")
 
 	last := <-runAgency(t.Context(), agencyConfig(tc, dir, 5))
 	require.NoError(t, last.err)
@@ -148,7 +146,7 @@ func TestNoAnswerBeforeTheLastAgencyFinishes(t *testing.T) {
 		require.NoError(t, r.err)
 		assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id), r.docs)
 	}
-	assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
+	assert.Equal(t, 1, tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)))
 }
 
 // A winner's document that appears in several agencies is reported to each of

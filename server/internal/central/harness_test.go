@@ -14,7 +14,7 @@ import (
 
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/server/internal/config"
-	"lotterycentral.example/server/internal/loglines"
+	"lotterycentral.example/server/internal/logtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,7 +24,7 @@ type testCentral struct {
 	srv    *Server
 	addr   string
 	path   string
-	logs   *loglines.Recorder
+	logs   *logtest.Recorder
 	served chan error
 }
 
@@ -43,21 +43,22 @@ func testConfig(t testing.TB) config.Config {
 }
 
 // testLogger is a logger whose lines a test can await.
-func testLogger() (*logrus.Logger, *loglines.Recorder) {
+func testLogger() (*logfmt.Logger, *logtest.Recorder) {
 	log := logrus.New()
 	log.SetOutput(io.Discard)
 	log.SetFormatter(logfmt.Formatter{})
 	log.SetLevel(logrus.DebugLevel)
-	lines := loglines.New()
+	lines := logtest.New()
 	log.AddHook(lines)
-	return log, lines
+	return logfmt.Wrap(log), lines
 }
 
-// startCentral serves cfg (see testConfig) until the test ends.
-func startCentral(t testing.TB, cfg config.Config) *testCentral {
+// startCentral serves cfg (see testConfig) until the test ends; opts apply
+// before recovery.
+func startCentral(t testing.TB, cfg config.Config, opts ...Option) *testCentral {
 	t.Helper()
 	log, hook := testLogger()
-	srv, err := openServer(cfg, log)
+	srv, err := openServer(cfg, log, opts...)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -78,7 +79,7 @@ func (tc *testCentral) stop() {
 
 // openServer is New then Recover: for a test with nothing to serve before
 // the bets are recovered.
-func openServer(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
+func openServer(cfg config.Config, log *logfmt.Logger, opts ...Option) (*Server, error) {
 	s, err := New(cfg, log, opts...)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package central
 
 import (
-	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,10 @@ import (
 	"go.uber.org/goleak"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // The hostile suite runs every case against its own central with seven
@@ -118,9 +120,9 @@ func (h *hostileEnv) file(id int) string { return filepath.Join(h.dir, lottery.A
 // so a new one can claim it.
 func (h *hostileEnv) awaitReleased(t *testing.T, id int) {
 	t.Helper()
-	tag := fmt.Sprintf("agencia: %d |", id)
-	n := h.tc.logs.Count("action: identificacion | result: success", tag)
-	h.tc.logs.AwaitT(t, n, "action: cerrar_conexion | result: success", tag)
+	tag := vocab.Agencia.Int(id).String() + " |"
+	n := h.tc.logs.Count(vocab.Identificacion.Line(logfmt.Success), tag)
+	h.tc.logs.AwaitT(t, n, vocab.CerrarConexion.Line(logfmt.Success), tag)
 }
 
 // identify opens a new connection as agency id.
@@ -165,18 +167,18 @@ func (h *hostileEnv) drawn(t *testing.T) {
 	h.complete(t, hostileAgency)
 	h.complete(t, latchAgency)
 	h.honestResults()
-	h.tc.logs.AwaitT(t, 1, "action: sorteo | result: success")
+	h.tc.logs.AwaitT(t, 1, vocab.Sorteo.Line(logfmt.Success))
 }
 
 func (h *hostileEnv) awaitProtocolFail(t *testing.T, code protocol.Code) {
 	t.Helper()
-	h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: "+code.String()+" |")
+	h.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str(code.String()).String()+" |")
 }
 
 func (h *hostileEnv) awaitReject(t *testing.T, count int, code protocol.Code, index string) {
 	t.Helper()
-	h.tc.logs.AwaitT(t, 1, fmt.Sprintf("action: apuesta_recibida | result: fail | cantidad: %d", count))
-	h.tc.logs.AwaitT(t, 1, "action: rechazo_lote | result: fail", "motivo: "+code.String()+" |", "apuesta: "+index+" |")
+	h.tc.logs.AwaitT(t, 1, vocab.ApuestaRecibida.Line(logfmt.Fail, vocab.Cantidad.Int(count)))
+	h.tc.logs.AwaitT(t, 1, vocab.RechazoLote.Line(logfmt.Fail), vocab.Motivo.Str(code.String()).String()+" |", vocab.Apuesta.Str(index).String()+" |")
 }
 
 // verify is every case's epilogue: every agency gets exactly its winners, the
@@ -194,7 +196,7 @@ func (h *hostileEnv) verify(t *testing.T) {
 		require.NoError(t, r.err, "honest agency %d", r.id)
 		assert.ElementsMatch(t, expectedWinners(t, h.file(r.id), r.id), r.docs, "honest agency %d", r.id)
 	}
-	assert.Equal(t, 1, h.tc.logs.Count("action: sorteo | result: success"))
+	assert.Equal(t, 1, h.tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)))
 
 	h.tc.stop()
 	want := make(map[lottery.Bet]int)
@@ -269,7 +271,7 @@ func TestHostilePeers(t *testing.T) {
 			c.write(batchFrame(t, 1, hostileAgency, protocol.MaxClientPayload+1))
 			c.expectError(protocol.CodeFrameTooLarge)
 			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
-			h.tc.logs.AwaitT(t, 1, "action: apuesta_recibida | result: fail | cantidad: 0")
+			h.tc.logs.AwaitT(t, 1, vocab.ApuestaRecibida.Line(logfmt.Fail, vocab.Cantidad.Int(0)))
 		}},
 		{"a valid batch and a frame over 8 KiB in one write", func(t *testing.T, h *hostileEnv) {
 			// The valid batch, already written when the big frame is read, is
@@ -292,7 +294,7 @@ func TestHostilePeers(t *testing.T) {
 			c.write([]byte{byte(protocol.MsgHello), 0, 0})
 			require.NoError(t, c.raw.(*net.TCPConn).CloseWrite())
 			c.expectClosed()
-			h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
+			h.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("malformed").String()+" |", "truncated")
 		}},
 		{"truncated payload then close", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
@@ -300,7 +302,7 @@ func TestHostilePeers(t *testing.T) {
 			c.write(full[:len(full)-7])
 			require.NoError(t, c.raw.(*net.TCPConn).CloseWrite())
 			c.expectClosed()
-			h.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: malformed |", "truncated")
+			h.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("malformed").String()+" |", "truncated")
 		}},
 
 		// Identification.
@@ -470,7 +472,7 @@ func TestHostilePeers(t *testing.T) {
 		{"data while waiting for the draw", func(t *testing.T, h *hostileEnv) {
 			c := h.complete(t, hostileAgency)
 			c.send(protocol.Consult{Agency: hostileAgency})
-			h.tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", fmt.Sprintf("agencia: %d", hostileAgency))
+			h.tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(hostileAgency).String())
 			c.send(protocol.Ping{})
 			c.expectError(protocol.CodeUnexpected)
 			h.awaitProtocolFail(t, protocol.CodeUnexpected)
@@ -515,12 +517,12 @@ func TestParkedAgencyToldOfShutdown(t *testing.T) {
 	c.expect(protocol.MsgBatchAck)
 	c.finish(1)
 	c.send(protocol.Consult{Agency: 1})
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(1).String())
 
 	tc.stop()
 	c.expectError(protocol.CodeShuttingDown)
-	assert.Equal(t, 1, tc.logs.Count("action: protocolo | result: fail", "motivo: shutting_down |"))
-	assert.Zero(t, tc.logs.Count("action: sorteo"))
+	assert.Equal(t, 1, tc.logs.Count(vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("shutting_down").String()+" |"))
+	assert.Zero(t, tc.logs.Count(logfmttest.AnyLine(vocab.Sorteo)))
 }
 
 // The idle timeout cuts silent and slow peers, whatever they do in between.
@@ -580,8 +582,8 @@ func TestIdleTimeout(t *testing.T) {
 			tt.peer(t, c, stop)
 			c.expectError(protocol.CodeIdleTimeout)
 			assert.GreaterOrEqual(t, time.Since(start), idle, "cut before the timeout")
-			tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: idle_timeout |")
-			tc.logs.AwaitT(t, 1, "action: cerrar_conexion | result: success")
+			tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("idle_timeout").String()+" |")
+			tc.logs.AwaitT(t, 1, vocab.CerrarConexion.Line(logfmt.Success))
 		})
 	}
 }
@@ -599,15 +601,15 @@ func TestParkedAgencyOutlivesIdleTimeout(t *testing.T) {
 	tc := startCentral(t, cfg)
 
 	parked := runAgency(t.Context(), agencyConfig(tc, dir, 1))
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(1).String())
 	// Four idle timeouts of other connections, one after the other: more
 	// than four timeouts pass while agency 1 waits.
 	for i := 1; i <= 4; i++ {
 		c := dialRaw(t, tc.addr)
 		c.expectError(protocol.CodeIdleTimeout)
-		tc.logs.AwaitT(t, i, "action: protocolo | result: fail", "motivo: idle_timeout |")
+		tc.logs.AwaitT(t, i, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("idle_timeout").String()+" |")
 	}
-	require.Equal(t, 4, tc.logs.Count("action: protocolo | result: fail"), "only the idle probes were cut:\n%s", tc.logs.String())
+	require.Equal(t, 4, tc.logs.Count(vocab.Protocolo.Line(logfmt.Fail)), "only the idle probes were cut:\n%s", tc.logs.String())
 	select {
 	case r := <-parked:
 		t.Fatalf("agency 1 returned before the draw: %+v", r)
@@ -636,20 +638,20 @@ func TestConnectionCap(t *testing.T) {
 	tc := startCentral(t, cfg)
 	refused := func(n int) {
 		t.Helper()
-		tc.logs.AwaitT(t, n, "action: aceptar_conexion | result: fail", "motivo: too_many_connections")
+		tc.logs.AwaitT(t, n, vocab.AceptarConexion.Line(logfmt.Fail), vocab.Motivo.Str("too_many_connections").String())
 	}
 
 	idle := make([]*rawConn, limit)
 	for i := range idle {
 		idle[i] = dialRaw(t, tc.addr)
 	}
-	tc.logs.AwaitT(t, limit, "action: aceptar_conexion | result: success")
+	tc.logs.AwaitT(t, limit, vocab.AceptarConexion.Line(logfmt.Success))
 	for i := 1; i <= 2; i++ {
 		excess := dialRaw(t, tc.addr)
 		excess.expectError(protocol.CodeTooManyConns)
 		refused(i)
 	}
-	require.Equal(t, limit, tc.logs.Count("action: aceptar_conexion | result: success"))
+	require.Equal(t, limit, tc.logs.Count(vocab.AceptarConexion.Line(logfmt.Success)))
 
 	acfg := agencyConfig(tc, dir, 1)
 	acfg.MaxRetries = 50
@@ -678,7 +680,7 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	bets := agencyBetsIn(t, dir, 1)
 
 	other := runAgency(t.Context(), agencyConfig(tc, dir, 2))
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 2")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(2).String())
 	before := goleak.IgnoreCurrent() // agency 2 parked, agency 1 not connected yet
 
 	c := dialRaw(t, tc.addr)
@@ -686,12 +688,12 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	c.sendBets(bets[1], 50)
 	c.finish(len(bets[1]))
 	c.send(protocol.Consult{Agency: 1})
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(1).String())
 	require.ErrorContains(t, goleak.Find(before), "(*session).park", "agency 1's session is parked")
 
 	require.NoError(t, c.conn.Close())
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: fail | agencia: 1 | motivo: conexion_cerrada")
-	tc.logs.AwaitT(t, 1, "action: cerrar_conexion | result: success | agencia: 1 |")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.Fail, vocab.Agencia.Int(1), vocab.Motivo.Str("conexion_cerrada")))
+	tc.logs.AwaitT(t, 1, vocab.CerrarConexion.Line(logfmt.Success, vocab.Agencia.Int(1))+" |")
 	goleak.VerifyNone(t, before) // its session and the watcher on its socket are gone
 
 	select {
@@ -699,13 +701,13 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 		t.Fatalf("agency 2 answered before the draw: %+v", r)
 	default:
 	}
-	assert.Zero(t, tc.logs.Count("action: espera_sorteo | result: fail | agencia: 2"))
+	assert.Zero(t, tc.logs.Count(vocab.EsperaSorteo.Line(logfmt.Fail, vocab.Agencia.Int(2))))
 
 	// Agency 1 comes back: it is already counted, so it goes straight to CONSULT.
 	back := dialRaw(t, tc.addr)
 	require.True(t, back.hello(1).Finished)
 	back.send(protocol.Consult{Agency: 1})
-	tc.logs.AwaitT(t, 2, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 2, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(1).String())
 
 	last := <-runAgency(t.Context(), agencyConfig(tc, dir, 3))
 	require.NoError(t, last.err)
@@ -713,5 +715,5 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	r := <-other
 	require.NoError(t, r.err)
 	assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
-	assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
+	assert.Equal(t, 1, tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)))
 }

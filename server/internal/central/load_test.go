@@ -10,6 +10,8 @@ import (
 	"go.uber.org/goleak"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // A thousand agencies at once: each gets exactly its winners, the draw runs
@@ -52,11 +54,11 @@ func TestThousandAgencies(t *testing.T) {
 				want := expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(r.id)), r.id)
 				assert.ElementsMatch(t, want, r.docs, "agency %d", r.id)
 			}
-			assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
-			assert.Equal(t, tt.agencies, tc.logs.Count("action: envio_ganadores | result: success"))
+			assert.Equal(t, 1, tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)))
+			assert.Equal(t, tt.agencies, tc.logs.Count(vocab.EnvioGanadores.Line(logfmt.Success)))
 
 			// Every session has ended: its goroutine (and its park watcher) is gone.
-			tc.logs.AwaitT(t, tt.agencies, "action: cerrar_conexion | result: success")
+			tc.logs.AwaitT(t, tt.agencies, vocab.CerrarConexion.Line(logfmt.Success))
 			goleak.VerifyNone(t, idle)
 
 			tc.stop()

@@ -39,7 +39,7 @@ func startObserved(t testing.TB, cfg config.Config, ticks <-chan time.Time) *obs
 	srv, err := openServer(cfg, log, WithMetrics(m))
 	require.NoError(t, err)
 	if ticks != nil {
-		srv.pendingTicks = func() (<-chan time.Time, func()) { return ticks, func() {} }
+		srv.pending.ticks = func() (<-chan time.Time, func()) { return ticks, func() {} }
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -13,8 +13,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/server/internal/admin"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // officialDataset is the course's dataset, committed in the repository.
@@ -50,7 +53,7 @@ func holdOfficialDraw(t *testing.T, oc *observedCentral, dir string, bets map[in
 	for id := 1; id <= 4; id++ {
 		runs = append(runs, runAgency(t.Context(), agencyConfig(oc.testCentral, dir, id)))
 	}
-	oc.logs.AwaitT(t, 4, "action: espera_sorteo | result: in_progress")
+	oc.logs.AwaitT(t, 4, vocab.EsperaSorteo.Line(logfmt.InProgress))
 	c := dialRaw(t, oc.addr)
 	c.hello(5)
 	c.sendBets(bets[5][:sent], 100)
@@ -114,7 +117,7 @@ func TestObservingTheOfficialDraw(t *testing.T) {
 		require.NoError(t, r.err, "agency %d", r.id)
 		assert.Len(t, r.docs, officialWinners[r.id], "agency %d", r.id)
 	}
-	oc.logs.AwaitT(t, 5, "action: envio_ganadores | result: success")
+	oc.logs.AwaitT(t, 5, vocab.EnvioGanadores.Line(logfmt.Success))
 
 	m = oc.scrape(t)
 	var batches float64
@@ -124,7 +127,7 @@ func TestObservingTheOfficialDraw(t *testing.T) {
 		assert.Equal(t, float64(officialWinners[id]), m.value(t, "lottery_winners", "agency", label), "agency %d", id)
 		batches += m.value(t, "lottery_batches_accepted_total", "agency", label)
 	}
-	assert.Equal(t, float64(oc.logs.Count("action: apuesta_recibida | result: success")), batches,
+	assert.Equal(t, float64(oc.logs.Count(vocab.ApuestaRecibida.Line(logfmt.Success))), batches,
 		"one accepted batch per apuesta_recibida line")
 	for _, code := range []protocol.Code{protocol.CodeInvalidBet, protocol.CodeBadSequence, protocol.CodeStorage} {
 		assert.Zero(t, m.value(t, "lottery_batches_refused_total", "code", code.String()), "%s", code)
@@ -166,7 +169,7 @@ func TestObservingTheOfficialDraw(t *testing.T) {
 
 	// A restart recovers the bets and the FINISHes, and draws again.
 	oc.stop()
-	oc.logs.AwaitT(t, 1, "action: cerrar_admin | result: success")
+	oc.logs.AwaitT(t, 1, vocab.CerrarAdmin.Line(logfmt.Success))
 	again := startObserved(t, cfg, nil)
 	m = again.scrape(t)
 	assert.Equal(t, 78697.0, m.value(t, "lottery_recovered_bets"))
@@ -213,7 +216,7 @@ func TestRefusedBatchesCountedByCode(t *testing.T) {
 	c.expectReject(1, protocol.CodeEmptyBatch, protocol.NoIndex)
 	c.write(batchFrame(t, 1, 1, protocol.MaxClientPayload+1))
 	c.expectError(protocol.CodeFrameTooLarge)
-	oc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: frame_too_large |")
+	oc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("frame_too_large").String()+" |")
 
 	m := oc.scrape(t)
 	want := map[protocol.Code]float64{protocol.CodeInvalidBet: 2, protocol.CodeWrongAgency: 1, protocol.CodeBadSequence: 1,
@@ -224,7 +227,7 @@ func TestRefusedBatchesCountedByCode(t *testing.T) {
 		assert.Equal(t, n, m.value(t, "lottery_batches_refused_total", "code", code.String()), "%s", code)
 		refused += n
 	}
-	assert.Equal(t, float64(oc.logs.Count("action: apuesta_recibida | result: fail")), refused)
+	assert.Equal(t, float64(oc.logs.Count(vocab.ApuestaRecibida.Line(logfmt.Fail))), refused)
 	assert.Equal(t, 1.0, m.value(t, "lottery_protocol_errors_total", "code", protocol.CodeFrameTooLarge.String()))
 	assert.Zero(t, m.value(t, "lottery_bets_stored_total", "agency", "1"))
 	assert.Zero(t, m.value(t, "lottery_batches_accepted_total", "agency", "1"))
@@ -242,7 +245,7 @@ func TestConnectionsCountedByReason(t *testing.T) {
 		b.hello(2)
 		third := dialRaw(t, oc.addr)
 		third.expectError(protocol.CodeTooManyConns)
-		oc.logs.AwaitT(t, 1, "action: aceptar_conexion | result: fail", "motivo: too_many_connections |")
+		oc.logs.AwaitT(t, 1, vocab.AceptarConexion.Line(logfmt.Fail), vocab.Motivo.Str("too_many_connections").String()+" |")
 		m := oc.scrape(t)
 		assert.Equal(t, 1.0, m.value(t, "lottery_connections_refused_total", "reason", "max_connections"))
 		assert.Zero(t, m.value(t, "lottery_connections_refused_total", "reason", "max_unidentified"))
@@ -257,12 +260,12 @@ func TestConnectionsCountedByReason(t *testing.T) {
 
 		plain := dialRaw(t, oc.addr)
 		plain.send(protocol.Hello{Version: protocol.Version, Agency: 3})
-		oc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: not_tls |")
+		oc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("not_tls").String()+" |")
 		foreign, _ := dialPeer(t, oc.addr, nil, p.clientTLS(p.foreign3.Cert))
 		if foreign != nil {
 			_, _ = foreign.tryRead()
 		}
-		oc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: unknown_authority |")
+		oc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("unknown_authority").String()+" |")
 
 		m := oc.scrape(t)
 		assert.Equal(t, 1.0, m.value(t, "lottery_tls_handshake_failures_total", "reason", "not_tls"))
@@ -274,7 +277,7 @@ func TestConnectionsCountedByReason(t *testing.T) {
 // While the draw waits, the central names the agencies it waits for, once
 // per change: changes between two looks come out as one line.
 func TestPendingAgenciesLogged(t *testing.T) {
-	const line = "action: esperando_agencias | result: in_progress | pending: "
+	line := vocab.EsperandoAgencias.Line(logfmt.InProgress, vocab.Pendientes.Str(""))
 	cfg := testConfig(t)
 	cfg.Agencies = 7
 	// The watcher's ticker never ticks: the test takes each look itself.
@@ -285,17 +288,16 @@ func TestPendingAgenciesLogged(t *testing.T) {
 		c.hello(id)
 		c.finish(0)
 	}
-	var last string
-	look := func() bool { return oc.srv.logPending(&last) }
+	look := func() bool { return oc.srv.pending.look(oc.srv, oc.srv.recovery.opened()) }
 
 	require.True(t, look())
-	assert.Zero(t, oc.logs.Count("action: esperando_agencias"), "nobody finished: the draw is not waiting yet")
+	assert.Zero(t, oc.logs.Count(logfmttest.AnyLine(vocab.EsperandoAgencias)), "nobody finished: the draw is not waiting yet")
 	finish(4)
 	require.True(t, look())
 	assert.Equal(t, 1, oc.logs.Count(line+"1-3,5-7"), oc.logs.String())
 	require.True(t, look())
 	require.True(t, look())
-	assert.Equal(t, 1, oc.logs.Count("action: esperando_agencias"), "unchanged: not logged again")
+	assert.Equal(t, 1, oc.logs.Count(logfmttest.AnyLine(vocab.EsperandoAgencias)), "unchanged: not logged again")
 	finish(1)
 	finish(3)
 	finish(6)
@@ -306,9 +308,9 @@ func TestPendingAgenciesLogged(t *testing.T) {
 	require.True(t, look())
 	assert.Equal(t, 1, oc.logs.Count(line+"5"), oc.logs.String())
 	finish(5)
-	oc.logs.AwaitT(t, 1, "action: sorteo | result: success")
+	oc.logs.AwaitT(t, 1, vocab.Sorteo.Line(logfmt.Success))
 	assert.False(t, look(), "the draw ran: nothing to wait for")
-	assert.Equal(t, 3, oc.logs.Count("action: esperando_agencias"), oc.logs.String())
+	assert.Equal(t, 3, oc.logs.Count(logfmttest.AnyLine(vocab.EsperandoAgencias)), oc.logs.String())
 }
 
 // The watcher looks on each tick of its ticker, and stops once the draw ran.
@@ -321,18 +323,18 @@ func TestPendingWatcherTicks(t *testing.T) {
 	one.hello(1)
 	one.finish(0)
 	ticks <- time.Now()
-	oc.logs.AwaitT(t, 1, "action: esperando_agencias | result: in_progress | pending: 2")
+	oc.logs.AwaitT(t, 1, vocab.EsperandoAgencias.Line(logfmt.InProgress, vocab.Pendientes.Str("2")))
 	two := dialRaw(t, oc.addr)
 	two.hello(2)
 	two.finish(0)
-	oc.logs.AwaitT(t, 1, "action: sorteo | result: success")
-	oc.srv.watcher.Wait() // the draw ends the watcher: no tick needed
+	oc.logs.AwaitT(t, 1, vocab.Sorteo.Line(logfmt.Success))
+	oc.srv.pending.wait() // the draw ends the watcher: no tick needed
 	select {
 	case ticks <- time.Now():
 		t.Fatal("the watcher still takes ticks after the draw")
 	default:
 	}
-	assert.Equal(t, 1, oc.logs.Count("action: esperando_agencias"), oc.logs.String())
+	assert.Equal(t, 1, oc.logs.Count(logfmttest.AnyLine(vocab.EsperandoAgencias)), oc.logs.String())
 }
 
 // /healthz answers 200 while the central serves agencies, and the admin
@@ -340,7 +342,7 @@ func TestPendingWatcherTicks(t *testing.T) {
 func TestHealthzAndAdminShutdown(t *testing.T) {
 	oc := startObserved(t, testConfig(t), nil)
 	// Serve may not have taken its listener yet: the first answer is 503 or 200.
-	oc.logs.AwaitT(t, 1, "action: escuchar | result: success")
+	oc.logs.AwaitT(t, 1, vocab.Escuchar.Line(logfmt.Success))
 	code, body := oc.get(t, "/healthz")
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "ok\n", body)
@@ -350,13 +352,13 @@ func TestHealthzAndAdminShutdown(t *testing.T) {
 
 	oc.stop()
 	assert.False(t, oc.srv.Serving())
-	oc.logs.AwaitT(t, 1, "action: cerrar_admin | result: success")
+	oc.logs.AwaitT(t, 1, vocab.CerrarAdmin.Line(logfmt.Success))
 	_, err := (&http.Client{Timeout: replyWait}).Get(oc.url + "/healthz")
 	assert.Error(t, err, "the admin listener is closed")
 	lines := oc.logs.Texts()
 	at := func(part string) int {
 		return slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, part) })
 	}
-	assert.Less(t, at("action: cerrar_listener | result: success"), at("action: cerrar_admin | result: success"))
-	assert.Less(t, at("action: cerrar_admin | result: success"), at("action: shutdown | result: success"))
+	assert.Less(t, at(vocab.CerrarListener.Line(logfmt.Success)), at(vocab.CerrarAdmin.Line(logfmt.Success)))
+	assert.Less(t, at(vocab.CerrarAdmin.Line(logfmt.Success)), at(vocab.Shutdown.Line(logfmt.Success)))
 }

@@ -13,9 +13,11 @@ import (
 
 	"lotterycentral.example/client/agency"
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/pki"
 	"lotterycentral.example/server/internal/config"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // The trust and attack suites share this world: a central (mutual TLS or
@@ -96,10 +98,15 @@ func newTrustPKI(t testing.TB, agencies int) *trustPKI {
 func (p *trustPKI) clientTLS(cert *pki.Cert) *tls.Config {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: p.ca.Pool(), ServerName: "127.0.0.1"}
 	if cert != nil {
-		tc := cert.TLSCertificate()
+		tc := tlsCertificate(cert)
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &tc, nil }
 	}
 	return cfg
+}
+
+// tlsCertificate is cert and its key as a tls.Config wants them.
+func tlsCertificate(cert *pki.Cert) tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{cert.Cert.Raw}, PrivateKey: cert.Key, Leaf: cert.Cert}
 }
 
 // trustEnv is one case's world: its certificates, its central, the agency
@@ -216,9 +223,9 @@ func (e *trustEnv) identify(t *testing.T, id int) *rawConn {
 // has ended, so a new one can claim it (plaintext refuses a second one).
 func (e *trustEnv) awaitReleased(t *testing.T, id int) {
 	t.Helper()
-	tag := fmt.Sprintf("agencia: %d |", id)
-	n := e.tc.logs.Count("action: identificacion | result: success", tag)
-	e.tc.logs.AwaitT(t, n, "action: cerrar_conexion | result: success", tag)
+	tag := vocab.Agencia.Int(id).String() + " |"
+	n := e.tc.logs.Count(vocab.Identificacion.Line(logfmt.Success), tag)
+	e.tc.logs.AwaitT(t, n, vocab.CerrarConexion.Line(logfmt.Success), tag)
 }
 
 // draw finishes the latch (unless it already counts as finished), collects
@@ -278,10 +285,10 @@ var allAgencies = []int{1, 2, 3, 4, 5, 6}
 func (e *trustEnv) assertExact(t *testing.T, results map[int]agencyResult) {
 	t.Helper()
 	e.assertWinners(t, results, allAgencies...)
-	assert.Equal(t, 1, e.tc.logs.Count("action: sorteo | result: success"), "the draw must run exactly once")
+	assert.Equal(t, 1, e.tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)), "the draw must run exactly once")
 	e.assertStored(t, allAgencies...)
 }
 
 // remote is the part of a central's log line naming c's address (ephemeral
 // ports all have five digits: one cannot be a prefix of another).
-func remote(c *rawConn) string { return "remoto: " + c.addr() }
+func remote(c *rawConn) string { return vocab.Remoto.Str(c.addr()).String() }

@@ -68,7 +68,7 @@ func dialPeer(t *testing.T, addr string, local net.Addr, cfg *tls.Config) (*rawC
 	return c, nil
 }
 
-// addr is this end's address, as the central logs it ("remoto: …").
+// addr is this end's address, as the central logs it (its vocab.Remoto field).
 func (c *rawConn) addr() string { return c.raw.LocalAddr().String() }
 
 // tryWrite writes b as it is, within replyWait.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 )
@@ -31,18 +32,41 @@ type recordConn struct {
 	net.Conn
 	br   *bufio.Reader
 	left int // bytes of the record being read not handed over yet; 0 at a boundary
+	// bufferedOnly: Read fails with errNotBuffered rather than read the socket.
+	bufferedOnly bool
 }
+
+// errNotBuffered is Read's error in readBuffered when the bytes it needs have
+// not arrived. A timeout, so that crypto/tls takes it as temporary and keeps
+// the connection usable.
+var errNotBuffered net.Error = notBufferedError{}
+
+type notBufferedError struct{}
+
+func (notBufferedError) Error() string   { return "central: the next TLS record has not arrived" }
+func (notBufferedError) Timeout() bool   { return true }
+func (notBufferedError) Temporary() bool { return true }
 
 func newRecordConn(conn net.Conn) *recordConn {
 	return &recordConn{Conn: conn, br: bufio.NewReaderSize(conn, handshakeBuffer)}
 }
 
 func (c *recordConn) Read(p []byte) (int, error) {
+	if c.bufferedOnly && (c.br.Buffered() == 0 || c.left == 0 && c.br.Buffered() < tlsRecordHeader) {
+		return 0, errNotBuffered
+	}
 	if c.left == 0 {
 		h, err := c.br.Peek(tlsRecordHeader)
 		if err != nil {
-			// Less than a header before EOF, an error or the deadline: the
-			// connection ends here, and TLS reports why.
+			// A deadline (park wakes its watcher with one) hands over nothing:
+			// the header's first bytes would not be counted, and every later
+			// length would be read from mid-record. TLS reads again later.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return 0, err
+			}
+			// Less than a header before EOF or an error: the connection ends
+			// here, and TLS reports why.
 			return c.br.Read(p)
 		}
 		c.left = tlsRecordHeader + int(binary.BigEndian.Uint16(h[3:]))
@@ -64,6 +88,16 @@ func (c *recordConn) recordBuffered() bool {
 		return false
 	}
 	return n >= tlsRecordHeader+int(binary.BigEndian.Uint16(h[3:]))
+}
+
+// readBuffered runs read with Read handing over only what the buffer holds:
+// where it would wait on the socket it fails with errNotBuffered. A whole
+// record may carry no data (an empty record, a KeyUpdate), and crypto/tls
+// then reads on into the next record, which may not have arrived.
+func (c *recordConn) readBuffered(read func() error) error {
+	c.bufferedOnly = true
+	defer func() { c.bufferedOnly = false }()
+	return read()
 }
 
 // grow gives the buffer size bytes, keeping what it holds: called once the

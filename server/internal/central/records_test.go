@@ -17,7 +17,7 @@ import (
 func TestRecordConnSeesEachWholeRecord(t *testing.T) {
 	const maxRecord = 16 << 10 // crypto/tls's largest plaintext per record
 	p := newTrustPKI(t, 0)
-	serverTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{p.central.TLSCertificate()}}
+	serverTLS := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{tlsCertificate(p.central.Cert)}}
 	clientTLS := p.clientTLS(nil)
 	clientTLS.DynamicRecordSizingDisabled = true // full records from the start, as the agency sends
 

@@ -16,6 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
+	"lotterycentral.example/server/internal/ledger"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // A bets file and journal on disk that the central did not write, or that a
@@ -35,7 +39,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 		file    string // which file the error names: "bets" or "journal"
 		want    string // the error's line and reason; "" when the start succeeds
 		is      error
-		logged  string // a part of the recuperacion line
+		logged  string // a part of the recuperacion line (fieldsText)
 	}{
 		{"agency 0", good + "0,Eva,Díaz,33333333,1970-07-08,7574\n", "", "bets",
 			"line 3: invalid bet: agency: must be at least 1", lottery.ErrInvalidBet, ""},
@@ -68,7 +72,8 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 		{"too few columns", row1 + "3,Eva,Díaz,33333333,1970-07-08\n" + row2, "", "bets",
 			"line 2: wrong number of fields: got 5, want 6", csv.ErrFieldCount, ""},
 		{"torn last line is cut", good + "3,Eva,Dí", "", "", "", nil,
-			"apuestas: 2 | agencias_con_apuestas: 1 | agencias_finalizadas: 0 | bytes_recortados_apuestas: 9 | bytes_recortados_diario: 0"},
+			logfmttest.Fields(vocab.Apuestas.Int(2), vocab.AgenciasConApuestas.Int(1), vocab.AgenciasFinalizadas.Int(0),
+				vocab.BytesRecortadosApuestas.Int(9), vocab.BytesRecortadosDiario.Int(0))},
 		{"journal line that is not agency,total", good, "3;2\n", "journal",
 			`line 1: "3;2" is not agency,total`, nil, ""},
 		{"journal agency with a sign", good, "+3,2\n", "journal",
@@ -82,14 +87,15 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 		{"journal agency again with another total", good, "3,2\n3,1\n", "journal",
 			"line 2: agency 3 finished again with 1 bets, first with 2", nil, ""},
 		{"journal agency again with its total", good, "3,2\n3,2\n", "", "", nil,
-			"apuestas: 2 | agencias_con_apuestas: 1 | agencias_finalizadas: 1 | bytes_recortados_apuestas: 0"},
+			logfmttest.Fields(vocab.Apuestas.Int(2), vocab.AgenciasConApuestas.Int(1), vocab.AgenciasFinalizadas.Int(1),
+				vocab.BytesRecortadosApuestas.Int(0))},
 		{"torn last journal line is cut", good, "3,2\n4,", "", "", nil,
-			"agencias_finalizadas: 1 | bytes_recortados_apuestas: 0 | bytes_recortados_diario: 2"},
+			logfmttest.Fields(vocab.AgenciasFinalizadas.Int(1), vocab.BytesRecortadosApuestas.Int(0), vocab.BytesRecortadosDiario.Int(2))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			paths := map[string]string{"bets": cfg.StoragePath, "journal": journalPath(cfg.StoragePath)}
+			paths := map[string]string{"bets": cfg.StoragePath, "journal": ledger.JournalPath(cfg.StoragePath)}
 			require.NoError(t, os.WriteFile(cfg.StoragePath, []byte(tt.bets), 0o644))
 			if tt.journal != "" {
 				require.NoError(t, os.WriteFile(paths["journal"], []byte(tt.journal), 0o644))
@@ -99,7 +105,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 			if tt.want == "" {
 				require.NoError(t, err)
 				require.NoError(t, srv.Shutdown(context.Background()))
-				assert.Equal(t, 1, logs.Count("action: recuperacion | result: success", tt.logged), logs.String())
+				assert.Equal(t, 1, logs.Count(vocab.Recuperacion.Line(logfmt.Success), tt.logged), logs.String())
 				return
 			}
 			require.Error(t, err)
@@ -141,7 +147,7 @@ func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
 
 	// The untouched round restarts and draws the same winners.
 	again := startCentral(t, cfg)
-	again.logs.AwaitT(t, 1, "action: sorteo | result: success")
+	again.logs.AwaitT(t, 1, vocab.Sorteo.Line(logfmt.Success))
 	again.stop()
 
 	f, err := os.OpenFile(cfg.StoragePath, os.O_WRONLY|os.O_APPEND, 0)
@@ -154,9 +160,9 @@ func TestRecoveryRefusesARowAddedAfterTheDraw(t *testing.T) {
 	srv, err := openServer(cfg, log)
 	require.Error(t, err)
 	assert.Nil(t, srv)
-	assert.ErrorContains(t, err, fmt.Sprintf("recover journal %q: line ", journalPath(cfg.StoragePath)))
+	assert.ErrorContains(t, err, fmt.Sprintf("recover journal %q: line ", ledger.JournalPath(cfg.StoragePath)))
 	assert.ErrorContains(t, err, fmt.Sprintf("agency 2 finished with 300 bets but %q holds 301 of its bets", cfg.StoragePath))
-	assert.Zero(t, logs.Count("action: sorteo"), "no draw ran on the forged file")
+	assert.Zero(t, logs.Count(logfmttest.AnyLine(vocab.Sorteo)), "no draw ran on the forged file")
 }
 
 // A restart on a large bets file: the central listens at once and recovers
@@ -181,8 +187,13 @@ func TestAgenciesWaitForARecoveringCentral(t *testing.T) {
 	cfg.Agencies = agencies
 	store, err := lottery.OpenStore(cfg.StoragePath)
 	require.NoError(t, err)
+	now := time.Now()
 	for id := 1; id <= agencies; id++ {
-		require.NoError(t, store.StoreBets(all[id][:stored]))
+		var rows lottery.Rows
+		for _, b := range all[id][:stored] {
+			require.NoError(t, rows.Add(b, now))
+		}
+		require.NoError(t, store.StoreRows(&rows))
 	}
 	require.NoError(t, store.Close())
 
@@ -190,10 +201,10 @@ func TestAgenciesWaitForARecoveringCentral(t *testing.T) {
 	srv, err := New(cfg, log)
 	require.NoError(t, err)
 	ticks := make(chan time.Time)
-	srv.recoverTicks = func() (<-chan time.Time, func()) { return ticks, func() {} }
+	srv.recovery.ticks = func() (<-chan time.Time, func()) { return ticks, func() {} }
 	hold, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	srv.recoverHook = func(uint64) {
+	srv.recovery.hook = func(uint64) {
 		once.Do(func() {
 			close(hold)
 			<-release
@@ -213,13 +224,13 @@ func TestAgenciesWaitForARecoveringCentral(t *testing.T) {
 		acfg.ConnectTimeout = connectTimeout
 		results = append(results, runAgency(t.Context(), acfg))
 	}
-	logs.AwaitT(t, agencies, "action: aceptar_conexion | result: success")
+	logs.AwaitT(t, agencies, vocab.AceptarConexion.Line(logfmt.Success))
 	ticks <- time.Now()
-	logs.AwaitT(t, 1, "action: recuperar | result: in_progress | rows: ")
+	logs.AwaitT(t, 1, vocab.Recuperacion.Line(logfmt.InProgress), string(vocab.Filas)+": ")
 	// Time itself is what is tested here: hold the recovery past the
 	// agencies' connect timeout.
 	<-time.After(2 * connectTimeout)
-	assert.Zero(t, logs.Count("action: identificacion | result: success"), "HELLO answered before the recovery ended")
+	assert.Zero(t, logs.Count(vocab.Identificacion.Line(logfmt.Success)), "HELLO answered before the recovery ended")
 	close(release)
 	require.NoError(t, <-recovered)
 
@@ -231,5 +242,5 @@ func TestAgenciesWaitForARecoveringCentral(t *testing.T) {
 	assert.Equal(t, all, storedBets(t, cfg.StoragePath), "every bet stored once, in order")
 	require.NoError(t, srv.Shutdown(context.Background()))
 	require.ErrorIs(t, <-served, ErrServerClosed)
-	assert.Equal(t, 1, logs.Count("action: recuperacion | result: success", fmt.Sprintf("apuestas: %d |", agencies*stored)))
+	assert.Equal(t, 1, logs.Count(vocab.Recuperacion.Line(logfmt.Success), vocab.Apuestas.Int(agencies*stored).String()+" |"))
 }

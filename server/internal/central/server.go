@@ -1,8 +1,11 @@
-// Package central is the lottery central: it accepts agency connections, runs
-// one goroutine per connection, stores bets through the ledger, and answers
-// winners through the draw barrier. Server owns the whole lifecycle, like
-// net/http's Server: Shutdown closes the listener, releases parked agencies,
-// closes every connection, waits for their goroutines, then closes the store.
+// Package central is the lottery central: it accepts agency connections,
+// runs one goroutine per connection (session.go), stores bets through the
+// ledger, and answers winners through the draw barrier. Server owns the
+// lifecycle and the connections, like net/http's Server: Shutdown closes the
+// listeners, releases parked agencies, closes every connection, waits for
+// their goroutines, then closes the ledger. Recovery (recovery.go), the
+// watcher of the agencies the draw waits for (pending.go) and the status
+// snapshot (status.go) are types of their own.
 package central
 
 import (
@@ -10,21 +13,22 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
+	"lotterycentral.example/server/internal/admin"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/draw"
 	"lotterycentral.example/server/internal/metrics"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -32,50 +36,19 @@ var ErrServerClosed = errors.New("central: server closed")
 
 // Server is the lottery central.
 type Server struct {
-	cfg     config.Config
-	log     *logrus.Logger
-	ledger  *ledger
-	barrier *draw.Barrier
-	tls     *tls.Config      // nil: plaintext, for development only
-	metrics *metrics.Metrics // nil: no metrics (no admin listener)
+	cfg      config.Config
+	log      *logfmt.Logger
+	tls      *tls.Config      // nil: plaintext, for development only
+	metrics  *metrics.Metrics // nil: no metrics (no admin listener)
+	barrier  *draw.Barrier
+	recovery *recovery     // opens the ledger; HELLO waits for it
+	pending  *pendingWatch // logs the agencies the draw waits for
 
 	mu       sync.Mutex
+	quit     chan struct{} // closed by Shutdown, with mu held: the one notion of "stopping"
 	listener net.Listener
 	admin    *http.Server // the admin listener's server, once ServeAdmin runs
-	sessions map[*session]struct{}
-	owners   map[int]*session // the one live session of each identified agency
-	answered map[int]bool     // agencies whose winners were sent, for the status page
-	// Connections that have not completed HELLO, in total and by source IP:
-	// a flood of silent sockets must not keep identified agencies out.
-	unidentified int
-	bySource     map[string]int
-	wg           sync.WaitGroup // one per session goroutine
-
-	// stopping is the one notion of "the central is stopping". Shutdown sets
-	// it once, with mu held, so a connection is either among the sessions
-	// Shutdown closes or never started; it is read without the lock anywhere
-	// else, by the draw too, which runs under the barrier's lock and gives up
-	// rather than make Shutdown wait for a whole pass over the bets. The
-	// barrier hears of it from Shutdown's barrier.Close.
-	stopping atomic.Bool
-
-	// ready is closed once Recover has succeeded: HELLO waits for it.
-	// recoverTicks paces the progress lines of a long recovery; recoverHook,
-	// for tests, runs after each part of the bets file is read.
-	ready          chan struct{}
-	recoverTicks   func() (<-chan time.Time, func())
-	recoverHook    func(rows uint64)
-	recoverStarted bool          // under mu
-	recoverDone    chan struct{} // closed when a started Recover returns
-
-	// The watcher that logs which agencies the draw still waits for (see
-	// watchPending): pendingTicks makes its ticker, quit stops it.
-	pendingTicks func() (<-chan time.Time, func())
-	quit         chan struct{}
-	drawDone     chan struct{} // closed once the draw ran: nothing is pending any more
-	drawDoneOnce sync.Once
-	watcher      sync.WaitGroup
-	drawn        atomic.Pointer[drawInfo] // when the draw ran and how long it took
+	conns    *connections // every session, each agency's owner, the caps on unidentified ones
 }
 
 // Option configures a Server.
@@ -89,7 +62,7 @@ func WithMetrics(m *metrics.Metrics) Option {
 
 // New prepares a central: its TLS configuration and the draw barrier.
 // Recover then reads the bets file, before or while Serve accepts.
-func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error) {
+func New(cfg config.Config, log *logfmt.Logger, opts ...Option) (*Server, error) {
 	var tlsConfig *tls.Config
 	if cfg.TLSEnabled() {
 		var err error
@@ -97,191 +70,53 @@ func New(cfg config.Config, log *logrus.Logger, opts ...Option) (*Server, error)
 			return nil, fmt.Errorf("start central: %w", err)
 		}
 	}
-	s := &Server{
-		cfg:          cfg,
-		log:          log,
-		tls:          tlsConfig,
-		sessions:     make(map[*session]struct{}),
-		owners:       make(map[int]*session),
-		answered:     make(map[int]bool),
-		bySource:     make(map[string]int),
-		pendingTicks: pendingTicker,
-		quit:         make(chan struct{}),
-		drawDone:     make(chan struct{}),
-		ready:        make(chan struct{}),
-		recoverDone:  make(chan struct{}),
-		recoverTicks: recoverTicker,
-	}
+	s := &Server{cfg: cfg, log: log, tls: tlsConfig, recovery: newRecovery(), pending: newPendingWatch(),
+		quit: make(chan struct{}), conns: newConnections()}
 	for _, o := range opts {
 		o(s)
 	}
 	if tlsConfig == nil {
-		s.log.Warn(logfmt.Line("tls", logfmt.Success, "modo", "plaintext",
-			"aviso", "bets and winners travel unauthenticated: any peer can speak for any agency; set SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA"))
+		s.log.Warn(vocab.TLS, logfmt.Success, vocab.Modo.Str("plaintext"),
+			vocab.Aviso.Str("bets and winners travel unauthenticated: any peer can speak for any agency; set SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA"))
 	} else {
-		s.log.Info(logfmt.Line("tls", logfmt.Success, "modo", "mutual_tls", "certificado", cfg.TLSCert, "ca_agencias", cfg.TLSClientCA))
+		s.log.Info(vocab.TLS, logfmt.Success, vocab.Modo.Str("mutual_tls"), vocab.CertificadoTLS.Str(cfg.TLSCert),
+			vocab.CAAgencias.Str(cfg.TLSClientCA))
 	}
-	s.barrier = draw.New(cfg.Agencies, s.runDraw)
-	s.barrier.OnPark(func(agency int) {
-		s.log.Info(logfmt.Line("espera_sorteo", logfmt.InProgress, "agencia", agency))
+	s.barrier = draw.New(func(agency int) {
+		s.log.Info(vocab.EsperaSorteo, logfmt.InProgress, vocab.Agencia.Int(agency))
 	})
-	s.metrics.WatchBarrier(func() metrics.BarrierCounts {
-		finished, pending, parked := s.barrier.Counts()
-		return metrics.BarrierCounts{Agencies: cfg.Agencies, Finished: finished, Pending: pending, Parked: parked}
-	})
+	s.metrics.Watch(func() metrics.Round { return s.snapshot().metrics() })
 	return s, nil
 }
 
-// recoverEvery is how often a long recovery logs its progress.
-const recoverEvery = 2 * time.Second
-
-// Recover rebuilds the central's state from the bets file and the journal,
-// trusting none of it (openLedger). Serve may already be accepting: an
-// agency's HELLO waits for the end of the recovery rather than for a port
-// that refuses it, and a long recovery logs its progress every few seconds.
-// An error leaves the central unable to serve: shut it down.
-func (s *Server) Recover() error {
-	s.mu.Lock()
-	if s.stopping.Load() || s.recoverStarted {
-		s.mu.Unlock()
-		return fmt.Errorf("recover: %w", ErrServerClosed)
-	}
-	s.recoverStarted = true // Shutdown now waits for the end of Recover
-	s.mu.Unlock()
-	defer close(s.recoverDone)
-
-	began := time.Now()
-	s.log.Info(logfmt.Line("recuperar", logfmt.InProgress, "archivo", s.cfg.StoragePath))
-	var rows atomic.Uint64
-	stopLog := s.logRecovery(began, &rows)
-	l, rec, err := openLedger(s.cfg.StoragePath, s.cfg.Agencies, s.log, func(n uint64) error {
-		rows.Store(n)
-		if s.recoverHook != nil {
-			s.recoverHook(n)
-		}
-		if s.stopping.Load() {
-			return ErrServerClosed
-		}
-		return nil
-	})
-	stopLog()
-	if errors.Is(err, ErrServerClosed) {
-		// Nothing was written: the next start reads the file again.
-		s.log.Warn(logfmt.Line("recuperar", logfmt.Fail, "motivo", "shutdown", "rows", rows.Load(),
-			"elapsed", time.Since(began).Round(time.Millisecond)))
-		return fmt.Errorf("recover: %w", ErrServerClosed)
-	}
-	if err != nil {
-		return fmt.Errorf("start central: %w", err)
-	}
-	s.metrics.Recovered(time.Since(began), rec.bets, l.stored)
-	l.metrics = s.metrics
-	s.mu.Lock()
-	s.ledger = l // Shutdown closes it from now on
-	s.mu.Unlock()
-	s.log.Info(logfmt.Line("recuperacion", logfmt.Success, "apuestas", rec.bets, "agencias_con_apuestas", rec.agencies,
-		"agencias_finalizadas", len(rec.finished), "bytes_recortados_apuestas", rec.cutBets, "bytes_recortados_diario", rec.cutJour,
-		"duracion", time.Since(began).Round(time.Millisecond)))
-	// Replaying the journal's FINISHes reruns the draw when every agency had
-	// finished: the same bets give the same winners. openLedger checked
-	// that each is an agency of this draw.
-	for _, agency := range rec.finished {
-		if _, err := s.barrier.Finish(agency); err != nil {
-			return fmt.Errorf("start central: %w", err)
-		}
-	}
-	close(s.ready)
-	return nil
-}
-
-// logRecovery logs, every recoverEvery until the returned stop is called,
-// how many rows the recovery has read.
-func (s *Server) logRecovery(began time.Time, rows *atomic.Uint64) (stop func()) {
-	ticks, stopTicks := s.recoverTicks()
-	done, ended := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ended)
-		defer stopTicks()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ticks:
-				s.log.Info(logfmt.Line("recuperar", logfmt.InProgress, "rows", rows.Load(),
-					"elapsed", time.Since(began).Round(time.Millisecond)))
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-ended
-	}
-}
-
-func recoverTicker() (<-chan time.Time, func()) {
-	t := time.NewTicker(recoverEvery)
-	return t.C, t.Stop
-}
-
-// isRecovered reports, without waiting, whether Recover has succeeded.
-func (s *Server) isRecovered() bool {
+// stopping reports whether Shutdown has begun.
+func (s *Server) stopping() bool {
 	select {
-	case <-s.ready:
+	case <-s.quit:
 		return true
 	default:
 		return false
 	}
 }
 
-// recovered waits for Recover to succeed; false if the central stops first.
-func (s *Server) recovered() bool {
-	select {
-	case <-s.ready:
-		return true
-	case <-s.quit:
-		return false
-	}
-}
-
-// runDraw is the draw.Func: a lookup of the winners kept as bets were
-// counted. The barrier calls it with its lock held, so the sorteo line is
-// logged before any waiter wakes.
-func (s *Server) runDraw() (map[int][]string, error) {
-	began := time.Now()
-	res := s.ledger.draw()
-	s.log.Info(logfmt.Line("sorteo", logfmt.Success, "apuestas", res.bets, "ganadores", res.won))
-	s.recordDraw(began, res.winners)
-	s.drawDoneOnce.Do(func() { close(s.drawDone) })
-	return res.winners, nil
-}
-
 // Serve accepts connections on ln until Shutdown, then returns ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.stopping.Load() {
+	if s.stopping() {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
 	}
 	s.listener = ln
-	s.watcher.Add(1)
+	s.pending.start(s)
 	s.mu.Unlock()
-	s.log.Info(logfmt.Line("escuchar", logfmt.Success, "direccion", ln.Addr()))
-	go func() {
-		defer s.watcher.Done()
-		if !s.recovered() {
-			return // who is pending is known once the journal is read
-		}
-		ticks, stop := s.pendingTicks()
-		defer stop()
-		s.watchPending(ticks)
-	}()
+	s.log.Info(vocab.Escuchar, logfmt.Success, vocab.Direccion.Any(ln.Addr()))
 
 	var backoff time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if s.stopping.Load() {
+			if s.stopping() {
 				return ErrServerClosed
 			}
 			// Out of file descriptors and the like passes once connections close:
@@ -289,7 +124,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn(logfmt.Line("aceptar_conexion", logfmt.Fail, "error", err, "reintento_en", backoff))
+				s.log.Warn(vocab.AceptarConexion, logfmt.Fail, vocab.Error.Any(err), vocab.ReintentoEn.Any(backoff))
 				time.Sleep(backoff)
 				continue
 			}
@@ -305,43 +140,28 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) start(conn net.Conn) {
 	source := sourceOf(conn.RemoteAddr())
 	s.mu.Lock()
-	if s.stopping.Load() {
+	if s.stopping() {
 		s.mu.Unlock()
 		s.metrics.ConnectionRefused(metrics.RefusedShuttingDown)
 		conn.Close()
 		return
 	}
-	var limit, reason string
-	switch {
-	case len(s.sessions) >= s.cfg.MaxConnections:
-		limit = fmt.Sprintf("the central serves at most %d connections", s.cfg.MaxConnections)
-		reason = metrics.RefusedMaxConnections
-	case s.unidentified >= s.cfg.MaxUnidentified:
-		limit = fmt.Sprintf("at most %d connections may be waiting to identify", s.cfg.MaxUnidentified)
-		reason = metrics.RefusedMaxUnidentified
-	case s.bySource[source] >= s.cfg.MaxUnidentifiedPerSource:
-		limit = fmt.Sprintf("at most %d connections from one address may be waiting to identify", s.cfg.MaxUnidentifiedPerSource)
-		reason = metrics.RefusedMaxPerSource
-	}
-	if limit != "" {
+	if limit, reason := s.conns.full(s.cfg, source); limit != "" {
 		s.mu.Unlock()
 		s.metrics.ConnectionRefused(reason)
-		s.log.Warn(logfmt.Line("aceptar_conexion", logfmt.Fail, "remoto", conn.RemoteAddr(),
-			"motivo", protocol.CodeTooManyConns, "detalle", limit))
+		s.log.Warn(vocab.AceptarConexion, logfmt.Fail, vocab.Remoto.Any(conn.RemoteAddr()),
+			vocab.Motivo.Any(protocol.CodeTooManyConns), vocab.Detalle.Str(limit))
 		s.refuse(conn, protocol.CodeTooManyConns, limit+"; retry later")
 		return
 	}
 	// Only an accepted connection gets a session; its read buffer waits for HELLO.
 	sess := newSession(s, conn, source)
-	s.sessions[sess] = struct{}{}
-	s.unidentified++
-	s.bySource[source]++
-	s.wg.Add(1)
+	s.conns.add(sess)
 	s.mu.Unlock()
 	s.metrics.ConnectionAccepted()
-	s.log.Debug(logfmt.Line("aceptar_conexion", logfmt.Success, "remoto", conn.RemoteAddr()))
+	s.log.Debug(vocab.AceptarConexion, logfmt.Success, vocab.Remoto.Any(conn.RemoteAddr()))
 	go func() {
-		defer s.wg.Done()
+		defer s.conns.wg.Done()
 		sess.run()
 	}()
 }
@@ -371,18 +191,7 @@ func sourceOf(addr net.Addr) string {
 func (s *Server) identified(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.forgetUnidentified(sess)
-}
-
-func (s *Server) forgetUnidentified(sess *session) {
-	if !sess.unidentified {
-		return
-	}
-	sess.unidentified = false
-	s.unidentified--
-	if s.bySource[sess.source]--; s.bySource[sess.source] <= 0 {
-		delete(s.bySource, sess.source)
-	}
+	s.conns.identified(sess)
 }
 
 // claim binds agency to sess. When another live session holds it, a session
@@ -393,12 +202,7 @@ func (s *Server) forgetUnidentified(sess *session) {
 func (s *Server) claim(agency int, sess *session) (old *session, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old = s.owners[agency]
-	if old != nil && s.tls == nil {
-		return nil, false
-	}
-	s.owners[agency] = sess
-	return old, true
+	return s.conns.claim(agency, sess, s.tls != nil)
 }
 
 // release forgets a session that ended.
@@ -406,49 +210,85 @@ func (s *Server) release(sess *session) {
 	s.metrics.ConnectionClosed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.forgetUnidentified(sess)
-	delete(s.sessions, sess)
-	if s.owners[sess.agency] == sess {
-		delete(s.owners, sess.agency)
+	s.conns.remove(sess)
+}
+
+// ServeAdmin serves the admin endpoints (see package admin) on ln until
+// Shutdown, which closes it; it then returns nil. It logs the address.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           admin.New(s, s.metrics.Gatherer()),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          log.New(httpErrors{s.log}, "", 0),
 	}
+	s.mu.Lock()
+	if s.stopping() {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.admin = srv
+	s.mu.Unlock()
+	s.log.Info(vocab.EscucharAdmin, logfmt.Success, vocab.Direccion.Any(ln.Addr()),
+		vocab.URL.Str("http://"+ln.Addr().String()+"/"))
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve admin: %w", err)
+	}
+	return nil
+}
+
+// httpErrors logs what net/http reports of the admin listener (a request it
+// could not read, a handler that panicked).
+type httpErrors struct{ log *logfmt.Logger }
+
+func (h httpErrors) Write(p []byte) (int, error) {
+	h.log.Warn(vocab.AdminHTTP, logfmt.Fail, vocab.Error.Str(strings.TrimSpace(string(p))))
+	return len(p), nil
+}
+
+// Serving reports whether the central serves agencies: it listens and is
+// not stopping (/healthz).
+func (s *Server) Serving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listener != nil && !s.stopping()
 }
 
 // Shutdown stops the central, like net/http's Server.Shutdown: it closes the
 // listener and the admin listener (within ctx, for the requests in
 // progress), releases the agencies parked for the draw (each is told the
 // central is shutting down), closes every other connection, waits for every
-// session goroutine to return, then flushes and closes the bets file. It
-// logs each step.
+// session goroutine to return, then flushes and closes the ledger. It logs
+// each step.
 //
 // ctx bounds the wait. If ctx ends first, Shutdown closes the connections
 // that remain, parked ones included, and waits for their goroutines: with
 // its socket closed only a disk can still hold one, and the bets file could
-// not be closed under it anyway. It then still closes the bets file and
-// returns ctx.Err() joined with any error closing it. Calls after the first
-// return nil at once.
+// not be closed under it anyway. It then still closes the ledger and returns
+// ctx.Err() joined with any error closing it. Calls after the first return
+// nil at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if !s.stopping.CompareAndSwap(false, true) {
+	if s.stopping() {
 		s.mu.Unlock()
 		return nil
 	}
-	ln, adm := s.listener, s.admin
-	sessions := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
+	close(s.quit)
+	ln, adm, sessions := s.listener, s.admin, s.conns.list()
 	s.mu.Unlock()
 
-	s.log.Info(logfmt.Line("shutdown", logfmt.InProgress, "conexiones", len(sessions)))
+	s.log.Info(vocab.Shutdown, logfmt.InProgress, vocab.Conexiones.Int(len(sessions)))
 	if ln != nil {
 		if err := ln.Close(); err != nil {
-			s.log.Error(logfmt.Line("cerrar_listener", logfmt.Fail, "error", err))
+			s.log.Error(vocab.CerrarListener, logfmt.Fail, vocab.Error.Any(err))
 		} else {
-			s.log.Info(logfmt.Line("cerrar_listener", logfmt.Success))
+			s.log.Info(vocab.CerrarListener, logfmt.Success)
 		}
 	}
-	close(s.quit) // the watcher of the pending agencies
-	s.watcher.Wait()
+	s.pending.wait()
 	if adm != nil {
 		s.closeAdmin(ctx, adm)
 	}
@@ -460,49 +300,70 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			sess.close()
 		}
 	}
+	late := s.awaitSessions(ctx, sessions)
+	if err := s.closeLedger(); err != nil {
+		return errors.Join(late, err)
+	}
+	if late != nil {
+		s.log.Warn(vocab.Shutdown, logfmt.Fail, vocab.Error.Any(late))
+		return late
+	}
+	s.log.Info(vocab.Shutdown, logfmt.Success)
+	return nil
+}
+
+// awaitSessions waits for every session goroutine, within ctx; past it, it
+// cuts the connections that remain, waits again, and returns ctx's error.
+func (s *Server) awaitSessions(ctx context.Context, sessions []*session) error {
 	ended := make(chan struct{})
 	go func() {
-		s.wg.Wait()
+		s.conns.wg.Wait()
 		close(ended)
 	}()
-	var late error
 	select {
 	case <-ended:
+		return nil
 	case <-ctx.Done():
 	}
 	select {
 	case <-ended:
-	default: // ctx ended first: cut what remains
-		late = ctx.Err()
-		s.mu.Lock()
-		left := len(s.sessions)
-		s.mu.Unlock()
-		s.log.Warn(logfmt.Line("esperar_conexiones", logfmt.Fail, "conexiones", left, "error", late))
-		for _, sess := range sessions {
-			sess.close()
-		}
-		<-ended
+		return nil
+	default:
 	}
 	s.mu.Lock()
-	started := s.recoverStarted
+	left := len(s.conns.sessions)
 	s.mu.Unlock()
-	if started {
-		<-s.recoverDone // it stops at its next look at stopping
+	s.log.Warn(vocab.EsperarConexiones, logfmt.Fail, vocab.Conexiones.Int(left), vocab.Error.Any(ctx.Err()))
+	for _, sess := range sessions {
+		sess.close()
 	}
-	s.mu.Lock()
-	l := s.ledger // nil if no recovery read the whole file: nothing was opened
-	s.mu.Unlock()
-	if l != nil {
-		if err := l.close(); err != nil {
-			s.log.Error(logfmt.Line("cerrar_archivo_apuestas", logfmt.Fail, "error", err))
-			return errors.Join(late, fmt.Errorf("shutdown: %w", err))
-		}
-		s.log.Info(logfmt.Line("cerrar_archivo_apuestas", logfmt.Success, "archivo", s.cfg.StoragePath))
+	<-ended
+	return ctx.Err()
+}
+
+// closeLedger waits for a recovery in progress (it stops at its next look at
+// quit), then closes the ledger if one was opened.
+func (s *Server) closeLedger() error {
+	l := s.recovery.finish()
+	if l == nil {
+		return nil // no recovery read the whole file: nothing was opened
 	}
-	if late != nil {
-		s.log.Warn(logfmt.Line("shutdown", logfmt.Fail, "error", late))
-		return late
+	if err := l.Close(); err != nil {
+		s.log.Error(vocab.CerrarArchivoApuestas, logfmt.Fail, vocab.Error.Any(err))
+		return fmt.Errorf("shutdown: %w", err)
 	}
-	s.log.Info(logfmt.Line("shutdown", logfmt.Success))
+	s.log.Info(vocab.CerrarArchivoApuestas, logfmt.Success, vocab.Archivo.Str(s.cfg.StoragePath))
 	return nil
+}
+
+// closeAdmin closes the admin listener and waits, within ctx, for the
+// requests in progress (a scrape, a page).
+func (s *Server) closeAdmin(ctx context.Context, srv *http.Server) {
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, srv.Close())
+		s.log.Error(vocab.CerrarAdmin, logfmt.Fail, vocab.Error.Any(err))
+		return
+	}
+	s.log.Info(vocab.CerrarAdmin, logfmt.Success)
 }

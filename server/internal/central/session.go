@@ -18,7 +18,9 @@ import (
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/draw"
+	"lotterycentral.example/server/internal/ledger"
 	"lotterycentral.example/server/internal/metrics"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // shutdownWriteTimeout bounds a last message: to an agency during shutdown,
@@ -54,7 +56,8 @@ type session struct {
 	records      *recordConn     // under TLS: the socket's own buffer, below the TLS layer
 	br           *bufio.Reader   // allocated after HELLO
 	agency       int             // 0 until HELLO
-	stats        *metrics.Agency // the agency's counters, resolved at HELLO; nil without metrics
+	ledger       *ledger.Ledger  // set at HELLO
+	batches      *ledger.Batches // this connection's batches on their way to the disk
 	nextSeq      uint32          // the sequence number the next batch must carry
 	payload      []byte          // reused frame buffer
 	batch        protocol.Batch
@@ -92,11 +95,10 @@ type result struct {
 	err error
 	// end ends the session once answers are written.
 	end bool
-	// sent is an INFO line logged once answers are written.
-	sent string
-	// answered: answers are the agency's winners; once written, the
-	// status page shows the agency answered.
+	// answered: answers are the agency's winners, this many of them; once
+	// written, the central logs it and the barrier records it.
 	answered bool
+	winners  int
 }
 
 // protoErr is a protocol error: the code and text of the ERROR that ends a
@@ -150,10 +152,8 @@ func (s *session) act(r result) bool {
 		return false
 	}
 	if r.answered {
-		s.srv.markAnswered(s.agency)
-	}
-	if r.sent != "" {
-		s.srv.log.Info(r.sent)
+		s.srv.barrier.Answered(s.agency)
+		s.srv.log.Info(vocab.EnvioGanadores, logfmt.Success, vocab.Agencia.Int(s.agency), vocab.CantGanadores.Int(r.winners))
 	}
 	return !r.end
 }
@@ -250,7 +250,8 @@ func (s *session) handshake(tc *tls.Conn, wait time.Duration) error {
 			reason = metrics.HandshakeNetworkFailure
 		}
 		s.srv.metrics.HandshakeFailed(reason)
-		s.srv.log.Warn(logfmt.Line("tls_handshake", logfmt.Fail, "remoto", s.conn.RemoteAddr(), "motivo", reason, "error", err))
+		s.srv.log.Warn(vocab.TLSHandshake, logfmt.Fail, vocab.Remoto.Any(s.conn.RemoteAddr()), vocab.Motivo.Str(reason),
+			vocab.Error.Any(err))
 		return err
 	}
 	// A certificate that names no agency (the central's own, for its health
@@ -269,36 +270,23 @@ func (s *session) hello(payload []byte) result {
 	if err := protocol.DecodeInto(payload, &m); err != nil {
 		return refuse(protocol.CodeMalformed, err.Error())
 	}
-	if m.Version != protocol.Version {
-		return refuse(protocol.CodeBadVersion, fmt.Sprintf("protocol version %d; this central speaks %d", m.Version, protocol.Version))
-	}
-	if s.srv.tls != nil && uint64(m.Agency) != uint64(s.certAgency) {
-		named := "none"
-		if s.certAgency != 0 {
-			named = identity.AgencyName(s.certAgency)
-		}
-		s.srv.log.Warn(logfmt.Line("autorizacion", logfmt.Fail, "remoto", s.conn.RemoteAddr(),
-			"agencia_certificado", named, "agencia_declarada", m.Agency))
-		return refuse(protocol.CodeUnauthorized,
-			fmt.Sprintf("this connection's certificate names agency %s; it may not speak for agency %d", named, m.Agency))
-	}
-	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
-		return refuse(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies))
+	if r, ok := s.checkHello(m); !ok {
+		return r
 	}
 	// A central still recovering its bets answers once it knows them: the
 	// agency waits on its socket, not on a port that refuses it.
-	if !s.srv.recovered() {
+	l := s.srv.recovery.wait(s.srv.quit)
+	if l == nil {
 		return refuse(protocol.CodeShuttingDown, "the central is shutting down")
 	}
+	agency := int(m.Agency)
 	// A storage failure not healed yet (most likely a full disk) turns away the
 	// agencies that still have bets to store; a finished one goes on to its winners.
-	if finished, _ := s.srv.barrier.State(int(m.Agency)); !finished {
-		if err := s.srv.ledger.ready(); err != nil {
-			s.srv.log.Error(logfmt.Line("recuperar_almacenamiento", logfmt.Fail, "agencia", m.Agency, "error", err))
+	if !l.Agency(agency).Finished {
+		if err := l.Ready(); err != nil {
 			return refuse(protocol.CodeStorage, "the central cannot store bets yet; reconnect later")
 		}
 	}
-	agency := int(m.Agency)
 	old, ok := s.srv.claim(agency, s)
 	if !ok {
 		return refuse(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
@@ -308,13 +296,44 @@ func (s *session) hello(payload []byte) result {
 		// count this HELLO answers with is exact only once it has ended.
 		old.close()
 		<-old.done
-		s.srv.log.Info(logfmt.Line("reemplazar_conexion", logfmt.Success, "agencia", agency,
-			"remoto_anterior", old.conn.RemoteAddr(), "remoto", s.conn.RemoteAddr()))
+		s.srv.log.Info(vocab.ReemplazarConexion, logfmt.Success, vocab.Agencia.Int(agency),
+			vocab.RemotoAnterior.Any(old.conn.RemoteAddr()), vocab.Remoto.Any(s.conn.RemoteAddr()))
 	}
 	s.srv.identified(s)
-	s.agency, s.nextSeq = agency, 1
-	s.stats = s.srv.metrics.Agency(agency)
-	// Only now is the read buffer worth its memory.
+	s.agency, s.nextSeq, s.ledger, s.batches = agency, 1, l, l.Batches(agency)
+	s.growBuffers()
+	facts := l.Agency(agency)
+	s.srv.log.Info(vocab.Identificacion, logfmt.Success, vocab.Agencia.Int(agency), vocab.Almacenadas.Uint(facts.Stored),
+		vocab.Remoto.Any(s.conn.RemoteAddr()))
+	return answer(protocol.HelloAck{Version: protocol.Version, Stored: facts.Stored, Finished: facts.Finished,
+		Drawn: s.srv.barrier.Drawn()})
+}
+
+// checkHello refuses a HELLO of the wrong version, for an agency the
+// certificate does not name, or for no agency of the round.
+func (s *session) checkHello(m protocol.Hello) (result, bool) {
+	if m.Version != protocol.Version {
+		return refuse(protocol.CodeBadVersion, fmt.Sprintf("protocol version %d; this central speaks %d", m.Version, protocol.Version)), false
+	}
+	if s.srv.tls != nil && uint64(m.Agency) != uint64(s.certAgency) {
+		named := "none"
+		if s.certAgency != 0 {
+			named = identity.AgencyName(s.certAgency)
+		}
+		s.srv.log.Warn(vocab.Autorizacion, logfmt.Fail, vocab.Remoto.Any(s.conn.RemoteAddr()),
+			vocab.AgenciaCertificado.Str(named), vocab.AgenciaDeclarada.Uint(uint64(m.Agency)))
+		return refuse(protocol.CodeUnauthorized,
+			fmt.Sprintf("this connection's certificate names agency %s; it may not speak for agency %d", named, m.Agency)), false
+	}
+	if m.Agency < 1 || uint64(m.Agency) > uint64(s.srv.cfg.Agencies) {
+		return refuse(protocol.CodeBadAgency, fmt.Sprintf("agency %d; this draw has agencies 1..%d", m.Agency, s.srv.cfg.Agencies)), false
+	}
+	return result{}, true
+}
+
+// growBuffers gives an identified agency its read buffers: only now are
+// they worth their memory.
+func (s *session) growBuffers() {
 	size := readBuffer
 	if s.records != nil {
 		// Most of the memory stays below TLS, where records wait whole;
@@ -323,28 +342,23 @@ func (s *session) hello(payload []byte) result {
 		size = tlsReadBuffer
 	}
 	s.br = bufio.NewReaderSize(s.conn, size)
-	finished, drawn := s.srv.barrier.State(agency)
-	stored := s.srv.ledger.count(agency)
-	s.srv.log.Info(logfmt.Line("identificacion", logfmt.Success, "agencia", agency, "almacenadas", stored,
-		"remoto", s.conn.RemoteAddr()))
-	return answer(protocol.HelloAck{Version: protocol.Version, Stored: stored, Finished: finished, Drawn: drawn})
 }
 
-// maxStaged bounds the batches answered by one sync on one connection.
+// maxStaged bounds the batches answered by one commit on one connection.
 const maxStaged = 64
 
-// staged is a batch read and handled but not answered yet: an ack waits for
-// the sync that makes its generation durable.
+// staged is a batch read and handled but not answered yet: a written one
+// waits for the commit that says whether it is durable.
 type staged struct {
-	reply   protocol.Message // BatchAck or BatchReject
+	reply   protocol.Message // BatchAck, or BatchReject for one refused before it was written
+	seq     uint32
 	count   int
-	gen     uint64   // non-zero for a written batch
-	winners []string // documents of its winning bets, counted with it
+	written bool // handed to the ledger
 }
 
 // storeBatches handles the batch in payload and every further batch that is
-// already buffered whole (an agency keeps several in flight), makes all of
-// them durable with one sync, then answers each in order.
+// already buffered whole (an agency keeps several in flight), commits all
+// of them at once, then answers each in order.
 func (s *session) storeBatches(payload []byte) result {
 	s.staged = s.staged[:0]
 	malformed := false
@@ -359,8 +373,8 @@ func (s *session) storeBatches(payload []byte) result {
 			break
 		}
 		f, err := protocol.ReadFrame(s.br, protocol.MaxClientFrame, s.payload)
-		if err != nil { // cannot happen: the frame is buffered whole
-			return s.readFailed(f.Type, err)
+		if err != nil {
+			break // cannot happen, the frame is buffered whole; if it did, the next read says why
 		}
 		s.payload, payload = f.Payload, f.Payload
 	}
@@ -376,7 +390,7 @@ func (s *session) batchBuffered() bool {
 	for {
 		if h, whole, ok := protocol.Buffered(s.br); ok {
 			// An oversized frame is left to the read loop, which refuses it after the
-			// batches already written are synced and answered.
+			// batches already written are committed and answered.
 			if h.Type() != protocol.MsgBatch || h.Length() > protocol.MaxClientPayload {
 				return false
 			}
@@ -385,11 +399,15 @@ func (s *session) batchBuffered() bool {
 			}
 		}
 		// Under TLS the frame's rest may sit in a whole record that arrived but
-		// was not decrypted yet: reading it cannot block.
+		// was not decrypted yet. Read only what has arrived: that record may
+		// carry no data, and TLS would wait on the socket for the next one.
 		if !s.recordWaiting() {
 			return false
 		}
-		if _, err := s.br.Peek(s.br.Buffered() + 1); err != nil {
+		if err := s.records.readBuffered(func() error {
+			_, err := s.br.Peek(s.br.Buffered() + 1)
+			return err
+		}); err != nil {
 			return false
 		}
 	}
@@ -401,106 +419,104 @@ func (s *session) recordWaiting() bool {
 	return s.records != nil && s.br.Buffered() < s.br.Size() && s.records.recordBuffered()
 }
 
-// stageBatch validates one batch and writes it whole, or refuses it whole.
-// ok is false when the payload is too short to even name the batch.
+// stageBatch checks one batch and hands it to the ledger whole, or refuses
+// it whole. ok is false when the payload is too short to even name the batch.
 func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	seq, count, ok := protocol.PeekBatch(payload)
 	if !ok {
 		s.logBatchFail(count, protocol.CodeMalformed)
 		return staged{}, false
 	}
-	reject := func(code protocol.Code, index uint32, text string) (staged, bool) {
-		return staged{reply: s.reject(seq, count, code, index, text), count: count}, true
+	st = staged{seq: seq, count: count}
+	if code, index, text := s.checkBatch(payload, seq); code != 0 {
+		st.reply = s.reject(seq, count, code, index, text)
+		return st, true
 	}
+	winners, code, index, text := s.formatRows()
+	if code != 0 {
+		st.reply = s.reject(seq, count, code, index, text)
+		return st, true
+	}
+	// A batch the ledger could not write is staged like a written one, using
+	// up its number, so that the commit refuses it and the batches sent after
+	// it with storage, rather than bad_sequence.
+	_ = s.batches.Add(&s.rows, winners)
+	s.nextSeq++
+	st.reply, st.count, st.written = protocol.BatchAck{Seq: seq}, s.rows.Len(), true
+	return st, true
+}
+
+// checkBatch decodes a batch and refuses it, with a code, when it cannot be
+// stored now: malformed, empty, out of order, or after FINISH or the draw.
+func (s *session) checkBatch(payload []byte, seq uint32) (protocol.Code, uint32, string) {
 	if err := protocol.DecodeInto(payload, &s.batch); err != nil {
-		code := protocol.CodeMalformed
 		if errors.Is(err, protocol.ErrEmptyBatch) {
-			code = protocol.CodeEmptyBatch
+			return protocol.CodeEmptyBatch, protocol.NoIndex, err.Error()
 		}
-		return reject(code, protocol.NoIndex, err.Error())
+		return protocol.CodeMalformed, protocol.NoIndex, err.Error()
 	}
 	if seq != s.nextSeq {
-		return reject(protocol.CodeBadSequence, protocol.NoIndex,
-			fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq))
+		return protocol.CodeBadSequence, protocol.NoIndex, fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq)
 	}
-	switch finished, drawn := s.srv.barrier.State(s.agency); {
-	case drawn:
-		return reject(protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets")
-	case finished:
-		return reject(protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH")
+	switch {
+	case s.srv.barrier.Drawn():
+		return protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets"
+	case s.ledger.Agency(s.agency).Finished:
+		return protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH"
 	}
+	return 0, 0, ""
+}
+
+// formatRows checks every bet of the decoded batch and formats its row into
+// s.rows, keeping the documents of the winning bets; a bad bet refuses the
+// whole batch, naming the bet.
+func (s *session) formatRows() (winners []string, code protocol.Code, index uint32, text string) {
 	now := time.Now()
 	s.rows.Reset()
-	var winners []string
 	for i, wb := range s.batch.Bets {
 		if uint64(wb.Agency) != uint64(s.agency) {
-			return reject(protocol.CodeWrongAgency, uint32(i),
-				fmt.Sprintf("bet for agency %d on agency %d's connection", wb.Agency, s.agency))
+			return nil, protocol.CodeWrongAgency, uint32(i),
+				fmt.Sprintf("bet for agency %d on agency %d's connection", wb.Agency, s.agency)
 		}
 		bet := lottery.Bet{
 			Agency: s.agency, FirstName: wb.FirstName, LastName: wb.LastName,
 			Document: wb.Document, Birthdate: wb.Birthdate, Number: int(wb.Number),
 		}
 		if err := s.rows.Add(bet, now); err != nil {
-			return reject(protocol.CodeInvalidBet, uint32(i), err.Error())
+			return nil, protocol.CodeInvalidBet, uint32(i), err.Error()
 		}
 		if lottery.HasWon(bet) {
 			// A copy: the decoded batch's strings share one buffer.
 			winners = append(winners, strings.Clone(bet.Document))
 		}
 	}
-	gen, err := s.srv.ledger.write(s.agency, &s.rows)
-	if err != nil {
-		// Not stored: its generation is lost, so the sync in answerStaged fails,
-		// refuses it and every later batch of the connection with storage, and
-		// ends the connection. It is staged like a written batch, using up its
-		// number, so that the batches sent after it reach that refusal rather
-		// than bad_sequence.
-		s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "lote", seq, "error", err))
-	}
-	s.nextSeq++
-	return staged{reply: protocol.BatchAck{Seq: seq}, count: s.rows.Len(), gen: gen, winners: winners}, true
+	return winners, 0, 0, ""
 }
 
-// answerStaged syncs the staged batches once, counts the ones now durable
-// (ledger.go says why only then), and answers them all, in order.
+// answerStaged commits the staged batches once and answers them all, in
+// order: the durable ones acknowledged, the ones a storage failure lost
+// refused with storage, and then ERROR storage ends the connection; the
+// agency resumes from HELLO_ACK's count.
 func (s *session) answerStaged() result {
-	var gen uint64
-	for _, st := range s.staged {
-		gen = max(gen, st.gen)
-	}
+	durable, err := s.batches.Commit()
 	s.answers = s.answers[:0]
-	if gen > 0 {
-		if err := s.srv.ledger.sync(gen); err != nil {
-			// A write or fsync failed and lost batches (see ledger.go): the
-			// staged batches still durable are acknowledged, the lost ones
-			// refused with storage, in order; then ERROR storage ends the
-			// connection, and the agency resumes from HELLO_ACK's count.
-			s.srv.log.Error(logfmt.Line("guardar_apuestas", logfmt.Fail, "agencia", s.agency, "error", err))
-			for _, st := range s.staged {
-				reply := st.reply
-				if st.gen > 0 && s.srv.ledger.durable(st.gen) {
-					s.srv.ledger.commit(s.agency, st.count, st.winners)
-					s.stats.Stored(st.count)
-					s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
-				} else if st.gen > 0 {
-					reply = s.reject(reply.(protocol.BatchAck).Seq, st.count, protocol.CodeStorage, protocol.NoIndex,
-						"the central could not store the batch; reconnect and resume")
-				}
-				s.answers = append(s.answers, reply)
-			}
-			s.srv.ledger.release(s.agency)
-			return result{answers: s.answers,
-				err: &protoErr{code: protocol.CodeStorage, text: "the central could not store bets; reconnect and resume"}}
-		}
-	}
 	for _, st := range s.staged {
-		if st.gen > 0 {
-			s.srv.ledger.commit(s.agency, st.count, st.winners)
-			s.stats.Stored(st.count)
-			s.srv.log.Info(logfmt.Line("apuesta_recibida", logfmt.Success, "cantidad", st.count))
+		reply := st.reply
+		switch {
+		case !st.written:
+		case durable > 0:
+			durable--
+			s.srv.log.Info(vocab.ApuestaRecibida, logfmt.Success, vocab.Cantidad.Int(st.count), vocab.Agencia.Int(s.agency))
+		default:
+			reply = s.reject(st.seq, st.count, protocol.CodeStorage, protocol.NoIndex,
+				"the central could not store the batch; reconnect and resume")
 		}
-		s.answers = append(s.answers, st.reply)
+		s.answers = append(s.answers, reply)
+	}
+	if err != nil {
+		s.srv.log.Error(vocab.GuardarApuestas, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Error.Any(err))
+		return result{answers: s.answers,
+			err: &protoErr{code: protocol.CodeStorage, text: "the central could not store bets; reconnect and resume"}}
 	}
 	return result{answers: s.answers}
 }
@@ -509,15 +525,15 @@ func (s *session) answerStaged() result {
 // stored and the connection stays open.
 func (s *session) reject(seq uint32, count int, code protocol.Code, index uint32, text string) protocol.Message {
 	s.logBatchFail(count, code)
-	s.srv.log.Warn(logfmt.Line("rechazo_lote", logfmt.Fail, "agencia", s.agency, "lote", seq,
-		"motivo", code, "apuesta", indexField(index), "detalle", text))
+	s.srv.log.Warn(vocab.RechazoLote, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Lote.Uint(uint64(seq)),
+		vocab.Motivo.Any(code), vocab.Apuesta.Any(indexField(index)), vocab.Detalle.Str(text))
 	return protocol.BatchReject{Seq: seq, Code: code, Index: index, Text: protocol.Text(text)}
 }
 
 // logBatchFail logs a batch refused with code, and counts it.
 func (s *session) logBatchFail(count int, code protocol.Code) {
 	s.srv.metrics.BatchRefused(code)
-	s.srv.log.Error(logfmt.Line("apuesta_recibida", logfmt.Fail, "cantidad", count))
+	s.srv.log.Error(vocab.ApuestaRecibida, logfmt.Fail, vocab.Cantidad.Int(count), vocab.Agencia.Int(s.agency))
 }
 
 func indexField(index uint32) any {
@@ -532,26 +548,23 @@ func (s *session) finish(payload []byte) result {
 	if err := protocol.DecodeInto(payload, &m); err != nil {
 		return refuse(protocol.CodeMalformed, err.Error())
 	}
-	if finished, _ := s.srv.barrier.State(s.agency); finished {
+	pending, err := s.ledger.Finish(s.agency, m.Total)
+	switch {
+	case errors.Is(err, ledger.ErrFinished):
 		return refuse(protocol.CodeAfterFinish, "this agency already sent FINISH")
-	}
-	stored := s.srv.ledger.count(s.agency)
-	if m.Total != stored {
-		return refuse(protocol.CodeCountMismatch, fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, stored))
-	}
-	if err := s.srv.ledger.markFinished(s.agency, stored); err != nil {
-		s.srv.log.Error(logfmt.Line("guardar_fin", logfmt.Fail, "agencia", s.agency, "error", err))
+	case errors.Is(err, ledger.ErrCount):
+		return refuse(protocol.CodeCountMismatch,
+			fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, s.ledger.Agency(s.agency).Stored))
+	case err != nil:
+		s.srv.log.Error(vocab.GuardarFin, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Error.Any(err))
 		return refuse(protocol.CodeStorage, "the central could not record the FINISH")
 	}
-	if _, err := s.srv.barrier.Finish(s.agency); err != nil {
-		if errors.Is(err, draw.ErrClosing) {
-			return refuse(protocol.CodeShuttingDown, "the central is shutting down")
-		}
-		return refuse(protocol.CodeStorage, "the draw failed")
+	if pending == 0 {
+		s.srv.runDraw(s.ledger)
 	}
-	s.srv.log.Info(logfmt.Line("fin_apuestas", logfmt.Success, "agencia", s.agency, "apuestas", stored,
-		"agencias_pendientes", s.srv.barrier.Pending()))
-	return answer(protocol.FinishAck{Stored: stored})
+	s.srv.log.Info(vocab.FinApuestas, logfmt.Success, vocab.Agencia.Int(s.agency), vocab.Apuestas.Uint(m.Total),
+		vocab.AgenciasPendientes.Int(pending))
+	return answer(protocol.FinishAck{Stored: m.Total})
 }
 
 // consult parks the agency at the draw barrier until the draw ran, then
@@ -564,24 +577,22 @@ func (s *session) consult(payload []byte) result {
 	if uint64(m.Agency) != uint64(s.agency) {
 		return refuse(protocol.CodeWrongAgency, fmt.Sprintf("agency %d may only ask for its own winners, not agency %d's", s.agency, m.Agency))
 	}
-	if finished, _ := s.srv.barrier.State(s.agency); !finished {
+	if !s.ledger.Agency(s.agency).Finished {
 		return refuse(protocol.CodeNotFinished, "send FINISH before asking for winners")
 	}
-	docs, err := s.park()
+	err := s.park()
 	switch {
 	case errors.Is(err, draw.ErrClosing):
 		return refuse(protocol.CodeShuttingDown, "the central is shutting down before the draw")
 	case errors.Is(err, errDataWhileParked):
 		return refuse(protocol.CodeUnexpected, err.Error())
-	case errors.Is(err, context.Canceled):
-		s.srv.log.Info(logfmt.Line("espera_sorteo", logfmt.Fail, "agencia", s.agency, "motivo", "conexion_cerrada"))
-		return result{end: true}
 	case err != nil:
-		return refuse(protocol.CodeStorage, "the draw failed")
+		s.srv.log.Info(vocab.EsperaSorteo, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Motivo.Str("conexion_cerrada"))
+		return result{end: true}
 	}
+	docs := s.ledger.Winners(s.agency)
 	winners := protocol.SplitWinners(docs)
-	r := result{answers: make([]protocol.Message, len(winners)), answered: true,
-		sent: logfmt.Line("envio_ganadores", logfmt.Success, "agencia", s.agency, "cant_ganadores", len(docs))}
+	r := result{answers: make([]protocol.Message, len(winners)), answered: true, winners: len(docs)}
 	for i, w := range winners {
 		r.answers[i] = w
 	}
@@ -592,9 +603,9 @@ func (s *session) consult(payload []byte) result {
 // socket: whatever it sees (EOF, an error, or bytes the agency should not be
 // sending) cancels the wait, so a parked goroutine never outlives its
 // connection. The idle timeout does not apply while parked.
-func (s *session) park() ([]string, error) {
+func (s *session) park() error {
 	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
-		return nil, fmt.Errorf("park: %w", err)
+		return fmt.Errorf("park: %w", err)
 	}
 	s.parked.Store(true)
 	defer s.parked.Store(false)
@@ -609,17 +620,17 @@ func (s *session) park() ([]string, error) {
 		}
 		cancel(err)
 	}()
-	docs, err := s.srv.barrier.Wait(ctx, s.agency)
+	err := s.srv.barrier.Wait(ctx, s.agency)
 	// Wake the watcher (Peek fails on the deadline) and wait for it; the
 	// bufio.Reader stays usable afterwards.
 	_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 	<-watched
 	if err != nil && ctx.Err() != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errDataWhileParked) {
-			return nil, cause
+			return cause
 		}
 	}
-	return docs, err
+	return err
 }
 
 // The write helpers: act's, and no one else's.
@@ -628,7 +639,7 @@ func (s *session) park() ([]string, error) {
 func (s *session) queue(m protocol.Message) bool {
 	out, err := protocol.AppendMessage(s.wbuf, m)
 	if err != nil {
-		s.srv.log.Error(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "mensaje", m.Type(), "error", err))
+		s.srv.log.Error(vocab.Enviar, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Mensaje.Any(m.Type()), vocab.Error.Any(err))
 		return false
 	}
 	s.wbuf = out
@@ -644,14 +655,14 @@ func (s *session) flush() bool {
 	// A peer that does not read must not block this goroutine forever, nor
 	// hold up a shutdown for long.
 	timeout := s.srv.cfg.IdleTimeout
-	if s.srv.stopping.Load() {
+	if s.srv.stopping() {
 		timeout = min(timeout, shutdownWriteTimeout)
 	}
 	if err := s.conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 		return false
 	}
 	if err := protocol.WriteFrame(s.conn, s.wbuf); err != nil {
-		s.srv.log.Debug(logfmt.Line("enviar", logfmt.Fail, "agencia", s.agency, "error", err))
+		s.srv.log.Debug(vocab.Enviar, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Error.Any(err))
 		return false
 	}
 	return true
@@ -666,8 +677,8 @@ func (s *session) endWith(err error) {
 		return
 	}
 	s.srv.metrics.ProtocolError(pe.code)
-	s.srv.log.Warn(logfmt.Line("protocolo", logfmt.Fail, "agencia", s.agency, "remoto", s.conn.RemoteAddr(),
-		"motivo", pe.code, "detalle", pe.text))
+	s.srv.log.Warn(vocab.Protocolo, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Remoto.Any(s.conn.RemoteAddr()),
+		vocab.Motivo.Any(pe.code), vocab.Detalle.Str(pe.text))
 	if !pe.unheard && s.queue(protocol.ErrorMessage{Code: pe.code, Text: protocol.Text(pe.text)}) {
 		s.flush()
 	}
@@ -684,11 +695,10 @@ func (s *session) end() {
 	defer close(s.done)
 	s.close()
 	s.srv.release(s)
-	line := logfmt.Line("cerrar_conexion", logfmt.Success, "agencia", s.agency, "remoto", s.conn.RemoteAddr())
+	// Health probes never identify; at INFO they would flood the log.
+	log := s.srv.log.Info
 	if s.agency == 0 {
-		// Health probes never identify; at INFO they would flood the log.
-		s.srv.log.Debug(line)
-		return
+		log = s.srv.log.Debug
 	}
-	s.srv.log.Info(line)
+	log(vocab.CerrarConexion, logfmt.Success, vocab.Agencia.Int(s.agency), vocab.Remoto.Any(s.conn.RemoteAddr()))
 }

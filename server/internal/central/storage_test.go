@@ -19,28 +19,44 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/server/internal/config"
+	"lotterycentral.example/server/internal/ledger"
+	"lotterycentral.example/server/internal/vocab"
 )
 
-// faultyDisk is the diskFaults of these tests: a disk that fills up and
-// empties again on the test's word.
+// faultyDisk is the ledger's disk in these tests (ledger.Options.Faults): a
+// disk that fills up and empties again on the test's word.
 type faultyDisk struct {
 	mu       sync.Mutex
 	bets     string // the bets file's path
 	full     bool   // writes fail with ENOSPC
 	syncFail bool   // fsyncs fail with EIO
-	torn     string // appended to the bets file by the next failing append, as a short write leaves it
-	fillAt   int    // the disk fills on the fillAt-th append to the bets file (0: never)
-	appends  int
+	torn     string // appended to the bets file by the next failing write, as a short write leaves it
+	fillAt   int    // the disk fills on the fillAt-th write to the bets file (0: never)
+	writes   int
 	onSync   func() // runs once, before the next fsync of the bets file
+}
+
+// hook is the ledger's fault hook.
+func (d *faultyDisk) hook(op ledger.Op, file string) error {
+	switch op {
+	case ledger.OpWrite:
+		return d.write(file)
+	case ledger.OpSync:
+		return d.sync(file)
+	}
+	return nil
 }
 
 func (d *faultyDisk) write(file string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if file == d.bets {
-		d.appends++
-		if d.appends == d.fillAt {
+		d.writes++
+		if d.writes == d.fillAt {
 			d.full = true
 		}
 	}
@@ -97,14 +113,15 @@ func appendFile(path, s string) error {
 	return errors.Join(err, f.Close())
 }
 
-// injectFaults puts a faultyDisk under tc's ledger before any agency
-// connects. Every reader of ledger.disk has taken ledger.mu since.
-func injectFaults(tc *testCentral) *faultyDisk {
-	d := &faultyDisk{bets: tc.path}
-	tc.srv.ledger.mu.Lock()
-	tc.srv.ledger.disk = d
-	tc.srv.ledger.mu.Unlock()
-	return d
+// startFaulty serves cfg, as startCentral does, on a faultyDisk.
+func startFaulty(t *testing.T, cfg config.Config) (*testCentral, *faultyDisk) {
+	d := &faultyDisk{bets: cfg.StoragePath}
+	return startCentral(t, cfg, func(s *Server) { s.recovery.faults = d.hook }), d
+}
+
+// stored is how many bets of agency the central counts as stored.
+func (tc *testCentral) stored(agency int) uint64 {
+	return tc.srv.recovery.opened().Agency(agency).Stored
 }
 
 // agencyBetsIn reads agency files 1..n of dir.
@@ -179,8 +196,8 @@ func (c *rawConn) expectStorageRefusal(seq uint32) {
 // ended: in plaintext a second live connection gets agency_busy.
 func rehello(t *testing.T, tc *testCentral, id int) (*rawConn, *protocol.HelloAck) {
 	t.Helper()
-	tag := fmt.Sprintf("agencia: %d |", id)
-	tc.logs.AwaitT(t, tc.logs.Count("action: identificacion | result: success", tag), "action: cerrar_conexion | result: success", tag)
+	tag := vocab.Agencia.Int(id).String() + " |"
+	tc.logs.AwaitT(t, tc.logs.Count(vocab.Identificacion.Line(logfmt.Success), tag), vocab.CerrarConexion.Line(logfmt.Success), tag)
 	c := dialRaw(t, tc.addr)
 	return c, c.hello(id)
 }
@@ -226,8 +243,7 @@ func TestStorageFaultsHeal(t *testing.T) {
 			bets := agencyBetsIn(t, dir, agencies)
 			cfg := testConfig(t)
 			cfg.Agencies = agencies
-			tc := startCentral(t, cfg)
-			d := injectFaults(tc)
+			tc, d := startFaulty(t, cfg)
 
 			c := dialRaw(t, tc.addr)
 			c.hello(1)
@@ -237,10 +253,10 @@ func TestStorageFaultsHeal(t *testing.T) {
 			tt.fail(d, tc.path)
 			c.sendPipelined(bets[1][40:100], 20)
 			c.expectStorageRefusal(3)
-			tc.logs.AwaitT(t, 1, "action: rechazo_lote | result: fail | agencia: 1 | lote: 3 | motivo: storage")
-			tc.logs.AwaitT(t, 1, "action: apuesta_recibida | result: fail | cantidad: 20")
+			tc.logs.AwaitT(t, 1, vocab.RechazoLote.Line(logfmt.Fail, vocab.Agencia.Int(1), vocab.Lote.Int(3), vocab.Motivo.Str("storage")))
+			tc.logs.AwaitT(t, 1, vocab.ApuestaRecibida.Line(logfmt.Fail, vocab.Cantidad.Int(20)))
 			assert.Zero(t, tc.logs.Count("bad_sequence"), "the batches after a storage refusal are not out of order")
-			assert.Equal(t, 2, tc.logs.Count("action: apuesta_recibida | result: success | cantidad: 20"),
+			assert.Equal(t, 2, tc.logs.Count(vocab.ApuestaRecibida.Line(logfmt.Success, vocab.Cantidad.Int(20))),
 				"only batches 1 and 2 were acknowledged")
 			assert.Equal(t, acked, fileSize(t, tc.path), "the file was cut back to the acknowledged rows")
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[1][:40]}, storedBets(t, tc.path))
@@ -254,7 +270,7 @@ func TestStorageFaultsHeal(t *testing.T) {
 			d.set(false, false)
 			c, ack := rehello(t, tc, 1)
 			require.EqualValues(t, 40, ack.Stored, "the agency resumes after its acknowledged bets")
-			tc.logs.AwaitT(t, 1, "action: recuperar_almacenamiento | result: success")
+			tc.logs.AwaitT(t, 1, vocab.RepararAlmacenamiento.Line(logfmt.Success))
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[1][:40]}, storedBets(t, tc.path), "healing cut the tail first")
 			c.sendBets(bets[1][40:], 20)
 			c.finish(perAgency)
@@ -264,11 +280,11 @@ func TestStorageFaultsHeal(t *testing.T) {
 			r := <-other
 			require.NoError(t, r.err)
 			assert.ElementsMatch(t, expectedWinners(t, filepath.Join(dir, lottery.AgencyFileName(2)), 2), r.docs)
-			assert.Equal(t, 1, tc.logs.Count("action: sorteo | result: success"))
+			assert.Equal(t, 1, tc.logs.Count(vocab.Sorteo.Line(logfmt.Success)))
 
 			tc.stop()
 			assert.Equal(t, bets, storedBets(t, tc.path), "every bet once, in each agency's order")
-			assert.Equal(t, 1, tc.logs.Count("action: cerrar_archivo_apuestas | result: success"))
+			assert.Equal(t, 1, tc.logs.Count(vocab.CerrarArchivoApuestas.Line(logfmt.Success)))
 		})
 	}
 }
@@ -282,17 +298,16 @@ func TestAgencyRidesOutAFullDisk(t *testing.T) {
 	require.NoError(t, err)
 	cfg := testConfig(t)
 	cfg.Agencies = 1
-	tc := startCentral(t, cfg)
-	d := injectFaults(tc)
+	tc, d := startFaulty(t, cfg)
 	d.mu.Lock()
-	d.fillAt = 6
+	d.fillAt = 2
 	d.mu.Unlock()
 
 	acfg := agencyConfig(tc, dir, 1)
 	acfg.BatchMaxAmount = 50
 	acfg.MaxRetries = 50
 	result := runAgency(t.Context(), acfg)
-	tc.logs.AwaitT(t, 1, "action: recuperar_almacenamiento | result: fail | agencia: 1")
+	tc.logs.AwaitT(t, 1, vocab.RepararAlmacenamiento.Line(logfmt.Fail))
 	d.set(false, false)
 
 	r := <-result
@@ -307,8 +322,7 @@ func TestAgencyRidesOutAFullDisk(t *testing.T) {
 func TestFinishJournalHeals(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Agencies = 2
-	tc := startCentral(t, cfg)
-	d := injectFaults(tc)
+	tc, d := startFaulty(t, cfg)
 	bets := []lottery.Bet{{Agency: 1, FirstName: "Ana", LastName: "Pérez", Document: "1", Birthdate: "1990-01-02", Number: 7574}}
 
 	c := dialRaw(t, tc.addr)
@@ -317,8 +331,8 @@ func TestFinishJournalHeals(t *testing.T) {
 	d.set(true, false)
 	c.send(protocol.Finish{Total: 1})
 	c.expectError(protocol.CodeStorage)
-	tc.logs.AwaitT(t, 1, "action: guardar_fin | result: fail | agencia: 1")
-	journal, err := os.ReadFile(journalPath(tc.path))
+	tc.logs.AwaitT(t, 1, vocab.GuardarFin.Line(logfmt.Fail, vocab.Agencia.Int(1)))
+	journal, err := os.ReadFile(ledger.JournalPath(tc.path))
 	require.NoError(t, err)
 	assert.Empty(t, journal, "a FINISH not acknowledged leaves nothing in the journal")
 
@@ -326,7 +340,7 @@ func TestFinishJournalHeals(t *testing.T) {
 	c, ack := rehello(t, tc, 1)
 	require.False(t, ack.Finished)
 	c.finish(1)
-	journal, err = os.ReadFile(journalPath(tc.path))
+	journal, err = os.ReadFile(ledger.JournalPath(tc.path))
 	require.NoError(t, err)
 	assert.Equal(t, "1,1\n", string(journal))
 }
@@ -348,8 +362,7 @@ func TestShutdownAfterStorageFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tc := startCentral(t, testConfig(t))
-			d := injectFaults(tc)
+			tc, d := startFaulty(t, testConfig(t))
 			bets := agencyBetsFor(1, 30)
 			c := dialRaw(t, tc.addr)
 			c.hello(1)
@@ -368,10 +381,10 @@ func TestShutdownAfterStorageFailure(t *testing.T) {
 			if tt.wantErr {
 				require.ErrorIs(t, err, syscall.EIO)
 				assert.ErrorContains(t, err, "repair the bets file after a storage failure")
-				tc.logs.AwaitT(t, 1, "action: cerrar_archivo_apuestas | result: fail")
+				tc.logs.AwaitT(t, 1, vocab.CerrarArchivoApuestas.Line(logfmt.Fail))
 			} else {
 				require.NoError(t, err)
-				tc.logs.AwaitT(t, 1, "action: cerrar_archivo_apuestas | result: success")
+				tc.logs.AwaitT(t, 1, vocab.CerrarArchivoApuestas.Line(logfmt.Success))
 			}
 			assert.Equal(t, acked, fileSize(t, tc.path))
 			assert.Equal(t, map[int][]lottery.Bet{1: bets[:10]}, storedBets(t, tc.path))
@@ -410,8 +423,8 @@ func awaitClosed(t *testing.T, ch <-chan struct{}, what string) {
 func TestBatchCountedOnlyAfterItsSync(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Agencies = 2
-	tc := startCentral(t, cfg)
-	synced, resume := holdNextSync(injectFaults(tc))
+	tc, d := startFaulty(t, cfg)
+	synced, resume := holdNextSync(d)
 	bets := agencyBetsFor(1, 10)
 
 	c := dialRaw(t, tc.addr)
@@ -419,13 +432,13 @@ func TestBatchCountedOnlyAfterItsSync(t *testing.T) {
 	c.send(protocol.Batch{Seq: 1, Bets: wireBets(bets)})
 	awaitClosed(t, synced, "the batch's fsync")
 	assert.Equal(t, map[int][]lottery.Bet{1: bets}, storedBets(t, tc.path), "written before its fsync")
-	assert.Zero(t, tc.srv.ledger.count(1), "counted before its fsync returned")
-	assert.Zero(t, tc.logs.Count("action: apuesta_recibida | result: success"), "acknowledged before its fsync returned")
+	assert.Zero(t, tc.stored(1), "counted before its fsync returned")
+	assert.Zero(t, tc.logs.Count(vocab.ApuestaRecibida.Line(logfmt.Success)), "acknowledged before its fsync returned")
 	assert.Zero(t, dialRaw(t, tc.addr).hello(2).Stored, "HELLO waits for no fsync")
 
 	close(resume)
 	c.expect(protocol.MsgBatchAck)
-	assert.EqualValues(t, len(bets), tc.srv.ledger.count(1))
+	assert.EqualValues(t, len(bets), tc.stored(1))
 	require.NoError(t, c.conn.Close())
 	_, ack := rehello(t, tc, 1)
 	assert.EqualValues(t, len(bets), ack.Stored, "counted once its fsync returned")
@@ -438,13 +451,12 @@ func TestBatchCountedOnlyAfterItsSync(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Agencies = 2
-	tc := startCentral(t, cfg)
-	d := injectFaults(tc)
+	tc, d := startFaulty(t, cfg)
 	parked := dialRaw(t, tc.addr)
 	parked.hello(1)
 	parked.finish(0)
 	parked.send(protocol.Consult{Agency: 1})
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress", "agencia: 1")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress), vocab.Agencia.Int(1).String())
 	synced, resume := holdNextSync(d)
 	busy := dialRaw(t, tc.addr)
 	busy.hello(2)
@@ -455,7 +467,7 @@ func TestShutdownDeadline(t *testing.T) {
 	cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- tc.srv.Shutdown(ctx) }()
-	tc.logs.AwaitT(t, 1, "action: esperar_conexiones | result: fail", "context canceled")
+	tc.logs.AwaitT(t, 1, vocab.EsperarConexiones.Line(logfmt.Fail), "context canceled")
 	// The parked agency may have heard why before it was cut: either way its
 	// connection ends.
 	if m, err := parked.read(); err == nil {
@@ -467,20 +479,20 @@ func TestShutdownDeadline(t *testing.T) {
 		require.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
 	}
 	busy.expectClosed()
-	assert.Zero(t, tc.logs.Count("action: cerrar_archivo_apuestas"), "the bets file closed under a session")
+	assert.Zero(t, tc.logs.Count(logfmttest.AnyLine(vocab.CerrarArchivoApuestas)), "the bets file closed under a session")
 
 	close(resume)
 	require.ErrorIs(t, <-shut, context.Canceled)
 	lines := strings.Split(tc.logs.String(), "\n")
 	ended := slices.IndexFunc(lines, func(l string) bool {
-		return strings.Contains(l, "action: cerrar_conexion | result: success | agencia: 2 |")
+		return strings.Contains(l, vocab.CerrarConexion.Line(logfmt.Success, vocab.Agencia.Int(2))+" |")
 	})
 	closed := slices.IndexFunc(lines, func(l string) bool {
-		return strings.Contains(l, "action: cerrar_archivo_apuestas | result: success")
+		return strings.Contains(l, vocab.CerrarArchivoApuestas.Line(logfmt.Success))
 	})
 	require.NotEqual(t, -1, ended)
 	assert.Greater(t, closed, ended, "the bets file closed before the session held in its fsync ended")
-	assert.Equal(t, 1, tc.logs.Count("action: shutdown | result: fail", "context canceled"))
+	assert.Equal(t, 1, tc.logs.Count(vocab.Shutdown.Line(logfmt.Fail), "context canceled"))
 }
 
 func agencyBetsFor(agency, n int) []lottery.Bet {
@@ -492,110 +504,12 @@ func agencyBetsFor(agency, n int) []lottery.Bet {
 	return bets
 }
 
-// The ledger's rules for group commit under faults, driven directly.
-func TestLedgerStorageFaults(t *testing.T) {
-	batch := func(agency int) []lottery.Bet { return agencyBetsFor(agency, 3) }
-	rows := func(agency int) *lottery.Rows { // batch(agency), as a session hands it to the ledger
-		var r lottery.Rows
-		for _, b := range batch(agency) {
-			require.NoError(t, r.Add(b, time.Now()))
-		}
-		return &r
-	}
-	tests := []struct {
-		name string
-		run  func(t *testing.T, l *ledger, d *faultyDisk)
-		want map[int][]lottery.Bet // the bets file afterwards, besides agency 5's durable batch; nil: not checked
-	}{
-		{"a failed fsync loses every batch it was to cover", func(t *testing.T, l *ledger, d *faultyDisk) {
-			g1, err := l.write(1, rows(1))
-			require.NoError(t, err)
-			g2, err := l.write(2, rows(2))
-			require.NoError(t, err)
-			d.set(false, true)
-			require.ErrorIs(t, l.sync(g1), syscall.EIO)
-			require.ErrorIs(t, l.sync(g2), errLost, "agency 2's batch shared the failed fsync")
-			assert.False(t, l.durable(g1))
-			assert.False(t, l.durable(g2))
-			_, err = l.write(2, rows(2))
-			require.ErrorIs(t, err, errHeld, "nothing of agency 2 lands after its lost batch")
-		}, map[int][]lottery.Bet{}},
-		{"a write failing during an fsync loses what the fsync covered", func(t *testing.T, l *ledger, d *faultyDisk) {
-			g1, err := l.write(1, rows(1))
-			require.NoError(t, err)
-			d.mu.Lock()
-			d.onSync = func() {
-				d.set(true, false)
-				_, err := l.write(2, rows(2))
-				assert.ErrorIs(t, err, syscall.ENOSPC)
-			}
-			d.mu.Unlock()
-			require.ErrorIs(t, l.sync(g1), errLost)
-			assert.False(t, l.durable(g1))
-
-			// The fsync proved nothing: healing cuts back to before g1 and appends there.
-			d.set(false, false)
-			l.release(1)
-			l.release(2)
-			g, err := l.write(2, rows(2))
-			require.NoError(t, err)
-			require.NoError(t, l.sync(g))
-		}, map[int][]lottery.Bet{2: batch(2)}},
-		{"a held agency is released after its refusal, and the next write heals", func(t *testing.T, l *ledger, d *faultyDisk) {
-			d.set(true, false)
-			g, err := l.write(1, rows(1))
-			require.ErrorIs(t, err, syscall.ENOSPC)
-			require.ErrorIs(t, l.sync(g), errLost)
-			d.set(false, false)
-			_, err = l.write(1, rows(1))
-			require.ErrorIs(t, err, errHeld)
-			l.release(1)
-			g, err = l.write(1, rows(1))
-			require.NoError(t, err)
-			require.NoError(t, l.sync(g))
-			assert.True(t, l.durable(g))
-		}, map[int][]lottery.Bet{1: batch(1)}},
-		{"healing refuses a tail that is not a whole row", func(t *testing.T, l *ledger, d *faultyDisk) {
-			d.set(true, false)
-			_, err := l.write(3, rows(3))
-			require.ErrorIs(t, err, syscall.ENOSPC)
-			d.set(false, false)
-			require.NoError(t, os.Truncate(l.path, l.syncedEnd-2)) // an operator or a disk ate the end of a row
-			err = l.ready()
-			assert.ErrorContains(t, err, "does not end on a whole row")
-		}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "bets.csv")
-			log, _ := testLogger()
-			l, _, err := openLedger(path, 5, log, nil)
-			require.NoError(t, err)
-			defer l.close()
-			d := &faultyDisk{bets: path}
-			l.disk = d
-			g, err := l.write(5, rows(5)) // durable before anything fails
-			require.NoError(t, err)
-			require.NoError(t, l.sync(g))
-			l.commit(5, 3, nil)
-
-			tt.run(t, l, d)
-
-			if tt.want != nil {
-				tt.want[5] = batch(5)
-				assert.Equal(t, tt.want, storedBets(t, path), "the file holds exactly the durable batches")
-			}
-		})
-	}
-}
-
 // While the disk is full, an agency that already finished may still
 // reconnect and wait for its winners: it has nothing more to store.
 func TestFinishedAgencyServedWhileDiskFull(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Agencies = 2
-	tc := startCentral(t, cfg)
-	d := injectFaults(tc)
+	tc, d := startFaulty(t, cfg)
 	first, second := agencyBetsFor(1, 10), agencyBetsFor(2, 10)
 	first[3].Number = lottery.WinningNumber
 
@@ -615,7 +529,7 @@ func TestFinishedAgencyServedWhileDiskFull(t *testing.T) {
 	c1, ack := rehello(t, tc, 1)
 	require.True(t, ack.Finished)
 	c1.send(protocol.Consult{Agency: 1})
-	tc.logs.AwaitT(t, 1, "action: espera_sorteo | result: in_progress | agencia: 1")
+	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.InProgress, vocab.Agencia.Int(1)))
 
 	d.set(false, false)
 	c2, ack = rehello(t, tc, 2)

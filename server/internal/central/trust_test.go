@@ -9,9 +9,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/config"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // impostor runs the real client as agency 3 with cfg changed by change, and
@@ -66,7 +69,7 @@ func TestTrustRefusals(t *testing.T) {
 			require.True(t, ok, "want a TLS refusal, got %v", err)
 			assert.Equal(t, identity.ReasonRefusedByCentral, reason)
 			assert.ErrorContains(t, err, "certificate required")
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", remote(c), "motivo: no_certificate |")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), remote(c), vocab.Motivo.Str("no_certificate").String()+" |")
 		}},
 		{"a certificate from another CA", true, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { e.withTLS(cfg, e.pki.foreign3) })
@@ -75,39 +78,39 @@ func TestTrustRefusals(t *testing.T) {
 			// crypto/tls's client withholds a certificate from another CA: the
 			// central sees none. (An attacker that sends it anyway is refused
 			// as unknown_authority: TestAttacks.)
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: no_certificate |")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("no_certificate").String()+" |")
 		}},
 		{"agency 2's certificate saying HELLO 3", true, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { e.withTLS(cfg, e.pki.agencies[2]) })
 			requireRemote(t, err, protocol.CodeUnauthorized)
-			e.tc.logs.AwaitT(t, 1, "action: autorizacion | result: fail", "agencia_certificado: agency-2 | agencia_declarada: 3")
-			e.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: unauthorized |")
+			e.tc.logs.AwaitT(t, 1, vocab.Autorizacion.Line(logfmt.Fail), logfmttest.Fields(vocab.AgenciaCertificado.Str("agency-2"), vocab.AgenciaDeclarada.Int(3)))
+			e.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("unauthorized").String()+" |")
 		}},
 		{"an expired certificate", true, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { e.withTLS(cfg, e.pki.expired3) })
 			requireAuthError(t, err, identity.ReasonExpired)
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: expired |", "has expired")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("expired").String()+" |", "has expired")
 		}},
 		{"a plaintext agency against a TLS central", true, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = "", "", "" })
 			requireRemote(t, err, protocol.CodeUnauthorized) // told in its own framing
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: not_tls |")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("not_tls").String()+" |")
 		}},
 		{"a TLS agency against a plaintext central", false, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { e.withTLS(cfg, e.pki.agencies[victim]) })
 			requireAuthError(t, err, identity.ReasonNotTLS)
-			e.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", "motivo: frame_too_large |")
+			e.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("frame_too_large").String()+" |")
 		}},
 		// The agency's side of trust: it sends nothing to a central it cannot verify.
 		{"an agency that does not trust the central's CA", true, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { cfg.TLSCA = e.pki.otherCA })
 			requireAuthError(t, err, identity.ReasonUnknownAuthority)
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: refused_by_agency |")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("refused_by_agency").String()+" |")
 		}},
 		{"a central certificate for another name", true, func(t *testing.T, e *trustEnv) {
 			err := impostor(t, e, func(cfg *agency.Config) { cfg.TLSServerName = "central.example" })
 			requireAuthError(t, err, identity.ReasonNameMismatch)
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", "motivo: refused_by_agency |")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("refused_by_agency").String()+" |")
 		}},
 	}
 	for _, tt := range tests {
@@ -116,7 +119,7 @@ func TestTrustRefusals(t *testing.T) {
 			e := newTrustEnv(t, tt.centralTLS, nil)
 			e.startHonest(t, 1, 2, 3, 4, 5)
 			tt.peer(t, e)
-			assert.Zero(t, e.tc.logs.Count("action: sorteo"), "the draw ran before the latch finished")
+			assert.Zero(t, e.tc.logs.Count(logfmttest.AnyLine(vocab.Sorteo)), "the draw ran before the latch finished")
 			e.assertExact(t, e.draw(t))
 		})
 	}
@@ -139,7 +142,7 @@ func TestTrustHelloTimeout(t *testing.T) {
 			return c
 		}, func(t *testing.T, e *trustEnv, c *rawConn) {
 			c.expectClosed() // under TLS nothing is written to a peer that never said hello
-			e.tc.logs.AwaitT(t, 1, "action: tls_handshake | result: fail", remote(c), "motivo: network |", "i/o timeout")
+			e.tc.logs.AwaitT(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), remote(c), vocab.Motivo.Str("network").String()+" |", "i/o timeout")
 		}},
 		{"handshake with agency 3's certificate, then silence", func(t *testing.T, e *trustEnv) *rawConn {
 			c, err := e.dial(t, e.pki.agencies[victim].Cert)
@@ -147,7 +150,7 @@ func TestTrustHelloTimeout(t *testing.T) {
 			return c
 		}, func(t *testing.T, e *trustEnv, c *rawConn) {
 			c.expectError(protocol.CodeIdleTimeout)
-			e.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", remote(c), "motivo: idle_timeout |")
+			e.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), remote(c), vocab.Motivo.Str("idle_timeout").String()+" |")
 		}},
 		{"handshake, then half a HELLO", func(t *testing.T, e *trustEnv) *rawConn {
 			c, err := e.dial(t, e.pki.agencies[victim].Cert)
@@ -159,7 +162,7 @@ func TestTrustHelloTimeout(t *testing.T) {
 			return c
 		}, func(t *testing.T, e *trustEnv, c *rawConn) {
 			c.expectError(protocol.CodeIdleTimeout)
-			e.tc.logs.AwaitT(t, 1, "action: protocolo | result: fail", remote(c), "motivo: idle_timeout |")
+			e.tc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), remote(c), vocab.Motivo.Str("idle_timeout").String()+" |")
 		}},
 	}
 	for _, tt := range tests {
@@ -167,16 +170,16 @@ func TestTrustHelloTimeout(t *testing.T) {
 			e := newTrustEnv(t, true, func(cfg *config.Config) { cfg.HelloTimeout = helloTimeout })
 			start := time.Now() // before the dial: the central's clock starts at its accept
 			c := tt.open(t, e)
-			e.tc.logs.AwaitT(t, 1, "action: aceptar_conexion | result: success", remote(c))
+			e.tc.logs.AwaitT(t, 1, vocab.AceptarConexion.Line(logfmt.Success), remote(c))
 
 			e.startHonest(t, 1, 2, 3, 4, 5)
-			e.tc.logs.AwaitT(t, 5, "action: identificacion | result: success")
-			require.Zero(t, e.tc.logs.Count("result: fail", remote(c)),
+			e.tc.logs.AwaitT(t, 5, vocab.Identificacion.Line(logfmt.Success))
+			require.Zero(t, e.tc.logs.Count(logfmttest.AnyFail, remote(c)),
 				"the silent peer was cut before the honest agencies got in: they waited behind it")
 
 			tt.cut(t, e, c)
 			assert.GreaterOrEqual(t, time.Since(start), helloTimeout, "cut before HelloTimeout")
-			assert.Zero(t, e.tc.logs.Count("action: identificacion | result: success", remote(c)))
+			assert.Zero(t, e.tc.logs.Count(vocab.Identificacion.Line(logfmt.Success), remote(c)))
 			e.assertExact(t, e.draw(t))
 		})
 	}
@@ -195,9 +198,9 @@ func TestTrustReplacesHalfDeadConnection(t *testing.T) {
 	// …and then nothing: a peer gone without a FIN, well within the idle timeout.
 
 	e.run(t, victim) // the real agency, no retries: agency_busy would fail it
-	e.tc.logs.AwaitT(t, 1, "action: reemplazar_conexion | result: success | agencia: 3 |", "remoto_anterior: "+old.addr())
+	e.tc.logs.AwaitT(t, 1, vocab.ReemplazarConexion.Line(logfmt.Success, vocab.Agencia.Int(3))+" |", vocab.RemotoAnterior.Str(old.addr()).String())
 	old.expectClosed()
-	e.tc.logs.AwaitT(t, 1, "action: identificacion | result: success | agencia: 3 | almacenadas: 40 |")
-	assert.Zero(t, e.tc.logs.Count("motivo: agency_busy"))
+	e.tc.logs.AwaitT(t, 1, vocab.Identificacion.Line(logfmt.Success, vocab.Agencia.Int(3), vocab.Almacenadas.Int(40))+" |")
+	assert.Zero(t, e.tc.logs.Count(vocab.Motivo.Str("agency_busy").String()))
 	e.assertExact(t, e.draw(t))
 }

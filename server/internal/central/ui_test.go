@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/server/internal/admin"
+	"lotterycentral.example/server/internal/vocab"
 )
 
 // screenshotDir is where the browser test leaves its screenshots: .run/ui/
@@ -129,7 +131,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		r := <-ch
 		require.NoError(t, r.err, "agency %d", r.id)
 	}
-	oc.logs.AwaitT(t, 5, "action: envio_ganadores | result: success")
+	oc.logs.AwaitT(t, 5, vocab.EnvioGanadores.Line(logfmt.Success))
 	require.NoError(t, chromedp.Do(wait, chromedp.WaitVisible(chromedp.CSS(`#draw[data-state="drawn"]`))))
 	rows, err = chromedp.Run(wait, chromedp.Evaluate[[]renderedRow](readRows))
 	require.NoError(t, err)

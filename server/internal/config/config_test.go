@@ -102,7 +102,7 @@ func TestLoad(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			got, err := Load(envconfig.FromMap(env))
+			got, err := Load(fromMap(env))
 			if tt.wantErr != "" {
 				require.EqualError(t, err, tt.wantErr)
 				require.ErrorIs(t, err, tt.wantKind)
@@ -164,4 +164,9 @@ func TestTLSEnabled(t *testing.T) {
 			assert.Equal(t, tt.want, tt.cfg.TLSEnabled())
 		})
 	}
+}
+
+// fromMap reads variables from m.
+func fromMap(m map[string]string) envconfig.Getenv {
+	return func(name string) string { return m[name] }
 }

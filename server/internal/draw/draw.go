@@ -1,8 +1,9 @@
-// Package draw holds the draw barrier: the one value that knows which agencies
-// have finished, runs the draw exactly once when the last one does, and parks
-// every agency asking for its winners until then. Nobody polls: waiters sleep
-// on a sync.Cond and are woken by the draw, by shutdown, or by their own
-// connection going away.
+// Package draw holds the draw barrier: the one place a session waits for
+// others. An agency asking for its winners parks here until the draw ran;
+// nobody polls: waiters sleep on a sync.Cond and are woken by the draw, by
+// shutdown, or by their own connection going away. Which agencies finished
+// is the ledger's fact, not the barrier's: the caller that learns from the
+// ledger that the round is complete runs the draw (Draw).
 package draw
 
 import (
@@ -13,94 +14,59 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrClosing is returned to waiters when the central shuts down before the draw.
 var ErrClosing = errors.New("central shutting down")
 
-// Func runs the draw: it returns the winning documents of each agency.
-// It is called once, with the barrier's lock held, so that no waiter can see
-// a half-made result. It may give up with ErrClosing when the central stops:
-// the barrier then closes instead of drawing.
-type Func func() (map[int][]string, error)
-
-// Barrier is the lottery's synchronisation point.
+// Barrier is the lottery's synchronisation point. The zero value is not
+// usable: call New.
 type Barrier struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
-	agencies int
-	finished map[int]struct{}
-	parked   map[int]int // waiters of each agency (briefly two while a connection takes over)
 	drawn    bool
 	closing  bool
-	winners  map[int][]string
-	drawErr  error
-	run      Func
+	at       time.Time     // when the draw ran
+	took     time.Duration // how long it took
+	parked   map[int]int   // waiters of each agency (briefly two while a connection takes over)
+	answered map[int]bool  // agencies whose winners were sent
+	over     chan struct{} // closed once drawn or closing
 	onPark   func(agency int)
 }
 
-// New returns a barrier that draws with run once agencies distinct agencies
-// have finished.
-func New(agencies int, run Func) *Barrier {
-	b := &Barrier{agencies: agencies, finished: make(map[int]struct{}), parked: make(map[int]int), run: run}
+// New returns a barrier nobody has passed yet. onPark, if not nil, is
+// called with the lock held each time a waiter parks: the central logs the
+// moment, and tests await it.
+func New(onPark func(agency int)) *Barrier {
+	b := &Barrier{parked: make(map[int]int), answered: make(map[int]bool), over: make(chan struct{}), onPark: onPark}
 	b.cond = sync.NewCond(&b.mu)
 	return b
 }
 
-// OnPark registers f to be called, with the lock held, each time a waiter
-// parks. It lets the central log the moment and tests await it. Call it
-// before the barrier is shared.
-func (b *Barrier) OnPark(f func(agency int)) { b.onPark = f }
-
-// Finish records agency's FINISH. A repeated FINISH counts once. The call
-// that completes the set runs the draw, wakes every waiter, and reports
-// drew=true (with the draw's error, if any).
-func (b *Barrier) Finish(agency int) (drew bool, err error) {
+// Draw runs run once, with the lock held so that no waiter wakes before it
+// returned, then releases every waiter. It reports false, without running
+// run, when the draw already ran or the central is shutting down.
+func (b *Barrier) Draw(run func()) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closing {
-		return false, ErrClosing
+	if b.drawn || b.closing {
+		return false
 	}
-	b.finished[agency] = struct{}{}
-	if b.drawn || len(b.finished) < b.agencies {
-		return false, nil
-	}
-	winners, err := b.run()
-	if errors.Is(err, ErrClosing) {
-		// The draw gave up for a shutdown: nothing was drawn.
-		b.closing = true
-		b.cond.Broadcast()
-		return false, err
-	}
-	b.winners, b.drawErr = winners, err
+	began := time.Now()
+	run()
+	b.at = time.Now()
+	b.took = b.at.Sub(began)
 	b.drawn = true
+	close(b.over)
 	b.cond.Broadcast()
-	if b.drawErr != nil {
-		return true, fmt.Errorf("run draw: %w", b.drawErr)
-	}
-	return true, nil
+	return true
 }
 
-// State tells whether agency has finished and whether the draw ran.
-func (b *Barrier) State(agency int) (finished, drawn bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	_, finished = b.finished[agency]
-	return finished, b.drawn
-}
-
-// Pending is how many agencies have not finished yet.
-func (b *Barrier) Pending() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.agencies - len(b.finished)
-}
-
-// Wait blocks until the draw ran, then returns agency's winners (and only
-// agency's). It returns early with ErrClosing on shutdown, or with ctx's
-// error when ctx ends — the caller cancels ctx when the agency's connection
-// dies, so a parked goroutine never outlives its socket.
-func (b *Barrier) Wait(ctx context.Context, agency int) ([]string, error) {
+// Wait blocks until the draw ran. It returns early with ErrClosing on
+// shutdown, or with ctx's error when ctx ends — the caller cancels ctx when
+// the agency's connection dies, so a parked goroutine never outlives its socket.
+func (b *Barrier) Wait(ctx context.Context, agency int) error {
 	// Cond cannot select on a channel: wake every waiter when ctx ends, and
 	// let each re-check its own condition.
 	stop := context.AfterFunc(ctx, func() {
@@ -123,15 +89,12 @@ func (b *Barrier) Wait(ctx context.Context, agency int) ([]string, error) {
 		b.cond.Wait()
 	}
 	switch {
-	case b.drawn && b.drawErr != nil:
-		return nil, fmt.Errorf("wait for draw: %w", b.drawErr)
 	case b.drawn:
-		return b.winners[agency], nil
+		return nil
 	case b.closing:
-		return nil, ErrClosing
-	default:
-		return nil, fmt.Errorf("wait for draw: %w", ctx.Err())
+		return ErrClosing
 	}
+	return fmt.Errorf("wait for draw: %w", ctx.Err())
 }
 
 func (b *Barrier) unpark(agency int) {
@@ -140,52 +103,59 @@ func (b *Barrier) unpark(agency int) {
 	}
 }
 
-// Counts is how many agencies have finished, how many the draw still waits
-// for, and how many are parked waiting for their winners right now.
-func (b *Barrier) Counts() (finished, pending, parked int) {
+// Answered records that agency's winners were sent.
+func (b *Barrier) Answered(agency int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.finished), b.agencies - len(b.finished), len(b.parked)
+	b.answered[agency] = true
 }
 
-// Snapshot is the barrier's state at one moment, for the operator's eyes:
-// the log line naming the agencies still awaited, the status page, metrics.
+// Over is closed once the draw ran or the central began shutting down:
+// nothing is pending any more.
+func (b *Barrier) Over() <-chan struct{} { return b.over }
+
+// Drawn reports whether the draw ran.
+func (b *Barrier) Drawn() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.drawn
+}
+
+// Close releases every waiter with ErrClosing (unless the draw already ran)
+// and refuses the draw from now on.
+func (b *Barrier) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closing && !b.drawn {
+		close(b.over)
+	}
+	b.closing = true
+	b.cond.Broadcast()
+}
+
+// Snapshot is the barrier's state at one moment, for the operator's eyes.
 type Snapshot struct {
-	Agencies int   // in the draw, numbered 1..Agencies
-	Pending  []int // agencies that have not finished, ascending
-	Finished int   // agencies that have finished
-	Parked   []int // agencies waiting for their winners now, ascending
 	Drawn    bool
-	Failed   bool // the draw ran and failed: nobody gets winners
-	Closing  bool // the central is shutting down
-	// Winners counts each agency's winners once drawn (an agency without
-	// winners is absent); documents never leave the barrier through it.
-	Winners map[int]int
+	Closing  bool          // the central is shutting down
+	At       time.Time     // when the draw ran
+	Took     time.Duration // how long it took
+	Parked   []int         // agencies waiting for their winners now, ascending
+	Answered map[int]bool  // agencies whose winners were sent
 }
 
-// Snapshot copies the barrier's state. It costs one pass over the agencies:
-// call it from an operator's request or a timer, not per bet.
+// Snapshot copies the barrier's state: call it from an operator's request
+// or a timer, not per bet.
 func (b *Barrier) Snapshot() Snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := Snapshot{Agencies: b.agencies, Finished: len(b.finished), Drawn: b.drawn,
-		Failed: b.drawn && b.drawErr != nil, Closing: b.closing}
-	s.Pending = make([]int, 0, b.agencies-len(b.finished))
-	for a := 1; a <= b.agencies; a++ {
-		if _, ok := b.finished[a]; !ok {
-			s.Pending = append(s.Pending, a)
-		}
-	}
-	s.Parked = make([]int, 0, len(b.parked))
+	s := Snapshot{Drawn: b.drawn, Closing: b.closing, At: b.at, Took: b.took,
+		Parked: make([]int, 0, len(b.parked)), Answered: make(map[int]bool, len(b.answered))}
 	for a := range b.parked {
 		s.Parked = append(s.Parked, a)
 	}
 	slices.Sort(s.Parked)
-	if b.drawn {
-		s.Winners = make(map[int]int, len(b.winners))
-		for a, docs := range b.winners {
-			s.Winners[a] = len(docs)
-		}
+	for a := range b.answered {
+		s.Answered[a] = true
 	}
 	return s
 }
@@ -224,13 +194,4 @@ func FormatAgencies(agencies []int, maxRuns int) string {
 		i = j + 1
 	}
 	return sb.String()
-}
-
-// Close releases every waiter with ErrClosing (unless the draw already ran)
-// and refuses further FINISHes.
-func (b *Barrier) Close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closing = true
-	b.cond.Broadcast()
 }

@@ -2,10 +2,9 @@ package draw
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,216 +13,155 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fixedDraw returns a Func with a fixed result that counts its runs.
-func fixedDraw(winners map[int][]string, runs *atomic.Int32) Func {
-	return func() (map[int][]string, error) {
-		runs.Add(1)
-		return winners, nil
-	}
-}
-
-// parked returns a barrier hook and a channel that receives each parked agency.
-func parkedChan(b *Barrier) <-chan int {
+// newWatched returns a barrier and a channel that receives each parked agency.
+func newWatched() (*Barrier, <-chan int) {
 	ch := make(chan int, 16)
-	b.OnPark(func(agency int) { ch <- agency })
-	return ch
+	return New(func(agency int) { ch <- agency }), ch
 }
 
-type waitResult struct {
-	docs []string
-	err  error
-}
-
-func waitAsync(ctx context.Context, b *Barrier, agency int) <-chan waitResult {
-	out := make(chan waitResult, 1)
-	go func() {
-		docs, err := b.Wait(ctx, agency)
-		out <- waitResult{docs, err}
-	}()
+func waitAsync(ctx context.Context, b *Barrier, agency int) <-chan error {
+	out := make(chan error, 1)
+	go func() { out <- b.Wait(ctx, agency) }()
 	return out
 }
 
-func TestFinish(t *testing.T) {
+// The draw runs once, and not at all once the central is closing.
+func TestDrawRunsOnce(t *testing.T) {
 	tests := []struct {
 		name     string
-		agencies int
-		finishes []int
+		closeAt  int // Close before draw call number closeAt; -1 never
+		calls    int
 		wantRuns int32
-		drewAt   int // index in finishes of the call that drew, -1 for none
 	}{
-		{"one agency draws at once", 1, []int{1}, 1, 0},
-		{"all distinct", 3, []int{3, 1, 2}, 1, 2},
-		{"repeated finish counts once", 3, []int{1, 1, 2, 2}, 0, -1},
-		{"repeat after completion draws no more", 2, []int{1, 2, 2, 1}, 1, 1},
+		{"once", -1, 1, 1},
+		{"a second draw does nothing", -1, 3, 1},
+		{"closed first: no draw", 0, 2, 0},
+		{"closed after the draw: it stands", 1, 2, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			b := New(nil)
 			var runs atomic.Int32
-			b := New(tt.agencies, fixedDraw(nil, &runs))
-			for i, a := range tt.finishes {
-				drew, err := b.Finish(a)
-				require.NoError(t, err)
-				assert.Equal(t, i == tt.drewAt, drew, "finish #%d (agency %d)", i, a)
+			for i := range tt.calls {
+				if i == tt.closeAt {
+					b.Close()
+				}
+				ran := b.Draw(func() { runs.Add(1) })
+				assert.Equal(t, i == 0 && tt.closeAt != 0, ran, "draw call %d", i)
 			}
 			assert.Equal(t, tt.wantRuns, runs.Load())
+			assert.Equal(t, tt.wantRuns == 1, b.Drawn())
 		})
 	}
 }
 
-func TestWaitIsReleasedByTheLastFinishOnly(t *testing.T) {
-	var runs atomic.Int32
-	winners := map[int][]string{1: {"111"}, 2: {"222", "2222"}}
-	b := New(3, fixedDraw(winners, &runs))
-	parked := parkedChan(b)
-
-	results := map[int]<-chan waitResult{}
+// Waiters park until the draw, and none wakes before the draw returned.
+func TestWaitIsReleasedByTheDraw(t *testing.T) {
+	b, parked := newWatched()
+	results := map[int]<-chan error{}
 	for _, a := range []int{1, 2} {
-		_, err := b.Finish(a)
-		require.NoError(t, err)
-		results[a] = waitAsync(t.Context(), b, a)
-		require.Equal(t, a, <-parked)
+		results[a] = waitAsync(context.Background(), b, a)
+		assert.Equal(t, a, <-parked)
 	}
-	for a, ch := range results {
-		select {
-		case r := <-ch:
-			t.Fatalf("agency %d answered before the draw: %+v", a, r)
-		default:
+	var drawing atomic.Bool
+	b.Draw(func() {
+		drawing.Store(true)
+		for _, ch := range results {
+			select {
+			case <-ch:
+				t.Error("a waiter woke during the draw")
+			default:
+			}
 		}
-	}
-	assert.Zero(t, runs.Load())
-
-	drew, err := b.Finish(3)
-	require.NoError(t, err)
-	require.True(t, drew)
+	})
+	require.True(t, drawing.Load())
 	for a, ch := range results {
-		r := <-ch
-		require.NoError(t, r.err)
-		assert.Equal(t, winners[a], r.docs, "agency %d gets its own winners only", a)
+		require.NoError(t, <-ch, "agency %d", a)
 	}
-	// After the draw, Wait answers at once, and an agency without winners gets none.
-	docs, err := b.Wait(t.Context(), 3)
-	require.NoError(t, err)
-	assert.Empty(t, docs)
-	assert.Equal(t, int32(1), runs.Load())
-}
-
-func TestWaitEndsWithItsContext(t *testing.T) {
-	var runs atomic.Int32
-	b := New(2, fixedDraw(nil, &runs))
-	parked := parkedChan(b)
-	ctx1, cancel1 := context.WithCancel(t.Context())
-	gone := waitAsync(ctx1, b, 1)
-	stays := waitAsync(t.Context(), b, 2)
-	<-parked
-	<-parked
-
-	cancel1() // agency 1's connection died
-	r := <-gone
-	require.ErrorIs(t, r.err, context.Canceled)
+	// After the draw, a wait returns at once without parking.
+	require.NoError(t, b.Wait(context.Background(), 3))
 	select {
-	case r := <-stays:
-		t.Fatalf("the other agency was released too: %+v", r)
+	case a := <-parked:
+		t.Fatalf("agency %d parked after the draw", a)
 	default:
 	}
-
-	_, _ = b.Finish(1)
-	_, _ = b.Finish(2)
-	r = <-stays
-	require.NoError(t, r.err)
+	assert.Empty(t, b.Snapshot().Parked)
 }
 
+// A waiter whose connection dies (its context ends) returns, and the draw
+// still releases the others.
+func TestWaitEndsWithItsContext(t *testing.T) {
+	b, parked := newWatched()
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := waitAsync(ctx, b, 1)
+	<-parked
+	stays := waitAsync(context.Background(), b, 2)
+	<-parked
+	cancel()
+	require.ErrorIs(t, <-gone, context.Canceled)
+	assert.Equal(t, []int{2}, b.Snapshot().Parked)
+	b.Draw(func() {})
+	require.NoError(t, <-stays)
+}
+
+// Close releases every waiter with ErrClosing and closes Over.
 func TestCloseReleasesEveryWaiter(t *testing.T) {
-	var runs atomic.Int32
-	b := New(5, fixedDraw(nil, &runs))
-	parked := parkedChan(b)
-	var chans []<-chan waitResult
-	for a := 1; a <= 4; a++ {
-		chans = append(chans, waitAsync(t.Context(), b, a))
+	b, parked := newWatched()
+	var results []<-chan error
+	for a := 1; a <= 3; a++ {
+		results = append(results, waitAsync(context.Background(), b, a))
 		<-parked
 	}
 	b.Close()
-	for _, ch := range chans {
-		require.ErrorIs(t, (<-ch).err, ErrClosing)
+	for _, ch := range results {
+		require.ErrorIs(t, <-ch, ErrClosing)
 	}
-	_, err := b.Finish(5)
-	require.ErrorIs(t, err, ErrClosing, "no draw once closing")
-	assert.Zero(t, runs.Load())
+	require.ErrorIs(t, b.Wait(context.Background(), 4), ErrClosing)
+	select {
+	case <-b.Over():
+	default:
+		t.Fatal("Over is open after Close")
+	}
+	b.Close() // twice is harmless
 }
 
-func TestDrawErrorReachesWaiters(t *testing.T) {
-	boom := errors.New("disk on fire")
-	b := New(1, func() (map[int][]string, error) { return nil, boom })
-	drew, err := b.Finish(1)
-	assert.True(t, drew)
-	require.ErrorIs(t, err, boom)
-	_, err = b.Wait(t.Context(), 1)
-	require.ErrorIs(t, err, boom)
+// Over closes when the draw ran.
+func TestOverClosesAtTheDraw(t *testing.T) {
+	b := New(nil)
+	select {
+	case <-b.Over():
+		t.Fatal("Over is closed before the draw")
+	default:
+	}
+	b.Draw(func() {})
+	<-b.Over()
+	b.Close() // after the draw: Over stays closed, nothing panics
 }
 
-// A draw that gives up for a shutdown draws nothing: the barrier closes and
-// every waiter is told so.
-func TestDrawInterruptedByShutdown(t *testing.T) {
-	b := New(2, func() (map[int][]string, error) { return nil, fmt.Errorf("draw after 16384 bets: %w", ErrClosing) })
-	parked := parkedChan(b)
-	waiting := waitAsync(t.Context(), b, 1)
-	<-parked
-	_, err := b.Finish(1)
-	require.NoError(t, err)
-	drew, err := b.Finish(2)
-	require.ErrorIs(t, err, ErrClosing)
-	assert.False(t, drew)
-	require.ErrorIs(t, (<-waiting).err, ErrClosing)
-	finished, drawn := b.State(2)
-	assert.True(t, finished)
-	assert.False(t, drawn)
-}
-
-// A snapshot names who the draw waits for and who is parked, then counts
-// winners, never their documents; a waiter that leaves is no longer parked.
 func TestSnapshot(t *testing.T) {
-	var runs atomic.Int32
-	b := New(4, fixedDraw(map[int][]string{1: {"111", "1111"}, 3: {"333"}}, &runs))
-	parked := parkedChan(b)
+	b, parked := newWatched()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w3 := waitAsync(ctx, b, 3)
+	<-parked
+	w1 := waitAsync(ctx, b, 1)
+	<-parked
 	s := b.Snapshot()
-	assert.Equal(t, Snapshot{Agencies: 4, Pending: []int{1, 2, 3, 4}, Parked: []int{}}, s)
-
-	_, _ = b.Finish(3)
-	_, _ = b.Finish(1)
-	ctx, cancel := context.WithCancel(t.Context())
-	gone := waitAsync(ctx, b, 1)
-	<-parked
-	stays := waitAsync(t.Context(), b, 3)
-	<-parked
-	s = b.Snapshot()
-	assert.Equal(t, []int{2, 4}, s.Pending)
-	assert.Equal(t, 2, s.Finished)
 	assert.Equal(t, []int{1, 3}, s.Parked)
 	assert.False(t, s.Drawn)
-	assert.Nil(t, s.Winners)
-	finished, pending, nParked := b.Counts()
-	assert.Equal(t, [3]int{2, 2, 2}, [3]int{finished, pending, nParked})
+	assert.True(t, s.At.IsZero())
 
-	cancel()
-	require.ErrorIs(t, (<-gone).err, context.Canceled)
-	assert.Equal(t, []int{3}, b.Snapshot().Parked, "a waiter whose connection died is not parked")
-
-	_, _ = b.Finish(2)
-	_, _ = b.Finish(4)
-	require.NoError(t, (<-stays).err)
+	before := time.Now()
+	b.Draw(func() {})
+	require.NoError(t, <-w1)
+	require.NoError(t, <-w3)
+	b.Answered(1)
 	s = b.Snapshot()
 	assert.True(t, s.Drawn)
-	assert.False(t, s.Failed)
-	assert.Empty(t, s.Pending)
+	assert.False(t, s.At.Before(before))
+	assert.GreaterOrEqual(t, s.Took, time.Duration(0))
 	assert.Empty(t, s.Parked)
-	assert.Equal(t, map[int]int{1: 2, 3: 1}, s.Winners)
-
-	failed := New(1, func() (map[int][]string, error) { return nil, errors.New("disk on fire") })
-	_, _ = failed.Finish(1)
-	s = failed.Snapshot()
-	assert.True(t, s.Drawn)
-	assert.True(t, s.Failed)
-	b.Close()
-	assert.True(t, b.Snapshot().Closing)
+	assert.Equal(t, map[int]bool{1: true}, s.Answered)
 }
 
 func TestFormatAgencies(t *testing.T) {

@@ -1,15 +1,13 @@
 // Package metrics holds the central's Prometheus collectors, on a private
 // registry that the admin listener serves at /metrics.
 //
-// The ingest path only adds to counters: a session resolves its agency's
-// counters once, at HELLO (Metrics.Agency), and from then on a stored batch
-// costs two atomic adds on that agency's own counters, with no lock and no
-// map lookup. Everything derived (agencies pending or parked, the
-// connections open) is read when Prometheus scrapes, not on the way in.
+// The ingest path only adds to counters. The round's facts (each agency's
+// bets, batches and winners, who finished, who is parked, the draw) are
+// not counted here at all: a scrape reads them from the central (Watch),
+// which reads them from their one owner, the ledger or the draw barrier.
 //
 // A nil *Metrics is the central without metrics (no admin listener): every
-// method does nothing, and Agency returns a nil *Agency, whose methods do
-// nothing either.
+// method does nothing.
 //
 // Names follow Prometheus conventions: the lottery_ prefix, _total on
 // counters, base units (_seconds, _bytes). The agency number is a label, and
@@ -19,9 +17,7 @@ package metrics
 
 import (
 	"net"
-	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -74,27 +70,35 @@ type Metrics struct {
 	connsAccepted    prometheus.Counter
 	connsRefused     *prometheus.CounterVec
 	handshakeFailed  *prometheus.CounterVec
-	drawDuration     prometheus.Gauge
-	drawTime         prometheus.Gauge
 	recoveryDuration prometheus.Gauge
 	recoveredBets    prometheus.Gauge
 
-	mu       sync.RWMutex
-	agencies map[int]*Agency // every agency seen: at HELLO, or with bets at start
-	barrier  atomic.Pointer[func() BarrierCounts]
+	round atomic.Pointer[func() Round]
 }
 
-// BarrierCounts is what the barrier says when scraped.
-type BarrierCounts struct {
-	Agencies, Finished, Pending, Parked int
+// Round is what a scrape reads of the central: every agency's facts and the
+// draw's state.
+type Round struct {
+	Agencies []Agency // agency i+1 at index i
+	Finished int      // agencies whose FINISH is recorded
+	Parked   int      // agencies waiting on their connection for the draw now
+	Drawn    bool
+	DrawAt   time.Time     // when the draw ran
+	DrawTook time.Duration // how long it took
+}
+
+// Agency is one agency's facts.
+type Agency struct {
+	Stored  uint64 // bets stored for good, those read back at start included
+	Batches uint64 // batches stored since the central started
+	Winners int    // its winners; shown once drawn
 }
 
 // New returns the collectors, registered on a registry of their own together
 // with the Go runtime's and the process's.
 func New() *Metrics {
 	m := &Metrics{
-		reg:      prometheus.NewRegistry(),
-		agencies: make(map[int]*Agency),
+		reg: prometheus.NewRegistry(),
 		batchesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lottery_batches_refused_total",
 			Help: "Batches refused whole, nothing of them stored, by the protocol code the agency was told.",
@@ -129,14 +133,6 @@ func New() *Metrics {
 			Name: "lottery_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed, by reason (the motivo of the tls_handshake log line).",
 		}, []string{"reason"}),
-		drawDuration: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "lottery_draw_duration_seconds",
-			Help: "How long the draw's pass over the stored bets took; 0 until it ran.",
-		}),
-		drawTime: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "lottery_draw_timestamp_seconds",
-			Help: "When the draw ran, in seconds since the Unix epoch; 0 until it ran.",
-		}),
 		recoveryDuration: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "lottery_recovery_duration_seconds",
 			Help: "How long reading back and checking the bets file and its journal took at start.",
@@ -163,8 +159,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.batchesRefused, m.protocolErrors, m.receivedBytes, m.fsync,
 		m.connsOpen, m.connsAccepted, m.connsRefused, m.handshakeFailed,
-		m.drawDuration, m.drawTime, m.recoveryDuration, m.recoveredBets,
-		agencyCollector{m}, barrierCollector{m},
+		m.recoveryDuration, m.recoveredBets, roundCollector{m},
 	)
 	return m
 }
@@ -177,94 +172,21 @@ func (m *Metrics) Gatherer() prometheus.Gatherer {
 	return m.reg
 }
 
-// WatchBarrier makes every scrape ask counts for the agencies finished,
-// pending and parked.
-func (m *Metrics) WatchBarrier(counts func() BarrierCounts) {
+// Watch makes every scrape ask round for the round's facts.
+func (m *Metrics) Watch(round func() Round) {
 	if m != nil {
-		m.barrier.Store(&counts)
+		m.round.Store(&round)
 	}
 }
 
-// Agency is one agency's counters. A session resolves it once, at HELLO, and
-// keeps it: a stored batch then costs two atomic adds and nothing else.
-type Agency struct {
-	id      int
-	label   string
-	bets    atomic.Uint64
-	batches atomic.Uint64
-	winners atomic.Int64 // -1 until the draw
-	// Sessions of different agencies add at once: keep two agencies'
-	// counters off one cache line.
-	_ [64]byte
-}
-
-// Stored counts one batch of n bets stored for good: after its fsync, as
-// the ledger counts it.
-func (a *Agency) Stored(n int) {
-	if a == nil {
-		return
-	}
-	a.bets.Add(uint64(n))
-	a.batches.Add(1)
-}
-
-// Agency returns agency id's counters, made the first time it is asked for;
-// nil for a nil m.
-func (m *Metrics) Agency(id int) *Agency {
-	if m == nil {
-		return nil
-	}
-	m.mu.RLock()
-	a := m.agencies[id]
-	m.mu.RUnlock()
-	if a != nil {
-		return a
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if a = m.agencies[id]; a == nil {
-		a = &Agency{id: id, label: strconv.Itoa(id)}
-		a.winners.Store(-1)
-		m.agencies[id] = a
-	}
-	return a
-}
-
-// AgencyCount is one agency's stored bets.
-type AgencyCount struct {
-	ID   int
-	Bets uint64
-}
-
-// StoredBets returns the bets stored of every agency seen so far, by
-// ascending agency: the status page's numbers, read without the ledger's lock.
-func (m *Metrics) StoredBets() []AgencyCount {
-	if m == nil {
-		return nil
-	}
-	m.mu.RLock()
-	out := make([]AgencyCount, 0, len(m.agencies))
-	for id, a := range m.agencies {
-		out = append(out, AgencyCount{ID: id, Bets: a.bets.Load()})
-	}
-	m.mu.RUnlock()
-	slices.SortFunc(out, func(a, b AgencyCount) int { return a.ID - b.ID })
-	return out
-}
-
-// Recovered records the start: how long recovery took, how many rows it
-// read back, and each agency's bets among them, which its bets counter
-// starts from (so the counter is the agency's bets in the file, and goes on
-// rising across a restart).
-func (m *Metrics) Recovered(took time.Duration, rows uint64, byAgency map[int]uint64) {
+// Recovered records the start: how long recovery took and how many rows it
+// read back.
+func (m *Metrics) Recovered(took time.Duration, rows uint64) {
 	if m == nil {
 		return
 	}
 	m.recoveryDuration.Set(took.Seconds())
 	m.recoveredBets.Set(float64(rows))
-	for id, n := range byAgency {
-		m.Agency(id).bets.Store(n)
-	}
 }
 
 // BatchRefused counts a batch refused with code.
@@ -344,26 +266,8 @@ func (m *Metrics) HandshakeFailed(reason string) {
 	}
 }
 
-// Drawn records the draw: when it ended, how long it took, and each
-// agency's winners (an agency absent from winners has none).
-func (m *Metrics) Drawn(at time.Time, took time.Duration, winners map[int]int) {
-	if m == nil {
-		return
-	}
-	m.drawDuration.Set(took.Seconds())
-	m.drawTime.Set(float64(at.UnixNano()) / 1e9)
-	for id := range winners {
-		m.Agency(id)
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for id, a := range m.agencies {
-		a.winners.Store(int64(winners[id]))
-	}
-}
-
-// agencyCollector reads the agencies' counters when scraped.
-type agencyCollector struct{ m *Metrics }
+// roundCollector asks the central once per scrape.
+type roundCollector struct{ m *Metrics }
 
 var (
 	betsDesc = prometheus.NewDesc("lottery_bets_stored_total",
@@ -375,52 +279,47 @@ var (
 	winnersDesc = prometheus.NewDesc("lottery_winners",
 		"Winners of each agency; present once the draw ran.",
 		[]string{"agency"}, nil)
-)
-
-func (c agencyCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- betsDesc
-	ch <- batchesDesc
-	ch <- winnersDesc
-}
-
-func (c agencyCollector) Collect(ch chan<- prometheus.Metric) {
-	c.m.mu.RLock()
-	defer c.m.mu.RUnlock()
-	for _, a := range c.m.agencies {
-		ch <- prometheus.MustNewConstMetric(betsDesc, prometheus.CounterValue, float64(a.bets.Load()), a.label)
-		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(a.batches.Load()), a.label)
-		if w := a.winners.Load(); w >= 0 {
-			ch <- prometheus.MustNewConstMetric(winnersDesc, prometheus.GaugeValue, float64(w), a.label)
-		}
-	}
-}
-
-// barrierCollector asks the barrier once per scrape.
-type barrierCollector struct{ m *Metrics }
-
-var (
 	agenciesDesc = prometheus.NewDesc("lottery_agencies", "Agencies in the draw (SERVER_AGENCIES).", nil, nil)
 	finishedDesc = prometheus.NewDesc("lottery_agencies_finished", "Agencies whose FINISH the central recorded.", nil, nil)
 	pendingDesc  = prometheus.NewDesc("lottery_agencies_pending", "Agencies the draw still waits for.", nil, nil)
 	parkedDesc   = prometheus.NewDesc("lottery_agencies_parked",
 		"Agencies waiting on their connection for the draw's answer now.", nil, nil)
+	drawDurationDesc = prometheus.NewDesc("lottery_draw_duration_seconds",
+		"How long the draw took; 0 until it ran.", nil, nil)
+	drawTimeDesc = prometheus.NewDesc("lottery_draw_timestamp_seconds",
+		"When the draw ran, in seconds since the Unix epoch; 0 until it ran.", nil, nil)
 )
 
-func (c barrierCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- agenciesDesc
-	ch <- finishedDesc
-	ch <- pendingDesc
-	ch <- parkedDesc
+func (c roundCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{betsDesc, batchesDesc, winnersDesc, agenciesDesc, finishedDesc, pendingDesc,
+		parkedDesc, drawDurationDesc, drawTimeDesc} {
+		ch <- d
+	}
 }
 
-func (c barrierCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.m.barrier.Load()
+func (c roundCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.m.round.Load()
 	if f == nil {
 		return
 	}
-	b := (*f)()
-	ch <- prometheus.MustNewConstMetric(agenciesDesc, prometheus.GaugeValue, float64(b.Agencies))
-	ch <- prometheus.MustNewConstMetric(finishedDesc, prometheus.GaugeValue, float64(b.Finished))
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(b.Pending))
-	ch <- prometheus.MustNewConstMetric(parkedDesc, prometheus.GaugeValue, float64(b.Parked))
+	r := (*f)()
+	for i, a := range r.Agencies {
+		label := strconv.Itoa(i + 1)
+		ch <- prometheus.MustNewConstMetric(betsDesc, prometheus.CounterValue, float64(a.Stored), label)
+		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(a.Batches), label)
+		if r.Drawn {
+			ch <- prometheus.MustNewConstMetric(winnersDesc, prometheus.GaugeValue, float64(a.Winners), label)
+		}
+	}
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	gauge(agenciesDesc, float64(len(r.Agencies)))
+	gauge(finishedDesc, float64(r.Finished))
+	gauge(pendingDesc, float64(len(r.Agencies)-r.Finished))
+	gauge(parkedDesc, float64(r.Parked))
+	var took, at float64
+	if r.Drawn {
+		took, at = r.DrawTook.Seconds(), float64(r.DrawAt.UnixNano())/1e9
+	}
+	gauge(drawDurationDesc, took)
+	gauge(drawTimeDesc, at)
 }

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,12 +18,8 @@ import (
 func TestNilMetricsDoNothing(t *testing.T) {
 	var m *Metrics
 	assert.Nil(t, m.Gatherer())
-	a := m.Agency(3)
-	assert.Nil(t, a)
-	a.Stored(10)
-	assert.Nil(t, m.StoredBets())
-	m.WatchBarrier(func() BarrierCounts { return BarrierCounts{} })
-	m.Recovered(time.Second, 5, map[int]uint64{1: 5})
+	m.Watch(func() Round { return Round{} })
+	m.Recovered(time.Second, 5)
 	m.BatchRefused(protocol.CodeInvalidBet)
 	m.ProtocolError(protocol.CodeMalformed)
 	m.ObserveFsync(time.Millisecond)
@@ -32,23 +27,36 @@ func TestNilMetricsDoNothing(t *testing.T) {
 	m.ConnectionClosed()
 	m.ConnectionRefused(RefusedMaxConnections)
 	m.HandshakeFailed(HandshakeNetworkFailure)
-	m.Drawn(time.Now(), time.Second, map[int]int{1: 2})
 	c, _ := net.Pipe()
 	defer c.Close()
 	assert.Same(t, c, m.CountReads(c), "no wrapper without metrics")
 }
 
-func TestAgencyCounters(t *testing.T) {
+// The round's facts are read from the central at each scrape, never counted here.
+func TestRoundAtScrape(t *testing.T) {
 	m := New()
-	m.Recovered(250*time.Millisecond, 12, map[int]uint64{2: 12})
-	a1, a2 := m.Agency(1), m.Agency(2)
-	assert.Same(t, a1, m.Agency(1), "resolved once, then the same counters")
-	a1.Stored(100)
-	a1.Stored(20)
-	a2.Stored(3)
-	assert.Equal(t, []AgencyCount{{1, 120}, {2, 15}}, m.StoredBets())
-
+	m.Recovered(250*time.Millisecond, 12)
+	// Not watching yet: nothing to report.
+	assert.Zero(t, testutil.CollectAndCount(roundCollector{m}))
+	calls := 0
+	round := Round{Agencies: []Agency{{Stored: 120, Batches: 2}, {Stored: 15, Batches: 1, Winners: 3}}, Finished: 1, Parked: 1}
+	m.Watch(func() Round {
+		calls++
+		return round
+	})
 	want := `
+# HELP lottery_agencies Agencies in the draw (SERVER_AGENCIES).
+# TYPE lottery_agencies gauge
+lottery_agencies 2
+# HELP lottery_agencies_finished Agencies whose FINISH the central recorded.
+# TYPE lottery_agencies_finished gauge
+lottery_agencies_finished 1
+# HELP lottery_agencies_parked Agencies waiting on their connection for the draw's answer now.
+# TYPE lottery_agencies_parked gauge
+lottery_agencies_parked 1
+# HELP lottery_agencies_pending Agencies the draw still waits for.
+# TYPE lottery_agencies_pending gauge
+lottery_agencies_pending 1
 # HELP lottery_batches_accepted_total Batches stored and acknowledged per agency since the central started.
 # TYPE lottery_batches_accepted_total counter
 lottery_batches_accepted_total{agency="1"} 2
@@ -57,6 +65,9 @@ lottery_batches_accepted_total{agency="2"} 1
 # TYPE lottery_bets_stored_total counter
 lottery_bets_stored_total{agency="1"} 120
 lottery_bets_stored_total{agency="2"} 15
+# HELP lottery_draw_duration_seconds How long the draw took; 0 until it ran.
+# TYPE lottery_draw_duration_seconds gauge
+lottery_draw_duration_seconds 0
 # HELP lottery_recovered_bets Rows of the bets file read back and checked at start.
 # TYPE lottery_recovered_bets gauge
 lottery_recovered_bets 12
@@ -64,14 +75,15 @@ lottery_recovered_bets 12
 # TYPE lottery_recovery_duration_seconds gauge
 lottery_recovery_duration_seconds 0.25
 `
-	require.NoError(t, testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want),
+	names := []string{"lottery_agencies", "lottery_agencies_finished", "lottery_agencies_parked", "lottery_agencies_pending",
 		"lottery_bets_stored_total", "lottery_batches_accepted_total", "lottery_recovered_bets",
-		"lottery_recovery_duration_seconds", "lottery_winners"))
+		"lottery_recovery_duration_seconds", "lottery_winners", "lottery_draw_duration_seconds"}
+	require.NoError(t, testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want), names...))
+	assert.Equal(t, 1, calls, "one look at the central per scrape")
 
-	at := time.Unix(1700000000, 500_000_000)
-	m.Drawn(at, 1500*time.Millisecond, map[int]int{2: 3})
+	round.Drawn, round.DrawAt, round.DrawTook = true, time.Unix(1700000000, 500_000_000), 1500*time.Millisecond
 	want = `
-# HELP lottery_draw_duration_seconds How long the draw's pass over the stored bets took; 0 until it ran.
+# HELP lottery_draw_duration_seconds How long the draw took; 0 until it ran.
 # TYPE lottery_draw_duration_seconds gauge
 lottery_draw_duration_seconds 1.5
 # HELP lottery_draw_timestamp_seconds When the draw ran, in seconds since the Unix epoch; 0 until it ran.
@@ -128,34 +140,6 @@ func TestEventCounters(t *testing.T) {
 	assert.True(t, seen, "lottery_fsync_duration_seconds")
 }
 
-func TestBarrierCountsAtScrape(t *testing.T) {
-	m := New()
-	// Not watching yet: nothing to report.
-	assert.Zero(t, testutil.CollectAndCount(barrierCollector{m}))
-	calls := 0
-	m.WatchBarrier(func() BarrierCounts {
-		calls++
-		return BarrierCounts{Agencies: 5, Finished: 3, Pending: 2, Parked: 1}
-	})
-	want := `
-# HELP lottery_agencies Agencies in the draw (SERVER_AGENCIES).
-# TYPE lottery_agencies gauge
-lottery_agencies 5
-# HELP lottery_agencies_finished Agencies whose FINISH the central recorded.
-# TYPE lottery_agencies_finished gauge
-lottery_agencies_finished 3
-# HELP lottery_agencies_parked Agencies waiting on their connection for the draw's answer now.
-# TYPE lottery_agencies_parked gauge
-lottery_agencies_parked 1
-# HELP lottery_agencies_pending Agencies the draw still waits for.
-# TYPE lottery_agencies_pending gauge
-lottery_agencies_pending 2
-`
-	require.NoError(t, testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want),
-		"lottery_agencies", "lottery_agencies_finished", "lottery_agencies_parked", "lottery_agencies_pending"))
-	assert.Equal(t, 1, calls, "one look at the barrier per scrape")
-}
-
 func TestCountReads(t *testing.T) {
 	m := New()
 	client, server := net.Pipe()
@@ -175,9 +159,9 @@ func TestCountReads(t *testing.T) {
 // The names follow Prometheus's conventions, as its linter checks them.
 func TestMetricNamesLint(t *testing.T) {
 	m := New()
-	m.Agency(1).Stored(1)
-	m.Drawn(time.Now(), time.Second, map[int]int{1: 1})
-	m.WatchBarrier(func() BarrierCounts { return BarrierCounts{Agencies: 1} })
+	m.Watch(func() Round {
+		return Round{Agencies: []Agency{{Stored: 1, Batches: 1, Winners: 1}}, Drawn: true, DrawAt: time.Now()}
+	})
 	problems, err := testutil.GatherAndLint(m.Gatherer())
 	require.NoError(t, err)
 	for _, p := range problems {
@@ -194,32 +178,4 @@ func TestMetricNamesLint(t *testing.T) {
 		}
 		assert.True(t, strings.HasPrefix(name, "lottery_"), name)
 	}
-}
-
-// What the ingest path pays per stored batch, with metrics and without.
-func BenchmarkAgencyStored(b *testing.B) {
-	for _, bm := range []struct {
-		name string
-		m    *Metrics
-	}{{"metrics=off", nil}, {"metrics=on", New()}} {
-		b.Run(bm.name, func(b *testing.B) {
-			a := bm.m.Agency(1)
-			for range b.N {
-				a.Stored(100)
-			}
-		})
-	}
-}
-
-// Every session counting its own agency at once: no shared cache line but
-// the agencies map's, which only HELLO touches.
-func BenchmarkAgencyStoredParallel(b *testing.B) {
-	m := New()
-	var next atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		a := m.Agency(int(next.Add(1)))
-		for pb.Next() {
-			a.Stored(100)
-		}
-	})
 }

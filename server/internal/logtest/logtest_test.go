@@ -1,4 +1,4 @@
-package loglines
+package logtest
 
 import (
 	"context"

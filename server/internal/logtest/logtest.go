@@ -1,9 +1,9 @@
-// Package loglines collects log lines as they are printed — through a logrus
+// Package logtest collects log lines as they are printed — through a logrus
 // hook, or from a process's output — and lets a caller wait for a line without
 // sleeping: every new line wakes the waiters, which look only at the lines
 // they have not seen yet. The in-process tests, the tests that run the
 // binaries or containers, and the benchmarks all wait through it.
-package loglines
+package logtest
 
 import (
 	"bufio"

@@ -1,0 +1,232 @@
+package agency
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"time"
+
+	"lotterycentral.example/client/internal/vocab"
+	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
+)
+
+// progressEvery bounds how long a large file streams without a progress line.
+const progressEvery = 3 * time.Second
+
+// window is how many batches an agency keeps in flight: the central stores
+// the batches that arrive together with one sync, and the agency does not
+// wait a round trip per batch.
+const window = 16
+
+// sendBuffer holds the batches queued between two waits for answers: up to
+// eight full frames go out in one write.
+const sendBuffer = 8 * protocol.MaxClientFrame
+
+// inFlight is a batch sent and not yet acknowledged.
+type inFlight struct {
+	seq   uint32
+	first uint64 // its first bet, counted from 1 in the file
+	count int
+}
+
+// stream sends the bets file over one connection, with up to window batches
+// awaiting their acknowledgement.
+type stream struct {
+	a      *Agency
+	stored uint64 // bets the central already holds: skipped
+	bb     *protocol.BatchBuilder
+	// Batches queued while the agency waits for answers leave together, in
+	// one write (and fewer, larger TLS records).
+	bw           *bufio.Writer
+	seq          uint32     // the last batch sent
+	total        uint64     // bets of the file read so far
+	sent         uint64     // bets acknowledged on this connection
+	pending      []inFlight // oldest first
+	lastProgress time.Time
+	opened       bool // the file was opened, so its closing is logged
+}
+
+// sendBets streams the agency file, skipping the first `stored` bets the
+// central already holds. It returns the number of bets in the file.
+func (a *Agency) sendBets(stored uint64) (uint64, error) {
+	s := &stream{
+		a:            a,
+		stored:       stored,
+		bb:           protocol.NewBatchBuilder(a.cfg.BatchMaxAmount),
+		bw:           bufio.NewWriterSize(a.conn, sendBuffer),
+		lastProgress: time.Now(),
+	}
+	return s.run()
+}
+
+// run streams the file, waits for every answer and returns the file's count.
+func (s *stream) run() (uint64, error) {
+	err := s.readFile()
+	if s.opened {
+		s.a.log.Info(vocab.CerrarArchivo, logfmt.Success, vocab.Archivo.Str(s.a.cfg.DataPath))
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := s.end(); err != nil {
+		return 0, err
+	}
+	if s.total < s.stored {
+		return 0, s.a.checkCount(s.stored, s.total) // bets this agency never sent
+	}
+	s.a.log.Info(vocab.EnvioApuestas, logfmt.Success, vocab.Enviadas.Uint(s.sent),
+		vocab.Lotes.Uint(uint64(s.seq)), vocab.YaAlmacenadas.Uint(s.stored))
+	return s.total, nil
+}
+
+// readFile queues every bet past the first s.stored. ReadAgencyFile opens the
+// file on the loop's first step and closes it when the loop ends, however it
+// ends: once readFile returns, a file that was opened is closed, and only
+// then may its closing be logged.
+func (s *stream) readFile() error {
+	for bet, err := range lottery.ReadAgencyFile(s.a.cfg.DataPath, s.a.cfg.ID) {
+		if err != nil {
+			var pe *fs.PathError
+			s.opened = s.opened || !errors.As(err, &pe) || pe.Op != "open"
+			return &DataFileError{Path: s.a.cfg.DataPath, Err: err}
+		}
+		s.opened = true
+		n := s.total + 1 // this bet's number in the file
+		// The first s.stored are already durable at the central (a resumed connection).
+		if n > s.stored {
+			if err := s.add(n, bet); err != nil {
+				return err
+			}
+		}
+		s.total = n
+	}
+	s.opened = true // an empty file was opened too
+	return nil
+}
+
+// add puts bet n of the file in the batch, sending the batch first if full.
+func (s *stream) add(n uint64, bet lottery.Bet) error {
+	path := s.a.cfg.DataPath
+	// The central validates every bet and its refusal names the bet, so only
+	// what the wire cannot carry is checked here: a number past 16 bits
+	// would wrap into a valid one.
+	if bet.Number < 0 || bet.Number > math.MaxUint16 {
+		return &DataFileError{Path: path, Err: fmt.Errorf("bet %d of %s: %w", n, path,
+			&lottery.FieldError{Field: "number", Reason: "out of range 0..9999"})}
+	}
+	wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
+		Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}
+	err := s.bb.Add(wb)
+	if errors.Is(err, protocol.ErrBatchFull) {
+		if err := s.flush(); err != nil {
+			return err
+		}
+		err = s.bb.Add(wb)
+	}
+	if err != nil {
+		return &DataFileError{Path: path, Err: fmt.Errorf("bet %d of %s: %w", n, path, err)}
+	}
+	return nil
+}
+
+// flush queues the batch built so far, and waits for answers once window
+// batches are in flight.
+func (s *stream) flush() error {
+	s.seq++
+	if err := protocol.WriteFrame(s.bw, s.bb.Frame(s.seq)); err != nil {
+		return s.sendFailed(err)
+	}
+	s.pending = append(s.pending, inFlight{seq: s.seq, first: s.total - uint64(s.bb.Len()) + 1, count: s.bb.Len()})
+	s.bb.Reset()
+	if len(s.pending) == window {
+		return s.wait()
+	}
+	return nil
+}
+
+// end sends the last, partial batch and waits for every answer.
+func (s *stream) end() error {
+	if s.bb.Len() > 0 {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	for len(s.pending) > 0 {
+		if err := s.wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wait sends what is queued, waits for the oldest batch's answer, then takes
+// every answer already received, making room for as many batches.
+func (s *stream) wait() error {
+	if err := s.bw.Flush(); err != nil {
+		return s.sendFailed(err)
+	}
+	if err := s.awaitOldest(); err != nil {
+		return err
+	}
+	for len(s.pending) > 0 {
+		if _, whole, _ := protocol.Buffered(s.a.br); !whole {
+			return nil // reading another answer could block
+		}
+		if err := s.awaitOldest(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitOldest takes the oldest batch's answer, logging progress now and then.
+func (s *stream) awaitOldest() error {
+	if err := s.a.awaitAck(s.pending[0]); err != nil {
+		return err
+	}
+	s.sent += uint64(s.pending[0].count)
+	s.pending = s.pending[1:]
+	if time.Since(s.lastProgress) >= progressEvery {
+		s.lastProgress = time.Now()
+		s.a.log.Info(vocab.EnvioApuestas, logfmt.InProgress, vocab.Enviadas.Uint(s.sent))
+	}
+	return nil
+}
+
+// sendFailed reports a failed write. The central may have refused an earlier
+// batch and closed the connection: its answer, already received, says more
+// than a broken pipe.
+func (s *stream) sendFailed(err error) error {
+	for _, p := range s.pending {
+		if rerr := s.a.awaitAck(p); rerr != nil && !retryable(rerr) {
+			return rerr
+		}
+	}
+	return fmt.Errorf("send batch %d: %w", s.seq, err)
+}
+
+// awaitAck waits for the answer to batch b, the oldest in flight.
+func (a *Agency) awaitAck(b inFlight) error {
+	m, err := a.receive(a.cfg.ReplyTimeout)
+	if err != nil {
+		return fmt.Errorf("send batch %d: %w", b.seq, err)
+	}
+	switch m := m.(type) {
+	case *protocol.BatchAck:
+		if m.Seq != b.seq {
+			return fmt.Errorf("send batch %d: acknowledged batch %d instead", b.seq, m.Seq)
+		}
+		a.progress++
+		return nil
+	case *protocol.BatchReject:
+		if m.Index != protocol.NoIndex {
+			return fmt.Errorf("send batch %d: bet %d of %s: %w", b.seq, b.first+uint64(m.Index), a.cfg.DataPath, m.Err())
+		}
+		return fmt.Errorf("send batch %d: %w", b.seq, m.Err())
+	}
+	return fmt.Errorf("send batch %d: unexpected %s", b.seq, m.Type())
+}

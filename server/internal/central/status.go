@@ -1,0 +1,84 @@
+package central
+
+import (
+	"lotterycentral.example/server/internal/admin"
+	"lotterycentral.example/server/internal/draw"
+	"lotterycentral.example/server/internal/ledger"
+	"lotterycentral.example/server/internal/metrics"
+)
+
+// maxRows is how many agencies the status page lists; past it, the page
+// lists the agencies with bets or a connection, up to maxRows, and says how
+// many it left out.
+const maxRows = 1000
+
+// snapshot is the central's state at one moment for the operator's eyes
+// (the status page, /metrics), read once from each owner: the round from
+// the ledger, the draw from the barrier, the connections from the server.
+// None of them queues behind the bets file.
+type snapshot struct {
+	round       ledger.Round // no agencies until recovery opened the ledger
+	agencies    int
+	draw        draw.Snapshot
+	connected   map[int]bool
+	connections int
+	closing     bool
+}
+
+func (s *Server) snapshot() snapshot {
+	sn := snapshot{agencies: s.cfg.Agencies, draw: s.barrier.Snapshot()}
+	if l := s.recovery.opened(); l != nil {
+		sn.round = l.Round()
+	} else {
+		sn.round.Agencies = make([]ledger.Agency, s.cfg.Agencies)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sn.closing = s.stopping()
+	sn.connections = len(s.conns.sessions)
+	sn.connected = make(map[int]bool, len(s.conns.owners))
+	for a := range s.conns.owners {
+		sn.connected[a] = true
+	}
+	return sn
+}
+
+// Status is the central's state for the status page.
+func (s *Server) Status() admin.Status { return s.snapshot().status() }
+
+func (sn snapshot) status() admin.Status {
+	pending := sn.round.Pending()
+	st := admin.Status{Agencies: sn.agencies, Pending: draw.FormatAgencies(pending, pendingListed),
+		PendingN: len(pending), Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn,
+		Closing: sn.draw.Closing || sn.closing, Connections: sn.connections, DrawAt: sn.draw.At, DrawTook: sn.draw.Took}
+	parked := make(map[int]bool, len(sn.draw.Parked))
+	for _, a := range sn.draw.Parked {
+		parked[a] = true
+	}
+	for i, a := range sn.round.Agencies {
+		id := i + 1
+		if sn.agencies > maxRows && a.Stored == 0 && !a.Finished && !sn.connected[id] {
+			continue
+		}
+		if len(st.Rows) == maxRows {
+			break
+		}
+		row := admin.Agency{ID: id, Stored: a.Stored, Connected: sn.connected[id], Finished: a.Finished,
+			Parked: parked[id], Answered: sn.draw.Answered[id], Winners: -1}
+		if sn.draw.Drawn {
+			row.Winners = a.Winners
+		}
+		st.Rows = append(st.Rows, row)
+	}
+	st.Unlisted = sn.agencies - len(st.Rows)
+	return st
+}
+
+func (sn snapshot) metrics() metrics.Round {
+	m := metrics.Round{Agencies: make([]metrics.Agency, len(sn.round.Agencies)), Finished: sn.round.Finished,
+		Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn, DrawAt: sn.draw.At, DrawTook: sn.draw.Took}
+	for i, a := range sn.round.Agencies {
+		m.Agencies[i] = metrics.Agency{Stored: a.Stored, Batches: a.Batches, Winners: a.Winners}
+	}
+	return m
+}

@@ -1,0 +1,171 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// The FINISH journal lives beside the bets file: one line `agency,total` per
+// FINISH, fsynced before the FINISH is acknowledged, so a restarted central
+// knows who finished and whether the draw ran. The draw itself is a lookup
+// of the winners kept as batches were counted; the bets never change once
+// every agency finished.
+
+// JournalPath is where the FINISH journal of a bets file lives.
+func JournalPath(betsPath string) string { return betsPath + ".finished" }
+
+// Finish records agency a's FINISH with the total it says it sent, once
+// that total is the agency's stored bets, and returns how many agencies
+// have not finished yet: 0 means this FINISH completed the round, and the
+// draw may run. It is durable before it returns; a failed attempt leaves no
+// line behind. Errors: ErrFinished, ErrCount, or the journal's failure.
+func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
+	l.jmu.Lock()
+	defer l.jmu.Unlock()
+	f := &l.agencies[a-1]
+	if err := l.closeAgency(f, total); err != nil {
+		return 0, err
+	}
+	err = l.appendJournal(fmt.Appendf(nil, "%d,%d\n", a, total))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		f.closing = false
+		return 0, fmt.Errorf("journal FINISH of agency %d: %w", a, err)
+	}
+	f.finished.Store(true)
+	l.finished++
+	return len(l.agencies) - l.finished, nil
+}
+
+// closeAgency stops f's batches while its FINISH is journaled, once its
+// stored bets are total and none of its batches is still on its way: a
+// batch counted after the FINISH would change what the journal says.
+func (l *Ledger) closeAgency(f *facts, total uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f.finished.Load() {
+		return ErrFinished
+	}
+	for _, t := range l.pending {
+		if t.agency == f {
+			return fmt.Errorf("%w: a batch of this agency is not yet durable", ErrCount)
+		}
+	}
+	if stored := f.stored.Load(); stored != total {
+		return fmt.Errorf("%w: FINISH says %d bets, the central stored %d", ErrCount, total, stored)
+	}
+	f.closing = true
+	return nil
+}
+
+// appendJournal writes and fsyncs line, or leaves the journal as it was.
+func (l *Ledger) appendJournal(line []byte) error {
+	jpath := l.journal.Name()
+	var err error
+	if l.journalCut {
+		err = l.truncateJournal()
+	}
+	if err == nil {
+		if err = l.before(OpWrite, jpath); err == nil {
+			_, err = l.journal.Write(line)
+		}
+	}
+	if err == nil {
+		if err = l.before(OpSync, jpath); err == nil {
+			err = l.journal.Sync()
+		}
+	}
+	if err != nil {
+		l.journalCut = true
+		_ = l.truncateJournal()
+		return err
+	}
+	l.journalEnd += int64(len(line))
+	return nil
+}
+
+// truncateJournal cuts what a failed FINISH may have left after the last
+// complete line.
+func (l *Ledger) truncateJournal() error {
+	err := l.before(OpTruncate, l.journal.Name())
+	if err == nil {
+		err = l.journal.Truncate(l.journalEnd)
+	}
+	if err == nil {
+		l.journalCut = false
+	}
+	return err
+}
+
+// readJournal checks the FINISH journal and marks the agencies that finished.
+// Each line is a canonical `agency,total` for an agency of the round whose
+// total is its stored bets; a repeated agency must repeat its total.
+func (l *Ledger) readJournal(path string) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recover journal %q: %w", path, err)
+	}
+	totals := make(map[int]uint64)
+	// RepairTail left either nothing or complete lines.
+	for n, text := 1, string(data); text != ""; n++ {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		agency, total, err := parseJournalLine(line, len(l.agencies))
+		prev, seen := totals[agency]
+		switch {
+		case err != nil:
+		case seen && prev != total:
+			err = fmt.Errorf("agency %d finished again with %d bets, first with %d", agency, total, prev)
+		case l.agencies[agency-1].stored.Load() != total:
+			err = fmt.Errorf("agency %d finished with %d bets but %q holds %d of its bets", agency, total, l.path,
+				l.agencies[agency-1].stored.Load())
+		}
+		if err != nil {
+			return fmt.Errorf("recover journal %q: line %d: %w", path, n, err)
+		}
+		if !seen {
+			totals[agency] = total
+			l.agencies[agency-1].finished.Store(true)
+			l.agencies[agency-1].closing = true
+			l.finished++
+		}
+	}
+	return nil
+}
+
+// parseJournalLine reads `agency,total` exactly as Finish writes it.
+func parseJournalLine(line string, agencies int) (int, uint64, error) {
+	a, t, comma := strings.Cut(line, ",")
+	agency, okA := parseDecimal(a)
+	total, okT := parseDecimal(t)
+	if !comma || !okA || !okT {
+		return 0, 0, fmt.Errorf("%q is not agency,total in decimal digits without sign or leading zero", line)
+	}
+	if agency < 1 || agency > uint64(agencies) {
+		return 0, 0, fmt.Errorf("agency %d not in 1..%d (SERVER_AGENCIES)", agency, agencies)
+	}
+	return int(agency), total, nil
+}
+
+// parseDecimal reads a number as strconv.Itoa writes it: 1 to 19 digits, no
+// leading zero.
+func parseDecimal(s string) (uint64, bool) {
+	if s == "" || len(s) > 19 || len(s) > 1 && s[0] == '0' {
+		return 0, false
+	}
+	var n uint64
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(s[i]-'0')
+	}
+	return n, true
+}

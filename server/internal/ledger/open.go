@@ -1,0 +1,115 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"lotterycentral.example/lottery"
+)
+
+// Recovered is what Open found on disk.
+type Recovered struct {
+	Bets       uint64 // rows of the bets file
+	Agencies   int    // agencies with bets
+	Finished   int    // agencies whose FINISH is journaled
+	CutBets    int64  // bytes of a torn last row cut off the bets file
+	CutJournal int64  // the same for the journal
+}
+
+// Open rebuilds a round's facts from the bets file at path and its journal,
+// trusting none of it. It cuts a torn last line without its newline (only
+// an unacknowledged write can be torn) off both files; every other row must
+// be a bet the central would accept on the wire now, for an agency of the
+// round, in the exact bytes the store writes; every journal line a
+// canonical `agency,total` for such an agency, whose total is that agency's
+// stored bets. Anything else fails, naming the file, the line and the reason.
+func Open(path string, opts Options) (*Ledger, Recovered, error) {
+	l := &Ledger{path: path, agencies: make([]facts, opts.Agencies), log: opts.Log, faults: opts.Faults,
+		observe: opts.ObserveFsync}
+	rec, err := l.recover(opts.Progress)
+	if err != nil {
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
+	if err := l.openFiles(); err != nil {
+		return nil, rec, fmt.Errorf("open ledger: %w", err)
+	}
+	return l, rec, nil
+}
+
+// recover reads the bets file and the journal into l's facts.
+func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
+	var rec Recovered
+	var err error
+	if rec.CutBets, err = lottery.RepairTail(l.path); err != nil {
+		return rec, err
+	}
+	if err := os.Remove(probePath(l.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return rec, err
+	}
+	now := time.Now()
+	agencies := len(l.agencies)
+	valid := func(b lottery.Bet) error {
+		if err := b.Validate(now); err != nil {
+			return err
+		}
+		if b.Agency > agencies {
+			return &lottery.FieldError{Field: "agency", Reason: fmt.Sprintf("not in 1..%d (SERVER_AGENCIES)", agencies)}
+		}
+		return nil
+	}
+	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress})
+	if err != nil {
+		return rec, err
+	}
+	rec.Bets, rec.Agencies = tally.Rows, len(tally.Bets)
+	for a, n := range tally.Bets {
+		l.agencies[a-1].stored.Store(n)
+	}
+	for a, docs := range tally.Winners {
+		l.agencies[a-1].winners = docs
+		l.agencies[a-1].won.Store(int64(len(docs)))
+	}
+	jpath := JournalPath(l.path)
+	if rec.CutJournal, err = lottery.RepairTail(jpath); err != nil {
+		return rec, err
+	}
+	if err := l.readJournal(jpath); err != nil {
+		return rec, err
+	}
+	rec.Finished = l.finished
+	return rec, nil
+}
+
+// openFiles opens the bets file to append to, a second descriptor on it to
+// fsync, and the journal.
+func (l *Ledger) openFiles() (err error) {
+	var files []interface{ Close() error }
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+		}
+	}()
+	if l.store, err = lottery.OpenStore(l.path); err != nil {
+		return err
+	}
+	files = append(files, l.store)
+	if l.syncFD, err = os.Open(l.path); err != nil {
+		return err
+	}
+	files = append(files, l.syncFD)
+	if l.journal, err = os.OpenFile(JournalPath(l.path), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+		return err
+	}
+	files = append(files, l.journal)
+	fi, err := l.journal.Stat()
+	if err != nil {
+		return err
+	}
+	l.journalEnd, l.syncedEnd = fi.Size(), l.store.Size()
+	return nil
+}

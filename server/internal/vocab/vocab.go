@@ -1,0 +1,116 @@
+// Package vocab is the central's log vocabulary: every action and every key
+// the central and its commands log, declared once. A line is built from these
+// (logfmt.Logger) and a test waits for one built the same way, so a name
+// changes here or nowhere. One action per event, one event per action; keys
+// in the course's Spanish. The course's own lines (apuesta_recibida, sorteo)
+// keep their exact text; keys after the course's are extra, which its parsers
+// accept.
+package vocab
+
+import "lotterycentral.example/lottery/logfmt"
+
+// Actions: what happened.
+const (
+	// The course's lines.
+	ApuestaRecibida logfmt.Action = "apuesta_recibida" // a batch stored (success) or refused (fail), with its cantidad
+	Sorteo          logfmt.Action = "sorteo"           // the draw ran, once
+
+	// Start, configuration, stop.
+	Config                logfmt.Action = "config"       // the configuration read, or why it could not be
+	TLS                   logfmt.Action = "tls"          // the transport: mutual TLS, or plaintext with a warning
+	Iniciar               logfmt.Action = "iniciar"      // the central could not start
+	Escuchar              logfmt.Action = "escuchar"     // the agencies' listener
+	Recuperacion          logfmt.Action = "recuperacion" // reading back the bets file and journal at start
+	Signal                logfmt.Action = "signal"       // SIGTERM or SIGINT received
+	Shutdown              logfmt.Action = "shutdown"     // the central stopping
+	CerrarListener        logfmt.Action = "cerrar_listener"
+	EsperarConexiones     logfmt.Action = "esperar_conexiones" // connections still open at the shutdown deadline
+	CerrarArchivoApuestas logfmt.Action = "cerrar_archivo_apuestas"
+	TestServer            logfmt.Action = "test_server" // the health probe (server health)
+
+	// Connections.
+	AceptarConexion    logfmt.Action = "aceptar_conexion"    // accepted (DEBUG), or refused at a cap
+	TLSHandshake       logfmt.Action = "tls_handshake"       // a failed handshake, with its motivo
+	Autorizacion       logfmt.Action = "autorizacion"        // HELLO for an agency the certificate does not name
+	Identificacion     logfmt.Action = "identificacion"      // HELLO accepted
+	ReemplazarConexion logfmt.Action = "reemplazar_conexion" // an agency's new connection took over its old one
+	Protocolo          logfmt.Action = "protocolo"           // a connection ended with an ERROR, its motivo the code
+	Enviar             logfmt.Action = "enviar"              // a write to an agency failed
+	CerrarConexion     logfmt.Action = "cerrar_conexion"
+
+	// The round.
+	RechazoLote           logfmt.Action = "rechazo_lote"           // why a batch was refused
+	GuardarApuestas       logfmt.Action = "guardar_apuestas"       // a write or fsync of the bets file failed
+	RepararAlmacenamiento logfmt.Action = "reparar_almacenamiento" // the bets file healed after such a failure
+	GuardarFin            logfmt.Action = "guardar_fin"            // a FINISH the journal could not record
+	FinApuestas           logfmt.Action = "fin_apuestas"           // a FINISH recorded
+	EsperandoAgencias     logfmt.Action = "esperando_agencias"     // the agencies the draw still waits for
+	EsperaSorteo          logfmt.Action = "espera_sorteo"          // an agency parked for the draw, or gone while parked
+	EnvioGanadores        logfmt.Action = "envio_ganadores"        // an agency's winners sent
+
+	// The admin listener.
+	EscucharAdmin logfmt.Action = "escuchar_admin"
+	AdminHTTP     logfmt.Action = "admin_http" // what net/http reports of it
+	CerrarAdmin   logfmt.Action = "cerrar_admin"
+
+	// The certificate command.
+	Certs       logfmt.Action = "certs"       // the whole run
+	Certificado logfmt.Action = "certificado" // one file made, kept or replaced
+)
+
+// Keys: what a value is.
+const (
+	Agencia                    logfmt.Key = "agencia"             // an agency's number
+	Agencias                   logfmt.Key = "agencias"            // how many agencies
+	AgenciaCertificado         logfmt.Key = "agencia_certificado" // the agency a peer's certificate names
+	AgenciaDeclarada           logfmt.Key = "agencia_declarada"   // the agency a HELLO claims
+	AgenciasConApuestas        logfmt.Key = "agencias_con_apuestas"
+	AgenciasFinalizadas        logfmt.Key = "agencias_finalizadas"
+	AgenciasPendientes         logfmt.Key = "agencias_pendientes" // how many the draw still waits for
+	Almacenadas                logfmt.Key = "almacenadas"         // an agency's bets stored for good
+	Apuesta                    logfmt.Key = "apuesta"             // a bet's index in its batch
+	Apuestas                   logfmt.Key = "apuestas"            // a number of bets
+	Archivo                    logfmt.Key = "archivo"
+	ArchivoApuestas            logfmt.Key = "archivo_apuestas" // SERVER_STORAGE_PATH
+	Aviso                      logfmt.Key = "aviso"
+	Bytes                      logfmt.Key = "bytes"
+	BytesRecortadosApuestas    logfmt.Key = "bytes_recortados_apuestas" // a torn last row cut off the bets file at start
+	BytesRecortadosDiario      logfmt.Key = "bytes_recortados_diario"   // the same for the FINISH journal
+	CAAgencias                 logfmt.Key = "ca_agencias"
+	Cantidad                   logfmt.Key = "cantidad" // a batch's bets
+	CantGanadores              logfmt.Key = "cant_ganadores"
+	CertificadoTLS             logfmt.Key = "certificado" // the central's certificate file
+	Conexiones                 logfmt.Key = "conexiones"
+	Creados                    logfmt.Key = "creados"
+	Detalle                    logfmt.Key = "detalle"
+	Direccion                  logfmt.Key = "direccion"
+	Directorio                 logfmt.Key = "directorio"
+	Duracion                   logfmt.Key = "duracion"
+	EsperaHello                logfmt.Key = "espera_hello"       // SERVER_HELLO_TIMEOUT
+	EsperaInactividad          logfmt.Key = "espera_inactividad" // SERVER_IDLE_TIMEOUT
+	Error                      logfmt.Key = "error"
+	Estado                     logfmt.Key = "estado"
+	Existentes                 logfmt.Key = "existentes"
+	FalloPrevio                logfmt.Key = "fallo_previo" // the storage failure a repair healed
+	Filas                      logfmt.Key = "filas"        // rows of the bets file read so far
+	Ganadores                  logfmt.Key = "ganadores"
+	Host                       logfmt.Key = "host"
+	Lote                       logfmt.Key = "lote"  // a batch's sequence number
+	Lotes                      logfmt.Key = "lotes" // a number of batches
+	MaxConexiones              logfmt.Key = "max_conexiones"
+	MaxSinIdentificar          logfmt.Key = "max_sin_identificar"
+	MaxSinIdentificarPorOrigen logfmt.Key = "max_sin_identificar_por_origen"
+	Mensaje                    logfmt.Key = "mensaje"
+	Modo                       logfmt.Key = "modo"
+	Motivo                     logfmt.Key = "motivo" // why: a protocol code, a refusal's reason
+	NivelLog                   logfmt.Key = "nivel_log"
+	Pendientes                 logfmt.Key = "pendientes" // the agencies the draw waits for, compactly ("2,5", "1-3,7")
+	Puerto                     logfmt.Key = "puerto"
+	Reemplazados               logfmt.Key = "reemplazados"
+	ReintentoEn                logfmt.Key = "reintento_en"
+	Remoto                     logfmt.Key = "remoto" // a peer's address
+	RemotoAnterior             logfmt.Key = "remoto_anterior"
+	Senal                      logfmt.Key = "senal"
+	TLSKey                     logfmt.Key = "tls"
+	URL                        logfmt.Key = "url"
+)
