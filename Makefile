@@ -14,6 +14,10 @@ RUN_DIR    ?= .run
 CERTS      ?= .certs
 # Mutual TLS for make run (TLS=0: plaintext, for development).
 TLS        ?= 1
+# make run: RESUME=1 continues the round in RUN_DIR; HOLD=1 keeps the central
+# and its status page up after the round, until Ctrl-C.
+RESUME     ?=
+HOLD       ?=
 AGENCIES   ?= 5
 BETS       ?= 20000
 SEED       ?= 1
@@ -26,22 +30,27 @@ DEADCODE_VERSION    ?= v0.52.0
 export CGO_ENABLED := 0
 GOBUILD    := -trimpath -ldflags='-s -w'
 
-.PHONY: all help build test race-cc tidy-check fmt-check vet staticcheck deadcode unit fuzz fuzz-short \
-	chaos data run certs bench clean
+.PHONY: all help build test race-cc tidy-check fmt-check vet staticcheck deadcode binaries-check unit fuzz \
+	fuzz-short chaos data run certs bench clean
 
-all: build
+all: build ## the same as build
 
+# Every target with a "## what it does" line: HELP_FIRST, then the others in
+# the order of the files (a target's first such line counts).
+HELP_FIRST := run test build all data certs clean
 help: ## this list
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/^\([a-z-]*\):.*## /\1\t/' | \
-		awk -F'\t' '{printf "  make %-22s %s\n", $$1, $$2}'
+		awk -F'\t' -v first='$(HELP_FIRST)' 'BEGIN { nf = split(first, f, " "); for (i = 1; i <= nf; i++) early[f[i]] = 1 } \
+			seen[$$1]++ { next } $$1 in early { text[$$1] = $$2; next } { n++; rest[n] = $$1; text[$$1] = $$2 } \
+			END { for (i = 1; i <= nf; i++) if (f[i] in text) printf "  make %-22s %s\n", f[i], text[f[i]]; \
+				for (i = 1; i <= n; i++) printf "  make %-22s %s\n", rest[i], text[rest[i]] }'
 
+# One go build for the three: it links only what changed.
 build: ## static binaries in bin/: server, client, dataset
 	@mkdir -p $(BIN)
-	$(GO) build $(GOBUILD) -o $(BIN)/server ./server
-	$(GO) build $(GOBUILD) -o $(BIN)/client ./client
-	$(GO) build $(GOBUILD) -o $(BIN)/dataset ./lottery/cmd/dataset
+	$(GO) build $(GOBUILD) -o $(BIN)/ ./server ./client ./lottery/cmd/dataset
 
-test: race-cc tidy-check fmt-check vet staticcheck deadcode unit fuzz-short ## race-cc tidy-check fmt-check vet staticcheck deadcode unit fuzz-short
+test: race-cc tidy-check fmt-check vet staticcheck deadcode binaries-check unit fuzz-short ## checks a change: formatting, go vet and staticcheck, tidy go.mod files, no unreachable code, no compiled binary in git; then every test under the race detector (20 make runs among them) and a short fuzz
 
 # go test -race needs cgo, and cgo a C compiler: installed when we may (root
 # with apt-get), else one line says how to get it.
@@ -55,6 +64,11 @@ race-cc: ## a C compiler for -race (installs gcc when root)
 		echo "race-cc: go test -race needs a C compiler ($$cc): install gcc (sudo apt-get install gcc) or set CC to one" >&2; \
 		exit 1; \
 	fi
+
+# A compiled program among the files git tracks (go build in a module's
+# directory leaves one there): scripts/check-binaries.sh says which and fails.
+binaries-check: ## no compiled binary among the files git tracks
+	@./scripts/check-binaries.sh
 
 # The module loops below go through every module, then fail naming those that failed.
 tidy-check: ## every go.mod/go.sum as `go mod tidy` would write it
@@ -185,16 +199,56 @@ data: build ## prepare .data/agency-N.csv (AGENCIES, BETS, SEED)
 
 # The whole draw as local processes, no Docker; a fresh round every time (RESUME=1
 # continues the one in RUN_DIR).
-run: build data certs ## one round: the central and AGENCIES agencies as local processes, mutual TLS (TLS=0: plaintext)
-	@AGENCIES=$(AGENCIES) DATA_DIR=$(DATA) RUN_DIR=$(RUN_DIR) RESUME=$(RESUME) CERTS_DIR=$(CERTS) TLS=$(TLS) ./scripts/run-local.sh
+run: build data certs ## one round: the central and AGENCIES (5) agencies as local processes, mutual TLS (TLS=0: plaintext; HOLD=1 keeps the status page up after; RESUME=1 continues a stopped round)
+	@AGENCIES=$(AGENCIES) DATA_DIR=$(DATA) RUN_DIR=$(RUN_DIR) RESUME=$(RESUME) HOLD=$(HOLD) CERTS_DIR=$(CERTS) TLS=$(TLS) ./scripts/run-local.sh
 
+# One line when nothing changes; otherwise one per certificate made, then that line.
 certs: ## the CA and key pairs for mutual TLS into .certs/ (AGENCIES agencies; kept when present)
-	$(GO) run ./server/cmd/certs -dir $(CERTS) -agencies $(AGENCIES)
+	@$(GO) run ./server/cmd/certs -dir $(CERTS) -agencies $(AGENCIES)
 
 # Everything generated; the committed .data/dataset.zip stays.
 clean: ## remove bin/, .run/, .certs/ and .data/ but its dataset.zip
 	rm -rf $(BIN) $(RUN_DIR) $(CERTS)
 	if [ -d $(DATA) ]; then find $(DATA) -mindepth 1 -maxdepth 1 ! -name dataset.zip -exec rm -rf {} +; fi
+
+# Targets of deployments/*.mk that have no line of help there.
+docker-compose-check: ## docker compose (or docker-compose) is installed and COMPOSE_FILE exists
+swarm-check: ## this Docker engine is a swarm manager
+
+# make's knobs: one with a value make does not know stops make before anything
+# runs, saying what it accepts (make run TLS=maybe would otherwise run with TLS).
+# Each check below is empty when the value is good, else "NAME=value: want ...;;".
+digits_removed = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+one_word = $(filter 1,$(words $(1)))
+comma := ,
+# knob_in NAME,VALUES,WANT: NAME's value is one of VALUES (_ stands for empty).
+knob_in = $(if $(and $(filter 0 1,$(words $($(1)))),$(filter $(2),$(or $($(1)),_))),,$(1)=$($(1)): want $(3);;)
+# knob_whole NAME[,1]: a whole number (with 1: 1 or more).
+knob_whole = $(if $(and $(call one_word,$($(1))),$(if $(call digits_removed,$($(1))),,ok),$(if $(2),$(subst 0,,$($(1))),ok)),, \
+	$(1)=$($(1)): want a whole number$(if $(2),$(comma) 1 or more);;)
+# knob_time NAME: go test's -fuzztime or -benchtime, a duration (60s, 1m30s) or a count (20000x).
+time_units = $(subst .,,$(call digits_removed,$(1)))
+time_ok = $(and $(call one_word,$(1)),$(call time_units,$(1)),$(filter-out $(1),$(call time_units,$(1))), \
+	$(or $(filter x,$(call time_units,$(1))),$(if $(subst h,,$(subst m,,$(subst s,,$(subst n,,$(subst u,,$(subst µ,,$(call time_units,$(1)))))))),,ok)))
+knob_time = $(if $(call time_ok,$($(1))),,$(1)=$($(1)): want a duration (60s, 2m) or a count of runs (20000x);;)
+knob_errors := $(strip \
+	$(call knob_in,TLS,0 1,0 or 1) \
+	$(call knob_in,RESUME,_ 1,1 or nothing) \
+	$(call knob_in,HOLD,_ 1,1 or nothing) \
+	$(call knob_in,BENCH_QUICK,_ 1,1 or nothing) \
+	$(call knob_whole,AGENCIES,1) \
+	$(call knob_whole,BETS) \
+	$(call knob_whole,SEED) \
+	$(call knob_whole,CHAOS_KILLS) \
+	$(call knob_whole,BENCH_COUNT,1) \
+	$(call knob_whole,BENCH_SCALE_AGENCIES,1) \
+	$(call knob_whole,BENCH_SCALE_BETS,1) \
+	$(call knob_time,FUZZTIME) \
+	$(call knob_time,FUZZ_SHORT) \
+	$(call knob_time,BENCH_MICRO_TIME))
+ifneq ($(knob_errors),)
+$(error $(patsubst %;;,%,$(subst ;; ,; ,$(knob_errors))))
+endif
 
 -include deployments/docker.mk
 -include deployments/swarm.mk

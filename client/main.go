@@ -20,7 +20,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -39,9 +39,11 @@ const (
 	exitFailed = 1 // the exchange failed: see the last log line
 )
 
-// run is the whole program: it returns the exit code. Cancelling ctx (SIGTERM
-// or SIGINT in main) stops the agency, which then exits 0.
-func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, stderr io.Writer) int {
+// run is the whole program: it returns the exit code. getenv reads the
+// configuration; environ (os.Environ) is every variable set, for a warning
+// about each CLI_ one that is not a setting. Cancelling ctx (SIGTERM or SIGINT
+// in main) stops the agency, which then exits 0.
+func run(ctx context.Context, args []string, getenv envconfig.Getenv, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		if isHelp(args[0]) && len(args) == 1 {
 			fmt.Fprint(stdout, usage+envconfig.Usage[agency.Config]())
@@ -54,9 +56,12 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 	if err != nil {
 		return envconfig.Fail(stderr, vocab.Config.Line(logfmt.Fail, vocab.Error.Any(err)))
 	}
-	log, err := logfmt.New(stdout, cfg.LogLevel)
+	log, err := logfmt.New(stdout, cfg.LogLevel, logfmt.Prefix(cfg.LogPrefix))
 	if err != nil {
 		return envconfig.Fail(stderr, vocab.Config.Line(logfmt.Fail, vocab.Error.Any(err)))
+	}
+	for _, u := range agency.Unknown(environ) {
+		log.Warn(vocab.Config, logfmt.InProgress, vocab.Aviso.Str(u.Text("client -h")))
 	}
 	logConfig(log, cfg)
 

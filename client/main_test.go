@@ -79,7 +79,11 @@ type result struct {
 func runWith(ctx context.Context, args []string, env map[string]string) result {
 	var stdout, stderr bytes.Buffer
 	getenv := func(name string) string { return env[name] }
-	code := run(ctx, args, getenv, &stdout, &stderr)
+	environ := make([]string, 0, len(env))
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	code := run(ctx, args, getenv, environ, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -220,6 +224,29 @@ func TestSignalStopsTheAgency(t *testing.T) {
 	assert.Regexp(t, `(?m)INFO     `+regexp.QuoteMeta(vocab.Shutdown.Line(logfmt.Success, vocab.Motivo.Str("signal"),
 		vocab.Senal.Str("terminated")))+`$`, got.stdout)
 	assert.NotContains(t, got.stdout, "result: "+string(logfmt.Fail))
+}
+
+// A CLI_ variable that is not a setting gets one warning, naming the setting
+// it is most likely a typo of, and the agency runs without it: it connects.
+func TestUnknownVariableWarned(t *testing.T) {
+	dir := t.TempDir()
+	_, err := lottery.GenerateAgencyFiles(dir, 1, 10, 1)
+	require.NoError(t, err)
+	central := startSilentCentral(t)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	go func() {
+		<-central.first
+		cancel(errors.New("terminated signal received"))
+	}()
+	got := runWith(ctx, nil, map[string]string{"CLI_ID": "1", "CLI_SERVER_ADDRESS": central.addr,
+		"CLI_DATA_PATH": filepath.Join(dir, lottery.AgencyFileName(1)), "CLI_MAX_RETRIE": "3", "GOGC": "50"})
+	assert.Equal(t, 0, got.code, got.stdout)
+	warning := vocab.Config.Line(logfmt.InProgress, vocab.Aviso.Str("CLI_MAX_RETRIE is not a setting; did you mean CLI_MAX_RETRIES?"))
+	assert.Regexp(t, linePrefix+`WARNING  `+regexp.QuoteMeta(warning)+`\n`, got.stdout, "the first line")
+	assert.Equal(t, 1, strings.Count(got.stdout, vocab.Config.Line(logfmt.InProgress)), "one warning:\n%s", got.stdout)
+	assert.Contains(t, got.stdout, vocab.MaxReintentos.Int(10).String(), "the default, not the typo's 3")
+	assert.Positive(t, central.accepted.Load(), "the agency ran on and connected")
+	assert.Empty(t, got.stderr)
 }
 
 // The configuration read is one INFO line with every setting; plaintext adds

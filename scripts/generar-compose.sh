@@ -19,10 +19,18 @@
 # the key files keep their mode and owner.
 #
 # The server is told to expect N agencies (SERVER_AGENCIES in `environment:`,
-# overriding deployments/server.env). The file works wherever it is written:
-# its paths (env files, agency CSVs, certificates) are relative to OUTPUT's
-# directory when OUTPUT and they are inside this repository (compose resolves
-# them against the file's directory), absolute otherwise.
+# overriding deployments/server.env). Its admin listener (the status page,
+# /status.json, /metrics, /healthz) listens on port 9090 of the container and is
+# published on the host's 127.0.0.1 only, at DOCKER_ADMIN_PORT (9091 when unset,
+# beside `make run`'s 9090; 0 lets Docker pick a free port); the agencies' port
+# is not published. Nothing names a container, the network or the volume: compose
+# derives them from the project (COMPOSE_PROJECT_NAME: <project>_net,
+# <project>_bets), so rounds under different project names run side by side.
+#
+# The file works wherever it is written: its paths (env files, agency CSVs,
+# certificates) are relative to OUTPUT's directory when OUTPUT and they are
+# inside this repository (compose resolves them against the file's directory),
+# absolute otherwise.
 # deployments/docker-compose.yaml is this script's output for N=5: regenerate
 # it rather than editing it (`make test-docker` checks that they agree).
 #
@@ -108,14 +116,15 @@ trap 'rm -f "$tmp"' EXIT
 		# change the generator, not this file. Relative paths are from this file's directory.
 		# Images: make docker-image. Data: make data AGENCIES=$agencies. Certificates: $mode.
 		# Run: make docker-compose-up (a fresh round: the bets volume is emptied first;
-		# RESUME=1 continues the stored round).
+		# RESUME=1 continues the stored round). The status page is published on the
+		# host at http://127.0.0.1:\${DOCKER_ADMIN_PORT:-9091}/ (make docker-compose-up prints it).
 		services:
 		  server:
-		    container_name: server
 		    image: lottery-server:latest
 		    env_file: $env_dir/server.env
 		    environment:
 		      SERVER_AGENCIES: "$agencies"
+		      SERVER_ADMIN_ADDRESS: ":9090"
 	EOF
 	if [ "$tls" = 1 ]; then
 		cat <<-EOF
@@ -134,8 +143,10 @@ trap 'rm -f "$tmp"' EXIT
 		bind "$certs_dir/ca.pem" /certs/ca.pem
 	fi
 	cat <<-EOF
+		    ports:
+		      - "127.0.0.1:\${DOCKER_ADMIN_PORT:-9091}:9090"
 		    networks:
-		      - lottery_net
+		      - net
 		    healthcheck:
 		      test: ["CMD", "/server", "health"]
 		      interval: 2s
@@ -148,7 +159,6 @@ trap 'rm -f "$tmp"' EXIT
 		cat <<-EOF
 
 			  client$i:
-			    container_name: client$i
 			    image: lottery-client:latest
 			    env_file: $env_dir/client.env
 			    environment:
@@ -171,7 +181,7 @@ trap 'rm -f "$tmp"' EXIT
 		fi
 		cat <<-EOF
 			    networks:
-			      - lottery_net
+			      - net
 			    depends_on:
 			      server:
 			        condition: service_healthy
@@ -182,8 +192,7 @@ trap 'rm -f "$tmp"' EXIT
 	cat <<-EOF
 
 		networks:
-		  lottery_net:
-		    name: lottery_net
+		  net:
 		    driver: bridge
 
 		volumes:

@@ -17,8 +17,10 @@
 # which names no agency, so the central lets it PING and nothing else. TLS=0
 # probes a plaintext central.
 #
-# Environment (defaults match deployments/docker-compose.yaml):
-#   NETWORK          compose network           (lottery_net)
+# Environment (defaults match deployments/docker-compose.yaml, in the project
+# make docker-compose-up starts):
+#   COMPOSE_PROJECT_NAME  the compose project  (lottery)
+#   NETWORK          compose network           (<project>_net)
 #   SERVER_ADDRESS   the central, as seen there (server:12345)
 #   SERVER_IMAGE     image holding /server      (lottery-server:latest)
 #   VALIDAR_TIMEOUT  seconds                    (15)
@@ -26,7 +28,7 @@
 #   CERTS_DIR        the certificates          (this repository's .certs)
 set -uo pipefail
 
-network=${NETWORK:-lottery_net}
+network=${NETWORK:-${COMPOSE_PROJECT_NAME:-lottery}_net}
 address=${SERVER_ADDRESS:-server:12345}
 image=${SERVER_IMAGE:-lottery-server:latest}
 limit=${VALIDAR_TIMEOUT:-15}

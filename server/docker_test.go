@@ -8,13 +8,17 @@ package main
 //
 //	cd server && go test -tags docker -race -count=1 -run '^TestDocker$' -v -timeout 30m .
 //
-// Every case runs with mutual TLS, the compose files' default. The cases share
-// the fixed container names (server, clientN) and network (lottery_net) of the
-// compose files, so they run one after another, in the compose project
-// lottery-test (a `make docker-compose-up` project's bets volume is not
-// touched); TestDocker refuses to start while another project holds those
-// names. Each case removes what it created (compose down -v); the last one
-// checks that nothing is left.
+// Every case runs with mutual TLS, the compose files' default. Compose names
+// everything after the project (containers, the network <project>_net, the
+// volume <project>_bets), so the cases run in projects of their own,
+// lottery-test and, for two rounds side by side, lottery-test-a and -b, beside
+// whatever `make docker-compose-up` project runs: its containers, network and
+// volume are not touched, and the test rounds publish their status page on a
+// port Docker picks (DOCKER_ADMIN_PORT=0) or one the kernel just found free,
+// not on the default 9091. A case
+// finds its containers by compose's labels (project, service), not by name.
+// Each case removes what it created (compose down -v, or the make targets);
+// the last one checks that nothing is left.
 //
 // Nothing waits on time: a case waits for a log line (docker logs -f, docker
 // events, a command's output, through logtest) or for a container to exit
@@ -31,7 +35,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,9 +61,10 @@ import (
 
 const (
 	dockerProject = "lottery-test"
-	dockerNetwork = "lottery_net"
-	serverImage   = "lottery-server:latest"
-	clientImage   = "lottery-client:latest"
+	// The network compose makes for a project: the compose files' "net".
+	netSuffix   = "_net"
+	serverImage = "lottery-server:latest"
+	clientImage = "lottery-client:latest"
 	// The bets file inside the central's container, on the bets volume.
 	storeInContainer = "/var/lib/lottery/bets.csv"
 	// Bets per agency in the generated cases.
@@ -73,7 +80,15 @@ var (
 		linePattern(vocab.AgenciasFinalizadas.Int(4).String()) + `( \||$)`)
 	// What `make docker-compose-up` must not print on the way up.
 	noise = regexp.MustCompile(`(?i)not found|deprecated|warn|swarm mode`)
+	// What down and clean must not print.
+	complaint = regexp.MustCompile(`(?i)error|not found|no such|warn|fail`)
+	// The status page's URL as the make targets print it.
+	statusURL = regexp.MustCompile(`^docker-compose-(up|logs): status page and metrics at (http://127\.0\.0\.1:[0-9]+/) \(/status\.json, /metrics, /healthz\)$`)
 )
+
+// testProjects are every compose project the cases use: what an interrupted
+// run left of them is removed first.
+var testProjects = []string{dockerProject, dockerProject + "-a", dockerProject + "-b"}
 
 // logs follows a container's output from its first line, across restarts,
 // until it stops. It follows by ID once the container has started: `docker
@@ -187,24 +202,68 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 		}
 	}
 
-	// The fixed names must be free, or ours (left by an interrupted run).
-	ps := must(t, "docker", "ps", "-a", "--format", `{{.Names}} {{.Label "com.docker.compose.project"}}`)
-	fixed := regexp.MustCompile(`^(server|client[0-9]+)$`)
-	for _, l := range ps.Texts() {
-		name, project, _ := strings.Cut(l, " ")
-		if fixed.MatchString(name) && project != dockerProject {
-			t.Fatalf("container %s belongs to another project (%q): make docker-compose-down first", name, project)
-		}
+	for _, name := range testProjects {
+		d.removeProject(t, name)
 	}
-	if out, err := runRecorded(t, "", nil, "docker", "network", "inspect", "-f",
-		`{{index .Labels "com.docker.compose.project"}}`, dockerNetwork); err == nil {
-		if p := strings.TrimSpace(out.String()); p != dockerProject {
-			t.Fatalf("network %s belongs to another project (%q): make docker-compose-down first", dockerNetwork, p)
+	t.Cleanup(func() {
+		for _, name := range testProjects {
+			d.removeProject(t, name)
 		}
-	}
-	d.removeProject(t)
-	t.Cleanup(func() { d.removeProject(t) })
+	})
 	return d
+}
+
+// runMake runs make with args in the repository as a person runs it: none
+// of this test's make's variables (a jobserver it could not reach would warn).
+func (d *dockerEnv) runMake(t *testing.T, args ...string) (*logtest.Recorder, error) {
+	t.Helper()
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains([]string{"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS"}, name)
+	})
+	return runRecorded(t, d.root, env, append([]string{"make", "--no-print-directory"}, args...)...)
+}
+
+// mustMake is runMake that fails t when make fails.
+func (d *dockerEnv) mustMake(t *testing.T, args ...string) *logtest.Recorder {
+	t.Helper()
+	out, err := d.runMake(t, args...)
+	require.NoError(t, err, "%s", out)
+	return out
+}
+
+func lastLine(r *logtest.Recorder) string {
+	if lines := r.Texts(); len(lines) > 0 {
+		return lines[len(lines)-1]
+	}
+	return ""
+}
+
+// printedURL is the status page's URL in a make target's output.
+func printedURL(t *testing.T, out *logtest.Recorder) string {
+	t.Helper()
+	for _, l := range out.Texts() {
+		if m := statusURL.FindStringSubmatch(l); m != nil {
+			return m[2]
+		}
+	}
+	t.Fatalf("no status page URL printed:\n%s", out)
+	return ""
+}
+
+// get fetches url (bounded by dockerBound) and returns its status code and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), dockerBound)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "GET %s", url)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "GET %s", url)
+	return resp.StatusCode, string(body)
 }
 
 func firstLine(r *logtest.Recorder) string {
@@ -214,11 +273,11 @@ func firstLine(r *logtest.Recorder) string {
 	return ""
 }
 
-// projectObjects lists what the test project owns: its containers, volumes and
+// projectObjects lists what a project owns: its containers, volumes and
 // networks, by compose's label.
-func (d *dockerEnv) projectObjects(t *testing.T) map[string][]string {
+func (d *dockerEnv) projectObjects(t *testing.T, name string) map[string][]string {
 	t.Helper()
-	label := "label=com.docker.compose.project=" + dockerProject
+	label := "label=com.docker.compose.project=" + name
 	list := func(args ...string) []string {
 		out, err := runRecorded(t, "", nil, args...)
 		if err != nil {
@@ -233,11 +292,11 @@ func (d *dockerEnv) projectObjects(t *testing.T) map[string][]string {
 	}
 }
 
-// removeProject removes whatever the test project left (an interrupted run, a
+// removeProject removes whatever a test project left (an interrupted run, a
 // failed case without its compose file).
-func (d *dockerEnv) removeProject(t *testing.T) {
+func (d *dockerEnv) removeProject(t *testing.T, name string) {
 	t.Helper()
-	objs := d.projectObjects(t)
+	objs := d.projectObjects(t, name)
 	for _, kind := range []string{"container", "volume", "network"} {
 		if len(objs[kind]) == 0 {
 			continue
@@ -247,18 +306,25 @@ func (d *dockerEnv) removeProject(t *testing.T) {
 	}
 }
 
-// project is the compose project on some compose files.
+// project is a compose project on some compose files.
 type project struct {
 	d     *dockerEnv
+	name  string
 	files []string
 }
 
-// project starts from nothing on files (absolute, or relative to the
-// repository) and removes everything the case creates when it ends, the bets
-// volume included.
+// project is projectNamed in the project lottery-test.
 func (d *dockerEnv) project(t *testing.T, files ...string) *project {
 	t.Helper()
-	p := &project{d: d}
+	return d.projectNamed(t, dockerProject, files...)
+}
+
+// projectNamed starts the project name from nothing on files (absolute, or
+// relative to the repository) and removes everything the case creates when it
+// ends, the bets volume included.
+func (d *dockerEnv) projectNamed(t *testing.T, name string, files ...string) *project {
+	t.Helper()
+	p := &project{d: d, name: name}
 	for _, f := range files {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(d.root, f)
@@ -271,17 +337,19 @@ func (d *dockerEnv) project(t *testing.T, files ...string) *project {
 }
 
 func (p *project) args(args ...string) []string {
-	a := append(slices.Clone(p.d.compose), "-p", dockerProject)
+	a := append(slices.Clone(p.d.compose), "-p", p.name)
 	for _, f := range p.files {
 		a = append(a, "-f", f)
 	}
 	return append(a, args...)
 }
 
-// run runs the compose command with args.
+// run runs the compose command with args. The status page is published on a
+// port Docker picks, so that a round of `make docker-compose-up` (9091) or
+// another case's project may run beside.
 func (p *project) run(t *testing.T, args ...string) (*logtest.Recorder, error) {
 	t.Helper()
-	return runRecorded(t, p.d.root, nil, p.args(args...)...)
+	return runRecorded(t, p.d.root, append(os.Environ(), "DOCKER_ADMIN_PORT=0"), p.args(args...)...)
 }
 
 // must runs the compose command with args and fails t when it fails.
@@ -296,6 +364,37 @@ func (p *project) must(t *testing.T, args ...string) *logtest.Recorder {
 func (p *project) down(t *testing.T) {
 	t.Helper()
 	_, _ = p.run(t, "down", "-v", "--remove-orphans", "-t", "1")
+}
+
+// container is the ID of the project's container of service, by compose's
+// labels ("" when there is none): compose names it after the project, and
+// differently in v1 (p_server_1) and v2 (p-server-1).
+func (p *project) container(t *testing.T, service string) string {
+	t.Helper()
+	ids := fields(docker(t, "ps", "-aq", "--filter", "label=com.docker.compose.project="+p.name,
+		"--filter", "label=com.docker.compose.service="+service))
+	require.LessOrEqual(t, len(ids), 1, "containers of service %s in %s", service, p.name)
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
+}
+
+// containers are the IDs of the project's containers of services, which must exist.
+func (p *project) containers(t *testing.T, services ...string) []string {
+	t.Helper()
+	ids := make([]string, len(services))
+	for i, s := range services {
+		ids[i] = p.container(t, s)
+		require.NotEmpty(t, ids[i], "no container of service %s in %s", s, p.name)
+	}
+	return ids
+}
+
+// server is the ID of the project's central container.
+func (p *project) server(t *testing.T) string {
+	t.Helper()
+	return p.containers(t, "server")[0]
 }
 
 // --- data and expectations -----------------------------------------------------
@@ -382,12 +481,13 @@ func assertWinners(t *testing.T, name string, rec *logtest.Recorder, want int) {
 	assert.Equal(t, 1, n, "%s: one consulta_ganadores success line:\n%s", name, rec)
 }
 
-// betsOnVolume copies the bets file out of the (stopped) central and compares
-// it, bet by bet, with the agency files: nothing lost, nothing stored twice.
-func betsOnVolume(t *testing.T, e expected) {
+// betsOnVolume copies the bets file out of the (stopped) central container
+// server and compares it, bet by bet, with the agency files: nothing lost,
+// nothing stored twice.
+func betsOnVolume(t *testing.T, server string, e expected) {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "bets.csv")
-	must(t, "docker", "cp", "server:"+storeInContainer, dst)
+	must(t, "docker", "cp", server+":"+storeInContainer, dst)
 	got := rows(t, lottery.LoadBets(dst))
 	if maps.Equal(e.bets, got) {
 		return
@@ -434,14 +534,16 @@ func (p *project) fullDraw(t *testing.T, e expected) round {
 	p.must(t, "up", "-d")
 	var r round
 	names := clientNames(1, e.agencies)
-	codes := waitExit(t, names...)
+	ids := p.containers(t, names...)
+	server := p.server(t)
+	codes := waitExit(t, ids...)
 	for i, name := range names {
 		// Read once it exited, like the central's below.
-		r.clients = append(r.clients, must(t, "docker", "logs", name))
+		r.clients = append(r.clients, must(t, "docker", "logs", ids[i]))
 		assert.Equal(t, 0, codes[i], "%s exit code:\n%s", name, r.clients[i])
 		assertWinners(t, name, r.clients[i], e.winners[i])
 	}
-	health := must(t, "docker", "inspect", "-f", "{{.State.Health.Status}}", "server")
+	health := must(t, "docker", "inspect", "-f", "{{.State.Health.Status}}", server)
 	assert.Equal(t, "healthy", strings.TrimSpace(health.String()), "the central's health check, with TLS on")
 
 	p.must(t, "stop", "-t", "5")
@@ -449,12 +551,12 @@ func (p *project) fullDraw(t *testing.T, e expected) round {
 	// once found a `docker logs -f` started right after up still empty when the
 	// agencies were done (it ends at once, with nothing, on a container not yet
 	// started: moby/moby#37894). Nothing is followed here.
-	r.server = must(t, "docker", "logs", "server")
+	r.server = must(t, "docker", "logs", server)
 	assert.Equal(t, 1, r.server.Count(vocab.Config.Line(logfmt.Success), "| "+vocab.Agencias.Int(e.agencies).String()+" |"),
 		"the central expects %d agencies:\n%s", e.agencies, r.server)
 	assert.Equal(t, 1, countMatch(r.server, sorteoSuccess), "one draw:\n%s", r.server)
-	assert.Equal(t, "exited 0", state(t, "server"), "the central:\n%s", r.server)
-	betsOnVolume(t, e)
+	assert.Equal(t, "exited 0", state(t, server), "the central:\n%s", r.server)
+	betsOnVolume(t, server, e)
 	return r
 }
 
@@ -476,13 +578,15 @@ type mount struct {
 	RW          bool
 }
 
-// assertMounts asserts that container mounts exactly want (read-only bind
-// mounts: container path -> host path) besides a volume at volumeAt (if
-// any), and runs with the compose files' hardening.
-func assertMounts(t *testing.T, container string, want map[string]string, volumeAt string) {
+// assertMounts asserts that the project's container of service (container in
+// the messages) mounts exactly want (read-only bind mounts: container path ->
+// host path) besides a volume at volumeAt (if any), and runs with the compose
+// files' hardening.
+func assertMounts(t *testing.T, p *project, container string, want map[string]string, volumeAt string) {
 	t.Helper()
 	out := must(t, "docker", "inspect", "-f",
-		`{{json .Mounts}}|{{json .HostConfig.CapDrop}}|{{json .HostConfig.CapAdd}}|{{.HostConfig.ReadonlyRootfs}}|{{json .HostConfig.SecurityOpt}}`, container)
+		`{{json .Mounts}}|{{json .HostConfig.CapDrop}}|{{json .HostConfig.CapAdd}}|{{.HostConfig.ReadonlyRootfs}}|{{json .HostConfig.SecurityOpt}}`,
+		p.containers(t, container)[0])
 	parts := strings.Split(strings.TrimSpace(out.String()), "|")
 	require.Len(t, parts, 5, "%s", out)
 	var mounts []mount
@@ -548,18 +652,24 @@ func TestDocker(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(got), "%s is not generar-compose.sh's output for N=5: regenerate it", defaultFile)
 		assert.NotContains(t, string(want), d.root, "%s names a path of this machine", defaultFile)
+		// Nothing named but by the project; the status page on the host's loopback only.
+		assert.NotContains(t, string(want), "container_name", "%s names a container", defaultFile)
+		assert.NotRegexp(t, `(?m)^networks:\n(  .*\n)*    name:`, string(want), "%s names its network", defaultFile)
+		assert.NotRegexp(t, `(?m)^volumes:\n(  .*\n)*    (name|external):`, string(want), "%s names its volume", defaultFile)
+		assert.Equal(t, 1, strings.Count(string(want), `- "127.0.0.1:${DOCKER_ADMIN_PORT:-9091}:9090"`),
+			"%s publishes the admin port on 127.0.0.1 once:\n%s", defaultFile, want)
 
 		// At the repository's root (a git-ignored name): compose accepts it,
 		// and its mounts are this repository's .data/ and .certs/.
 		dev := filepath.Join(d.root, fmt.Sprintf("docker-compose-test-%d.yaml", os.Getpid()))
 		t.Cleanup(func() { os.Remove(dev) })
 		must(t, filepath.Join(d.root, "scripts/generar-compose.sh"), dev, "5")
-		p := &project{d: d, files: []string{dev}}
+		p := &project{d: d, name: dockerProject, files: []string{dev}}
 		p.must(t, "config", "-q")
 		resolved := p.must(t, "config").String()
 		assert.Contains(t, resolved, filepath.Join(d.root, ".data/agency-5.csv"))
 		assert.Contains(t, resolved, filepath.Join(d.root, ".certs/agency-5-key.pem"))
-		(&project{d: d, files: []string{filepath.Join(d.root, defaultFile)}}).must(t, "config", "-q")
+		(&project{d: d, name: dockerProject, files: []string{filepath.Join(d.root, defaultFile)}}).must(t, "config", "-q")
 
 		// TLS=0: plaintext, nothing of .certs/ mounted.
 		plain := filepath.Join(tmp, "plain.yaml")
@@ -569,7 +679,7 @@ func TestDocker(t *testing.T) {
 		require.NoError(t, err)
 		assert.NotContains(t, string(text), "TLS_")
 		assert.NotContains(t, string(text), ".certs")
-		(&project{d: d, files: []string{plain}}).must(t, "config", "-q")
+		(&project{d: d, name: dockerProject, files: []string{plain}}).must(t, "config", "-q")
 	})
 
 	t.Run("official dataset", func(t *testing.T) {
@@ -580,13 +690,13 @@ func TestDocker(t *testing.T) {
 			r := p.fullDraw(t, e)
 			assertTLS(t, r)
 			certs := filepath.Join(d.root, ".certs")
-			assertMounts(t, "server", map[string]string{
+			assertMounts(t, p, "server", map[string]string{
 				"/certs/central.pem":     filepath.Join(certs, "central.pem"),
 				"/certs/central-key.pem": filepath.Join(certs, "central-key.pem"),
 				"/certs/ca.pem":          filepath.Join(certs, "ca.pem"),
 			}, "/var/lib/lottery")
 			for i := 1; i <= 5; i++ {
-				assertMounts(t, fmt.Sprintf("client%d", i), map[string]string{
+				assertMounts(t, p, fmt.Sprintf("client%d", i), map[string]string{
 					fmt.Sprintf("/data/agency-%d.csv", i):      filepath.Join(e.dir, fmt.Sprintf("agency-%d.csv", i)),
 					fmt.Sprintf("/certs/agency-%d.pem", i):     filepath.Join(certs, fmt.Sprintf("agency-%d.pem", i)),
 					fmt.Sprintf("/certs/agency-%d-key.pem", i): filepath.Join(certs, fmt.Sprintf("agency-%d-key.pem", i)),
@@ -621,23 +731,25 @@ func TestDocker(t *testing.T) {
 		e := d.officialData(t)
 		p := d.project(t, defaultFile)
 		p.must(t, "up", "-d", "server", "client1", "client2", "client3", "client4")
-		srv := logs(t, "server")
+		server := p.server(t)
+		srv := logs(t, server)
 		srv.AwaitT(t, 4, vocab.FinApuestas.Line(logfmt.Success))
 		srv.AwaitT(t, 4, vocab.EsperaSorteo.Line(logfmt.InProgress))
 
-		must(t, "docker", "kill", "server")
+		must(t, "docker", "kill", server)
 		awaitEnd(t, srv)
-		must(t, "docker", "start", "server")
-		srv = logs(t, "server") // both lives
+		must(t, "docker", "start", server)
+		srv = logs(t, server) // both lives
 		awaitMatch(t, srv, recoveredFour)
 
 		p.must(t, "up", "-d", "client5")
 		names := clientNames(1, 5)
+		ids := p.containers(t, names...)
 		clients := make([]*logtest.Recorder, len(names))
-		for i, name := range names {
-			clients[i] = logs(t, name)
+		for i, id := range ids {
+			clients[i] = logs(t, id)
 		}
-		codes := waitExit(t, names...)
+		codes := waitExit(t, ids...)
 		for i, name := range names {
 			awaitEnd(t, clients[i])
 			assert.Equal(t, 0, codes[i], "%s exit code:\n%s", name, clients[i])
@@ -646,36 +758,30 @@ func TestDocker(t *testing.T) {
 		p.must(t, "stop", "-t", "5")
 		awaitEnd(t, srv)
 		assert.Equal(t, 1, countMatch(srv, sorteoSuccess), "one draw:\n%s", srv)
-		betsOnVolume(t, e)
+		betsOnVolume(t, server, e)
 	})
 
 	t.Run("make docker-compose-up: a fresh round each time, RESUME=1 continues", func(t *testing.T) {
 		e := d.officialData(t)
 		p := d.project(t, defaultFile)
-		// The Makefile as a person runs it: none of this test's make's
-		// variables (a jobserver it could not reach would warn).
-		env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
-			name, _, _ := strings.Cut(kv, "=")
-			return slices.Contains([]string{"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "GNUMAKEFLAGS"}, name)
-		})
 		// up runs make docker-compose-up and checks its round: the central
 		// started from stored bets, each agency found its own stored (or none)
 		// and got its winners, and the way up was quiet. It returns make's
 		// output and the central's.
 		up := func(t *testing.T, what string, stored int, args ...string) (out, srv *logtest.Recorder) {
 			t.Helper()
-			out, err := runRecorded(t, d.root, env, append([]string{"make", "--no-print-directory", "docker-compose-up",
-				"COMPOSE_PROJECT_NAME=" + dockerProject, "COMPOSE_FILE=" + defaultFile}, args...)...)
-			require.NoError(t, err, "%s", out)
+			out = d.mustMake(t, append([]string{"docker-compose-up", "COMPOSE_PROJECT_NAME=" + dockerProject,
+				"COMPOSE_FILE=" + defaultFile, "DOCKER_ADMIN_PORT=0"}, args...)...)
 			names := clientNames(1, 5)
-			codes := waitExit(t, names...)
+			ids := p.containers(t, names...)
+			codes := waitExit(t, ids...)
 			for _, l := range out.Texts() {
 				assert.NotRegexp(t, noise, l, "%s: noise on the way up", what)
 			}
-			srv = logs(t, "server")
+			srv = logs(t, p.server(t))
 			srv.AwaitT(t, 1, vocab.Recuperacion.Line(logfmt.Success), "| "+vocab.Apuestas.Int(stored).String()+" |")
 			for i, name := range names {
-				c := logs(t, name)
+				c := logs(t, ids[i])
 				awaitEnd(t, c)
 				almacenadas := 0
 				if stored > 0 {
@@ -697,6 +803,126 @@ func TestDocker(t *testing.T) {
 		assert.Zero(t, srv.Count(logfmttest.AnyLine(vocab.ApuestaRecibida)), "RESUME=1: no bet stored again:\n%s", srv)
 	})
 
+	// Two rounds as an operator runs them, under two project names at once:
+	// each its own containers, network, volume and status page port (one
+	// chosen, one Docker's pick); each status page answers on the URL its
+	// docker-compose-up printed; each docker-compose-logs ends with the
+	// verdict; docker-compose-down, then docker-compose-clean says only what
+	// it removed.
+	t.Run("make docker-compose-up under two project names at once: the printed status page, the verdict, a quiet clean after down", func(t *testing.T) {
+		e := d.officialData(t)
+		rounds := []struct {
+			name string
+			port int // DOCKER_ADMIN_PORT; 0: Docker picks
+			url  string
+		}{
+			{name: dockerProject + "-a", port: freePort(t)},
+			{name: dockerProject + "-b", port: 0},
+		}
+		args := func(i int, target string) []string {
+			return []string{target, "COMPOSE_PROJECT_NAME=" + rounds[i].name, "DOCKER_ADMIN_PORT=" + strconv.Itoa(rounds[i].port)}
+		}
+		for i := range rounds {
+			d.projectNamed(t, rounds[i].name, defaultFile) // its leftovers gone now, everything gone at the end
+			out := d.mustMake(t, args(i, "docker-compose-up")...)
+			for _, l := range out.Texts() {
+				assert.NotRegexp(t, noise, l, "%s: noise on the way up", rounds[i].name)
+			}
+			rounds[i].url = printedURL(t, out)
+			if rounds[i].port != 0 {
+				assert.Equal(t, fmt.Sprintf("http://127.0.0.1:%d/", rounds[i].port), rounds[i].url, "the port chosen")
+			}
+		}
+
+		// Both up at once, nothing shared.
+		seen := map[string]string{}
+		distinct := func(what, name, v string) {
+			t.Helper()
+			if other, ok := seen[v]; ok {
+				t.Errorf("%s %s of %s is %s's too", what, v, name, other)
+			}
+			seen[v] = name
+		}
+		for _, r := range rounds {
+			p := &project{d: d, name: r.name}
+			server := p.server(t)
+			assert.Equal(t, "running", strings.Fields(state(t, server))[0], "%s's central", r.name)
+			distinct("URL", r.name, r.url)
+			for _, id := range append(p.containers(t, clientNames(1, 5)...), server) {
+				distinct("container", r.name, id)
+				name := strings.TrimPrefix(docker(t, "inspect", "-f", "{{.Name}}", id), "/")
+				assert.True(t, strings.HasPrefix(name, r.name), "container %s is named after the project %s", name, r.name)
+				distinct("container name", r.name, name)
+			}
+			objs := d.projectObjects(t, r.name)
+			for kind, want := range map[string]string{"network": r.name + netSuffix, "volume": r.name + "_bets"} {
+				if assert.Len(t, objs[kind], 1, "%s's %ss", r.name, kind) {
+					got := docker(t, kind, "inspect", "-f", "{{.Name}}", objs[kind][0])
+					assert.Equal(t, want, got, "%s's %s", r.name, kind)
+					distinct(kind, r.name, got)
+				}
+			}
+		}
+
+		for i, r := range rounds {
+			t.Run(r.name, func(t *testing.T) {
+				out := d.mustMake(t, args(i, "docker-compose-logs")...)
+				lines := out.Texts()
+				require.GreaterOrEqual(t, len(lines), 2, "%s", out)
+				assert.Equal(t, "docker-compose-logs: every agency got its winners (2,3,3,2,0 for agencies 1..5, "+
+					"as their data files say) and exited 0", lines[len(lines)-1], "the verdict:\n%s", out)
+				assert.Equal(t, "docker-compose-logs: status page and metrics at "+r.url+" (/status.json, /metrics, /healthz)",
+					lines[len(lines)-2], "the URL again:\n%s", out)
+
+				// The status page answers on the printed URL, after the round.
+				code, body := get(t, r.url+"healthz")
+				assert.Equal(t, http.StatusOK, code, "/healthz: %s", body)
+				assert.Equal(t, "ok\n", body, "/healthz")
+				code, body = get(t, r.url+"status.json")
+				require.Equal(t, http.StatusOK, code, "/status.json: %s", body)
+				var status struct {
+					Agencies int `json:"agencies"`
+					Rows     []struct {
+						Agency  int  `json:"agency"`
+						Winners *int `json:"winners"`
+					} `json:"rows"`
+					Draw struct {
+						State string `json:"state"`
+					} `json:"draw"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(body), &status), "/status.json: %s", body)
+				assert.Equal(t, 5, status.Agencies, "/status.json: %s", body)
+				assert.Equal(t, "drawn", status.Draw.State, "/status.json: %s", body)
+				winners := make([]int, 0, len(status.Rows))
+				for _, row := range status.Rows {
+					if assert.NotNil(t, row.Winners, "agency %d's winners: %s", row.Agency, body) {
+						winners = append(winners, *row.Winners)
+					}
+				}
+				assert.Equal(t, e.winners, winners, "/status.json's winners: %s", body)
+			})
+		}
+
+		// down, then clean: no complaint, and nothing of either project left.
+		for i, r := range rounds {
+			out := d.mustMake(t, args(i, "docker-compose-down")...)
+			for _, l := range out.Texts() {
+				assert.NotRegexp(t, complaint, l, "%s: docker-compose-down:\n%s", r.name, out)
+			}
+			volume := r.name + "_bets"
+			must(t, "docker", "volume", "inspect", volume) // down keeps it
+			out = d.mustMake(t, args(i, "docker-compose-clean")...)
+			assert.Equal(t, []string{"docker-compose-clean: removed the volume " + volume}, out.Texts(),
+				"%s: docker-compose-clean after down", r.name)
+			for kind, ids := range d.projectObjects(t, r.name) {
+				assert.Empty(t, ids, "%ss of %s left", kind, r.name)
+			}
+			out = d.mustMake(t, args(i, "docker-compose-clean")...)
+			assert.Equal(t, []string{"docker-compose-clean: nothing of project " + r.name + " is left"}, out.Texts(),
+				"%s: docker-compose-clean again", r.name)
+		}
+	})
+
 	for _, g := range []struct {
 		name string
 		n    int
@@ -712,11 +938,13 @@ func TestDocker(t *testing.T) {
 		d.officialData(t)
 		p := d.project(t, defaultFile)
 		p.must(t, "up", "-d", "server", "client1", "client2", "client3", "client4") // client5 never comes
-		srv := logs(t, "server")
+		server := p.server(t)
+		srv := logs(t, server)
 		names := clientNames(1, 4)
+		ids := p.containers(t, names...)
 		clients := make([]*logtest.Recorder, len(names))
-		for i, name := range names {
-			clients[i] = logs(t, name)
+		for i, id := range ids {
+			clients[i] = logs(t, id)
 		}
 		srv.AwaitT(t, 4, vocab.FinApuestas.Line(logfmt.Success))
 		srv.AwaitT(t, 4, vocab.EsperaSorteo.Line(logfmt.InProgress))
@@ -726,10 +954,10 @@ func TestDocker(t *testing.T) {
 		p.must(t, "stop", "-t", "5")
 		took := time.Since(start)
 		assert.Less(t, took, 5*time.Second, "stopped before the grace period ran out")
-		for _, name := range append([]string{"server"}, names...) {
-			assert.Equal(t, "exited 0", state(t, name), name)
+		for i, id := range append([]string{server}, ids...) {
+			assert.Equal(t, "exited 0", state(t, id), append([]string{"server"}, names...)[i])
 		}
-		assert.Equal(t, "missing", state(t, "client5"), "client5 was never created")
+		assert.Empty(t, p.container(t, "client5"), "client5 was never created")
 
 		awaitEnd(t, srv)
 		assert.Equal(t, 1, srv.Count(vocab.CerrarListener.Line(logfmt.Success)), "%s", srv)
@@ -749,6 +977,17 @@ func TestDocker(t *testing.T) {
 			assert.Equal(t, 1, c.Count(agencyShutdown), "client%d:\n%s", i+1, c)
 			assert.Zero(t, c.Count(agencyConsult), "client%d:\n%s", i+1, c)
 		}
+
+		// What make docker-compose-logs says of such a round: which agency, and why.
+		out, err := d.runMake(t, "docker-compose-logs", "COMPOSE_PROJECT_NAME="+dockerProject, "COMPOSE_FILE="+defaultFile)
+		assert.Error(t, err, "a FAILED verdict fails the target:\n%s", out)
+		said := slices.DeleteFunc(out.Texts(), func(l string) bool { return !strings.HasPrefix(l, "docker-compose-logs: ") })
+		assert.Equal(t, []string{
+			"docker-compose-logs: the central has stopped (exited 0): no status page",
+			"docker-compose-logs: FAILED: agency 1 exited 0 without its winners; agency 2 exited 0 without its winners; " +
+				"agency 3 exited 0 without its winners; agency 4 exited 0 without its winners; agency 5 has no container",
+		}, said, "the URL and the verdict:\n%s", out)
+		assert.Regexp(t, `^make: \*\*\* .*docker-compose-logs.* Error 1$`, lastLine(out), "then make's own line")
 	})
 
 	// Two agency containers that are not who they say: one presents agency
@@ -765,14 +1004,13 @@ func TestDocker(t *testing.T) {
 		}
 		service := func(name, tlsEnv, tlsMounts string) string {
 			return fmt.Sprintf(`  %[1]s:
-    container_name: %[1]s
     image: %[2]s
     env_file: %[3]q
     environment:
       CLI_ID: "3"
       CLI_DATA_PATH: /data/agency-3.csv
 %[4]s    volumes:
-%[5]s%[6]s    networks: [lottery_net]
+%[5]s%[6]s    networks: [net]
     depends_on:
       server:
         condition: service_healthy
@@ -790,13 +1028,15 @@ func TestDocker(t *testing.T) {
 
 		p := d.project(t, file, impostors)
 		p.must(t, "up", "-d")
-		srv := logs(t, "server")
+		server := p.server(t)
+		srv := logs(t, server)
 		names := append(clientNames(1, 3), "impostor-cert", "impostor-plaintext")
+		ids := p.containers(t, names...)
 		recs := make([]*logtest.Recorder, len(names))
-		for i, name := range names {
-			recs[i] = logs(t, name)
+		for i, id := range ids {
+			recs[i] = logs(t, id)
 		}
-		codes := waitExit(t, names...)
+		codes := waitExit(t, ids...)
 		for i, name := range names {
 			awaitEnd(t, recs[i])
 			if i < 3 {
@@ -817,14 +1057,15 @@ func TestDocker(t *testing.T) {
 		awaitEnd(t, srv)
 		assert.Equal(t, 1, countMatch(srv, sorteoSuccess), "one draw:\n%s", srv)
 		assert.Equal(t, 1, srv.Count(vocab.Config.Line(logfmt.Success), "| "+vocab.TLSKey.Str("on").String()), "%s", srv)
-		betsOnVolume(t, e) // the honest agencies' bets, and nothing else
+		betsOnVolume(t, server, e) // the honest agencies' bets, and nothing else
 	})
 
 	t.Run("validar-servidor.sh", func(t *testing.T) {
 		p := d.project(t, defaultFile)
 		since := strconv.FormatInt(time.Now().Unix()-1, 10)
 		p.must(t, "up", "-d", "server")
-		id := strings.TrimSpace(must(t, "docker", "inspect", "-f", "{{.Id}}", "server").String())
+		server := p.server(t)
+		id := strings.TrimSpace(must(t, "docker", "inspect", "-f", "{{.Id}}", server).String())
 		health := follow(t, "docker", "events", "--since", since, "--filter", "container="+id,
 			"--filter", "event=health_status", "--format", "{{.Status}}")
 		health.AwaitT(t, 1, "health_status: healthy")
@@ -832,8 +1073,9 @@ func TestDocker(t *testing.T) {
 		validar := func(t *testing.T, what string, want logfmt.Result, env ...string) {
 			t.Helper()
 			start := time.Now()
-			out, err := runRecorded(t, d.root, append(append(os.Environ(), "VALIDAR_TIMEOUT=10"), env...),
-				"./scripts/validar-servidor.sh")
+			// The network is the project's: lottery-test_net.
+			out, err := runRecorded(t, d.root, append(append(os.Environ(), "VALIDAR_TIMEOUT=10",
+				"COMPOSE_PROJECT_NAME="+dockerProject), env...), "./scripts/validar-servidor.sh")
 			took := time.Since(start)
 			if want == logfmt.Success {
 				assert.NoError(t, err, "%s:\n%s", what, out)
@@ -850,11 +1092,13 @@ func TestDocker(t *testing.T) {
 			assert.LessOrEqual(t, took, 15*time.Second, "%s: answered within its bound", what)
 		}
 		validar(t, "against the running central, over TLS", logfmt.Success)
-		assert.Empty(t, strings.TrimSpace(must(t, "docker", "port", "server").String()), "the central publishes no port")
+		// Only the admin port, only on the host's loopback; not the agencies' port.
+		assert.Regexp(t, `^9090/tcp -> 127\.0\.0\.1:[1-9][0-9]*$`, strings.TrimSpace(must(t, "docker", "port", server).String()),
+			"the central publishes its admin port on 127.0.0.1, nothing else")
 		validar(t, "in plaintext against the TLS central", logfmt.Fail, "TLS=0")
-		if _, err := runRecorded(t, "", nil, "docker", "pause", "server"); err == nil {
+		if _, err := runRecorded(t, "", nil, "docker", "pause", server); err == nil {
 			validar(t, "against a frozen central (docker pause)", logfmt.Fail)
-			must(t, "docker", "unpause", "server")
+			must(t, "docker", "unpause", server)
 		} else {
 			t.Log("docker pause unavailable here: the frozen central is not tried")
 		}
@@ -866,11 +1110,16 @@ func TestDocker(t *testing.T) {
 
 	// Each case removed what it made (its t.Cleanup): nothing is left.
 	t.Run("cleanup leaves nothing behind", func(t *testing.T) {
-		for kind, ids := range d.projectObjects(t) {
-			assert.Empty(t, ids, "%ss of %s left", kind, dockerProject)
+		for _, name := range testProjects {
+			for kind, ids := range d.projectObjects(t, name) {
+				assert.Empty(t, ids, "%ss of %s left", kind, name)
+			}
+			for _, kind := range []string{"network", "volume"} {
+				obj := name + map[string]string{"network": netSuffix, "volume": "_bets"}[kind]
+				_, err := runRecorded(t, "", nil, "docker", kind, "inspect", obj)
+				assert.Error(t, err, "the %s %s is left", kind, obj)
+			}
 		}
-		_, err := runRecorded(t, "", nil, "docker", "network", "inspect", dockerNetwork)
-		assert.Error(t, err, "the network %s is left", dockerNetwork)
 		probes := must(t, "docker", "ps", "-aq", "--filter", "name=^validar-servidor-")
 		assert.Empty(t, strings.TrimSpace(probes.String()), "validar-servidor.sh's probe containers are left")
 	})

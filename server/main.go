@@ -29,7 +29,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	code := run(ctx, os.Args[1:], environment, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], environment, os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -105,9 +105,11 @@ func isHelp(arg string) bool {
 	return arg == "-h" || arg == "--help" || arg == "help" || arg == "-help"
 }
 
-// run is the whole program: it returns the exit code. Cancelling ctx (SIGTERM
-// or SIGINT in main) shuts the central down.
-func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, stderr io.Writer) int {
+// run is the whole program: it returns the exit code. getenv reads the
+// configuration; environ (os.Environ) is every variable set, for a warning
+// about each SERVER_ one that is not a setting. Cancelling ctx (SIGTERM or
+// SIGINT in main) shuts the central down.
+func run(ctx context.Context, args []string, getenv envconfig.Getenv, environ []string, stdout, stderr io.Writer) int {
 	cmd, healthAddr, err := parseArgs(args)
 	switch {
 	case err != nil:
@@ -121,7 +123,7 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 	if err != nil {
 		return configFailed(stderr, err)
 	}
-	log, err := logfmt.New(stdout, cfg.LogLevel)
+	log, err := logfmt.New(stdout, cfg.LogLevel, logfmt.Prefix(cfg.LogPrefix))
 	if err != nil {
 		return configFailed(stderr, err)
 	}
@@ -146,6 +148,9 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, stdout, st
 		// pointers, cheap to scan: collecting at half the default growth
 		// keeps its memory flat for little CPU. GOGC, if set, still rules.
 		debug.SetGCPercent(gcPercent)
+	}
+	for _, u := range config.Unknown(environ) {
+		log.Warn(vocab.Config, logfmt.InProgress, vocab.Aviso.Str(u.Text("server -h")))
 	}
 	return serve(ctx, log, cfg)
 }

@@ -43,7 +43,7 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 	r := &running{stdout: logtest.New(), stderr: logtest.New(), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.code = run(ctx, args, fromMap(env), r.stdout, r.stderr)
+		r.code = run(ctx, args, fromMap(env), environOf(env), r.stdout, r.stderr)
 		r.stdout.End()
 		r.stderr.End()
 	}()
@@ -318,7 +318,34 @@ func TestEnvironmentEmptyAdminAddress(t *testing.T) {
 	}
 }
 
+// A SERVER_ variable that is not a setting gets one warning, naming the
+// setting it is most likely a typo of, and the central runs without it.
+func TestUnknownVariableWarned(t *testing.T) {
+	env, _ := storeEnv(t, map[string]string{"SERVER_AGENCY": "3", "GOGC": "100"})
+	r := start(t, env)
+	r.await(t, listeningOn)
+	r.await(t, storeRecovered)
+	r.cancel(errors.New("terminated signal received"))
+	require.Equal(t, 0, r.wait(t), "%s%s", r.stdout, r.stderr)
+	out := r.stdout.String()
+	warning := vocab.Config.Line(logfmt.InProgress, vocab.Aviso.Str("SERVER_AGENCY is not a setting; did you mean SERVER_AGENCIES?"))
+	assert.Regexp(t, `(?m)`+linePrefix+`WARNING  `+regexp.QuoteMeta(warning)+"$", out)
+	assert.Equal(t, 1, strings.Count(out, vocab.Config.Line(logfmt.InProgress)), "one warning:\n%s", out)
+	assert.Contains(t, out, vocab.Config.Line(logfmt.Success, vocab.Host.Str("127.0.0.1"), vocab.Puerto.Int(0),
+		vocab.Agencias.Int(5)), "the default, not the typo's 3")
+	assert.Empty(t, r.stderr.String())
+}
+
 // fromMap reads variables from m.
 func fromMap(m map[string]string) envconfig.Getenv {
 	return func(name string) string { return m[name] }
+}
+
+// environOf is m as os.Environ lists it.
+func environOf(m map[string]string) []string {
+	environ := make([]string, 0, len(m))
+	for k, v := range m {
+		environ = append(environ, k+"="+v)
+	}
+	return environ
 }

@@ -30,6 +30,13 @@ type Agency struct {
 	br       *bufio.Reader
 	tls      *tls.Config // nil: plaintext
 	progress int         // batches and FINISH acknowledged: resets the retry count
+
+	// dial's own: reached once the central's name has resolved in this run
+	// (an address was dialled, answering or not), hinted once the agency has
+	// said what to do about a name that does not; dialContext is
+	// net.Dialer's when nil (tests fake the lookups).
+	reached, hinted bool
+	dialContext     func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // New returns an agency for cfg that logs to log.
@@ -218,14 +225,45 @@ func retryable(err error) bool {
 
 // dial connects, retrying with jittered exponential backoff until
 // ConnectTimeout: under compose the central may start after its agencies.
+//
+// The first time the central's name does not resolve, the agency says, once,
+// what to set outside Docker (the default, server:12345, is the compose
+// service's name). A name that does not exist ("no such host") is given up at
+// once when no lookup has succeeded yet in this run and a resolver other than
+// Docker's answered: outside Docker a missing name does not appear within
+// seconds. Docker's DNS (127.0.0.11) is retried like a refused port, because
+// there a central's name exists only while its container runs (compose
+// starting it or restarting it, swarm's dnsrr until its health check
+// passes), and so is a name that resolved before, one whose resolver is not
+// known, and any failure that is not a definite "no such host".
 func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 	deadline := time.Now().Add(a.cfg.ConnectTimeout)
 	backoff := 100 * time.Millisecond
-	var dialer net.Dialer
+	dialContext := a.dialContext
+	if dialContext == nil {
+		dialContext = (&net.Dialer{}).DialContext
+	}
 	for attempt := 1; ; attempt++ {
 		dctx, cancel := context.WithDeadline(ctx, deadline)
-		conn, err := dialer.DialContext(dctx, "tcp", a.cfg.ServerAddress)
+		conn, err := dialContext(dctx, "tcp", a.cfg.ServerAddress)
 		cancel()
+		var (
+			op     *net.OpError
+			dnsErr *net.DNSError
+		)
+		switch {
+		case err == nil, errors.As(err, &op) && op.Addr != nil:
+			a.reached = true // an address was dialled: the name resolved
+		case errors.As(err, &dnsErr):
+			if !a.hinted {
+				a.hinted = true
+				a.log.Warn(vocab.Conectar, logfmt.InProgress, vocab.Servidor.Str(a.cfg.ServerAddress),
+					vocab.Aviso.Str(unresolvedHint(a.cfg.ServerAddress)))
+			}
+			if dnsErr.IsNotFound && !a.reached && !dockerDNS(dnsErr.Server) && ctx.Err() == nil {
+				return nil, fmt.Errorf("connect to %s: %w: %w", a.cfg.ServerAddress, errGaveUp, err)
+			}
+		}
 		if err == nil && a.tls != nil {
 			var ae *AuthError
 			if conn, err = a.handshake(ctx, conn); errors.As(err, &ae) {
@@ -252,6 +290,24 @@ func (a *Agency) dial(ctx context.Context) (net.Conn, error) {
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// unresolvedHint says what to set when the central's address, addr, does not
+// resolve: outside Docker, the central on this machine.
+func unresolvedHint(addr string) string {
+	_, port, _ := net.SplitHostPort(addr) // checked by Validate
+	return fmt.Sprintf("%s does not resolve here; outside Docker set CLI_SERVER_ADDRESS=%s",
+		addr, net.JoinHostPort("127.0.0.1", port))
+}
+
+// dockerDNS reports whether server, the resolver that answered a lookup
+// (host:port, "" when the system's resolver answered), may be Docker's
+// embedded DNS, 127.0.0.11, which every container on a user-defined network
+// asks: there a name appears once its container runs. A resolver that is not
+// known counts as Docker's.
+func dockerDNS(server string) bool {
+	host, _, err := net.SplitHostPort(server)
+	return err != nil || host == "127.0.0.11"
 }
 
 func (a *Agency) hello() (*protocol.HelloAck, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"lotterycentral.example/lottery/envconfig"
@@ -21,12 +22,21 @@ type Config struct {
 	ReplyTimeout   time.Duration `env:"CLI_REPLY_TIMEOUT" envDefault:"30s" help:"how long to wait for each answer of the central (not for the draw)"`
 	MaxRetries     int           `env:"CLI_MAX_RETRIES" envDefault:"10" help:"reconnections in a row without progress before giving up"`
 	LogLevel       string        `env:"CLI_LOG_LEVEL" envDefault:"INFO" help:"DEBUG, INFO, WARN or ERROR"`
+	LogPrefix      string        `env:"CLI_LOG_PREFIX" help:"text put before every log line, e.g. 'client3  | ' (make run sets it: every process writes to one output); default none"`
 
 	// Mutual TLS: certificate, key and CA all or none (plaintext, for development).
 	TLSCert       string `env:"CLI_TLS_CERT" help:"this agency's certificate (PEM); with CLI_TLS_KEY and CLI_TLS_CA turns on mutual TLS"`
 	TLSKey        string `env:"CLI_TLS_KEY" help:"the private key of CLI_TLS_CERT (PEM)"`
 	TLSCA         string `env:"CLI_TLS_CA" help:"the CA that signs the central's certificate (PEM)"`
 	TLSServerName string `env:"CLI_TLS_SERVER_NAME" help:"the name the central's certificate must carry; default the host of CLI_SERVER_ADDRESS"`
+}
+
+// Unknown lists the CLI_ variables of environ (os.Environ) that are not the
+// agency's settings, each with the setting it is most likely a typo of: the
+// agency warns about each, and runs on. No other CLI_ variable is set beside
+// an agency (the scripts' and Docker's are all settings).
+func Unknown(environ []string) []envconfig.Unknown {
+	return envconfig.UnknownVars[Config](environ, "CLI_")
 }
 
 // Load reads the configuration through getenv (os.Getenv in the binary),
@@ -82,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := logfmt.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, envconfig.Invalid("CLI_LOG_LEVEL", c.LogLevel, logfmt.ErrLevel.Error()))
+	}
+	if strings.ContainsAny(c.LogPrefix, "\r\n") {
+		errs = append(errs, envconfig.Invalid("CLI_LOG_PREFIX", c.LogPrefix, "must not hold a line break"))
 	}
 	errs = append(errs, envconfig.AllOrNone("CLI_TLS_CERT", c.TLSCert, "CLI_TLS_KEY", c.TLSKey, "CLI_TLS_CA", c.TLSCA))
 	return envconfig.Join(errs...)

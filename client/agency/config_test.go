@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -115,4 +116,72 @@ func TestTLSEnabled(t *testing.T) {
 			assert.Equal(t, tt.want, tt.cfg.TLSEnabled())
 		})
 	}
+}
+
+// Unknown warns about CLI_ variables that are not settings, and about no
+// other variable.
+func TestUnknown(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []envconfig.Unknown
+	}{
+		{"a typo", []string{"CLI_SERVER_ADRESS=127.0.0.1:12345"},
+			[]envconfig.Unknown{{Var: "CLI_SERVER_ADRESS", Nearest: "CLI_SERVER_ADDRESS"}}},
+		{"the course's spelling", []string{"CLI_BATCH_MAX_AMOUNT=10"},
+			[]envconfig.Unknown{{Var: "CLI_BATCH_MAX_AMOUNT", Nearest: "CLI_BATCH_MAXAMOUNT"}}},
+		{"a short name one letter off", []string{"CLI_IP=1"}, []envconfig.Unknown{{Var: "CLI_IP", Nearest: "CLI_ID"}}},
+		{"nothing near", []string{"CLI_SERVER=x:1"}, []envconfig.Unknown{{Var: "CLI_SERVER"}}},
+		{"the log prefix", []string{"CLI_LOG_PREFIX=agency"}, nil},
+		{"the central's and others'", []string{"SERVER_PORT=1", "CLIENT_IMAGE=x", "GOGC=50"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Unknown(tt.environ))
+		})
+	}
+}
+
+// Every CLI_ variable the deployment files and scripts set, or tell an
+// operator to set, is a setting (or one of notSettings): none of them makes
+// an agency warn.
+func TestDeploymentsNameSettings(t *testing.T) {
+	root := filepath.Join("..", "..")
+	var files []string
+	for _, glob := range []string{"deployments/*", "scripts/*"} {
+		matches, err := filepath.Glob(filepath.Join(root, glob))
+		require.NoError(t, err)
+		files = append(files, matches...)
+	}
+	require.NotEmpty(t, files)
+	// A whole word: not CLI_TLS of a family in prose, CLI_TLS_*.
+	word := regexp.MustCompile(`\bCLI_[A-Z0-9_]*[A-Z0-9]\b`)
+	seen := map[string]bool{}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, name := range word.FindAllString(string(b), -1) {
+			seen[name] = true
+			assert.Empty(t, Unknown([]string{name}), "%s names %s", f, name)
+		}
+	}
+	assert.Greater(t, len(seen), 8, "the files name few variables: %v", seen)
+}
+
+// CLI_LOG_PREFIX is taken as it is (make run sets "client3  | "); a line break
+// in it would split every line in two.
+func TestLogPrefix(t *testing.T) {
+	env := map[string]string{"CLI_ID": "3", "CLI_LOG_PREFIX": "client3  | "}
+	getenv := func(name string) string { return env[name] }
+	cfg, err := Load(getenv)
+	require.NoError(t, err)
+	assert.Equal(t, "client3  | ", cfg.LogPrefix)
+
+	env["CLI_LOG_PREFIX"] = "a\r\nb"
+	_, err = Load(getenv)
+	assert.EqualError(t, err, `CLI_LOG_PREFIX: "a\r\nb" must not hold a line break`)
+	assert.ErrorIs(t, err, envconfig.ErrInvalid)
 }

@@ -9,7 +9,8 @@
 //
 // A configuration is a flat struct whose fields carry the tags of
 // github.com/caarlos0/env (`env:"NAME"`, `env:"NAME,required"`, `envDefault`)
-// and a `help` tag that says what the variable means; Usage lists them.
+// and a `help` tag that says what the variable means; Usage lists them, and
+// UnknownVars finds the variables that look like them and are none (typos).
 package envconfig
 
 import (

@@ -99,14 +99,20 @@ func (a Action) Line(r Result, fields ...Field) string {
 // TimeLayout is the timestamp at the start of every line.
 const TimeLayout = "2006-01-02 15:04:05"
 
-// Formatter writes "<time> <LEVEL padded to 8> <message>\n". The message is
-// expected to come from Action.Line; logrus fields, if any, are not printed
-// because their order would not be stable.
-type Formatter struct{}
+// Formatter writes "<Prefix><time> <LEVEL padded to 8> <message>\n". The
+// message is expected to come from Action.Line; logrus fields, if any, are not
+// printed because their order would not be stable.
+type Formatter struct {
+	// Prefix starts every line, e.g. "server   | " when several programs
+	// write to one output (make run): each line then says whose it is, and
+	// lines reach the output in the order they were logged.
+	Prefix string
+}
 
 // Format implements logrus.Formatter.
-func (Formatter) Format(e *logrus.Entry) ([]byte, error) {
-	b := make([]byte, 0, 64+len(e.Message))
+func (f Formatter) Format(e *logrus.Entry) ([]byte, error) {
+	b := make([]byte, 0, 64+len(f.Prefix)+len(e.Message))
+	b = append(b, f.Prefix...)
 	b = e.Time.AppendFormat(b, TimeLayout)
 	b = fmt.Appendf(b, " %-8s %s\n", strings.ToUpper(e.Level.String()), e.Message)
 	return b, nil
@@ -162,15 +168,25 @@ func ParseLevel(name string) (logrus.Level, error) {
 	return 0, fmt.Errorf("log level %q: %w", name, ErrLevel)
 }
 
+// Option changes how New's logger writes its lines.
+type Option func(*Formatter)
+
+// Prefix starts every line with p (see Formatter.Prefix); "" adds nothing.
+func Prefix(p string) Option { return func(f *Formatter) { f.Prefix = p } }
+
 // New returns a logger writing to w in the course's format, at the level
-// named (see ParseLevel).
-func New(w io.Writer, level string) (*Logger, error) {
+// named (see ParseLevel). Each line is one Write to w.
+func New(w io.Writer, level string, opts ...Option) (*Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
+	var f Formatter
+	for _, o := range opts {
+		o(&f)
+	}
 	l := logrus.New()
-	l.SetFormatter(Formatter{})
+	l.SetFormatter(f)
 	l.SetLevel(lvl)
 	l.SetOutput(w)
 	return Wrap(l), nil

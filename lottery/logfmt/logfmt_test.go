@@ -99,6 +99,35 @@ func (s stringer) String() string {
 }
 
 // A line below the logger's level is never built: its values are not formatted.
+// writes records each Write apart.
+type writes [][]byte
+
+func (w *writes) Write(p []byte) (int, error) {
+	*w = append(*w, bytes.Clone(p))
+	return len(p), nil
+}
+
+// With a prefix every line starts with it, and each line is one Write: make
+// run gives every process the same file to append to, and a line written in
+// pieces could be cut by another process's.
+func TestPrefix(t *testing.T) {
+	var w writes
+	l, err := New(&w, "info", Prefix("client3  | "))
+	require.NoError(t, err)
+	l.Info(Action("one"), Success)
+	l.Error(Action("two"), Fail, Key("k").Int(1))
+	require.Len(t, w, 2)
+	assert.Regexp(t, `^client3  \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO     action: one \| result: success\n$`, string(w[0]))
+	assert.Regexp(t, `^client3  \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR    action: two \| result: fail \| k: 1\n$`, string(w[1]))
+
+	w = nil
+	l, err = New(&w, "info", Prefix(""))
+	require.NoError(t, err)
+	l.Info(Action("bare"), Success)
+	require.Len(t, w, 1)
+	assert.Regexp(t, `^\d{4}-`, string(w[0]))
+}
+
 func TestLineBuiltOnlyWhenEnabled(t *testing.T) {
 	var buf bytes.Buffer
 	l, err := New(&buf, "info")

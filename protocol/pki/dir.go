@@ -53,11 +53,26 @@ type FileResult struct {
 	Path   string // the directory given to WriteDir joined with the file's name
 	State  State
 	Reason string // why a certificate and its key were (re)issued over existing files
+	Key    bool   // the file is the private key of the certificate listed next
 }
 
 // Report lists the files WriteDir created, kept or replaced, in the order it handled them.
 type Report struct {
 	Files []FileResult
+}
+
+// Certificates is the report without the keys: WriteDir keeps or writes a
+// certificate and its key together, so a certificate's state is its key's too
+// (but when one of the two was missing: it is created where the other is
+// replaced).
+func (r Report) Certificates() Report {
+	var certs Report
+	for _, f := range r.Files {
+		if !f.Key {
+			certs.Files = append(certs.Files, f)
+		}
+	}
+	return certs
 }
 
 // Count is the number of files in state s.
@@ -159,8 +174,7 @@ func (w *dirWriter) loadOrMakeCA(replace bool) (ca *CA, fresh bool, err error) {
 			return nil, false, fmt.Errorf("load CA %q: valid only from %s to %s (replace the CA explicitly)",
 				certPath, ca.Cert.Cert.NotBefore.Format(time.RFC3339), ca.Cert.Cert.NotAfter.Format(time.RFC3339))
 		}
-		w.add(keyPath, Kept, "")
-		w.add(certPath, Kept, "")
+		w.addPair(keyPath, Kept, certPath, Kept, "")
 		return ca, false, nil
 	}
 	if !replace && (certOK || keyOK) {
@@ -183,8 +197,7 @@ func (w *dirWriter) loadOrMakeCA(replace bool) (ca *CA, fresh bool, err error) {
 	if replace {
 		reason = "replace requested"
 	}
-	w.add(keyPath, stateOf(keyOK), reason)
-	w.add(certPath, stateOf(certOK), reason)
+	w.addPair(keyPath, stateOf(keyOK), certPath, stateOf(certOK), reason)
 	return ca, true, nil
 }
 
@@ -205,8 +218,7 @@ func (w *dirWriter) leaf(certName, keyName, force string, issue func() (*Cert, e
 	if reason == "" && (certOK || keyOK) {
 		reason = w.check(certPath, keyPath, certOK, keyOK, mismatch, usages)
 		if reason == "" {
-			w.add(keyPath, Kept, "")
-			w.add(certPath, Kept, "")
+			w.addPair(keyPath, Kept, certPath, Kept, "")
 			return nil
 		}
 	}
@@ -220,8 +232,7 @@ func (w *dirWriter) leaf(certName, keyName, force string, issue func() (*Cert, e
 	if !certOK && !keyOK {
 		reason = ""
 	}
-	w.add(keyPath, stateOf(keyOK), reason)
-	w.add(certPath, stateOf(certOK), reason)
+	w.addPair(keyPath, stateOf(keyOK), certPath, stateOf(certOK), reason)
 	return nil
 }
 
@@ -278,11 +289,17 @@ func agencyMismatch(c *x509.Certificate, n int) string {
 	return ""
 }
 
-func (w *dirWriter) add(path string, s State, reason string) {
+// addPair reports a key, then its certificate.
+func (w *dirWriter) addPair(keyPath string, keyState State, certPath string, certState State, reason string) {
+	w.add(keyPath, keyState, reason, true)
+	w.add(certPath, certState, reason, false)
+}
+
+func (w *dirWriter) add(path string, s State, reason string, key bool) {
 	if s != Replaced {
 		reason = ""
 	}
-	w.rep.Files = append(w.rep.Files, FileResult{Path: path, State: s, Reason: reason})
+	w.rep.Files = append(w.rep.Files, FileResult{Path: path, State: s, Reason: reason, Key: key})
 }
 
 func stateOf(existed bool) State {

@@ -115,6 +115,26 @@ func TestWriteDirModes(t *testing.T) {
 	assert.Equal(t, want, got, "no temporary file is left behind")
 }
 
+// Certificates leaves the keys out: each key comes right before its certificate.
+func TestReportCertificates(t *testing.T) {
+	rep := writeDir(t, filepath.Join(t.TempDir(), "certs"), 2, nil, false)
+	var files, certs []string
+	for i, f := range rep.Files {
+		files = append(files, filepath.Base(f.Path))
+		if f.Key {
+			require.Less(t, i+1, len(rep.Files))
+			assert.Equal(t, strings.TrimSuffix(f.Path, "-key.pem")+".pem", rep.Files[i+1].Path)
+		}
+	}
+	assert.Equal(t, names(2), files)
+	for _, f := range rep.Certificates().Files {
+		assert.False(t, f.Key)
+		certs = append(certs, filepath.Base(f.Path))
+	}
+	assert.Equal(t, []string{pki.CAFile, pki.CentralFile, pki.AgencyFile(1), pki.AgencyFile(2)}, certs)
+	assert.Equal(t, 4, rep.Certificates().Count(pki.Created))
+}
+
 func TestWriteDirIdempotent(t *testing.T) {
 	dir := t.TempDir()
 	writeDir(t, dir, 3, []string{"lottery.example"}, false)

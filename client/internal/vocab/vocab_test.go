@@ -7,7 +7,8 @@ import (
 )
 
 // Each action, and each key, is declared once, and every action and key the
-// agency logs, or its tests wait for, comes from this vocabulary.
+// agency logs, or its tests wait for, comes from this vocabulary;
+// docs/operations.md explains every name.
 func TestVocabulary(t *testing.T) {
 	logfmttest.CheckVocabulary(t, logfmttest.Module{
 		Path:         "lotterycentral.example/client",
@@ -15,5 +16,6 @@ func TestVocabulary(t *testing.T) {
 		Vocab:        "lotterycentral.example/client/internal/vocab",
 		MinConstants: 10,
 		MinUses:      50,
+		Glossary:     "../../../docs/operations.md", // every name explained to an operator
 	})
 }

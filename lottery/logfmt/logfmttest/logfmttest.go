@@ -52,6 +52,11 @@ type Module struct {
 	// (a failure prints the counts it saw).
 	MinConstants int // the vocabulary declares at least this many actions and keys
 	MinUses      int // the module's other packages, tests included, use them at least this often
+
+	// Glossary, if set, is a document (relative to the test's directory, or
+	// absolute) that must name every action and key of the vocabulary in
+	// backquotes: an operator reads what a line means there.
+	Glossary string
 }
 
 // CheckVocabulary fails t if two of m's vocabulary constants of one type
@@ -68,12 +73,29 @@ func CheckVocabulary(t *testing.T, m Module) {
 	assert.GreaterOrEqual(t, r.constants, m.MinConstants, "%s: the type check no longer sees the vocabulary's constants", m.Vocab)
 	assert.Empty(t, r.violations, "an action or key not from %s", m.Vocab)
 	assert.GreaterOrEqual(t, r.uses, m.MinUses, "%s: the type check no longer sees the vocabulary's uses", m.Path)
+	if m.Glossary != "" {
+		doc, err := os.ReadFile(m.Glossary)
+		require.NoError(t, err)
+		assert.Empty(t, missingFrom(string(doc), r.names), "%s: names %s does not explain", m.Vocab, m.Glossary)
+	}
+}
+
+// missingFrom lists the names doc does not show in backquotes.
+func missingFrom(doc string, names []string) []string {
+	var missing []string
+	for _, n := range names {
+		if !strings.Contains(doc, "`"+n+"`") {
+			missing = append(missing, n)
+		}
+	}
+	return missing
 }
 
 // report is what check found.
 type report struct {
 	duplicates []string // `Action "x": A, B`
 	constants  int      // the vocabulary's actions and keys
+	names      []string // their values, sorted, each once
 	violations []string // "dir/file.go:line:col: expression", sorted
 	uses       int      // uses of the vocabulary's constants outside it
 }
@@ -95,7 +117,13 @@ func check(m Module) (report, error) {
 		return r, fmt.Errorf("the vocabulary %s: %w", m.Vocab, err)
 	}
 	r.duplicates = duplicatesOf(vocab, logfmtPath)
-	r.constants = len(constsOf(vocab, logfmtPath))
+	consts := constsOf(vocab, logfmtPath)
+	r.constants = len(consts)
+	for _, k := range consts {
+		r.names = append(r.names, constant.StringVal(k.Val()))
+	}
+	slices.Sort(r.names)
+	r.names = slices.Compact(r.names)
 	pkgs, err := c.modulePackages()
 	if err != nil {
 		return r, err

@@ -196,3 +196,10 @@ func TestMatchers(t *testing.T) {
 	assert.NotContains(t, a.Line(logfmt.Success), AnyFail)
 	assert.Contains(t, line, Fields(logfmt.Key("k").Int(1), logfmt.Key("j").Str("x")))
 }
+
+// A glossary must show each name in backquotes, not merely contain its letters.
+func TestMissingFromGlossary(t *testing.T) {
+	doc := "| `sorteo` | the draw |\nthe agencia key, unquoted"
+	assert.Equal(t, []string{"agencia"}, missingFrom(doc, []string{"agencia", "sorteo"}))
+	assert.Empty(t, missingFrom(doc, []string{"sorteo"}))
+}

@@ -7,6 +7,10 @@
 // It is idempotent: it keeps what exists and is valid, and adds what is
 // missing (a larger -agencies, a new -host). -replace makes a new CA and
 // reissues everything, which invalidates every certificate handed out before.
+//
+// It prints one line per certificate it made (with its key), then one line
+// counting the certificates made, kept and replaced: when nothing changed,
+// that line alone.
 package main
 
 import (
@@ -31,6 +35,8 @@ central-key.pem (the central: names server, localhost, 127.0.0.1, ::1 and every
 -host), agency-N.pem and agency-N-key.pem for N in 1..-agencies. Keys are mode
 0600. What exists and is still valid is kept; what is missing is added.
 -replace makes a new CA and reissues everything: give every -host again.
+Prints one line per certificate made, then one counting them (alone when
+nothing changed).
 
 `
 
@@ -86,7 +92,11 @@ func run(args []string, stdout io.Writer) int {
 	}
 
 	rep, err := pki.WriteDir(*dir, *agencies, hosts, *replace)
-	for _, f := range rep.Files {
+	certs := rep.Certificates()
+	for _, f := range certs.Files {
+		if f.State == pki.Kept {
+			continue
+		}
 		fields := []logfmt.Field{vocab.Archivo.Str(f.Path), vocab.Estado.Str(estados[f.State])}
 		if f.Reason != "" {
 			fields = append(fields, vocab.Motivo.Str(f.Reason))
@@ -98,7 +108,7 @@ func run(args []string, stdout io.Writer) int {
 		return 1
 	}
 	log.Info(vocab.Certs, logfmt.Success, vocab.Directorio.Str(*dir), vocab.Agencias.Int(*agencies),
-		vocab.Creados.Int(rep.Count(pki.Created)), vocab.Existentes.Int(rep.Count(pki.Kept)),
-		vocab.Reemplazados.Int(rep.Count(pki.Replaced)))
+		vocab.Creados.Int(certs.Count(pki.Created)), vocab.Existentes.Int(certs.Count(pki.Kept)),
+		vocab.Reemplazados.Int(certs.Count(pki.Replaced)))
 	return 0
 }

@@ -34,7 +34,7 @@ func messages(t *testing.T, args ...string) (int, []string) {
 	return code, msgs
 }
 
-// fileLine is the line of one file made, kept or replaced; extra fields follow.
+// fileLine is the line of one certificate made or replaced; extra fields follow.
 func fileLine(dir, name, estado string, extra ...logfmt.Field) string {
 	return vocab.Certificado.Line(logfmt.Success,
 		append([]logfmt.Field{vocab.Archivo.Str(filepath.Join(dir, name)), vocab.Estado.Str(estado)}, extra...)...)
@@ -49,37 +49,36 @@ func runLine(dir string, agencias, creados, existentes, reemplazados int) string
 func TestRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), ".certs")
 	tests := []struct {
-		name string
-		args []string
-		code int
-		want []string // lines expected among the output, in this order
+		name  string
+		args  []string
+		code  int
+		want  []string // lines expected among the output, in this order
+		lines int      // how many lines the output has
 	}{
 		{
 			name: "first run creates everything",
 			args: []string{"-dir", dir, "-agencies", "3", "-host", "lottery.example,192.0.2.1", "-host", "central.example"},
+			// One line per certificate, the key beside it unmentioned.
 			want: []string{
-				fileLine(dir, "ca-key.pem", "creado"), fileLine(dir, "ca.pem", "creado"),
-				fileLine(dir, "central-key.pem", "creado"), fileLine(dir, "central.pem", "creado"),
-				fileLine(dir, "agency-1-key.pem", "creado"), fileLine(dir, "agency-1.pem", "creado"),
-				fileLine(dir, "agency-3-key.pem", "creado"), fileLine(dir, "agency-3.pem", "creado"),
-				runLine(dir, 3, 10, 0, 0),
+				fileLine(dir, "ca.pem", "creado"), fileLine(dir, "central.pem", "creado"),
+				fileLine(dir, "agency-1.pem", "creado"), fileLine(dir, "agency-2.pem", "creado"),
+				fileLine(dir, "agency-3.pem", "creado"),
+				runLine(dir, 3, 5, 0, 0),
 			},
+			lines: 6,
 		},
 		{
-			name: "second run keeps everything",
-			args: []string{"-dir", dir, "-agencies", "3"},
-			want: []string{
-				fileLine(dir, "ca.pem", "existente"), fileLine(dir, "agency-3.pem", "existente"),
-				runLine(dir, 3, 0, 10, 0),
-			},
+			// Nothing changed: one line.
+			name:  "second run keeps everything",
+			args:  []string{"-dir", dir, "-agencies", "3"},
+			want:  []string{runLine(dir, 3, 0, 5, 0)},
+			lines: 1,
 		},
 		{
-			name: "more agencies adds theirs",
-			args: []string{"-dir", dir, "-agencies", "4"},
-			want: []string{
-				fileLine(dir, "agency-3.pem", "existente"), fileLine(dir, "agency-4.pem", "creado"),
-				runLine(dir, 4, 2, 10, 0),
-			},
+			name:  "more agencies adds theirs",
+			args:  []string{"-dir", dir, "-agencies", "4"},
+			want:  []string{fileLine(dir, "agency-4.pem", "creado"), runLine(dir, 4, 1, 5, 0)},
+			lines: 2,
 		},
 		{
 			name: "replace reissues everything",
@@ -87,44 +86,51 @@ func TestRun(t *testing.T) {
 			want: []string{
 				fileLine(dir, "ca.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
 				fileLine(dir, "agency-4.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
-				runLine(dir, 4, 0, 0, 12),
+				runLine(dir, 4, 0, 0, 6),
 			},
+			lines: 7,
 		},
 		{
-			name: "unknown flag",
-			args: []string{"-dir", dir, "-bogus"},
-			code: 2,
-			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("flag provided but not defined: -bogus"))},
+			name:  "unknown flag",
+			args:  []string{"-dir", dir, "-bogus"},
+			code:  2,
+			want:  []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("flag provided but not defined: -bogus"))},
+			lines: 1,
 		},
 		{
-			name: "negative agencies",
-			args: []string{"-dir", dir, "-agencies", "-1"},
-			code: 2,
-			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("-agencies -1: must be 0 or more"))},
+			name:  "negative agencies",
+			args:  []string{"-dir", dir, "-agencies", "-1"},
+			code:  2,
+			want:  []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("-agencies -1: must be 0 or more"))},
+			lines: 1,
 		},
 		{
-			name: "stray argument",
-			args: []string{"-dir", dir, "extra"},
-			code: 2,
-			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(`unexpected argument "extra"`))},
+			name:  "stray argument",
+			args:  []string{"-dir", dir, "extra"},
+			code:  2,
+			want:  []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(`unexpected argument "extra"`))},
+			lines: 1,
 		},
 		{
-			name: "bad host",
-			args: []string{"-dir", dir, "-host", "not a host"},
-			code: 1,
-			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(`write certificates: host "not a host" is neither an IP address nor a DNS name`))},
+			name:  "bad host",
+			args:  []string{"-dir", dir, "-host", "not a host"},
+			code:  1,
+			want:  []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(`write certificates: host "not a host" is neither an IP address nor a DNS name`))},
+			lines: 1,
 		},
 		{
-			name: "directory that is a file",
-			args: []string{"-dir", filepath.Join(dir, "ca.pem")},
-			code: 1,
-			want: []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("create certificate directory: "))},
+			name:  "directory that is a file",
+			args:  []string{"-dir", filepath.Join(dir, "ca.pem")},
+			code:  1,
+			want:  []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("create certificate directory: "))},
+			lines: 1,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, msgs := messages(t, tt.args...)
 			assert.Equal(t, tt.code, code)
+			assert.Len(t, msgs, tt.lines, "%s", strings.Join(msgs, "\n"))
 			i := 0
 			for _, m := range msgs {
 				if i < len(tt.want) && strings.HasPrefix(m, tt.want[i]) {

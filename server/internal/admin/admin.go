@@ -36,8 +36,8 @@ type Status struct {
 	Agencies    int      // in the draw, numbered 1..Agencies
 	Rows        []Agency // the agencies listed, ascending
 	Unlisted    int      // agencies left out of Rows (too many to list)
-	Pending     string   // the agencies the draw waits for, compactly ("2,5", "1-3,7")
-	PendingN    int      // how many
+	Pending     []int    // the agencies the draw waits for, ascending
+	PendingText string   // the same, compactly ("2,5", "1-3,7")
 	Parked      int      // agencies waiting for their winners now
 	Connections int      // connections open, identified or not
 	Drawn       bool
@@ -55,6 +55,10 @@ type Agency struct {
 	Parked    bool   // waiting on its connection for the draw
 	Answered  bool   // its winners were sent
 	Winners   int    // after the draw; -1 before
+	// Since its connection was identified, and its bets then: its rate until
+	// requests have sampled it over time.
+	ConnectedAt     time.Time
+	StoredAtConnect uint64
 }
 
 // The states of an agency on the page, from first to last.
@@ -149,8 +153,9 @@ type View struct {
 // DrawView is the draw's state.
 type DrawView struct {
 	State        string    `json:"state"`   // waiting, drawn, shutting_down
-	Pending      string    `json:"pending"` // the agencies it waits for, compactly
+	Pending      []int     `json:"pending"` // the agencies it waits for, ascending
 	PendingN     int       `json:"pending_count"`
+	PendingText  string    `json:"-"` // the same, compactly ("2,5", "1-3,7"), for the page
 	Parked       int       `json:"parked"`
 	At           time.Time `json:"at,omitzero"`
 	TookSeconds  float64   `json:"took_seconds,omitempty"`
@@ -204,18 +209,12 @@ func (h *Handler) view() View {
 		v.Bets += a.Stored
 	}
 	var total float64
+	rated := false
 	for _, a := range st.Rows {
-		r := Row{Agency: a.ID, Bets: a.Stored}
-		if base != nil {
-			prev, seen := base.stored[a.ID]
-			rate := 0.0
-			if seen && a.Stored >= prev {
-				rate = float64(a.Stored-prev) / now.Sub(base.at).Seconds()
-			} else if !seen {
-				rate = float64(a.Stored) / now.Sub(base.at).Seconds()
-			}
-			r.Rate = &rate
-			total += rate
+		r := Row{Agency: a.ID, Bets: a.Stored, Rate: rateOf(a, base, now)}
+		if r.Rate != nil {
+			total += *r.Rate
+			rated = true
 		}
 		if v.Bets > 0 {
 			r.Share = 100 * float64(a.Stored) / float64(v.Bets)
@@ -228,11 +227,14 @@ func (h *Handler) view() View {
 		r.State = state(a, r.Rate)
 		v.Rows = append(v.Rows, r)
 	}
-	if base != nil {
+	if rated {
 		v.Rate = &total
 	}
-	v.Draw = DrawView{Pending: st.Pending, PendingN: st.PendingN, Parked: st.Parked,
-		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - st.PendingN}
+	v.Draw = DrawView{Pending: st.Pending, PendingN: len(st.Pending), PendingText: st.PendingText, Parked: st.Parked,
+		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - len(st.Pending)}
+	if v.Draw.Pending == nil {
+		v.Draw.Pending = []int{} // a list in JSON, never null
+	}
 	switch {
 	case st.Drawn:
 		v.Draw.State = "drawn"
@@ -243,6 +245,30 @@ func (h *Handler) view() View {
 		v.Draw.State = "waiting"
 	}
 	return v
+}
+
+// rateOf is agency a's bets/s: over the rate window when an earlier request
+// saw it; else, while it is connected, since its connection was identified,
+// so that an agency shows as sending from its first batch; else unknown (nil).
+func rateOf(a Agency, base *sample, now time.Time) *float64 {
+	var rate float64
+	prev, seen := uint64(0), false
+	if base != nil {
+		prev, seen = base.stored[a.ID]
+	}
+	switch {
+	case seen:
+		if a.Stored >= prev {
+			rate = float64(a.Stored-prev) / now.Sub(base.at).Seconds()
+		}
+	case a.Connected && !a.ConnectedAt.IsZero() && a.Stored >= a.StoredAtConnect:
+		rate = float64(a.Stored-a.StoredAtConnect) / max(now.Sub(a.ConnectedAt), minSpan).Seconds()
+	case base != nil:
+		rate = float64(a.Stored) / now.Sub(base.at).Seconds()
+	default:
+		return nil
+	}
+	return &rate
 }
 
 // state is what an agency is doing, the latest stage it reached first.

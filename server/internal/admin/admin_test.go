@@ -96,7 +96,7 @@ func TestViewRatesAndStates(t *testing.T) {
 		}
 		return out
 	}
-	src.set(Status{Agencies: 3, Rows: rows(0, 100, 0), Pending: "1-3", PendingN: 3})
+	src.set(Status{Agencies: 3, Rows: rows(0, 100, 0), Pending: []int{1, 2, 3}, PendingText: "1-3"})
 	v := h.view()
 	assert.Nil(t, v.Rate, "one sample: no rate yet")
 	assert.Nil(t, v.Rows[0].Rate)
@@ -104,7 +104,7 @@ func TestViewRatesAndStates(t *testing.T) {
 	assert.Equal(t, "–", v.RateText())
 
 	clk.advance(2 * time.Second)
-	src.set(Status{Agencies: 3, Rows: rows(4000, 100, 1000), Pending: "1-3", PendingN: 3})
+	src.set(Status{Agencies: 3, Rows: rows(4000, 100, 1000), Pending: []int{1, 2, 3}, PendingText: "1-3"})
 	v = h.view()
 	require.NotNil(t, v.Rate)
 	assert.InDelta(t, 2500, *v.Rate, 1e-9)
@@ -173,11 +173,11 @@ func TestDrawStates(t *testing.T) {
 		want   string
 		text   string
 	}{
-		{"waiting", Status{Agencies: 5, Pending: "2,5", PendingN: 2, Parked: 3}, "waiting",
+		{"waiting", Status{Agencies: 5, Pending: []int{2, 5}, PendingText: "2,5", Parked: 3}, "waiting",
 			"Draw waiting</strong> for 2 of 5 agencies: <span id=\"pending\">2,5</span>"},
 		{"drawn", Status{Agencies: 5, Drawn: true, DrawAt: at, DrawTook: 1500 * time.Millisecond}, "drawn",
 			"Draw ran</strong> at 2024-05-01 12:00:00 in 1.500 s"},
-		{"shutting down", Status{Agencies: 5, Closing: true, PendingN: 1, Pending: "3"}, "shutting_down", "shutting down"},
+		{"shutting down", Status{Agencies: 5, Closing: true, Pending: []int{3}, PendingText: "3"}, "shutting_down", "shutting down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,7 +194,7 @@ func TestDrawStates(t *testing.T) {
 // The page is html/template's: whatever the central hands it is escaped, and
 // it carries no script and no outside resource.
 func TestPageEscapesAndStandsAlone(t *testing.T) {
-	src := &fakeSource{status: Status{Agencies: 2, PendingN: 1, Pending: `<script>alert("x")</script>`,
+	src := &fakeSource{status: Status{Agencies: 2, Pending: []int{2}, PendingText: `<script>alert("x")</script>`,
 		Rows: []Agency{{ID: 1, Stored: 3, Connected: true, Winners: -1}, {ID: 2, Stored: 1, Winners: -1}}}}
 	rec := serve(New(src, nil), "/")
 	require.Equal(t, http.StatusOK, rec.Code)
@@ -210,6 +210,41 @@ func TestPageEscapesAndStandsAlone(t *testing.T) {
 	assert.Equal(t, 2, strings.Count(body, "<tr data-agency="))
 }
 
+// An agency shows as sending, with a rate, from its first batch: before two
+// requests have sampled it, its rate is measured since its connection.
+func TestSendingFromTheFirstBatch(t *testing.T) {
+	clk := newClock()
+	connected := clk.now().Add(-2 * time.Second)
+	tests := []struct {
+		name      string
+		agency    Agency
+		wantState string
+		wantRate  *float64
+	}{
+		{"a batch since it connected", Agency{ID: 1, Stored: 150, Connected: true, Winners: -1, ConnectedAt: connected,
+			StoredAtConnect: 50}, StateSending, ptr(50.0)},
+		{"nothing since it connected", Agency{ID: 1, Stored: 50, Connected: true, Winners: -1, ConnectedAt: connected,
+			StoredAtConnect: 50}, StateConnected, ptr(0.0)},
+		{"not connected", Agency{ID: 1, Stored: 50, Winners: -1}, StateDisconnected, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := New(&fakeSource{status: Status{Agencies: 1, Rows: []Agency{tt.agency}}}, nil)
+			h.now = clk.now
+			v := h.view()
+			assert.Equal(t, tt.wantState, v.Rows[0].State)
+			if tt.wantRate == nil {
+				assert.Nil(t, v.Rows[0].Rate)
+				return
+			}
+			require.NotNil(t, v.Rows[0].Rate)
+			assert.InDelta(t, *tt.wantRate, *v.Rows[0].Rate, 1e-9)
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func TestStatusJSON(t *testing.T) {
 	src := &fakeSource{status: Status{Agencies: 2, Drawn: true, Connections: 1,
 		Rows: []Agency{{ID: 1, Stored: 30, Answered: true, Finished: true, Winners: 2}, {ID: 2, Stored: 10, Finished: true, Winners: 0}}}}
@@ -222,6 +257,7 @@ func TestStatusJSON(t *testing.T) {
 	assert.Nil(t, got["rate"])
 	draw := got["draw"].(map[string]any)
 	assert.Equal(t, "drawn", draw["state"])
+	assert.Equal(t, []any{}, draw["pending"], "a list of agency numbers, empty once all finished")
 	assert.EqualValues(t, 2, draw["winners_total"])
 	rows := got["rows"].([]any)
 	require.Len(t, rows, 2)
@@ -243,4 +279,24 @@ func TestProfilerEndpoints(t *testing.T) {
 			assert.NotEmpty(t, rec.Body.Bytes())
 		})
 	}
+}
+
+// In /status.json numbers are numbers: the agencies the draw waits for are a
+// list of them, not the page's compact text.
+func TestStatusJSONPendingIsNumbers(t *testing.T) {
+	src := &fakeSource{status: Status{Agencies: 5, Pending: []int{2, 5}, PendingText: "2,5",
+		Rows: []Agency{{ID: 1, Stored: 3, Finished: true, Winners: -1}}}}
+	rec := serve(New(src, nil), "/status.json")
+	require.Equal(t, http.StatusOK, rec.Code)
+	var got struct {
+		Draw struct {
+			Pending      []int `json:"pending"`
+			PendingCount int   `json:"pending_count"`
+			Finished     int   `json:"finished"`
+		} `json:"draw"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got), rec.Body.String())
+	assert.Equal(t, []int{2, 5}, got.Draw.Pending)
+	assert.Equal(t, 2, got.Draw.PendingCount)
+	assert.Equal(t, 3, got.Draw.Finished)
 }

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -692,7 +694,11 @@ func TestParkedAgencyDisconnect(t *testing.T) {
 	require.ErrorContains(t, goleak.Find(before), "(*session).park", "agency 1's session is parked")
 
 	require.NoError(t, c.conn.Close())
-	tc.logs.AwaitT(t, 1, vocab.EsperaSorteo.Line(logfmt.Fail, vocab.Agencia.Int(1), vocab.Motivo.Str("conexion_cerrada")))
+	gone := vocab.EsperaSorteo.Line(logfmt.Fail, vocab.Agencia.Int(1), vocab.Motivo.Str("conexion_cerrada"))
+	tc.logs.AwaitT(t, 1, gone)
+	level, _ := tc.logs.LevelOf(gone)
+	assert.Equal(t, logrus.WarnLevel, level, "an agency gone while parked is worth an operator's look")
+	assert.Equal(t, 1, tc.logs.Count(gone, "| "+string(vocab.Error)+": ", io.EOF.Error()), "the line says why: the agency closed its side")
 	tc.logs.AwaitT(t, 1, vocab.CerrarConexion.Line(logfmt.Success, vocab.Agencia.Int(1))+" |")
 	goleak.VerifyNone(t, before) // its session and the watcher on its socket are gone
 

@@ -52,21 +52,25 @@ type session struct {
 	source       string   // the peer's IP: the key of the per-source cap
 	unidentified bool     // counted among the connections that have not said HELLO
 	certAgency   int      // the agency the peer's verified certificate names; 0 for none
-	done         chan struct{}
-	records      *recordConn     // under TLS: the socket's own buffer, below the TLS layer
-	br           *bufio.Reader   // allocated after HELLO
-	agency       int             // 0 until HELLO
-	ledger       *ledger.Ledger  // set at HELLO
-	batches      *ledger.Batches // this connection's batches on their way to the disk
-	nextSeq      uint32          // the sequence number the next batch must carry
-	payload      []byte          // reused frame buffer
-	batch        protocol.Batch
-	rows         lottery.Rows // the batch being staged, checked and formatted
-	staged       []staged
-	answers      []protocol.Message // reused: the answers to the staged batches
-	wbuf         []byte
-	closeOnce    sync.Once
-	parked       atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
+	// When HELLO was accepted and the agency's bets then, for the status
+	// page's rate: written before claim, read under the server's lock.
+	helloAt     time.Time
+	helloStored uint64
+	done        chan struct{}
+	records     *recordConn     // under TLS: the socket's own buffer, below the TLS layer
+	br          *bufio.Reader   // allocated after HELLO
+	agency      int             // 0 until HELLO
+	ledger      *ledger.Ledger  // set at HELLO
+	batches     *ledger.Batches // this connection's batches on their way to the disk
+	nextSeq     uint32          // the sequence number the next batch must carry
+	payload     []byte          // reused frame buffer
+	batch       protocol.Batch
+	rows        lottery.Rows // the batch being staged, checked and formatted
+	staged      []staged
+	answers     []protocol.Message // reused: the answers to the staged batches
+	wbuf        []byte
+	closeOnce   sync.Once
+	parked      atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
 }
 
 func newSession(srv *Server, conn net.Conn, source string) *session {
@@ -280,6 +284,7 @@ func (s *session) hello(payload []byte) result {
 		return refuse(protocol.CodeShuttingDown, "the central is shutting down")
 	}
 	agency := int(m.Agency)
+	s.helloAt, s.helloStored = time.Now(), l.Agency(agency).Stored
 	// A storage failure not healed yet (most likely a full disk) turns away the
 	// agencies that still have bets to store; a finished one goes on to its winners.
 	if !l.Agency(agency).Finished {
@@ -587,7 +592,9 @@ func (s *session) consult(payload []byte) result {
 	case errors.Is(err, errDataWhileParked):
 		return refuse(protocol.CodeUnexpected, err.Error())
 	case err != nil:
-		s.srv.log.Info(vocab.EsperaSorteo, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Motivo.Str("conexion_cerrada"))
+		// The agency went away before the draw: worth an operator's look.
+		s.srv.log.Warn(vocab.EsperaSorteo, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Motivo.Str("conexion_cerrada"),
+			vocab.Error.Any(err))
 		return result{end: true}
 	}
 	docs := s.ledger.Winners(s.agency)
@@ -625,10 +632,14 @@ func (s *session) park() error {
 	// bufio.Reader stays usable afterwards.
 	_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 	<-watched
-	if err != nil && ctx.Err() != nil {
-		if cause := context.Cause(ctx); errors.Is(cause, errDataWhileParked) {
+	// The wait ended on the watcher's word (not on the draw or shutdown): say
+	// what the watcher saw.
+	if errors.Is(err, context.Canceled) {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, errDataWhileParked) {
 			return cause
 		}
+		return fmt.Errorf("connection ended while waiting for the draw: %w", cause)
 	}
 	return err
 }

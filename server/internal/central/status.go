@@ -20,7 +20,7 @@ type snapshot struct {
 	round       ledger.Round // no agencies until recovery opened the ledger
 	agencies    int
 	draw        draw.Snapshot
-	connected   map[int]bool
+	connected   map[int]*session // each agency's live session: its fields read are set before it is claimed
 	connections int
 	closing     bool
 }
@@ -36,9 +36,9 @@ func (s *Server) snapshot() snapshot {
 	defer s.mu.Unlock()
 	sn.closing = s.stopping()
 	sn.connections = len(s.conns.sessions)
-	sn.connected = make(map[int]bool, len(s.conns.owners))
-	for a := range s.conns.owners {
-		sn.connected[a] = true
+	sn.connected = make(map[int]*session, len(s.conns.owners))
+	for a, sess := range s.conns.owners {
+		sn.connected[a] = sess
 	}
 	return sn
 }
@@ -48,8 +48,8 @@ func (s *Server) Status() admin.Status { return s.snapshot().status() }
 
 func (sn snapshot) status() admin.Status {
 	pending := sn.round.Pending()
-	st := admin.Status{Agencies: sn.agencies, Pending: draw.FormatAgencies(pending, pendingListed),
-		PendingN: len(pending), Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn,
+	st := admin.Status{Agencies: sn.agencies, Pending: pending, PendingText: draw.FormatAgencies(pending, pendingListed),
+		Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn,
 		Closing: sn.draw.Closing || sn.closing, Connections: sn.connections, DrawAt: sn.draw.At, DrawTook: sn.draw.Took}
 	parked := make(map[int]bool, len(sn.draw.Parked))
 	for _, a := range sn.draw.Parked {
@@ -57,14 +57,18 @@ func (sn snapshot) status() admin.Status {
 	}
 	for i, a := range sn.round.Agencies {
 		id := i + 1
-		if sn.agencies > maxRows && a.Stored == 0 && !a.Finished && !sn.connected[id] {
+		sess := sn.connected[id]
+		if sn.agencies > maxRows && a.Stored == 0 && !a.Finished && sess == nil {
 			continue
 		}
 		if len(st.Rows) == maxRows {
 			break
 		}
-		row := admin.Agency{ID: id, Stored: a.Stored, Connected: sn.connected[id], Finished: a.Finished,
+		row := admin.Agency{ID: id, Stored: a.Stored, Connected: sess != nil, Finished: a.Finished,
 			Parked: parked[id], Answered: sn.draw.Answered[id], Winners: -1}
+		if sess != nil {
+			row.ConnectedAt, row.StoredAtConnect = sess.helloAt, sess.helloStored
+		}
 		if sn.draw.Drawn {
 			row.Winners = a.Winners
 		}

@@ -20,6 +20,7 @@ type Config struct {
 	Agencies       int           `env:"SERVER_AGENCIES" envDefault:"5" help:"agencies in the draw, numbered 1..N; the draw runs when all have finished"`
 	StoragePath    string        `env:"SERVER_STORAGE_PATH" envDefault:"./bets.csv" help:"the bets file; its directory must exist and be writable (the FINISH journal lives beside it)"`
 	LogLevel       string        `env:"SERVER_LOG_LEVEL" envDefault:"INFO" help:"DEBUG, INFO, WARN or ERROR"`
+	LogPrefix      string        `env:"SERVER_LOG_PREFIX" help:"text put before every log line, e.g. 'server   | ' (make run sets it: every process writes to one output); default none"`
 	IdleTimeout    time.Duration `env:"SERVER_IDLE_TIMEOUT" envDefault:"60s" help:"a connection that sends no complete message for this long is closed (not an agency waiting for the draw)"`
 	MaxConnections int           `env:"SERVER_MAX_CONNECTIONS" envDefault:"2048" help:"connections served at once; more are refused with too_many_connections"`
 
@@ -35,6 +36,19 @@ type Config struct {
 
 	// The operators' listener: /metrics, /healthz and the status page.
 	AdminAddress string `env:"SERVER_ADMIN_ADDRESS" envDefault:"127.0.0.1:9090" help:"host:port of the admin HTTP listener (Prometheus /metrics, /healthz, the status page at /), never the agencies' port; empty or off turns it and the metrics off"`
+}
+
+// notSettings are SERVER_ variables set beside the central that are not its
+// settings, never warned about: the scripts' own (SERVER_ADDRESS and
+// SERVER_IMAGE of scripts/validar-servidor.sh and generar-stack.sh), which a
+// shell may have exported.
+var notSettings = []string{"SERVER_ADDRESS", "SERVER_IMAGE"}
+
+// Unknown lists the SERVER_ variables of environ (os.Environ) that are not
+// the central's settings, each with the setting it is most likely a typo of:
+// the central warns about each, and runs on.
+func Unknown(environ []string) []envconfig.Unknown {
+	return envconfig.UnknownVars[Config](environ, "SERVER_", notSettings...)
 }
 
 // AdminOff is the SERVER_ADMIN_ADDRESS that turns the admin listener off. An
@@ -80,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := logfmt.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, envconfig.Invalid("SERVER_LOG_LEVEL", c.LogLevel, logfmt.ErrLevel.Error()))
+	}
+	if strings.ContainsAny(c.LogPrefix, "\r\n") {
+		errs = append(errs, envconfig.Invalid("SERVER_LOG_PREFIX", c.LogPrefix, "must not hold a line break"))
 	}
 	if c.IdleTimeout <= 0 {
 		errs = append(errs, envconfig.Invalid("SERVER_IDLE_TIMEOUT", c.IdleTimeout, "must be a positive duration (e.g. 30s, 2m)"))

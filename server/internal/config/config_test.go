@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -166,7 +167,73 @@ func TestTLSEnabled(t *testing.T) {
 	}
 }
 
+// Unknown warns about SERVER_ variables that are not settings, and about no
+// other variable.
+func TestUnknown(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []envconfig.Unknown
+	}{
+		{"the issue's typo", []string{"SERVER_AGENCY=3"}, []envconfig.Unknown{{Var: "SERVER_AGENCY", Nearest: "SERVER_AGENCIES"}}},
+		{"a word short", []string{"SERVER_UNIDENTIFIED_PER_SOURCE=2"},
+			[]envconfig.Unknown{{Var: "SERVER_UNIDENTIFIED_PER_SOURCE", Nearest: "SERVER_MAX_UNIDENTIFIED_PER_SOURCE"}}},
+		{"the agency's name for the CA", []string{"SERVER_TLS_CA=ca.pem"}, []envconfig.Unknown{{Var: "SERVER_TLS_CA"}}},
+		{"the scripts' variables and the log prefix", []string{"SERVER_ADDRESS=server:12345", "SERVER_IMAGE=x",
+			"SERVER_LOG_PREFIX=central"}, nil},
+		{"the runtime's and the agencies'", []string{"GOGC=50", "GOMEMLIMIT=1GiB", "CLI_ID=1", "CLI_SERVER_ADDRESS=x:1"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Unknown(tt.environ))
+		})
+	}
+}
+
+// Every SERVER_ variable the deployment files and scripts set, or tell an
+// operator to set, is a setting (or one of notSettings): none of them makes
+// the central warn.
+func TestDeploymentsNameSettings(t *testing.T) {
+	root := filepath.Join("..", "..", "..")
+	var files []string
+	for _, glob := range []string{"deployments/*", "scripts/*"} {
+		matches, err := filepath.Glob(filepath.Join(root, glob))
+		require.NoError(t, err)
+		files = append(files, matches...)
+	}
+	require.NotEmpty(t, files)
+	// A whole word: not SERVER_TLS of a family in prose, SERVER_TLS_*.
+	word := regexp.MustCompile(`\bSERVER_[A-Z0-9_]*[A-Z0-9]\b`)
+	seen := map[string]bool{}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, name := range word.FindAllString(string(b), -1) {
+			seen[name] = true
+			assert.Empty(t, Unknown([]string{name}), "%s names %s", f, name)
+		}
+	}
+	assert.Greater(t, len(seen), 10, "the files name few variables: %v", seen)
+}
+
 // fromMap reads variables from m.
 func fromMap(m map[string]string) envconfig.Getenv {
 	return func(name string) string { return m[name] }
+}
+
+// SERVER_LOG_PREFIX is taken as it is (make run sets "server   | "); a line
+// break in it would split every line in two.
+func TestLogPrefix(t *testing.T) {
+	env := map[string]string{"SERVER_STORAGE_PATH": filepath.Join(t.TempDir(), "bets.csv"), "SERVER_LOG_PREFIX": "server   | "}
+	cfg, err := Load(fromMap(env))
+	require.NoError(t, err)
+	assert.Equal(t, "server   | ", cfg.LogPrefix)
+
+	env["SERVER_LOG_PREFIX"] = "a\nb"
+	_, err = Load(fromMap(env))
+	assert.EqualError(t, err, `SERVER_LOG_PREFIX: "a\nb" must not hold a line break`)
+	assert.ErrorIs(t, err, envconfig.ErrInvalid)
 }

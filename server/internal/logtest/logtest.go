@@ -31,6 +31,9 @@ const DefaultBound = 60 * time.Second
 type Line struct {
 	Text string
 	At   time.Time
+	// Level is the entry's, for lines recorded through the logrus hook (Fire);
+	// lines read from a process's output carry it in their text instead.
+	Level logrus.Level
 }
 
 // Recorder holds every line recorded so far. The zero value is not usable: call New.
@@ -46,10 +49,12 @@ type Recorder struct {
 func New() *Recorder { return &Recorder{changed: make(chan struct{})} }
 
 // Add records one line.
-func (r *Recorder) Add(text string) {
+func (r *Recorder) Add(text string) { r.add(Line{Text: text, At: time.Now()}) }
+
+func (r *Recorder) add(l Line) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines = append(r.lines, Line{Text: text, At: time.Now()})
+	r.lines = append(r.lines, l)
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
@@ -104,10 +109,23 @@ func (r *Recorder) Write(p []byte) (int, error) {
 // Levels implements logrus.Hook: every level.
 func (r *Recorder) Levels() []logrus.Level { return logrus.AllLevels }
 
-// Fire implements logrus.Hook: it records the entry's message.
+// Fire implements logrus.Hook: it records the entry's message and level.
 func (r *Recorder) Fire(e *logrus.Entry) error {
-	r.Add(e.Message)
+	r.add(Line{Text: e.Message, At: time.Now(), Level: e.Level})
 	return nil
+}
+
+// LevelOf is the level of the first line containing every one of parts, and
+// whether there is one (see Line.Level).
+func (r *Recorder) LevelOf(parts ...string) (logrus.Level, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range r.lines {
+		if Contains(l.Text, parts...) {
+			return l.Level, true
+		}
+	}
+	return 0, false
 }
 
 // Lines returns a copy of the lines recorded so far.

@@ -55,7 +55,7 @@ const (
 
 	// The certificate command.
 	Certs       logfmt.Action = "certs"       // the whole run
-	Certificado logfmt.Action = "certificado" // one file made, kept or replaced
+	Certificado logfmt.Action = "certificado" // one certificate (and its key) made or replaced
 )
 
 // Keys: what a value is.

@@ -8,7 +8,8 @@ import (
 
 // Each action, and each key, is declared once, and every action and key the
 // central and its commands log, or their tests wait for, comes from this
-// vocabulary: the tests' own files (build-tagged ones too) are checked as well.
+// vocabulary: the tests' own files (build-tagged ones too) are checked as well;
+// docs/operations.md explains every name.
 func TestVocabulary(t *testing.T) {
 	logfmttest.CheckVocabulary(t, logfmttest.Module{
 		Path:         "lotterycentral.example/server",
@@ -16,5 +17,6 @@ func TestVocabulary(t *testing.T) {
 		Vocab:        "lotterycentral.example/server/internal/vocab",
 		MinConstants: 60,
 		MinUses:      300,
+		Glossary:     "../../../docs/operations.md", // every name explained to an operator
 	})
 }
