@@ -81,7 +81,7 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 }
 
 // During the official draw the page shows four agencies parked and one
-// sending, at a rate measured between two of its reloads; it reloads itself,
+// sending, at a rate it shows from its first batch; it reloads itself,
 // and after the draw shows all five answered with 2, 3, 3, 2 and 0 winners,
 // each bar as wide as its agency's share.
 func TestStatusPageInBrowser(t *testing.T) {
@@ -97,9 +97,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 		chromedp.Navigate(oc.url+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#draw[data-state="waiting"]`)),
 	))
-	// More bets between two loads: the page, reloading itself, shows agency 5 sending.
+	// More bets: the page, reloading itself, shows agency 5 sending them.
 	c.sendBets(bets[5][400:700], 100)
-	require.NoError(t, chromedp.Do(wait, chromedp.WaitVisible(chromedp.CSS(`tr[data-agency="5"][data-state="sending"]`))))
+	require.NoError(t, chromedp.Do(wait,
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-agency="5"][data-state="sending"][data-bets="700"]`))))
 	pending, err := chromedp.Run(wait, chromedp.Text(chromedp.CSS(`#pending`)))
 	require.NoError(t, err)
 	rows, err := chromedp.Run(wait, chromedp.Evaluate[[]renderedRow](readRows))
