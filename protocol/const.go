@@ -105,6 +105,7 @@ const (
 	CodeIdleTimeout       Code = 20 // the peer was idle too long
 	CodeUnexpected        Code = 21 // a valid message that makes no sense here
 	CodeUnauthorized      Code = 22 // HELLO for an agency the peer's certificate does not name
+	CodeExcluded          Code = 23 // HELLO, bets or FINISH of an agency the central's operator excluded from the draw
 )
 
 var codeNames = map[Code]string{
@@ -116,6 +117,7 @@ var codeNames = map[Code]string{
 	CodeAgencyBusy: "agency_busy", CodeCountMismatch: "count_mismatch", CodeStorage: "storage",
 	CodeShuttingDown: "shutting_down", CodeTooManyConns: "too_many_connections",
 	CodeIdleTimeout: "idle_timeout", CodeUnexpected: "unexpected_message", CodeUnauthorized: "unauthorized",
+	CodeExcluded: "excluded",
 }
 
 func (c Code) String() string {

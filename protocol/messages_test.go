@@ -385,8 +385,9 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, "0x42", MsgType(0x42).String())
 	assert.Equal(t, "count_mismatch", CodeCountMismatch.String())
 	assert.Equal(t, "code_999", Code(999).String())
-	for c := CodeMalformed; c <= CodeUnauthorized; c++ {
+	assert.Equal(t, "excluded", CodeExcluded.String())
+	for c := CodeMalformed; c <= CodeExcluded; c++ {
 		assert.NotContains(t, c.String(), "code_", "code %d has no name", uint16(c))
 	}
-	assert.Len(t, codeNames, int(CodeUnauthorized))
+	assert.Len(t, codeNames, int(CodeExcluded))
 }

@@ -9,8 +9,8 @@
 #
 #   AGENCIES=5 ./scripts/run-local.sh
 #
-# Every run is a fresh round: the bets file and its FINISH journal
-# (RUN_DIR/bets.csv, RUN_DIR/bets.csv.finished) are removed first, unless
+# Every run is a fresh round: the bets file and its journals (RUN_DIR/bets.csv,
+# bets.csv.finished, bets.csv.operator) are removed first, unless
 # RESUME=1 (continue a round that stopped half way). Exit status:
 #   0    every agency exited 0 having received its winners, and the central's
 #        bets file, recounted by `bin/dataset winners -store`, gives each agency
@@ -138,7 +138,7 @@ fi
 if [ "$resume" = 1 ]; then
 	say "RESUME=1: continuing the round in $store"
 else
-	rm -f "$store" "$store.finished"
+	rm -f "$store" "$store.finished" "$store.operator"
 fi
 # The previous run's lines stay one run longer, as run.log.1.
 rm -f "$run"/server.log "$run"/client*.log

@@ -1,12 +1,16 @@
 // Command server is the lottery central. `server health` is its health probe:
-// it pings a running central and exits 0 when it answers. Both are configured
-// by environment variables only; `server -h` lists them.
+// it pings a running central and exits 0 when it answers. `server exclude N
+// -reason TEXT` and `server reload` are an operator's commands: they ask a
+// running central, on its admin address, over TLS with the operator's
+// certificate. All are configured by environment variables only; `server -h`
+// lists them.
 package main
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +25,7 @@ import (
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
+	"lotterycentral.example/server/internal/admin"
 	"lotterycentral.example/server/internal/central"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/metrics"
@@ -50,16 +55,27 @@ const usage = `Usage:
   server health [host:port] ping a running central; exit 0 when it answers
                             (default: this configuration's address, loopback
                             when SERVER_HOST listens on every interface)
+  server exclude N -reason TEXT
+                            an operator's command: the running central takes
+                            agency N out of the round, for TEXT; exit 0 done,
+                            1 refused (the central's reason printed) or not
+                            reached, 2 bad usage
+  server reload             an operator's command: the running central reads
+                            its revocation list again; exits as exclude does
   server -h | --help        print this help
 
-Both read the configuration from these environment variables:
+The operator's commands reach the central at SERVER_ADMIN_ADDRESS (loopback
+when it names every interface) over TLS, presenting SERVER_OPERATOR_CERT and
+SERVER_OPERATOR_KEY and verifying the central with SERVER_TLS_CLIENT_CA.
+
+Each reads the configuration from these environment variables:
 
 `
 
-// Exit codes.
+// Exit codes; a bad command line or configuration is envconfig.ExitCode (2).
 const (
 	exitOK     = 0
-	exitFailed = 1 // the central could not start or stop cleanly, or health got no answer
+	exitFailed = 1 // the central could not start or stop cleanly, health got no answer, an order was refused or not delivered
 )
 
 // healthTimeout bounds the health probe's connect and its answer.
@@ -77,28 +93,88 @@ const (
 	cmdServe command = iota
 	cmdHealth
 	cmdHelp
+	cmdExclude
+	cmdReload
 )
 
-// parseArgs reads the command line: nothing, `health [host:port]` or help.
-func parseArgs(args []string) (cmd command, healthAddr string, err error) {
+// invocation is what the command line asks for.
+type invocation struct {
+	cmd        command
+	healthAddr string // health: the address given, if any
+	agency     int    // exclude
+	reason     string // exclude
+}
+
+// parseArgs reads the command line: nothing, `health [host:port]`,
+// `exclude N -reason TEXT`, `reload` or help.
+func parseArgs(args []string) (invocation, error) {
 	switch {
 	case len(args) == 0:
-		return cmdServe, "", nil
+		return invocation{cmd: cmdServe}, nil
 	case len(args) == 1 && isHelp(args[0]):
-		return cmdHelp, "", nil
+		return invocation{cmd: cmdHelp}, nil
 	case args[0] == "health" && len(args) == 1:
-		return cmdHealth, "", nil
+		return invocation{cmd: cmdHealth}, nil
 	case args[0] == "health" && len(args) == 2 && isHelp(args[1]):
-		return cmdHelp, "", nil
+		return invocation{cmd: cmdHelp}, nil
 	case args[0] == "health" && len(args) == 2:
 		if _, _, err := net.SplitHostPort(args[1]); err != nil {
-			return 0, "", fmt.Errorf("health: %q is not host:port (e.g. 127.0.0.1:12345, [::1]:12345)", args[1])
+			return invocation{}, fmt.Errorf("health: %q is not host:port (e.g. 127.0.0.1:12345, [::1]:12345)", args[1])
 		}
-		return cmdHealth, args[1], nil
+		return invocation{cmd: cmdHealth, healthAddr: args[1]}, nil
 	case args[0] == "health":
-		return 0, "", fmt.Errorf("health: unexpected argument %q", args[2])
+		return invocation{}, fmt.Errorf("health: unexpected argument %q", args[2])
+	case args[0] == admin.ActionExclude:
+		return parseExclude(args[1:])
+	case args[0] == admin.ActionReload && len(args) == 1:
+		return invocation{cmd: cmdReload}, nil
+	case args[0] == admin.ActionReload && len(args) == 2 && isHelp(args[1]):
+		return invocation{cmd: cmdHelp}, nil
+	case args[0] == admin.ActionReload:
+		return invocation{}, fmt.Errorf("reload: unexpected argument %q", args[1])
 	}
-	return 0, "", fmt.Errorf("unexpected argument %q", args[0])
+	return invocation{}, fmt.Errorf("unexpected argument %q", args[0])
+}
+
+// parseExclude reads `exclude N -reason TEXT`; the flag may come first.
+func parseExclude(args []string) (invocation, error) {
+	fs := flag.NewFlagSet(admin.ActionExclude, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	reason := fs.String("reason", "", "why the agency is excluded")
+	parse := func(args []string) error {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return fmt.Errorf("exclude: %w", err)
+		}
+		return nil
+	}
+	if err := parse(args); err != nil {
+		return invocation{}, err
+	}
+	if fs.NArg() == 0 {
+		return invocation{}, errors.New("exclude: which agency? (server exclude N -reason TEXT)")
+	}
+	n := fs.Arg(0)
+	if err := parse(fs.Args()[1:]); err != nil {
+		return invocation{}, err
+	}
+	if fs.NArg() > 0 {
+		return invocation{}, fmt.Errorf("exclude: unexpected argument %q", fs.Arg(0))
+	}
+	agency, err := admin.ParseAgency(n)
+	if err != nil {
+		return invocation{}, fmt.Errorf("exclude: %w", err)
+	}
+	if strings.TrimSpace(*reason) == "" {
+		return invocation{}, errors.New("exclude: -reason is required: why the agency is excluded")
+	}
+	text, err := admin.CheckReason(*reason)
+	if err != nil {
+		return invocation{}, fmt.Errorf("exclude: -%w", err)
+	}
+	return invocation{cmd: cmdExclude, agency: agency, reason: text}, nil
 }
 
 func isHelp(arg string) bool {
@@ -110,14 +186,16 @@ func isHelp(arg string) bool {
 // about each SERVER_ one that is not a setting. Cancelling ctx (SIGTERM or
 // SIGINT in main) shuts the central down.
 func run(ctx context.Context, args []string, getenv envconfig.Getenv, environ []string, stdout, stderr io.Writer) int {
-	cmd, healthAddr, err := parseArgs(args)
+	inv, err := parseArgs(args)
 	switch {
+	case errors.Is(err, flag.ErrHelp), inv.cmd == cmdHelp:
+		fmt.Fprint(stdout, usage+envconfig.Usage[config.Config]())
+		return exitOK
 	case err != nil:
 		fmt.Fprintf(stderr, "server: %v\n\n%s%s", err, usage, envconfig.Usage[config.Config]())
 		return envconfig.ExitCode
-	case cmd == cmdHelp:
-		fmt.Fprint(stdout, usage+envconfig.Usage[config.Config]())
-		return exitOK
+	case inv.cmd == cmdExclude || inv.cmd == cmdReload:
+		return operatorCommand(ctx, getenv, inv, stdout, stderr)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -127,7 +205,8 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, environ []
 	if err != nil {
 		return configFailed(stderr, err)
 	}
-	if cmd == cmdHealth {
+	if inv.cmd == cmdHealth {
+		healthAddr := inv.healthAddr
 		if healthAddr == "" {
 			healthAddr = cfg.HealthAddress()
 		}
@@ -165,15 +244,18 @@ func configFailed(stderr io.Writer, err error) int {
 
 // serve runs the central until ctx ends, then shuts it down.
 func serve(ctx context.Context, log *logfmt.Logger, cfg config.Config) int {
-	tlsState := "off"
+	tlsState, pprofState := "off", "off"
 	if cfg.TLSEnabled() {
 		tlsState = "on"
+	}
+	if cfg.Pprof {
+		pprofState = "on"
 	}
 	log.Info(vocab.Config, logfmt.Success, vocab.Host.Str(cfg.Host), vocab.Puerto.Int(cfg.Port), vocab.Agencias.Int(cfg.Agencies),
 		vocab.ArchivoApuestas.Str(cfg.StoragePath), vocab.NivelLog.Str(cfg.LogLevel), vocab.EsperaInactividad.Any(cfg.IdleTimeout),
 		vocab.MaxConexiones.Int(cfg.MaxConnections), vocab.EsperaHello.Any(cfg.HelloTimeout),
 		vocab.MaxSinIdentificar.Int(cfg.MaxUnidentified), vocab.MaxSinIdentificarPorOrigen.Int(cfg.MaxUnidentifiedPerSource),
-		vocab.TLSKey.Str(tlsState))
+		vocab.Pprof.Str(pprofState), vocab.TLSKey.Str(tlsState))
 
 	var m *metrics.Metrics
 	if cfg.AdminEnabled() {

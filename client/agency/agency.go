@@ -320,9 +320,14 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 	if err != nil {
 		err = authError(err)
 		var ae *AuthError
-		if errors.As(err, &ae) {
+		var re *protocol.RemoteError
+		switch {
+		case errors.As(err, &ae):
 			a.logRefused(ae)
-		} else if werr != nil && retryable(err) {
+		case errors.As(err, &re) && re.Code == protocol.CodeExcluded:
+			// Final, like every refusal retryable does not list.
+			return nil, fmt.Errorf("identify: the central's operator excluded this agency from the draw: %w", err)
+		case werr != nil && retryable(err):
 			err = werr
 		}
 		return nil, fmt.Errorf("identify: %w", err)

@@ -372,6 +372,17 @@ func TestAgencyFailsCleanly(t *testing.T) {
 			require.ErrorAs(t, err, &re)
 			assert.Equal(t, protocol.CodeBadAgency, re.Code)
 		}},
+		{"central's operator excluded the agency", 0, func(f *fakeConn) error {
+			if _, err := f.expect(protocol.MsgHello); err != nil {
+				return err
+			}
+			return f.send(protocol.ErrorMessage{Code: protocol.CodeExcluded, Text: "agency 3 is out of this draw: its bets are not drawn"})
+		}, "the central's operator excluded this agency from the draw", func(t *testing.T, err error) {
+			var re *protocol.RemoteError
+			require.ErrorAs(t, err, &re, "final: not retried")
+			assert.Equal(t, protocol.CodeExcluded, re.Code)
+			assert.Equal(t, vocab.ConsultaGanadores, FailedAction(err), "the course's line says why the agency stopped")
+		}},
 		{"garbage instead of HELLO_ACK", 0, func(f *fakeConn) error {
 			if _, err := f.expect(protocol.MsgHello); err != nil {
 				return err
@@ -717,6 +728,7 @@ func TestRetryable(t *testing.T) {
 		{"timeout", &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true},
 		{"central shutting down", &protocol.RemoteError{Code: protocol.CodeShuttingDown}, true},
 		{"invalid bet", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, false},
+		{"excluded by the central's operator", &protocol.RemoteError{Code: protocol.CodeExcluded}, false},
 		{"gave up connecting", fmt.Errorf("connect: %w", errGaveUp), false},
 		{"missing bets file", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "open", Path: "a.csv", Err: fs.ErrNotExist}}, false},
 		// A bets file on a network file system fails like a socket: still local.

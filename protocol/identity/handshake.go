@@ -77,11 +77,15 @@ func DescribeHandshakeError(err error) (reason string, ok bool) {
 // the error of a TLS handshake with a would-be agency: ReasonNoCertificate,
 // ReasonUnknownAuthority, ReasonExpired, ReasonInvalidCertificate,
 // ReasonRefusedByAgency (it refused our certificate), ReasonNotTLS (a plaintext
-// agency; see RefusePlaintext), ReasonHandshakeFailed. Network errors,
-// timeouts and EOF give ok false.
+// agency; see RefusePlaintext), ReasonOperatorCertificate (an operator's
+// certificate, refused on the agencies' port), ReasonHandshakeFailed.
+// Network errors, timeouts and EOF give ok false.
 func DescribeServerHandshakeError(err error) (reason string, ok bool) {
 	if err == nil {
 		return "", false
+	}
+	if errors.Is(err, ErrOperatorNotAgency) {
+		return ReasonOperatorCertificate, true
 	}
 	// crypto/tls returns this one as a plain errors.New; the test pins the text.
 	if errText(err) == errNoClientCertificate {

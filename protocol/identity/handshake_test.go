@@ -39,6 +39,9 @@ type files struct {
 	expired3, expired3Key       string
 	foreign3, foreign3Key       string // agency 3, signed by the other CA
 	serverOnly3, serverOnly3Key string // "agency-3" without the client-auth usage
+	operator, operatorKey       string // "operator"
+	expiredOp, expiredOpKey     string // "operator", expired
+	foreignOp, foreignOpKey     string // "operator", signed by the other CA
 }
 
 func writeCert(t *testing.T, dir, name string, c *pki.Cert) (string, string) {
@@ -72,6 +75,9 @@ func newFiles(t *testing.T) files {
 	f.expired3, f.expired3Key = writeCert(t, dir, "agency-3-expired", issue(ca.IssueAgency(3, longAgo, past)))
 	f.foreign3, f.foreign3Key = writeCert(t, dir, "agency-3-foreign", issue(other.IssueAgency(3, time.Time{}, time.Time{})))
 	f.serverOnly3, f.serverOnly3Key = writeCert(t, dir, "agency-3-server-only", serverOnlyCert(t, ca, "agency-3"))
+	f.operator, f.operatorKey = writeCert(t, dir, "operator", issue(ca.IssueOperator("", time.Time{}, time.Time{})))
+	f.expiredOp, f.expiredOpKey = writeCert(t, dir, "operator-expired", issue(ca.IssueOperator("", longAgo, past)))
+	f.foreignOp, f.foreignOpKey = writeCert(t, dir, "operator-foreign", issue(other.IssueOperator("", time.Time{}, time.Time{})))
 	return f
 }
 
@@ -103,6 +109,7 @@ type serverSide struct {
 	agencyErr    error
 	answered     bool // it read a PING and answered PONG
 	refused      bool // RefusePlaintext answered a plaintext peer
+	state        tls.ConnectionState
 }
 
 // serveTLS accepts one connection on 127.0.0.1, does the TLS handshake as the
@@ -344,6 +351,17 @@ func TestHandshakeMatrix(t *testing.T) {
 			clientReason:         identity.ReasonNameMismatch,
 			serverErr:            "remote error: tls: bad certificate",
 			serverReason:         identity.ReasonRefusedByAgency,
+		},
+		{
+			// The agencies' port refuses an operator at the handshake, before
+			// any frame: not even PING.
+			name:         "operator's certificate on the agencies' port",
+			server:       good,
+			client:       func(t *testing.T) *tls.Config { return clientConfig(t, f.operator, f.operatorKey, f.ca, "localhost") },
+			clientErr:    "remote error: tls: bad certificate",
+			clientReason: identity.ReasonRefusedByCentral,
+			serverErr:    `certificate "operator": an operator's certificate is refused on the agencies' port`,
+			serverReason: identity.ReasonOperatorCertificate,
 		},
 		{
 			name:   "wrong server name",

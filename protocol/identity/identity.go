@@ -5,7 +5,9 @@
 // A certificate names agency N when its Subject has exactly one Common Name,
 // exactly "agency-N" (N in decimal, 1..4294967295, no sign, no leading zeros),
 // and its extended key usage lists client authentication. The central's
-// certificate has the Common Name "central" and names no agency.
+// certificate has the Common Name "central" and names no agency. An
+// operator's (operator.go) has "operator" or "operator-<name>": it names no
+// agency, and the agencies' port refuses it at the handshake.
 package identity
 
 import (
@@ -50,16 +52,7 @@ func AgencyOf(cert *x509.Certificate) (int, error) {
 	if cert == nil {
 		return 0, fmt.Errorf("read agency of certificate: no certificate: %w", ErrNoAgency)
 	}
-	cns := 0
-	for _, atv := range cert.Subject.Names {
-		if atv.Type.Equal(oidCommonName) {
-			cns++
-		}
-	}
-	if cns == 0 && cert.Subject.CommonName != "" {
-		cns = 1 // a certificate built in memory, never parsed: Names is empty
-	}
-	cn := cert.Subject.CommonName
+	cn, cns := commonName(cert)
 	if cns != 1 {
 		return 0, fmt.Errorf("read agency of certificate: %d common names, want exactly one: %w", cns, ErrNoAgency)
 	}
@@ -109,9 +102,10 @@ func ConnAgency(state tls.ConnectionState) (int, error) {
 	return AgencyOf(state.PeerCertificates[0])
 }
 
-// ServerConfig is the central's TLS configuration: TLS 1.3 only, the central's
-// certificate and key, and a client certificate required and verified against
-// the CAs in clientCAFile.
+// ServerConfig is the central's TLS configuration for the agencies' port:
+// TLS 1.3 only, the central's certificate and key, and a client certificate
+// required and verified against the CAs in clientCAFile. An operator's
+// certificate is refused at the handshake (ErrOperatorNotAgency).
 func ServerConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	cert, err := loadKeyPair("central", certFile, keyFile)
 	if err != nil {
@@ -122,10 +116,11 @@ func ServerConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
+		MinVersion:       tls.VersionTLS13,
+		Certificates:     []tls.Certificate{cert},
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        pool,
+		VerifyConnection: refuseOperators,
 	}, nil
 }
 

@@ -22,6 +22,9 @@ const (
 	CAKeyFile      = "ca-key.pem"
 	CentralFile    = "central.pem"
 	CentralKeyFile = "central-key.pem"
+	// The operator's pair (Common Name "operator"), for the central's admin address.
+	OperatorFile    = "operator.pem"
+	OperatorKeyFile = "operator-key.pem"
 )
 
 // CACommonName starts the Common Name of the CA WriteDir makes; a random
@@ -88,7 +91,8 @@ func (r Report) Count(s State) int {
 
 // WriteDir makes sure dir holds a CA (ca.pem, ca-key.pem), the central's
 // certificate (central.pem, central-key.pem, valid for DefaultCentralHosts and
-// extraHosts) and agencies 1..agencies' (agency-N.pem, agency-N-key.pem).
+// extraHosts), the operator's (operator.pem, operator-key.pem: Common Name
+// "operator") and agencies 1..agencies' (agency-N.pem, agency-N-key.pem).
 // The directory is created mode 0700, keys are 0600 and certificates 0644.
 //
 // It is idempotent. An existing CA is kept and signs what is missing; an
@@ -129,6 +133,12 @@ func WriteDir(dir string, agencies int, extraHosts []string, replace bool) (Repo
 		func() (*Cert, error) { return ca.IssueCentral(extraHosts, time.Time{}, time.Time{}) },
 		func(c *x509.Certificate) string { return centralMismatch(c, dns, ips) },
 		x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return rep, err
+	}
+	err = w.leaf(OperatorFile, OperatorKeyFile, force,
+		func() (*Cert, error) { return ca.IssueOperator("", time.Time{}, time.Time{}) },
+		operatorMismatch, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		return rep, err
 	}
@@ -285,6 +295,17 @@ func agencyMismatch(c *x509.Certificate, n int) string {
 	}
 	if got != n {
 		return fmt.Sprintf("names agency %d, want %d", got, n)
+	}
+	return ""
+}
+
+func operatorMismatch(c *x509.Certificate) string {
+	got, err := identity.OperatorOf(c)
+	if err != nil {
+		return err.Error()
+	}
+	if got != identity.OperatorName {
+		return fmt.Sprintf("names operator %q, want %q", got, identity.OperatorName)
 	}
 	return ""
 }

@@ -22,7 +22,7 @@ import (
 
 // names are the files WriteDir makes for n agencies, keys before certificates.
 func names(n int) []string {
-	out := []string{pki.CAKeyFile, pki.CAFile, pki.CentralKeyFile, pki.CentralFile}
+	out := []string{pki.CAKeyFile, pki.CAFile, pki.CentralKeyFile, pki.CentralFile, pki.OperatorKeyFile, pki.OperatorFile}
 	for i := 1; i <= n; i++ {
 		out = append(out, pki.AgencyKeyFile(i), pki.AgencyFile(i))
 	}
@@ -76,6 +76,13 @@ func checkDir(t *testing.T, dir string, agencies int) {
 	require.NoError(t, err)
 	assert.NoError(t, verify(central.Cert, ca, x509.ExtKeyUsageServerAuth, "server"))
 	assert.NoError(t, verify(central.Cert, ca, x509.ExtKeyUsageClientAuth, ""))
+	op, err := pki.LoadCert(filepath.Join(dir, pki.OperatorFile), filepath.Join(dir, pki.OperatorKeyFile))
+	require.NoError(t, err)
+	assert.NoError(t, verify(op.Cert, ca, x509.ExtKeyUsageClientAuth, ""))
+	assert.Error(t, verify(op.Cert, ca, x509.ExtKeyUsageServerAuth, ""), "the operator must not serve")
+	name, err := identity.OperatorOf(op.Cert)
+	require.NoError(t, err)
+	assert.Equal(t, identity.OperatorName, name)
 	for n := 1; n <= agencies; n++ {
 		agency, err := pki.LoadCert(filepath.Join(dir, pki.AgencyFile(n)), filepath.Join(dir, pki.AgencyKeyFile(n)))
 		require.NoError(t, err)
@@ -131,8 +138,8 @@ func TestReportCertificates(t *testing.T) {
 		assert.False(t, f.Key)
 		certs = append(certs, filepath.Base(f.Path))
 	}
-	assert.Equal(t, []string{pki.CAFile, pki.CentralFile, pki.AgencyFile(1), pki.AgencyFile(2)}, certs)
-	assert.Equal(t, 4, rep.Certificates().Count(pki.Created))
+	assert.Equal(t, []string{pki.CAFile, pki.CentralFile, pki.OperatorFile, pki.AgencyFile(1), pki.AgencyFile(2)}, certs)
+	assert.Equal(t, 5, rep.Certificates().Count(pki.Created))
 }
 
 func TestWriteDirIdempotent(t *testing.T) {
@@ -272,6 +279,41 @@ func TestWriteDirRepairs(t *testing.T) {
 			reason:  "does not verify against ca.pem",
 		},
 		{
+			name:    "operator certificate missing",
+			spoil:   func(t *testing.T, dir string) { require.NoError(t, os.Remove(filepath.Join(dir, pki.OperatorFile))) },
+			reissue: []string{pki.OperatorFile},
+			reason:  "certificate missing",
+		},
+		{
+			name: "expired operator certificate",
+			spoil: func(t *testing.T, dir string) {
+				c, err := loadCA(t, dir).IssueOperator("", time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+				require.NoError(t, err)
+				require.NoError(t, c.WriteFiles(filepath.Join(dir, pki.OperatorFile), filepath.Join(dir, pki.OperatorKeyFile)))
+			},
+			reissue: []string{pki.OperatorFile},
+			reason:  "expired",
+		},
+		{
+			name: "a named operator where the default one should be",
+			spoil: func(t *testing.T, dir string) {
+				c, err := loadCA(t, dir).IssueOperator("ana", time.Time{}, time.Time{})
+				require.NoError(t, err)
+				require.NoError(t, c.WriteFiles(filepath.Join(dir, pki.OperatorFile), filepath.Join(dir, pki.OperatorKeyFile)))
+			},
+			reissue: []string{pki.OperatorFile},
+			reason:  `names operator "operator-ana", want "operator"`,
+		},
+		{
+			name: "an agency's certificate where the operator's should be",
+			spoil: func(t *testing.T, dir string) {
+				copyFile(t, filepath.Join(dir, pki.AgencyKeyFile(1)), filepath.Join(dir, pki.OperatorKeyFile))
+				copyFile(t, filepath.Join(dir, pki.AgencyFile(1)), filepath.Join(dir, pki.OperatorFile))
+			},
+			reissue: []string{pki.OperatorFile},
+			reason:  "an agency may not act as an operator",
+		},
+		{
 			name:    "central asked for a new host",
 			spoil:   func(t *testing.T, dir string) {},
 			hosts:   []string{"lottery.example"},
@@ -307,7 +349,7 @@ func TestWriteDirRepairs(t *testing.T) {
 			spoil: func(t *testing.T, dir string) {
 				require.NoError(t, newCA(t, "hand-made CA").WriteFiles(filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile)))
 			},
-			reissue: []string{pki.CentralFile, pki.AgencyFile(1), pki.AgencyFile(2)},
+			reissue: []string{pki.CentralFile, pki.OperatorFile, pki.AgencyFile(1), pki.AgencyFile(2)},
 			reason:  "does not verify against ca.pem",
 		},
 	}
@@ -439,11 +481,13 @@ func TestWriteDirHandshake(t *testing.T) {
 		name       string
 		cert, key  string
 		serverName string
-		agency     int // 0: names no agency
+		agency     int  // 0: names no agency
+		refused    bool // the handshake fails: the operator's, on the agencies' port
 	}{
-		{"agency 1", pki.AgencyFile(1), pki.AgencyKeyFile(1), "localhost", 1},
-		{"agency 2 by address", pki.AgencyFile(2), pki.AgencyKeyFile(2), "127.0.0.1", 2},
-		{"central's probe", pki.CentralFile, pki.CentralKeyFile, "server", 0},
+		{"agency 1", pki.AgencyFile(1), pki.AgencyKeyFile(1), "localhost", 1, false},
+		{"agency 2 by address", pki.AgencyFile(2), pki.AgencyKeyFile(2), "127.0.0.1", 2, false},
+		{"central's probe", pki.CentralFile, pki.CentralKeyFile, "server", 0, false},
+		{"operator", pki.OperatorFile, pki.OperatorKeyFile, "localhost", 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -483,9 +527,13 @@ func TestWriteDirHandshake(t *testing.T) {
 			require.NoError(t, err)
 			defer conn.Close()
 			_, err = conn.Read(make([]byte, 1))
-			require.NoError(t, err)
-
 			r := <-done
+			if tt.refused {
+				assert.ErrorContains(t, err, "bad certificate")
+				assert.ErrorIs(t, r.err, identity.ErrOperatorNotAgency)
+				return
+			}
+			require.NoError(t, err)
 			if tt.agency == 0 {
 				assert.ErrorIs(t, r.err, identity.ErrNoAgency)
 				return

@@ -1,8 +1,9 @@
 // Package pki issues the project's certificates: a CA, the central's
-// certificate and one certificate per agency, following the identity rule of
-// SPEC.md (package identity). Keys are ECDSA P-256; files are PEM
+// certificate, an operator's and one certificate per agency, following the
+// identity rule of SPEC.md (package identity). Keys are ECDSA P-256; files are PEM
 // ("CERTIFICATE", and PKCS#8 "PRIVATE KEY"). It is used by the certs command
-// (WriteDir) and by tests of any module (NewCA, IssueCentral, IssueAgency).
+// (WriteDir) and by tests of any module (NewCA, IssueCentral, IssueAgency,
+// IssueOperator).
 package pki
 
 import (
@@ -129,6 +130,30 @@ func (ca *CA) IssueAgency(n int, notBefore, notAfter time.Time) (*Cert, error) {
 	c, err := create(tmpl, ca)
 	if err != nil {
 		return nil, fmt.Errorf("issue certificate of agency %d: %w", n, err)
+	}
+	return c, nil
+}
+
+// IssueOperator issues an operator's certificate: Common Name "operator"
+// for an empty name, else "operator-<name>" (identity.OperatorCommonName),
+// extended key usage client authentication only. Zero times mean
+// now-Backdate and NotBefore+DefaultLeafValidity.
+func (ca *CA) IssueOperator(name string, notBefore, notAfter time.Time) (*Cert, error) {
+	cn, err := identity.OperatorCommonName(name)
+	if err != nil {
+		return nil, fmt.Errorf("issue operator certificate: %w", err)
+	}
+	notBefore, notAfter = window(notBefore, notAfter, DefaultLeafValidity)
+	tmpl := &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		NotBefore:   notBefore,
+		NotAfter:    notAfter,
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	c, err := create(tmpl, ca)
+	if err != nil {
+		return nil, fmt.Errorf("issue certificate of %s: %w", cn, err)
 	}
 	return c, nil
 }

@@ -125,6 +125,30 @@ func TestIssueAgency(t *testing.T) {
 	}
 }
 
+func TestIssueOperator(t *testing.T) {
+	ca := newCA(t, "test CA")
+	tests := []struct {
+		name, in, want string
+	}{
+		{"default", "", identity.OperatorName},
+		{"named", "ana", "operator-ana"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			op, err := ca.IssueOperator(tt.in, time.Time{}, time.Time{})
+			require.NoError(t, err)
+			got, err := identity.OperatorOf(op.Cert)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			assert.Equal(t, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, op.Cert.ExtKeyUsage)
+			assert.NoError(t, verify(op.Cert, ca, x509.ExtKeyUsageClientAuth, ""))
+			assert.Error(t, verify(op.Cert, ca, x509.ExtKeyUsageServerAuth, ""), "an operator cannot pose as the central")
+			_, err = identity.AgencyOf(op.Cert)
+			assert.ErrorIs(t, err, identity.ErrNoAgency, "an operator names no agency")
+		})
+	}
+}
+
 func TestValidityWindow(t *testing.T) {
 	ca := newCA(t, "test CA")
 	now := time.Now()
@@ -174,6 +198,8 @@ func TestIssueErrors(t *testing.T) {
 			`host "bad host!" is neither`},
 		{"empty host", func() error { _, err := ca.IssueCentral([]string{""}, time.Time{}, time.Time{}); return err },
 			`host "" is neither`},
+		{"bad operator name", func() error { _, err := ca.IssueOperator("Ana", time.Time{}, time.Time{}); return err },
+			`operator name "Ana"`},
 		{"CA without a name", func() error { _, err := pki.NewCA("", time.Time{}, time.Time{}); return err }, "empty common name"},
 	}
 	for _, tt := range tests {

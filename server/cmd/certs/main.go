@@ -1,6 +1,6 @@
 // Command certs writes the project's certificates for mutual TLS: a CA, the
-// central's certificate and one per agency, following the identity rule of
-// protocol/SPEC.md. `make certs` runs it:
+// central's certificate, the operator's (for the central's admin address)
+// and one per agency, following the identity rule of protocol/SPEC.md. `make certs` runs it:
 //
 //	go run ./server/cmd/certs -dir .certs -agencies 5 [-host name]... [-replace]
 //
@@ -32,7 +32,8 @@ const usage = `usage: certs [-dir .certs] [-agencies 5] [-host name]... [-replac
 
 Writes, into -dir (mode 0700): ca.pem and ca-key.pem (the CA), central.pem and
 central-key.pem (the central: names server, localhost, 127.0.0.1, ::1 and every
--host), agency-N.pem and agency-N-key.pem for N in 1..-agencies. Keys are mode
+-host), operator.pem and operator-key.pem (an operator, for the central's admin
+address), agency-N.pem and agency-N-key.pem for N in 1..-agencies. Keys are mode
 0600. What exists and is still valid is kept; what is missing is added.
 -replace makes a new CA and reissues everything: give every -host again.
 Prints one line per certificate made, then one counting them (alone when

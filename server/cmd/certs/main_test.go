@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/protocol/pki"
 	"lotterycentral.example/server/internal/vocab"
 )
@@ -61,23 +63,24 @@ func TestRun(t *testing.T) {
 			// One line per certificate, the key beside it unmentioned.
 			want: []string{
 				fileLine(dir, "ca.pem", "creado"), fileLine(dir, "central.pem", "creado"),
+				fileLine(dir, "operator.pem", "creado"),
 				fileLine(dir, "agency-1.pem", "creado"), fileLine(dir, "agency-2.pem", "creado"),
 				fileLine(dir, "agency-3.pem", "creado"),
-				runLine(dir, 3, 5, 0, 0),
+				runLine(dir, 3, 6, 0, 0),
 			},
-			lines: 6,
+			lines: 7,
 		},
 		{
 			// Nothing changed: one line.
 			name:  "second run keeps everything",
 			args:  []string{"-dir", dir, "-agencies", "3"},
-			want:  []string{runLine(dir, 3, 0, 5, 0)},
+			want:  []string{runLine(dir, 3, 0, 6, 0)},
 			lines: 1,
 		},
 		{
 			name:  "more agencies adds theirs",
 			args:  []string{"-dir", dir, "-agencies", "4"},
-			want:  []string{fileLine(dir, "agency-4.pem", "creado"), runLine(dir, 4, 1, 5, 0)},
+			want:  []string{fileLine(dir, "agency-4.pem", "creado"), runLine(dir, 4, 1, 6, 0)},
 			lines: 2,
 		},
 		{
@@ -85,10 +88,11 @@ func TestRun(t *testing.T) {
 			args: []string{"-dir", dir, "-agencies", "4", "-replace", "-host", "lottery.example,192.0.2.1,central.example"},
 			want: []string{
 				fileLine(dir, "ca.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
+				fileLine(dir, "operator.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
 				fileLine(dir, "agency-4.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
-				runLine(dir, 4, 0, 0, 6),
+				runLine(dir, 4, 0, 0, 7),
 			},
-			lines: 7,
+			lines: 8,
 		},
 		{
 			name:  "unknown flag",
@@ -151,6 +155,38 @@ func TestRun(t *testing.T) {
 		assert.NoError(t, err, host)
 	}
 	assert.True(t, central.Cert.IPAddresses[len(central.Cert.IPAddresses)-1].Equal(net.ParseIP("192.0.2.1")))
+}
+
+// The operator's pair is written once, by the first run, and kept byte for
+// byte by the next ones (a run that changes nothing says so in one line).
+func TestOperatorKept(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".certs")
+	read := func() (cert, key []byte) {
+		t.Helper()
+		cert, err := os.ReadFile(filepath.Join(dir, pki.OperatorFile))
+		require.NoError(t, err)
+		key, err = os.ReadFile(filepath.Join(dir, pki.OperatorKeyFile))
+		require.NoError(t, err)
+		return cert, key
+	}
+	code, msgs := messages(t, "-dir", dir, "-agencies", "1")
+	require.Equal(t, 0, code, "%s", strings.Join(msgs, "\n"))
+	assert.Contains(t, msgs, fileLine(dir, pki.OperatorFile, "creado"))
+	cert, key := read()
+	op, err := pki.LoadCert(filepath.Join(dir, pki.OperatorFile), filepath.Join(dir, pki.OperatorKeyFile))
+	require.NoError(t, err)
+	name, err := identity.OperatorOf(op.Cert)
+	require.NoError(t, err)
+	assert.Equal(t, identity.OperatorName, name)
+
+	for run := range 2 {
+		code, msgs = messages(t, "-dir", dir, "-agencies", "1")
+		require.Equal(t, 0, code)
+		assert.Equal(t, []string{runLine(dir, 1, 0, 4, 0)}, msgs, "run %d", run+2)
+		c, k := read()
+		assert.Equal(t, cert, c, "operator.pem kept")
+		assert.Equal(t, key, k, "operator-key.pem kept")
+	}
 }
 
 func mustCA(t *testing.T, dir string) *pki.CA {

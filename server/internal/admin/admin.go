@@ -7,9 +7,18 @@
 //
 // The page shows counts only, never a document: the winners' documents go
 // to their own agency and nowhere else.
+//
+// Those read-only endpoints answer anyone who reaches the address, over
+// plain HTTP or TLS (Listen serves both on one address). The operator's
+// actions (/actions/exclude, /actions/reload) and Go's profiler
+// (/debug/pprof/, only WithPprof) answer only over TLS to a client
+// certificate that names an operator (identity.VerifyOperator); see
+// operator.go. Over TLS, a client certificate that is presented must be an
+// operator's on every path: an agency's key, say, has no business here.
 package admin
 
 import (
+	"crypto/x509"
 	"embed"
 	"encoding/json"
 	"html/template"
@@ -21,6 +30,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"lotterycentral.example/lottery/logfmt"
 )
 
 // Source is what the listener reports on: the central.
@@ -33,17 +44,19 @@ type Source interface {
 
 // Status is the central's state as the page shows it.
 type Status struct {
-	Agencies    int      // in the draw, numbered 1..Agencies
-	Rows        []Agency // the agencies listed, ascending
-	Unlisted    int      // agencies left out of Rows (too many to list)
-	Pending     []int    // the agencies the draw waits for, ascending
-	PendingText string   // the same, compactly ("2,5", "1-3,7")
-	Parked      int      // agencies waiting for their winners now
-	Connections int      // connections open, identified or not
-	Drawn       bool
-	Closing     bool          // the central is shutting down
-	DrawAt      time.Time     // when the draw ran
-	DrawTook    time.Duration // how long it took
+	Agencies     int      // in the draw, numbered 1..Agencies
+	Rows         []Agency // the agencies listed, ascending
+	Unlisted     int      // agencies left out of Rows (too many to list)
+	Pending      []int    // the agencies the draw waits for, ascending
+	PendingText  string   // the same, compactly ("2,5", "1-3,7")
+	Excluded     []int    // the agencies the operator excluded from the draw, ascending
+	ExcludedText string   // the same, compactly
+	Parked       int      // agencies waiting for their winners now
+	Connections  int      // connections open, identified or not
+	Drawn        bool
+	Closing      bool          // the central is shutting down
+	DrawAt       time.Time     // when the draw ran
+	DrawTook     time.Duration // how long it took
 }
 
 // Agency is one agency's row.
@@ -54,11 +67,20 @@ type Agency struct {
 	Finished  bool   // its FINISH is recorded
 	Parked    bool   // waiting on its connection for the draw
 	Answered  bool   // its winners were sent
-	Winners   int    // after the draw; -1 before
+	Winners   int    // after the draw; -1 before, and for an excluded agency
+	// Excluded says who excluded it from the draw, when and why; nil if no one did.
+	Excluded *Exclusion
 	// Since its connection was identified, and its bets then: its rate until
 	// requests have sampled it over time.
 	ConnectedAt     time.Time
 	StoredAtConnect uint64
+}
+
+// Exclusion is an operator's exclusion of an agency from the draw.
+type Exclusion struct {
+	At       time.Time `json:"at"`
+	Operator string    `json:"operator"` // the name on their certificate
+	Reason   string    `json:"reason"`
 }
 
 // The states of an agency on the page, from first to last.
@@ -69,6 +91,7 @@ const (
 	StateFinished     = "finished"     // FINISH recorded, not waiting on a connection
 	StateParked       = "parked"       // waiting for the draw
 	StateAnswered     = "answered"     // got its winners
+	StateExcluded     = "excluded"     // the operator excluded it: not drawn
 )
 
 // refreshEvery is how often the page reloads itself.
@@ -96,6 +119,11 @@ type Handler struct {
 	mux *http.ServeMux
 	now func() time.Time // time.Now; tests set it
 
+	log   *logfmt.Logger // the refusals; nil logs nothing
+	roots *x509.CertPool // verifies operators' certificates; nil: no TLS side, no operator
+	op    Operator       // what the actions do; nil: every action is refused
+	pprof bool           // serve /debug/pprof/ to operators
+
 	mu      sync.Mutex
 	samples []sample // the stored counts seen by recent requests, oldest first
 }
@@ -106,23 +134,50 @@ type sample struct {
 	stored map[int]uint64
 }
 
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithOperators turns the actions on: op does them, for a client whose
+// certificate verifies against roots and names an operator; log records each
+// request the admin layer refuses.
+func WithOperators(op Operator, roots *x509.CertPool, log *logfmt.Logger) Option {
+	return func(h *Handler) { h.op, h.roots, h.log = op, roots, log }
+}
+
+// WithPprof serves Go's profiler at /debug/pprof/, to operators only
+// (SERVER_PPROF=1); without it the profiler answers 404.
+func WithPprof(on bool) Option {
+	return func(h *Handler) { h.pprof = on }
+}
+
 // New returns the handler for src; metrics is served at /metrics (no
 // /metrics if nil).
-func New(src Source, metrics prometheus.Gatherer) *Handler {
+func New(src Source, metrics prometheus.Gatherer, opts ...Option) *Handler {
 	h := &Handler{src: src, mux: http.NewServeMux(), now: time.Now}
+	for _, o := range opts {
+		o(h)
+	}
 	if metrics != nil {
 		h.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}
 	h.mux.HandleFunc("GET /healthz", h.healthz)
 	h.mux.HandleFunc("GET /status.json", h.statusJSON)
-	// Go's profiler, for an operator on the admin address (never the agencies').
-	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	h.mux.HandleFunc("GET /{$}", h.statusPage)
+	// The operator's side (operator.go): every method reaches these, so that
+	// a refusal is answered and logged by the admin layer, never by the mux.
+	h.mux.HandleFunc("/actions/{action}", h.action)
+	h.mux.HandleFunc("/debug/pprof/", h.profiler(pprof.Index))
+	h.mux.HandleFunc("/debug/pprof/profile", h.profiler(pprof.Profile))
 	return h
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, ok := h.identify(w, r)
+	if !ok {
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
 
 // healthz is 200 while the central serves agencies, 503 before and while it stops.
 func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -155,7 +210,10 @@ type DrawView struct {
 	State        string    `json:"state"`   // waiting, drawn, shutting_down
 	Pending      []int     `json:"pending"` // the agencies it waits for, ascending
 	PendingN     int       `json:"pending_count"`
-	PendingText  string    `json:"-"` // the same, compactly ("2,5", "1-3,7"), for the page
+	PendingText  string    `json:"-"`        // the same, compactly ("2,5", "1-3,7"), for the page
+	Excluded     []int     `json:"excluded"` // the agencies the operator excluded: not drawn
+	ExcludedN    int       `json:"excluded_count"`
+	ExcludedText string    `json:"-"` // the same, compactly, for the page
 	Parked       int       `json:"parked"`
 	At           time.Time `json:"at,omitzero"`
 	TookSeconds  float64   `json:"took_seconds,omitempty"`
@@ -170,7 +228,9 @@ type Row struct {
 	Bets    uint64   `json:"bets"`
 	Rate    *float64 `json:"rate"`    // bets/s; null until two samples
 	Share   float64  `json:"share"`   // percent of every bet stored
-	Winners *int     `json:"winners"` // null before the draw
+	Winners *int     `json:"winners"` // null before the draw, and for an excluded agency
+	// Excluded says who excluded it, when and why; absent if no one did.
+	Excluded *Exclusion `json:"excluded,omitempty"`
 }
 
 // RateText is the rate for the page: bets/s, or a dash before it is known.
@@ -211,7 +271,7 @@ func (h *Handler) view() View {
 	var total float64
 	rated := false
 	for _, a := range st.Rows {
-		r := Row{Agency: a.ID, Bets: a.Stored, Rate: rateOf(a, base, now)}
+		r := Row{Agency: a.ID, Bets: a.Stored, Rate: rateOf(a, base, now), Excluded: a.Excluded}
 		if r.Rate != nil {
 			total += *r.Rate
 			rated = true
@@ -230,10 +290,15 @@ func (h *Handler) view() View {
 	if rated {
 		v.Rate = &total
 	}
-	v.Draw = DrawView{Pending: st.Pending, PendingN: len(st.Pending), PendingText: st.PendingText, Parked: st.Parked,
-		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - len(st.Pending)}
+	v.Draw = DrawView{Pending: st.Pending, PendingN: len(st.Pending), PendingText: st.PendingText,
+		Excluded: st.Excluded, ExcludedN: len(st.Excluded), ExcludedText: st.ExcludedText, Parked: st.Parked,
+		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - len(st.Pending) - len(st.Excluded)}
+	// Lists in JSON, never null.
 	if v.Draw.Pending == nil {
-		v.Draw.Pending = []int{} // a list in JSON, never null
+		v.Draw.Pending = []int{}
+	}
+	if v.Draw.Excluded == nil {
+		v.Draw.Excluded = []int{}
 	}
 	switch {
 	case st.Drawn:
@@ -271,9 +336,12 @@ func rateOf(a Agency, base *sample, now time.Time) *float64 {
 	return &rate
 }
 
-// state is what an agency is doing, the latest stage it reached first.
+// state is what an agency is doing, the latest stage it reached first; an
+// excluded agency is out of the round, whatever it did before.
 func state(a Agency, rate *float64) string {
 	switch {
+	case a.Excluded != nil:
+		return StateExcluded
 	case a.Answered:
 		return StateAnswered
 	case a.Parked:

@@ -269,14 +269,15 @@ func TestStatusJSON(t *testing.T) {
 	assert.Len(t, first, 6, "agency, state, bets, rate, share, winners: counts only")
 }
 
-// The profiler is on the admin address, for an operator chasing CPU or memory.
+// The profiler is on the admin address for an operator chasing CPU or
+// memory, over TLS (TestAdminAddress); off by default, and never over plain HTTP.
 func TestProfilerEndpoints(t *testing.T) {
-	h := New(&fakeSource{}, nil)
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=1"} {
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile"} {
 		t.Run(path, func(t *testing.T) {
-			rec := serve(h, path)
-			assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-			assert.NotEmpty(t, rec.Body.Bytes())
+			rec := serve(New(&fakeSource{}, nil), path)
+			assert.Equal(t, http.StatusNotFound, rec.Code, rec.Body.String())
+			rec = serve(New(&fakeSource{}, nil, WithPprof(true)), path)
+			assert.Equal(t, http.StatusForbidden, rec.Code, rec.Body.String())
 		})
 	}
 }

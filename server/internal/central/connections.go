@@ -1,6 +1,7 @@
 package central
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -17,12 +18,22 @@ type connections struct {
 	// a flood of silent sockets must not keep identified agencies out.
 	unidentified int
 	bySource     map[string]int
-	wg           sync.WaitGroup
+	// barred are the agencies an exclusion is under way for: no session may
+	// claim them until it is journaled or failed (exclude.go).
+	barred map[int]bool
+	wg     sync.WaitGroup
 }
 
 func newConnections() *connections {
-	return &connections{sessions: make(map[*session]struct{}), owners: make(map[int]*session), bySource: make(map[string]int)}
+	return &connections{sessions: make(map[*session]struct{}), owners: make(map[int]*session), bySource: make(map[string]int),
+		barred: make(map[int]bool)}
 }
+
+// Why claim refused an agency; both are worth a retry.
+var (
+	errAgencyBusy = errors.New("is already connected")
+	errExcluding  = errors.New("is being excluded by the operator")
+)
 
 // full says which cap a new connection from source would pass, and the
 // metrics reason; "" when it may be served.
@@ -60,14 +71,30 @@ func (c *connections) identified(sess *session) {
 }
 
 // claim binds agency to sess; see Server.claim.
-func (c *connections) claim(agency int, sess *session, takeOver bool) (old *session, ok bool) {
+func (c *connections) claim(agency int, sess *session, takeOver bool) (old *session, err error) {
+	if c.barred[agency] {
+		return nil, errExcluding
+	}
 	old = c.owners[agency]
 	if old != nil && !takeOver {
-		return nil, false
+		return nil, errAgencyBusy
 	}
 	c.owners[agency] = sess
-	return old, true
+	return old, nil
 }
+
+// bar keeps new sessions from claiming agency and returns its live session,
+// if any; ok is false when an exclusion of it is under way already.
+func (c *connections) bar(agency int) (owner *session, ok bool) {
+	if c.barred[agency] {
+		return nil, false
+	}
+	c.barred[agency] = true
+	return c.owners[agency], true
+}
+
+// unbar lets sessions claim agency again.
+func (c *connections) unbar(agency int) { delete(c.barred, agency) }
 
 // remove forgets a session that ended.
 func (c *connections) remove(sess *session) {

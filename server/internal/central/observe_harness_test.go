@@ -127,6 +127,7 @@ type pageRow struct {
 type pageView struct {
 	drawState string
 	pending   string
+	excluded  string // the draw box's excluded agencies
 	rows      []pageRow
 }
 
@@ -139,7 +140,7 @@ func parseStatusPage(t testing.TB, body string) pageView {
 	var v pageView
 	var row *pageRow
 	var cell, text string // the class of the cell being read, and its text
-	inPending := false
+	var inList *string    // the draw box's list being read: pending or excluded
 	attr := func(e xml.StartElement, name string) string {
 		for _, a := range e.Attr {
 			if a.Name.Local == name {
@@ -160,7 +161,9 @@ func parseStatusPage(t testing.TB, body string) pageView {
 			case e.Name.Local == "div" && attr(e, "id") == "draw":
 				v.drawState = attr(e, "data-state")
 			case e.Name.Local == "span" && attr(e, "id") == "pending":
-				inPending = true
+				inList = &v.pending
+			case e.Name.Local == "span" && attr(e, "id") == "excluded":
+				inList = &v.excluded
 			case e.Name.Local == "tr" && attr(e, "data-agency") != "":
 				row = &pageRow{agency: attr(e, "data-agency"), state: attr(e, "data-state")}
 			case row != nil && e.Name.Local == "td":
@@ -170,13 +173,13 @@ func parseStatusPage(t testing.TB, body string) pageView {
 			}
 		case xml.CharData:
 			text += string(e)
-			if inPending {
-				v.pending += string(e)
+			if inList != nil {
+				*inList += string(e)
 			}
 		case xml.EndElement:
 			switch {
-			case e.Name.Local == "span" && inPending:
-				inPending = false
+			case e.Name.Local == "span" && inList != nil:
+				inList = nil
 			case row != nil && e.Name.Local == "td":
 				switch strings.TrimSpace(strings.TrimPrefix(cell, "num")) {
 				case "bets":

@@ -19,7 +19,8 @@ const pendingEvery = 5 * time.Second
 const pendingListed = 64
 
 // pendingWatch logs, while the draw waits (at least one agency has
-// finished, not all), the agencies it waits for, each time they change:
+// finished or been excluded, not all), the agencies it waits for, each time
+// they change:
 //
 //	action: esperando_agencias | result: in_progress | pendientes: 2,5
 //

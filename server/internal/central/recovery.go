@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/server/internal/draw"
 	"lotterycentral.example/server/internal/ledger"
 	"lotterycentral.example/server/internal/vocab"
 )
@@ -84,12 +85,13 @@ func (r *recovery) finish() *ledger.Ledger {
 	return r.opened()
 }
 
-// Recover rebuilds the round from the bets file and the journal, trusting
+// Recover rebuilds the round from the bets file and the journals, trusting
 // none of it (ledger.Open). Serve may already be accepting: an agency's
 // HELLO waits for the end of the recovery rather than for a port that
 // refuses it, and a long recovery logs its progress every few seconds. When
-// every agency had finished, the draw runs again: the same bets give the
-// same winners. An error leaves the central unable to serve: shut it down.
+// every agency had finished or been excluded, the draw runs again: the same
+// bets give the same winners. An error leaves the central unable to serve:
+// shut it down.
 func (s *Server) Recover() error {
 	s.mu.Lock()
 	if s.stopping() || !s.recovery.begin() {
@@ -129,8 +131,9 @@ func (s *Server) Recover() error {
 	s.metrics.Recovered(took, rec.Bets)
 	s.log.Info(vocab.Recuperacion, logfmt.Success, vocab.Apuestas.Uint(rec.Bets), vocab.AgenciasConApuestas.Int(rec.Agencies),
 		vocab.AgenciasFinalizadas.Int(rec.Finished), vocab.BytesRecortadosApuestas.Any(rec.CutBets),
-		vocab.BytesRecortadosDiario.Any(rec.CutJournal), vocab.Duracion.Any(took.Round(time.Millisecond)))
-	if rec.Finished == s.cfg.Agencies {
+		vocab.BytesRecortadosDiario.Any(rec.CutJournal), vocab.AgenciasExcluidas.Int(rec.Excluded),
+		vocab.BytesRecortadosOperador.Any(rec.CutOperator), vocab.Duracion.Any(took.Round(time.Millisecond)))
+	if l.Round().Complete() {
 		s.runDraw(l)
 	}
 	r.ledger = l
@@ -162,13 +165,19 @@ func (s *Server) logRecovery(began time.Time, rows *atomic.Uint64) (stop func())
 	}
 }
 
-// runDraw runs the draw once the ledger says every agency finished: a
-// lookup of the winners the ledger kept as batches were counted. The barrier
-// runs it with its lock held, so the sorteo line is logged before any waiter
-// wakes.
+// runDraw runs the draw once the ledger says every agency finished or was
+// excluded: a lookup of the winners the ledger kept as batches were
+// counted. The barrier runs it with its lock held, so the sorteo line is
+// logged before any waiter wakes. The line counts the drawn bets only, and
+// names the excluded agencies when there are any; without, it is the
+// course's line as it always was.
 func (s *Server) runDraw(l *ledger.Ledger) {
 	s.barrier.Draw(func() {
 		r := l.Round()
-		s.log.Info(vocab.Sorteo, logfmt.Success, vocab.Apuestas.Uint(r.Bets), vocab.Ganadores.Int(r.Winners))
+		fields := []logfmt.Field{vocab.Apuestas.Uint(r.Bets), vocab.Ganadores.Int(r.Winners)}
+		if r.Excluded > 0 {
+			fields = append(fields, vocab.Excluidas.Str(draw.FormatAgencies(r.ExcludedAgencies(), pendingListed)))
+		}
+		s.log.Info(vocab.Sorteo, logfmt.Success, fields...)
 	})
 }

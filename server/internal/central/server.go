@@ -198,8 +198,9 @@ func (s *Server) identified(sess *session) {
 // authenticated by its certificate takes the agency over and gets the old
 // session back to close (a real agency whose old socket is half-dead gets back
 // in at once); without TLS nothing proves the newcomer is the agency, so it is
-// refused (ok false).
-func (s *Server) claim(agency int, sess *session) (old *session, ok bool) {
+// refused (errAgencyBusy), as it is while an exclusion of the agency is
+// under way (errExcluding).
+func (s *Server) claim(agency int, sess *session) (old *session, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns.claim(agency, sess, s.tls != nil)
@@ -215,9 +216,19 @@ func (s *Server) release(sess *session) {
 
 // ServeAdmin serves the admin endpoints (see package admin) on ln until
 // Shutdown, which closes it; it then returns nil. It logs the address.
+// With mutual TLS, ln serves TLS beside plain HTTP (admin.Listen), with the
+// central's certificate, and the Server itself does the operators' actions
+// (admin.Operator: Exclude, ReloadRevocations) for a certificate that the
+// agencies' CA signed and that names an operator.
 func (s *Server) ServeAdmin(ln net.Listener) error {
+	opts := []admin.Option{admin.WithPprof(s.cfg.Pprof)}
+	if s.tls != nil {
+		adminTLS := identity.AdminConfig(s.tls)
+		ln = admin.Listen(ln, adminTLS)
+		opts = append(opts, admin.WithOperators(s, adminTLS.ClientCAs, s.log))
+	}
 	srv := &http.Server{
-		Handler:           admin.New(s, s.metrics.Gatherer()),
+		Handler:           admin.New(s, s.metrics.Gatherer(), opts...),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -238,6 +249,14 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 		return fmt.Errorf("serve admin: %w", err)
 	}
 	return nil
+}
+
+// ReloadRevocations is the admin.Operator's reload until the revocation
+// list exists: it refuses, and the operator is told why.
+//
+// TODO(issue 25): temporary; the revocation list's own replaces it.
+func (s *Server) ReloadRevocations(operator string) error {
+	return errors.New("revocation list not supported yet")
 }
 
 // httpErrors logs what net/http reports of the admin listener (a request it

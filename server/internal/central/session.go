@@ -284,6 +284,9 @@ func (s *session) hello(payload []byte) result {
 		return refuse(protocol.CodeShuttingDown, "the central is shutting down")
 	}
 	agency := int(m.Agency)
+	if l.Agency(agency).Excluded != nil {
+		return refuse(protocol.CodeExcluded, excludedText(agency))
+	}
 	s.helloAt, s.helloStored = time.Now(), l.Agency(agency).Stored
 	// A storage failure not healed yet (most likely a full disk) turns away the
 	// agencies that still have bets to store; a finished one goes on to its winners.
@@ -292,9 +295,9 @@ func (s *session) hello(payload []byte) result {
 			return refuse(protocol.CodeStorage, "the central cannot store bets yet; reconnect later")
 		}
 	}
-	old, ok := s.srv.claim(agency, s)
-	if !ok {
-		return refuse(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d is already connected", agency))
+	old, err := s.srv.claim(agency, s)
+	if err != nil {
+		return refuse(protocol.CodeAgencyBusy, fmt.Sprintf("agency %d %v", agency, err))
 	}
 	if old != nil {
 		// The old session may be between writing a batch and counting it: the
@@ -303,6 +306,12 @@ func (s *session) hello(payload []byte) result {
 		<-old.done
 		s.srv.log.Info(vocab.ReemplazarConexion, logfmt.Success, vocab.Agencia.Int(agency),
 			vocab.RemotoAnterior.Any(old.conn.RemoteAddr()), vocab.Remoto.Any(s.conn.RemoteAddr()))
+	}
+	// Again now that it holds the agency: an exclusion that ended while this
+	// HELLO waited is seen here, and one that starts from now on ends this
+	// session before it journals (Server.Exclude).
+	if l.Agency(agency).Excluded != nil {
+		return refuse(protocol.CodeExcluded, excludedText(agency))
 	}
 	s.srv.identified(s)
 	s.agency, s.nextSeq, s.ledger, s.batches = agency, 1, l, l.Batches(agency)
@@ -463,11 +472,13 @@ func (s *session) checkBatch(payload []byte, seq uint32) (protocol.Code, uint32,
 	if seq != s.nextSeq {
 		return protocol.CodeBadSequence, protocol.NoIndex, fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq)
 	}
-	switch {
+	switch facts := s.ledger.Agency(s.agency); {
 	case s.srv.barrier.Drawn():
 		return protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets"
-	case s.ledger.Agency(s.agency).Finished:
+	case facts.Finished:
 		return protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH"
+	case facts.Excluded != nil:
+		return protocol.CodeExcluded, protocol.NoIndex, excludedText(s.agency)
 	}
 	return 0, 0, ""
 }
@@ -557,6 +568,8 @@ func (s *session) finish(payload []byte) result {
 	switch {
 	case errors.Is(err, ledger.ErrFinished):
 		return refuse(protocol.CodeAfterFinish, "this agency already sent FINISH")
+	case errors.Is(err, ledger.ErrExcluded):
+		return refuse(protocol.CodeExcluded, excludedText(s.agency))
 	case errors.Is(err, ledger.ErrCount):
 		return refuse(protocol.CodeCountMismatch,
 			fmt.Sprintf("FINISH says %d bets, the central stored %d", m.Total, s.ledger.Agency(s.agency).Stored))

@@ -47,8 +47,9 @@ func (s *Server) snapshot() snapshot {
 func (s *Server) Status() admin.Status { return s.snapshot().status() }
 
 func (sn snapshot) status() admin.Status {
-	pending := sn.round.Pending()
+	pending, excluded := sn.round.Pending(), sn.round.ExcludedAgencies()
 	st := admin.Status{Agencies: sn.agencies, Pending: pending, PendingText: draw.FormatAgencies(pending, pendingListed),
+		Excluded: excluded, ExcludedText: draw.FormatAgencies(excluded, pendingListed),
 		Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn,
 		Closing: sn.draw.Closing || sn.closing, Connections: sn.connections, DrawAt: sn.draw.At, DrawTook: sn.draw.Took}
 	parked := make(map[int]bool, len(sn.draw.Parked))
@@ -58,7 +59,7 @@ func (sn snapshot) status() admin.Status {
 	for i, a := range sn.round.Agencies {
 		id := i + 1
 		sess := sn.connected[id]
-		if sn.agencies > maxRows && a.Stored == 0 && !a.Finished && sess == nil {
+		if sn.agencies > maxRows && a.Stored == 0 && !a.Finished && a.Excluded == nil && sess == nil {
 			continue
 		}
 		if len(st.Rows) == maxRows {
@@ -69,8 +70,10 @@ func (sn snapshot) status() admin.Status {
 		if sess != nil {
 			row.ConnectedAt, row.StoredAtConnect = sess.helloAt, sess.helloStored
 		}
-		if sn.draw.Drawn {
-			row.Winners = a.Winners
+		if e := a.Excluded; e != nil {
+			row.Excluded = &admin.Exclusion{At: e.At, Operator: e.Operator, Reason: e.Reason}
+		} else if sn.draw.Drawn {
+			row.Winners = a.Winners // an excluded agency's are not drawn
 		}
 		st.Rows = append(st.Rows, row)
 	}
@@ -80,9 +83,10 @@ func (sn snapshot) status() admin.Status {
 
 func (sn snapshot) metrics() metrics.Round {
 	m := metrics.Round{Agencies: make([]metrics.Agency, len(sn.round.Agencies)), Finished: sn.round.Finished,
-		Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn, DrawAt: sn.draw.At, DrawTook: sn.draw.Took}
+		Excluded: sn.round.Excluded, Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn, DrawAt: sn.draw.At,
+		DrawTook: sn.draw.Took}
 	for i, a := range sn.round.Agencies {
-		m.Agencies[i] = metrics.Agency{Stored: a.Stored, Batches: a.Batches, Winners: a.Winners}
+		m.Agencies[i] = metrics.Agency{Stored: a.Stored, Batches: a.Batches, Winners: a.Winners, Excluded: a.Excluded != nil}
 	}
 	return m
 }

@@ -27,15 +27,23 @@ type Config struct {
 	// Mutual TLS: all three or none (plaintext, for development).
 	TLSCert     string `env:"SERVER_TLS_CERT" help:"the central's certificate (PEM); with SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA turns on mutual TLS"`
 	TLSKey      string `env:"SERVER_TLS_KEY" help:"the private key of SERVER_TLS_CERT (PEM)"`
-	TLSClientCA string `env:"SERVER_TLS_CLIENT_CA" help:"the CA that signs the agencies' certificates (PEM)"`
+	TLSClientCA string `env:"SERVER_TLS_CLIENT_CA" help:"the CA that signs the agencies' and the operators' certificates (PEM); server exclude and server reload verify the central with it"`
 
 	// Connections that have not yet said who they are.
 	HelloTimeout             time.Duration `env:"SERVER_HELLO_TIMEOUT" envDefault:"5s" help:"deadline for the TLS handshake and then for the HELLO, each"`
 	MaxUnidentified          int           `env:"SERVER_MAX_UNIDENTIFIED" envDefault:"256" help:"connections that have not completed HELLO, in total"`
 	MaxUnidentifiedPerSource int           `env:"SERVER_MAX_UNIDENTIFIED_PER_SOURCE" envDefault:"32" help:"connections that have not completed HELLO, per source IP address"`
 
-	// The operators' listener: /metrics, /healthz and the status page.
-	AdminAddress string `env:"SERVER_ADMIN_ADDRESS" envDefault:"127.0.0.1:9090" help:"host:port of the admin HTTP listener (Prometheus /metrics, /healthz, the status page at /), never the agencies' port; empty or off turns it and the metrics off"`
+	// The operators' listener: /metrics, /healthz and the status page to
+	// anyone who reaches it; the actions and the profiler to an operator's
+	// certificate over TLS.
+	AdminAddress string `env:"SERVER_ADMIN_ADDRESS" envDefault:"127.0.0.1:9090" help:"host:port of the admin listener, never the agencies' port: Prometheus /metrics, /healthz, the status page at / over HTTP or TLS; the actions (/actions/exclude, /actions/reload) over TLS to an operator's certificate only; empty or off turns it and the metrics off"`
+	Pprof        bool   `env:"SERVER_PPROF" envDefault:"0" help:"1 serves Go's profiler at /debug/pprof/ on the admin address, to an operator's certificate over TLS only (needs mutual TLS); 0 or unset: off"`
+
+	// The operator's commands (server exclude, server reload) present these
+	// to the admin address and verify the central with SERVER_TLS_CLIENT_CA.
+	OperatorCert string `env:"SERVER_OPERATOR_CERT" help:"server exclude and server reload: the operator's certificate (PEM; make certs writes .certs/operator.pem); the central itself does not read it"`
+	OperatorKey  string `env:"SERVER_OPERATOR_KEY" help:"server exclude and server reload: the private key of SERVER_OPERATOR_CERT (PEM)"`
 }
 
 // notSettings are SERVER_ variables set beside the central that are not its
@@ -69,6 +77,43 @@ func Load(getenv envconfig.Getenv) (Config, error) {
 			envconfig.Readable("SERVER_TLS_CERT", cfg.TLSCert),
 			envconfig.Readable("SERVER_TLS_KEY", cfg.TLSKey),
 			envconfig.Readable("SERVER_TLS_CLIENT_CA", cfg.TLSClientCA))
+	}
+	if err := envconfig.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// LoadOperator reads the configuration of the operator's commands (server
+// exclude, server reload): the admin address to reach, the operator's
+// certificate and key, and SERVER_TLS_CLIENT_CA to verify the central with;
+// all required. Every other variable must still read, but is not checked:
+// the operator's machine need not hold the bets file or the central's key.
+func LoadOperator(getenv envconfig.Getenv) (Config, error) {
+	cfg, err := envconfig.Parse[Config](getenv)
+	errs := []error{err}
+	if _, err := logfmt.ParseLevel(cfg.LogLevel); err != nil {
+		errs = append(errs, envconfig.Invalid("SERVER_LOG_LEVEL", cfg.LogLevel, logfmt.ErrLevel.Error()))
+	}
+	if strings.ContainsAny(cfg.LogPrefix, "\r\n") {
+		errs = append(errs, envconfig.Invalid("SERVER_LOG_PREFIX", cfg.LogPrefix, "must not hold a line break"))
+	}
+	if cfg.AdminEnabled() {
+		errs = append(errs, cfg.validateAdmin())
+	} else {
+		errs = append(errs, envconfig.Invalid("SERVER_ADMIN_ADDRESS", cfg.AdminAddress,
+			"is off: the operator's commands reach the central on its admin address (host:port)"))
+	}
+	for _, f := range []struct{ name, value, what string }{
+		{"SERVER_OPERATOR_CERT", cfg.OperatorCert, "the operator's certificate (make certs: .certs/operator.pem)"},
+		{"SERVER_OPERATOR_KEY", cfg.OperatorKey, "the operator's key (make certs: .certs/operator-key.pem)"},
+		{"SERVER_TLS_CLIENT_CA", cfg.TLSClientCA, "the CA that signed the central's certificate (make certs: .certs/ca.pem)"},
+	} {
+		if f.value == "" {
+			errs = append(errs, envconfig.Required(f.name, f.what))
+		} else {
+			errs = append(errs, envconfig.Readable(f.name, f.value))
+		}
 	}
 	if err := envconfig.Join(errs...); err != nil {
 		return Config{}, err
@@ -116,6 +161,10 @@ func (c Config) Validate() error {
 		errs = append(errs, envconfig.Invalid("SERVER_MAX_UNIDENTIFIED_PER_SOURCE", c.MaxUnidentifiedPerSource, "must be 1 or more"))
 	}
 	errs = append(errs, c.validateAdmin())
+	if c.Pprof && (!c.AdminEnabled() || !c.TLSEnabled()) {
+		errs = append(errs, envconfig.Invalid("SERVER_PPROF", "1",
+			"needs the admin listener (SERVER_ADMIN_ADDRESS) and mutual TLS (SERVER_TLS_*): the profiler is served to an operator's certificate over TLS only"))
+	}
 	return envconfig.Join(errs...)
 }
 
@@ -198,12 +247,26 @@ func (c Config) Address() string {
 	return net.JoinHostPort(c.Host, strconv.Itoa(c.Port))
 }
 
+// AdminDialAddress is where the operator's commands find this central's
+// admin listener: its host, or loopback when it listens on every interface.
+func (c Config) AdminDialAddress() string {
+	host, port, err := net.SplitHostPort(c.AdminAddress)
+	if err != nil {
+		return c.AdminAddress
+	}
+	return net.JoinHostPort(dialHost(host), port)
+}
+
+// dialHost is host, or loopback for an address of every interface.
+func dialHost(host string) string {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "127.0.0.1"
+	}
+	return host
+}
+
 // HealthAddress is where `server health` finds this central: its own host,
 // or loopback when it listens on every interface.
 func (c Config) HealthAddress() string {
-	host := c.Host
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, strconv.Itoa(c.Port))
+	return net.JoinHostPort(dialHost(c.Host), strconv.Itoa(c.Port))
 }

@@ -91,6 +91,20 @@ func TestLoad(t *testing.T) {
 		{"TLS certificate unreadable", map[string]string{"SERVER_TLS_CERT": filepath.Join(dir, "gone.pem"),
 			"SERVER_TLS_KEY": pem, "SERVER_TLS_CLIENT_CA": pem}, nil,
 			`SERVER_TLS_CERT: "` + filepath.Join(dir, "gone.pem") + `" cannot be read (no such file or directory)`, envconfig.ErrInvalid},
+		{"profiler on, with mutual TLS", map[string]string{"SERVER_PPROF": "1", "SERVER_TLS_CERT": pem, "SERVER_TLS_KEY": pem,
+			"SERVER_TLS_CLIENT_CA": pem}, func(c *Config) { c.Pprof, c.TLSCert, c.TLSKey, c.TLSClientCA = true, pem, pem, pem }, "", nil},
+		{"profiler off", map[string]string{"SERVER_PPROF": "0"}, func(c *Config) {}, "", nil},
+		{"profiler on, plaintext", map[string]string{"SERVER_PPROF": "1"}, nil,
+			`SERVER_PPROF: "1" needs the admin listener (SERVER_ADMIN_ADDRESS) and mutual TLS (SERVER_TLS_*): ` +
+				`the profiler is served to an operator's certificate over TLS only`, envconfig.ErrInvalid},
+		{"profiler on, admin off", map[string]string{"SERVER_PPROF": "true", "SERVER_ADMIN_ADDRESS": "off",
+			"SERVER_TLS_CERT": pem, "SERVER_TLS_KEY": pem, "SERVER_TLS_CLIENT_CA": pem}, nil,
+			`SERVER_PPROF: "1" needs the admin listener (SERVER_ADMIN_ADDRESS) and mutual TLS (SERVER_TLS_*): ` +
+				`the profiler is served to an operator's certificate over TLS only`, envconfig.ErrInvalid},
+		{"profiler not a switch", map[string]string{"SERVER_PPROF": "yes"}, nil,
+			`SERVER_PPROF: "yes" is not true or false`, envconfig.ErrSyntax},
+		{"the operator's pair, which the central does not read", map[string]string{"SERVER_OPERATOR_CERT": "/nowhere.pem",
+			"SERVER_OPERATOR_KEY": "/nowhere-key.pem"}, func(c *Config) { c.OperatorCert, c.OperatorKey = "/nowhere.pem", "/nowhere-key.pem" }, "", nil},
 		{"every error at once, one per variable", map[string]string{"SERVER_PORT": "abc", "SERVER_AGENCIES": "0",
 			"SERVER_LOG_LEVEL": "LOUD", "SERVER_MAX_CONNECTIONS": "0"}, nil,
 			`SERVER_PORT: "abc" is not a whole number; SERVER_AGENCIES: "0" must be between 1 and 1000000; ` +
@@ -140,6 +154,72 @@ func TestAddresses(t *testing.T) {
 			c := Config{Host: tt.host, Port: tt.port}
 			assert.Equal(t, tt.listen, c.Address())
 			assert.Equal(t, tt.healthTarget, c.HealthAddress())
+		})
+	}
+}
+
+func TestAdminDialAddress(t *testing.T) {
+	tests := []struct{ name, admin, want string }{
+		{"loopback", "127.0.0.1:9090", "127.0.0.1:9090"},
+		{"every interface", ":9090", "127.0.0.1:9090"},
+		{"every IPv4 interface", "0.0.0.0:9090", "127.0.0.1:9090"},
+		{"every IPv6 interface", "[::]:9090", "127.0.0.1:9090"},
+		{"IPv6 loopback", "[::1]:9090", "[::1]:9090"},
+		{"a name", "server:9090", "server:9090"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, Config{AdminAddress: tt.admin}.AdminDialAddress())
+		})
+	}
+}
+
+// LoadOperator asks for what the operator's commands use, and only that:
+// no bets file, no central's key.
+func TestLoadOperator(t *testing.T) {
+	dir := t.TempDir()
+	pem := filepath.Join(dir, "x.pem")
+	require.NoError(t, os.WriteFile(pem, []byte("not parsed here"), 0o600))
+	gone := filepath.Join(dir, "gone.pem")
+	full := map[string]string{"SERVER_OPERATOR_CERT": pem, "SERVER_OPERATOR_KEY": pem, "SERVER_TLS_CLIENT_CA": pem,
+		"SERVER_STORAGE_PATH": filepath.Join(dir, "nope", "bets.csv")}
+	tests := []struct {
+		name    string
+		change  map[string]string
+		wantErr string // the whole message; "" loads
+	}{
+		{"the three files, whatever the rest", nil, ""},
+		{"a central's TLS variable alone", map[string]string{"SERVER_TLS_CERT": gone}, ""},
+		{"nothing set", map[string]string{"SERVER_OPERATOR_CERT": "", "SERVER_OPERATOR_KEY": "", "SERVER_TLS_CLIENT_CA": ""},
+			"SERVER_OPERATOR_CERT: required, the operator's certificate (make certs: .certs/operator.pem); " +
+				"SERVER_OPERATOR_KEY: required, the operator's key (make certs: .certs/operator-key.pem); " +
+				"SERVER_TLS_CLIENT_CA: required, the CA that signed the central's certificate (make certs: .certs/ca.pem)"},
+		{"a key that cannot be read", map[string]string{"SERVER_OPERATOR_KEY": gone},
+			`SERVER_OPERATOR_KEY: "` + gone + `" cannot be read (no such file or directory)`},
+		{"admin off", map[string]string{"SERVER_ADMIN_ADDRESS": "off"},
+			`SERVER_ADMIN_ADDRESS: "off" is off: the operator's commands reach the central on its admin address (host:port)`},
+		{"admin without a port", map[string]string{"SERVER_ADMIN_ADDRESS": "central"},
+			`SERVER_ADMIN_ADDRESS: "central" must be host:port (e.g. 127.0.0.1:9090, [::1]:9090, :9090) or off`},
+		{"a variable that does not read", map[string]string{"SERVER_PORT": "abc"}, `SERVER_PORT: "abc" is not a whole number`},
+		{"log level", map[string]string{"SERVER_LOG_LEVEL": "LOUD"}, `SERVER_LOG_LEVEL: "LOUD" must be one of DEBUG, INFO, WARN, ERROR`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range full {
+				env[k] = v
+			}
+			for k, v := range tt.change {
+				env[k] = v
+			}
+			cfg, err := LoadOperator(fromMap(env))
+			if tt.wantErr != "" {
+				require.EqualError(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, pem, cfg.OperatorCert)
+			assert.Equal(t, "127.0.0.1:9090", cfg.AdminDialAddress())
 		})
 	}
 }

@@ -52,8 +52,8 @@ func (b *Batches) Add(rows *lottery.Rows, winners []string) error {
 		b.err = b.tickets[n-1].err // lost since it was written, to another's failure
 	}
 	b.tickets = append(b.tickets, t)
-	if b.err == nil && b.agency.closing {
-		b.err = ErrFinished
+	if b.err == nil && b.agency.closed != nil {
+		b.err = b.agency.closed
 	}
 	if b.err == nil {
 		b.err = l.appendLocked(rows)

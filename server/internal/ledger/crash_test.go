@@ -645,7 +645,8 @@ func crashAt(t *testing.T, o *officialRound, k int) int {
 	// write). Its descriptors that write nothing are closed here; the bets
 	// file's is left to the collector.
 	_ = l.syncFD.Close()
-	_ = l.journal.Close()
+	_ = l.journal.f.Close()
+	_ = l.operator.f.Close()
 	bets, err := os.ReadFile(path)
 	require.NoError(t, err)
 	journal, err := os.ReadFile(JournalPath(path))

@@ -19,9 +19,10 @@ func JournalPath(betsPath string) string { return betsPath + ".finished" }
 
 // Finish records agency a's FINISH with the total it says it sent, once
 // that total is the agency's stored bets, and returns how many agencies
-// have not finished yet: 0 means this FINISH completed the round, and the
-// draw may run. It is durable before it returns; a failed attempt leaves no
-// line behind. Errors: ErrFinished, ErrCount, or the journal's failure.
+// neither finished nor were excluded yet: 0 means this FINISH completed the
+// round, and the draw may run. It is durable before it returns; a failed
+// attempt leaves no line behind. Errors: ErrFinished, ErrExcluded,
+// ErrCount, or the journal's failure.
 func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 	l.jmu.Lock()
 	defer l.jmu.Unlock()
@@ -29,16 +30,16 @@ func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 	if err := l.closeAgency(f, total); err != nil {
 		return 0, err
 	}
-	err = l.appendJournal(fmt.Appendf(nil, "%d,%d\n", a, total))
+	err = l.appendJournal(&l.journal, fmt.Appendf(nil, "%d,%d\n", a, total))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
-		f.closing = false
+		f.closed = nil
 		return 0, fmt.Errorf("journal FINISH of agency %d: %w", a, err)
 	}
 	f.finished.Store(true)
 	l.finished++
-	return len(l.agencies) - l.finished, nil
+	return l.pendingLocked(), nil
 }
 
 // closeAgency stops f's batches while its FINISH is journaled, once its
@@ -47,8 +48,11 @@ func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 func (l *Ledger) closeAgency(f *facts, total uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if f.finished.Load() {
+	switch {
+	case f.finished.Load():
 		return ErrFinished
+	case f.excluded.Load() != nil:
+		return ErrExcluded
 	}
 	for _, t := range l.pending {
 		if t.agency == f {
@@ -58,45 +62,68 @@ func (l *Ledger) closeAgency(f *facts, total uint64) error {
 	if stored := f.stored.Load(); stored != total {
 		return fmt.Errorf("%w: FINISH says %d bets, the central stored %d", ErrCount, total, stored)
 	}
-	f.closing = true
+	f.closed = ErrFinished
 	return nil
 }
 
-// appendJournal writes and fsyncs line, or leaves the journal as it was.
-func (l *Ledger) appendJournal(line []byte) error {
-	jpath := l.journal.Name()
+// lineFile is a journal the ledger appends whole lines to (the FINISH
+// journal, the operator journal), under jmu.
+type lineFile struct {
+	f   *os.File
+	end int64 // its complete lines
+	cut bool  // a failed append may have left part of a line after end
+}
+
+// open opens the journal at path to append to, creating it.
+func (j *lineFile) open(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	j.f, j.end = f, fi.Size()
+	return nil
+}
+
+// appendJournal writes and fsyncs line to j, or leaves j as it was.
+func (l *Ledger) appendJournal(j *lineFile, line []byte) error {
+	path := j.f.Name()
 	var err error
-	if l.journalCut {
-		err = l.truncateJournal()
+	if j.cut {
+		err = l.trimJournal(j)
 	}
 	if err == nil {
-		if err = l.before(OpWrite, jpath); err == nil {
-			_, err = l.journal.Write(line)
+		if err = l.before(OpWrite, path); err == nil {
+			_, err = j.f.Write(line)
 		}
 	}
 	if err == nil {
-		if err = l.before(OpSync, jpath); err == nil {
-			err = l.journal.Sync()
+		if err = l.before(OpSync, path); err == nil {
+			err = j.f.Sync()
 		}
 	}
 	if err != nil {
-		l.journalCut = true
-		_ = l.truncateJournal()
+		j.cut = true
+		_ = l.trimJournal(j)
 		return err
 	}
-	l.journalEnd += int64(len(line))
+	j.end += int64(len(line))
 	return nil
 }
 
-// truncateJournal cuts what a failed FINISH may have left after the last
+// trimJournal cuts what a failed append may have left after j's last
 // complete line.
-func (l *Ledger) truncateJournal() error {
-	err := l.before(OpTruncate, l.journal.Name())
+func (l *Ledger) trimJournal(j *lineFile) error {
+	err := l.before(OpTruncate, j.f.Name())
 	if err == nil {
-		err = l.journal.Truncate(l.journalEnd)
+		err = j.f.Truncate(j.end)
 	}
 	if err == nil {
-		l.journalCut = false
+		j.cut = false
 	}
 	return err
 }
@@ -133,7 +160,7 @@ func (l *Ledger) readJournal(path string) error {
 		if !seen {
 			totals[agency] = total
 			l.agencies[agency-1].finished.Store(true)
-			l.agencies[agency-1].closing = true
+			l.agencies[agency-1].closed = ErrFinished
 			l.finished++
 		}
 	}

@@ -1,6 +1,7 @@
 // Package ledger is the one owner of a round's facts: the bets file, the
-// FINISH journal beside it, each agency's stored bets, batches and winners,
-// and which agencies finished. Everything else asks it.
+// FINISH journal and the operator journal beside it, each agency's stored
+// bets, batches and winners, which agencies finished and which the operator
+// excluded. Everything else asks it.
 //
 // A session hands it a connection's batches (Batches.Add) and learns once
 // which of them are durable (Batches.Commit); how they reach the disk is the
@@ -23,6 +24,9 @@
 //     Batches value, so it ends with the connection.
 //   - Recovery (Open) trusts nothing on disk: every row and journal line is
 //     checked, a torn last line cut.
+//   - An agency leaves the round by its FINISH (journal.go) or by the
+//     operator's exclusion (operator.go): each journaled and fsynced before
+//     it takes effect, and each stops the agency's batches.
 //
 // Lock order: jmu, then syncMu, then mu. The per-agency counts are atomics,
 // written under mu and read without it: a status page or a scrape never
@@ -50,6 +54,15 @@ var (
 	ErrCount = errors.New("FINISH total differs from the bets stored")
 	// ErrLost says a batch was not stored: a write or fsync of the bets file failed.
 	ErrLost = errors.New("batch lost to a failed write or fsync of the bets file")
+	// ErrExcluded refuses bets, a FINISH or an exclusion of an agency the operator excluded.
+	ErrExcluded = errors.New("the operator excluded this agency from the draw")
+	// ErrLastAgency refuses an exclusion that would leave no agency to draw.
+	ErrLastAgency = errors.New("excluding it would leave no agency to draw")
+	// ErrNoAgency refuses an operator action for an agency outside 1..Agencies.
+	ErrNoAgency = errors.New("no such agency")
+	// ErrInvalid refuses an operator action the journal could not hold: an
+	// unknown action, an empty operator or reason, a control character or a '|'.
+	ErrInvalid = errors.New("invalid operator action")
 )
 
 // Op is an operation on one of the ledger's files, as Options.Faults sees it.
@@ -84,7 +97,7 @@ type Options struct {
 	// ObserveFsync, if set, is told how long each fsync of the bets file took.
 	ObserveFsync func(time.Duration)
 	// Faults is the test seam: when set, it runs before every write, fsync
-	// and truncate of the ledger's files (the bets file, the journal, the
+	// and truncate of the ledger's files (the bets file, the journals, the
 	// free-space probe), and an error it returns is handled as if the OS had
 	// returned it.
 	Faults func(op Op, path string) error
@@ -105,14 +118,14 @@ type Ledger struct {
 	fault     error     // a failure not healed yet: heal before the next append
 	failures  uint64    // failed writes and fsyncs so far
 	finished  int       // agencies finished
+	excluded  int       // agencies the operator excluded
 
 	syncMu sync.Mutex
 	syncFD *os.File // a second descriptor on the bets file: fsync needs no store lock
 
-	jmu        sync.Mutex // one FINISH at a time
-	journal    *os.File
-	journalEnd int64 // the journal's complete lines
-	journalCut bool  // a failed FINISH may have left part of a line after journalEnd
+	jmu      sync.Mutex // one journal append at a time: a FINISH, an operator action
+	journal  lineFile   // the FINISH journal
+	operator lineFile   // the operator journal
 }
 
 // facts are one agency's: written under mu, read by anyone.
@@ -121,16 +134,28 @@ type facts struct {
 	batches  atomic.Uint64 // committed since Open
 	won      atomic.Int64
 	finished atomic.Bool
-	closing  bool     // under mu: its FINISH is being journaled or is; no batch may be added
-	winners  []string // under mu; documents of its stored winning bets, in file order
+	excluded atomic.Pointer[Exclusion] // set once, when its exclusion is journaled
+	// closed, under mu, is why no batch of it may be added: ErrFinished from
+	// the moment its FINISH is being journaled, ErrExcluded from the moment
+	// its exclusion is; nil while it may send bets.
+	closed  error
+	winners []string // under mu; documents of its stored winning bets, in file order
 }
 
 // Agency is one agency's facts at one moment.
 type Agency struct {
-	Stored   uint64 // bets stored for good
-	Batches  uint64 // batches stored for good since the central started
-	Finished bool   // its FINISH is journaled
-	Winners  int    // winning bets among the stored ones
+	Stored   uint64     // bets stored for good
+	Batches  uint64     // batches stored for good since the central started
+	Finished bool       // its FINISH is journaled
+	Excluded *Exclusion // who excluded it from the draw, when and why; nil if no one did
+	Winners  int        // winning bets among the stored ones
+}
+
+// Exclusion is an operator's exclusion of an agency, as journaled.
+type Exclusion struct {
+	At       time.Time
+	Operator string // the operator's certificate name
+	Reason   string
 }
 
 // Round is every agency's facts at one moment, read without waiting for the
@@ -138,18 +163,33 @@ type Agency struct {
 type Round struct {
 	Agencies []Agency
 	Finished int
-	Bets     uint64
-	Winners  int
+	Excluded int
+	// Bets and Winners count the agencies not excluded only: what the draw
+	// draws. An excluded agency's rows stay in the bets file, undrawn.
+	Bets    uint64
+	Winners int
 }
 
-// Complete reports whether every agency finished: the draw's input is final.
-func (r Round) Complete() bool { return r.Finished == len(r.Agencies) }
+// Complete reports whether every agency finished or was excluded: the
+// draw's input is final.
+func (r Round) Complete() bool { return r.Finished+r.Excluded == len(r.Agencies) }
 
-// Pending lists the agencies that have not finished, ascending.
+// Pending lists the agencies that neither finished nor were excluded, ascending.
 func (r Round) Pending() []int {
-	out := make([]int, 0, len(r.Agencies)-r.Finished)
+	out := make([]int, 0, len(r.Agencies)-r.Finished-r.Excluded)
 	for i, a := range r.Agencies {
-		if !a.Finished {
+		if !a.Finished && a.Excluded == nil {
+			out = append(out, i+1)
+		}
+	}
+	return out
+}
+
+// ExcludedAgencies lists the agencies the operator excluded, ascending.
+func (r Round) ExcludedAgencies() []int {
+	out := make([]int, 0, r.Excluded)
+	for i, a := range r.Agencies {
+		if a.Excluded != nil {
 			out = append(out, i+1)
 		}
 	}
@@ -159,7 +199,8 @@ func (r Round) Pending() []int {
 // Agency returns agency a's facts (a in 1..Agencies).
 func (l *Ledger) Agency(a int) Agency {
 	f := &l.agencies[a-1]
-	return Agency{Stored: f.stored.Load(), Batches: f.batches.Load(), Finished: f.finished.Load(), Winners: int(f.won.Load())}
+	return Agency{Stored: f.stored.Load(), Batches: f.batches.Load(), Finished: f.finished.Load(),
+		Excluded: f.excluded.Load(), Winners: int(f.won.Load())}
 }
 
 // Round returns every agency's facts.
@@ -168,24 +209,32 @@ func (l *Ledger) Round() Round {
 	for i := range l.agencies {
 		a := l.Agency(i + 1)
 		r.Agencies[i] = a
-		r.Bets += a.Stored
-		r.Winners += a.Winners
-		if a.Finished {
+		switch {
+		case a.Excluded != nil:
+			r.Excluded++
+			continue // not drawn
+		case a.Finished:
 			r.Finished++
 		}
+		r.Bets += a.Stored
+		r.Winners += a.Winners
 	}
 	return r
 }
 
+// pendingLocked is how many agencies neither finished nor were excluded.
+func (l *Ledger) pendingLocked() int { return len(l.agencies) - l.finished - l.excluded }
+
 // Winners returns the documents of agency a's winning bets, in file order.
-// Once every agency finished they never change; the caller must not modify them.
+// Once the agency finished or was excluded they never change; the caller
+// must not modify them.
 func (l *Ledger) Winners(a int) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clip(l.agencies[a-1].winners)
 }
 
-// Close flushes and closes the bets file and the journal.
+// Close flushes and closes the bets file and the journals.
 //
 // A storage failure not healed yet is repaired first — the bets file cut
 // back to its synced rows, checked and fsynced — so that the file holds
@@ -212,7 +261,8 @@ func (l *Ledger) Close() error {
 		l.store.Discard() // rows the disk refused must not land when the store closes
 	}
 	return errors.Join(repair, wrapErr("close ledger: %w", flush), wrapErr("close ledger: %w", l.store.Close()),
-		wrapErr("close ledger: %w", l.syncFD.Close()), wrapErr("close journal: %w", l.journal.Close()))
+		wrapErr("close ledger: %w", l.syncFD.Close()), wrapErr("close journal: %w", l.journal.f.Close()),
+		wrapErr("close operator journal: %w", l.operator.f.Close()))
 }
 
 // before runs the fault hook, if any, before op on path.

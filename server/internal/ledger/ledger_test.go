@@ -155,7 +155,7 @@ type faultyDisk struct {
 	full      bool   // writes fail with ENOSPC (bets file, journal, probe)
 	syncFail  bool   // fsyncs fail with EIO (bets file, journal, probe)
 	truncFail bool   // truncates fail with EIO
-	torn      string // appended by the next failing write of the bets file or journal, as a short write leaves it
+	torn      string // appended by the next failing write of the bets file or a journal, as a short write leaves it
 	onSync    func() // runs once, before the next fsync of the bets file
 	calls     []string
 }
@@ -175,7 +175,7 @@ func (d *faultyDisk) hook(op Op, path string) error {
 	defer d.mu.Unlock()
 	switch {
 	case op == OpWrite && d.full:
-		if (path == d.bets || path == JournalPath(d.bets)) && d.torn != "" {
+		if (path == d.bets || path == JournalPath(d.bets) || path == OperatorPath(d.bets)) && d.torn != "" {
 			if err := appendFile(path, d.torn); err != nil {
 				return err
 			}

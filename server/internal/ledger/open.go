@@ -12,20 +12,24 @@ import (
 
 // Recovered is what Open found on disk.
 type Recovered struct {
-	Bets       uint64 // rows of the bets file
-	Agencies   int    // agencies with bets
-	Finished   int    // agencies whose FINISH is journaled
-	CutBets    int64  // bytes of a torn last row cut off the bets file
-	CutJournal int64  // the same for the journal
+	Bets        uint64 // rows of the bets file
+	Agencies    int    // agencies with bets
+	Finished    int    // agencies whose FINISH is journaled
+	Excluded    int    // agencies the operator journal excludes
+	CutBets     int64  // bytes of a torn last row cut off the bets file
+	CutJournal  int64  // the same for the FINISH journal
+	CutOperator int64  // the same for the operator journal
 }
 
-// Open rebuilds a round's facts from the bets file at path and its journal,
-// trusting none of it. It cuts a torn last line without its newline (only
-// an unacknowledged write can be torn) off both files; every other row must
-// be a bet the central would accept on the wire now, for an agency of the
-// round, in the exact bytes the store writes; every journal line a
-// canonical `agency,total` for such an agency, whose total is that agency's
-// stored bets. Anything else fails, naming the file, the line and the reason.
+// Open rebuilds a round's facts from the bets file at path and its
+// journals, trusting none of it. It cuts a torn last line without its
+// newline (only an unacknowledged write can be torn) off each file; every
+// other row must be a bet the central would accept on the wire now, for an
+// agency of the round, in the exact bytes the store writes; every FINISH
+// journal line a canonical `agency,total` for such an agency, whose total
+// is that agency's stored bets; every operator journal line an action the
+// ledger would journal now (operator.go). Anything else fails, naming the
+// file, the line and the reason.
 func Open(path string, opts Options) (*Ledger, Recovered, error) {
 	l := &Ledger{path: path, agencies: make([]facts, opts.Agencies), log: opts.Log, faults: opts.Faults,
 		observe: opts.ObserveFsync}
@@ -79,12 +83,19 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 	if err := l.readJournal(jpath); err != nil {
 		return rec, err
 	}
-	rec.Finished = l.finished
+	opath := OperatorPath(l.path)
+	if rec.CutOperator, err = lottery.RepairTail(opath); err != nil {
+		return rec, err
+	}
+	if err := l.readOperator(opath); err != nil {
+		return rec, err
+	}
+	rec.Finished, rec.Excluded = l.finished, l.excluded
 	return rec, nil
 }
 
 // openFiles opens the bets file to append to, a second descriptor on it to
-// fsync, and the journal.
+// fsync, and the journals.
 func (l *Ledger) openFiles() (err error) {
 	var files []interface{ Close() error }
 	defer func() {
@@ -102,14 +113,14 @@ func (l *Ledger) openFiles() (err error) {
 		return err
 	}
 	files = append(files, l.syncFD)
-	if l.journal, err = os.OpenFile(JournalPath(l.path), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err != nil {
+	if err = l.journal.open(JournalPath(l.path)); err != nil {
 		return err
 	}
-	files = append(files, l.journal)
-	fi, err := l.journal.Stat()
-	if err != nil {
+	files = append(files, l.journal.f)
+	if err = l.operator.open(OperatorPath(l.path)); err != nil {
 		return err
 	}
-	l.journalEnd, l.syncedEnd = fi.Size(), l.store.Size()
+	files = append(files, l.operator.f)
+	l.syncedEnd = l.store.Size()
 	return nil
 }

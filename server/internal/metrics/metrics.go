@@ -47,7 +47,7 @@ const HandshakeNetworkFailure = "network"
 var batchCodes = []protocol.Code{
 	protocol.CodeMalformed, protocol.CodeFrameTooLarge, protocol.CodeInvalidBet, protocol.CodeEmptyBatch,
 	protocol.CodeBadSequence, protocol.CodeAfterFinish, protocol.CodeDrawDone, protocol.CodeWrongAgency,
-	protocol.CodeStorage,
+	protocol.CodeStorage, protocol.CodeExcluded,
 }
 
 // handshakeReasons are the reasons identity.DescribeServerHandshakeError
@@ -81,6 +81,7 @@ type Metrics struct {
 type Round struct {
 	Agencies []Agency // agency i+1 at index i
 	Finished int      // agencies whose FINISH is recorded
+	Excluded int      // agencies the operator excluded from the draw
 	Parked   int      // agencies waiting on their connection for the draw now
 	Drawn    bool
 	DrawAt   time.Time     // when the draw ran
@@ -89,9 +90,10 @@ type Round struct {
 
 // Agency is one agency's facts.
 type Agency struct {
-	Stored  uint64 // bets stored for good, those read back at start included
-	Batches uint64 // batches stored since the central started
-	Winners int    // its winners; shown once drawn
+	Stored   uint64 // bets stored for good, those read back at start included
+	Batches  uint64 // batches stored since the central started
+	Winners  int    // its winners; shown once drawn
+	Excluded bool   // the operator excluded it: its winners are not drawn
 }
 
 // New returns the collectors, registered on a registry of their own together
@@ -145,7 +147,7 @@ func New() *Metrics {
 	for _, c := range batchCodes {
 		m.batchesRefused.WithLabelValues(c.String())
 	}
-	for c := protocol.CodeMalformed; c <= protocol.CodeUnauthorized; c++ {
+	for c := protocol.CodeMalformed; c <= protocol.CodeExcluded; c++ {
 		m.protocolErrors.WithLabelValues(c.String())
 	}
 	for _, r := range []string{RefusedMaxConnections, RefusedMaxUnidentified, RefusedMaxPerSource, RefusedShuttingDown} {
@@ -277,12 +279,15 @@ var (
 		"Batches stored and acknowledged per agency since the central started.",
 		[]string{"agency"}, nil)
 	winnersDesc = prometheus.NewDesc("lottery_winners",
-		"Winners of each agency; present once the draw ran.",
+		"Winners of each agency drawn; present once the draw ran, never for an excluded agency.",
 		[]string{"agency"}, nil)
 	agenciesDesc = prometheus.NewDesc("lottery_agencies", "Agencies in the draw (SERVER_AGENCIES).", nil, nil)
 	finishedDesc = prometheus.NewDesc("lottery_agencies_finished", "Agencies whose FINISH the central recorded.", nil, nil)
-	pendingDesc  = prometheus.NewDesc("lottery_agencies_pending", "Agencies the draw still waits for.", nil, nil)
-	parkedDesc   = prometheus.NewDesc("lottery_agencies_parked",
+	excludedDesc = prometheus.NewDesc("lottery_agencies_excluded",
+		"Agencies the operator excluded from the draw: their bets stay stored, undrawn.", nil, nil)
+	pendingDesc = prometheus.NewDesc("lottery_agencies_pending",
+		"Agencies the draw still waits for: neither finished nor excluded.", nil, nil)
+	parkedDesc = prometheus.NewDesc("lottery_agencies_parked",
 		"Agencies waiting on their connection for the draw's answer now.", nil, nil)
 	drawDurationDesc = prometheus.NewDesc("lottery_draw_duration_seconds",
 		"How long the draw took; 0 until it ran.", nil, nil)
@@ -291,8 +296,8 @@ var (
 )
 
 func (c roundCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{betsDesc, batchesDesc, winnersDesc, agenciesDesc, finishedDesc, pendingDesc,
-		parkedDesc, drawDurationDesc, drawTimeDesc} {
+	for _, d := range []*prometheus.Desc{betsDesc, batchesDesc, winnersDesc, agenciesDesc, finishedDesc, excludedDesc,
+		pendingDesc, parkedDesc, drawDurationDesc, drawTimeDesc} {
 		ch <- d
 	}
 }
@@ -307,14 +312,15 @@ func (c roundCollector) Collect(ch chan<- prometheus.Metric) {
 		label := strconv.Itoa(i + 1)
 		ch <- prometheus.MustNewConstMetric(betsDesc, prometheus.CounterValue, float64(a.Stored), label)
 		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(a.Batches), label)
-		if r.Drawn {
+		if r.Drawn && !a.Excluded {
 			ch <- prometheus.MustNewConstMetric(winnersDesc, prometheus.GaugeValue, float64(a.Winners), label)
 		}
 	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	gauge(agenciesDesc, float64(len(r.Agencies)))
 	gauge(finishedDesc, float64(r.Finished))
-	gauge(pendingDesc, float64(len(r.Agencies)-r.Finished))
+	gauge(excludedDesc, float64(r.Excluded))
+	gauge(pendingDesc, float64(len(r.Agencies)-r.Finished-r.Excluded))
 	gauge(parkedDesc, float64(r.Parked))
 	var took, at float64
 	if r.Drawn {

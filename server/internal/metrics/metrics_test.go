@@ -54,7 +54,7 @@ lottery_agencies_finished 1
 # HELP lottery_agencies_parked Agencies waiting on their connection for the draw's answer now.
 # TYPE lottery_agencies_parked gauge
 lottery_agencies_parked 1
-# HELP lottery_agencies_pending Agencies the draw still waits for.
+# HELP lottery_agencies_pending Agencies the draw still waits for: neither finished nor excluded.
 # TYPE lottery_agencies_pending gauge
 lottery_agencies_pending 1
 # HELP lottery_batches_accepted_total Batches stored and acknowledged per agency since the central started.
@@ -89,13 +89,52 @@ lottery_draw_duration_seconds 1.5
 # HELP lottery_draw_timestamp_seconds When the draw ran, in seconds since the Unix epoch; 0 until it ran.
 # TYPE lottery_draw_timestamp_seconds gauge
 lottery_draw_timestamp_seconds 1.7000000005e+09
-# HELP lottery_winners Winners of each agency; present once the draw ran.
+# HELP lottery_winners Winners of each agency drawn; present once the draw ran, never for an excluded agency.
 # TYPE lottery_winners gauge
 lottery_winners{agency="1"} 0
 lottery_winners{agency="2"} 3
 `
 	require.NoError(t, testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want),
 		"lottery_winners", "lottery_draw_duration_seconds", "lottery_draw_timestamp_seconds"))
+}
+
+// An agency the operator excluded is counted apart, is not pending, and
+// has no winners once drawn: it is not drawn. Its bets stay counted.
+func TestExcludedAtScrape(t *testing.T) {
+	m := New()
+	round := Round{Agencies: []Agency{{Stored: 10, Winners: 1}, {Stored: 4, Winners: 2, Excluded: true}, {}},
+		Finished: 1, Excluded: 1}
+	m.Watch(func() Round { return round })
+	want := `
+# HELP lottery_agencies_excluded Agencies the operator excluded from the draw: their bets stay stored, undrawn.
+# TYPE lottery_agencies_excluded gauge
+lottery_agencies_excluded 1
+# HELP lottery_agencies_pending Agencies the draw still waits for: neither finished nor excluded.
+# TYPE lottery_agencies_pending gauge
+lottery_agencies_pending 1
+# HELP lottery_bets_stored_total Bets stored for good (synced, then acknowledged) per agency, those read back at start included.
+# TYPE lottery_bets_stored_total counter
+lottery_bets_stored_total{agency="1"} 10
+lottery_bets_stored_total{agency="2"} 4
+lottery_bets_stored_total{agency="3"} 0
+`
+	names := []string{"lottery_agencies_excluded", "lottery_agencies_pending", "lottery_bets_stored_total", "lottery_winners"}
+	require.NoError(t, testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want), names...))
+
+	round.Agencies[2].Excluded, round.Excluded, round.Drawn = true, 2, true
+	want = `
+# HELP lottery_agencies_excluded Agencies the operator excluded from the draw: their bets stay stored, undrawn.
+# TYPE lottery_agencies_excluded gauge
+lottery_agencies_excluded 2
+# HELP lottery_agencies_pending Agencies the draw still waits for: neither finished nor excluded.
+# TYPE lottery_agencies_pending gauge
+lottery_agencies_pending 0
+# HELP lottery_winners Winners of each agency drawn; present once the draw ran, never for an excluded agency.
+# TYPE lottery_winners gauge
+lottery_winners{agency="1"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(m.Gatherer(), strings.NewReader(want),
+		"lottery_agencies_excluded", "lottery_agencies_pending", "lottery_winners"))
 }
 
 func TestEventCounters(t *testing.T) {
@@ -125,7 +164,7 @@ func TestEventCounters(t *testing.T) {
 	assert.Equal(t, len(batchCodes), testutil.CollectAndCount(m.batchesRefused))
 	assert.Equal(t, len(handshakeReasons), testutil.CollectAndCount(m.handshakeFailed))
 	assert.Equal(t, 4, testutil.CollectAndCount(m.connsRefused))
-	assert.Equal(t, int(protocol.CodeUnauthorized), testutil.CollectAndCount(m.protocolErrors))
+	assert.Equal(t, int(protocol.CodeExcluded), testutil.CollectAndCount(m.protocolErrors))
 
 	fams, err := m.Gatherer().Gather()
 	require.NoError(t, err)

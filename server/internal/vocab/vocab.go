@@ -48,10 +48,15 @@ const (
 	EsperaSorteo          logfmt.Action = "espera_sorteo"          // an agency parked for the draw, or gone while parked
 	EnvioGanadores        logfmt.Action = "envio_ganadores"        // an agency's winners sent
 
+	// The operator.
+	ExcluirAgencia logfmt.Action = "excluir_agencia" // an agency excluded from the draw, or why not
+
 	// The admin listener.
 	EscucharAdmin logfmt.Action = "escuchar_admin"
 	AdminHTTP     logfmt.Action = "admin_http" // what net/http reports of it
 	CerrarAdmin   logfmt.Action = "cerrar_admin"
+	RechazoAdmin  logfmt.Action = "rechazo_admin" // a request the admin listener refused: an action or the profiler to a non-operator
+	OrdenAdmin    logfmt.Action = "orden_admin"   // server exclude, server reload: what the central answered
 
 	// The certificate command.
 	Certs       logfmt.Action = "certs"       // the whole run
@@ -65,6 +70,7 @@ const (
 	AgenciaCertificado         logfmt.Key = "agencia_certificado" // the agency a peer's certificate names
 	AgenciaDeclarada           logfmt.Key = "agencia_declarada"   // the agency a HELLO claims
 	AgenciasConApuestas        logfmt.Key = "agencias_con_apuestas"
+	AgenciasExcluidas          logfmt.Key = "agencias_excluidas" // excluded from the draw by the operator
 	AgenciasFinalizadas        logfmt.Key = "agencias_finalizadas"
 	AgenciasPendientes         logfmt.Key = "agencias_pendientes" // how many the draw still waits for
 	Almacenadas                logfmt.Key = "almacenadas"         // an agency's bets stored for good
@@ -76,10 +82,12 @@ const (
 	Bytes                      logfmt.Key = "bytes"
 	BytesRecortadosApuestas    logfmt.Key = "bytes_recortados_apuestas" // a torn last row cut off the bets file at start
 	BytesRecortadosDiario      logfmt.Key = "bytes_recortados_diario"   // the same for the FINISH journal
+	BytesRecortadosOperador    logfmt.Key = "bytes_recortados_operador" // the same for the operator journal
 	CAAgencias                 logfmt.Key = "ca_agencias"
 	Cantidad                   logfmt.Key = "cantidad" // a batch's bets
 	CantGanadores              logfmt.Key = "cant_ganadores"
 	CertificadoTLS             logfmt.Key = "certificado" // the central's certificate file
+	CodigoHTTP                 logfmt.Key = "codigo_http" // an HTTP answer's status code
 	Conexiones                 logfmt.Key = "conexiones"
 	Creados                    logfmt.Key = "creados"
 	Detalle                    logfmt.Key = "detalle"
@@ -90,6 +98,7 @@ const (
 	EsperaInactividad          logfmt.Key = "espera_inactividad" // SERVER_IDLE_TIMEOUT
 	Error                      logfmt.Key = "error"
 	Estado                     logfmt.Key = "estado"
+	Excluidas                  logfmt.Key = "excluidas" // the agencies excluded from the draw, compactly ("3", "1-3,7")
 	Existentes                 logfmt.Key = "existentes"
 	FalloPrevio                logfmt.Key = "fallo_previo" // the storage failure a repair healed
 	Filas                      logfmt.Key = "filas"        // rows of the bets file read so far
@@ -101,15 +110,20 @@ const (
 	MaxSinIdentificar          logfmt.Key = "max_sin_identificar"
 	MaxSinIdentificarPorOrigen logfmt.Key = "max_sin_identificar_por_origen"
 	Mensaje                    logfmt.Key = "mensaje"
+	Metodo                     logfmt.Key = "metodo" // an HTTP request's method
 	Modo                       logfmt.Key = "modo"
 	Motivo                     logfmt.Key = "motivo" // why: a protocol code, a refusal's reason
 	NivelLog                   logfmt.Key = "nivel_log"
+	Operador                   logfmt.Key = "operador"   // an operator's certificate's Common Name
+	Orden                      logfmt.Key = "orden"      // an operator's command: exclude, reload
 	Pendientes                 logfmt.Key = "pendientes" // the agencies the draw waits for, compactly ("2,5", "1-3,7")
+	Pprof                      logfmt.Key = "pprof"      // SERVER_PPROF: on or off
 	Puerto                     logfmt.Key = "puerto"
 	Reemplazados               logfmt.Key = "reemplazados"
 	ReintentoEn                logfmt.Key = "reintento_en"
 	Remoto                     logfmt.Key = "remoto" // a peer's address
 	RemotoAnterior             logfmt.Key = "remoto_anterior"
+	Ruta                       logfmt.Key = "ruta" // an HTTP request's path
 	Senal                      logfmt.Key = "senal"
 	TLSKey                     logfmt.Key = "tls"
 	URL                        logfmt.Key = "url"
