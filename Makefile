@@ -14,6 +14,8 @@ RUN_DIR    ?= .run
 CERTS      ?= .certs
 # Mutual TLS for make run (TLS=0: plaintext, for development).
 TLS        ?= 1
+# make revoke, make reissue: the agency whose certificate is revoked.
+AGENCY     ?=
 # make run: RESUME=1 continues the round in RUN_DIR; HOLD=1 keeps the central
 # and its status page up after the round, until Ctrl-C.
 RESUME     ?=
@@ -31,7 +33,7 @@ export CGO_ENABLED := 0
 GOBUILD    := -trimpath -ldflags='-s -w'
 
 .PHONY: all help build test race-cc tidy-check fmt-check vet staticcheck deadcode binaries-check unit fuzz \
-	fuzz-short chaos data run certs bench clean
+	fuzz-short chaos data run certs revoke reissue bench clean
 
 all: build ## the same as build
 
@@ -206,6 +208,16 @@ run: build data certs ## one round: the central and AGENCIES (5) agencies as loc
 certs: ## the CA and key pairs for mutual TLS into .certs/ (AGENCIES agencies; kept when present)
 	@$(GO) run ./server/cmd/certs -dir $(CERTS) -agencies $(AGENCIES)
 
+# A stolen key: agency AGENCY's current certificate onto CERTS/revoked.pem (a
+# CRL the CA signs); reissue also gives the agency a new pair in place of its
+# files, to hand over. A running central enforces the list once told:
+# bin/server reload, or SIGHUP (docs/security.md).
+revoke: ## revoke agency AGENCY's certificate (onto .certs/revoked.pem); then bin/server reload
+	@$(if $(AGENCY),,$(error AGENCY=N: which agency's certificate? e.g. make revoke AGENCY=2))$(GO) run ./server/cmd/certs -dir $(CERTS) -revoke $(AGENCY)
+
+reissue: ## revoke agency AGENCY's certificate and issue it a new pair; then bin/server reload
+	@$(if $(AGENCY),,$(error AGENCY=N: which agency's certificate? e.g. make reissue AGENCY=2))$(GO) run ./server/cmd/certs -dir $(CERTS) -reissue $(AGENCY)
+
 # Everything generated; the committed .data/dataset.zip stays.
 clean: ## remove bin/, .run/, .certs/ and .data/ but its dataset.zip
 	rm -rf $(BIN) $(RUN_DIR) $(CERTS)
@@ -237,6 +249,7 @@ knob_errors := $(strip \
 	$(call knob_in,HOLD,_ 1,1 or nothing) \
 	$(call knob_in,BENCH_QUICK,_ 1,1 or nothing) \
 	$(call knob_whole,AGENCIES,1) \
+	$(if $(AGENCY),$(call knob_whole,AGENCY,1)) \
 	$(call knob_whole,BETS) \
 	$(call knob_whole,SEED) \
 	$(call knob_whole,CHAOS_KILLS) \

@@ -106,6 +106,7 @@ const (
 	CodeUnexpected        Code = 21 // a valid message that makes no sense here
 	CodeUnauthorized      Code = 22 // HELLO for an agency the peer's certificate does not name
 	CodeExcluded          Code = 23 // HELLO, bets or FINISH of an agency the central's operator excluded from the draw
+	CodeRevoked           Code = 24 // the connection's certificate is on the central's revocation list
 )
 
 var codeNames = map[Code]string{
@@ -117,7 +118,7 @@ var codeNames = map[Code]string{
 	CodeAgencyBusy: "agency_busy", CodeCountMismatch: "count_mismatch", CodeStorage: "storage",
 	CodeShuttingDown: "shutting_down", CodeTooManyConns: "too_many_connections",
 	CodeIdleTimeout: "idle_timeout", CodeUnexpected: "unexpected_message", CodeUnauthorized: "unauthorized",
-	CodeExcluded: "excluded",
+	CodeExcluded: "excluded", CodeRevoked: "revoked",
 }
 
 func (c Code) String() string {

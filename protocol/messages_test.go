@@ -386,8 +386,9 @@ func TestNames(t *testing.T) {
 	assert.Equal(t, "count_mismatch", CodeCountMismatch.String())
 	assert.Equal(t, "code_999", Code(999).String())
 	assert.Equal(t, "excluded", CodeExcluded.String())
-	for c := CodeMalformed; c <= CodeExcluded; c++ {
+	assert.Equal(t, "revoked", CodeRevoked.String())
+	for c := CodeMalformed; c <= CodeRevoked; c++ {
 		assert.NotContains(t, c.String(), "code_", "code %d has no name", uint16(c))
 	}
-	assert.Len(t, codeNames, int(CodeExcluded))
+	assert.Len(t, codeNames, int(CodeRevoked))
 }

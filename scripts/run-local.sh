@@ -28,7 +28,9 @@
 #   143  terminated (SIGTERM), likewise
 #
 # Mutual TLS is on: the central and each agency get their certificates from
-# CERTS_DIR (`make certs` writes them); TLS=0 runs in plaintext, for development.
+# CERTS_DIR (`make certs` writes them), and the central its revocation list,
+# revoked.pem, which it reads again on `bin/server reload` or SIGHUP; TLS=0
+# runs in plaintext, for development.
 #
 # The central's status page and Prometheus metrics are served at
 # SERVER_ADMIN_ADDRESS (127.0.0.1:9090; off turns them off) while the round
@@ -349,6 +351,10 @@ if [ "$tls" != 0 ]; then
 		SERVER_TLS_KEY="$certs/central-key.pem"
 		SERVER_TLS_CLIENT_CA="$certs/ca.pem"
 	)
+	# make certs keeps it; a directory made before it existed has none.
+	if [ -f "$certs/revoked.pem" ]; then
+		central_env+=(SERVER_TLS_REVOKED="$certs/revoked.pem")
+	fi
 fi
 start server "${central_env[@]}" ./bin/server
 server_pid=$started

@@ -3,7 +3,8 @@
 // -reason TEXT` and `server reload` are an operator's commands: they ask a
 // running central, on its admin address, over TLS with the operator's
 // certificate. All are configured by environment variables only; `server -h`
-// lists them.
+// lists them. SIGHUP has a running central read its revocation list again,
+// as `server reload` does.
 package main
 
 import (
@@ -51,7 +52,9 @@ func environment(name string) string {
 }
 
 const usage = `Usage:
-  server                    run the central until SIGTERM or SIGINT
+  server                    run the central until SIGTERM or SIGINT; SIGHUP
+                            reads its revocation list (SERVER_TLS_REVOKED)
+                            again, as server reload does
   server health [host:port] ping a running central; exit 0 when it answers
                             (default: this configuration's address, loopback
                             when SERVER_HOST listens on every interface)
@@ -61,7 +64,9 @@ const usage = `Usage:
                             1 refused (the central's reason printed) or not
                             reached, 2 bad usage
   server reload             an operator's command: the running central reads
-                            its revocation list again; exits as exclude does
+                            its revocation list (SERVER_TLS_REVOKED) again and
+                            closes the connections of the certificates it
+                            names; exits as exclude does
   server -h | --help        print this help
 
 The operator's commands reach the central at SERVER_ADMIN_ADDRESS (loopback
@@ -266,6 +271,7 @@ func serve(ctx context.Context, log *logfmt.Logger, cfg config.Config) int {
 		log.Error(vocab.Iniciar, logfmt.Fail, vocab.Error.Any(err))
 		return exitFailed
 	}
+	defer reloadOnHangup(srv)()
 	adminDone := serveAdmin(log, cfg, srv)
 	defer func() { <-adminDone }()
 	// Listen first, then recover: an agency that connects meanwhile waits
@@ -316,6 +322,33 @@ func serve(ctx context.Context, log *logfmt.Logger, cfg config.Config) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// reloadOnHangup has srv read its revocation list again at each SIGHUP, as
+// `server reload` does (the journal names the signal, SIGHUP, as the
+// operator), until the function it returns is called, which waits for a
+// reload under way. Without a list configured a SIGHUP is logged and
+// refused: it never stops the central, as Go's default would.
+func reloadOnHangup(srv *central.Server) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-hup:
+				_, _ = srv.ReloadRevocations(central.SignalOperator) // it logs what it did, or why not
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(quit)
+		<-done
+	}
 }
 
 // serveAdmin starts the admin listener (metrics, health, status page) when

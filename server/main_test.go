@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +22,9 @@ import (
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/envconfig"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
+	"lotterycentral.example/protocol/identity"
+	"lotterycentral.example/protocol/pki"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/logtest"
 	"lotterycentral.example/server/internal/vocab"
@@ -348,4 +354,75 @@ func environOf(m map[string]string) []string {
 		environ = append(environ, k+"="+v)
 	}
 	return environ
+}
+
+// SIGHUP has the running central (the real binary, its own signal) read its
+// revocation list again, as server reload does: the live connection of a
+// certificate the new list names is closed and its handshakes are refused
+// with ERROR revoked; a bad list is refused, the old one kept, and the
+// central runs on; the journal names the signal as the operator.
+func TestSighupReloadsTheRevocationList(t *testing.T) {
+	certs := t.TempDir()
+	_, err := pki.WriteDir(certs, 2, nil, false)
+	require.NoError(t, err)
+	file := func(name string) string { return filepath.Join(certs, name) }
+	revoked := file(pki.RevokedFile)
+	store := filepath.Join(t.TempDir(), "bets.csv")
+	srv, port := startServer(t, 2, store, "SERVER_TLS_CERT="+file(pki.CentralFile), "SERVER_TLS_KEY="+file(pki.CentralKeyFile),
+		"SERVER_TLS_CLIENT_CA="+file(pki.CAFile), "SERVER_TLS_REVOKED="+revoked)
+	srv.awaitLines(t, 1, vocab.Revocaciones.Line(logfmt.Success, vocab.Archivo.Str(revoked), vocab.Revocados.Int(0),
+		vocab.NumeroLista.Int(1)))
+	srv.await(t, storeRecovered) // a reload journals: it waits for the round to be read back
+
+	// hello connects as agency 2 with its pair as it is now, says HELLO, and
+	// returns the connection and the central's answer.
+	cert, key := file(pki.AgencyFile(2)), file(pki.AgencyKeyFile(2))
+	hello := func() (net.Conn, protocol.Message, error) {
+		t.Helper()
+		cfg, err := identity.ClientConfig(cert, key, file(pki.CAFile), "127.0.0.1")
+		require.NoError(t, err)
+		conn, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { conn.Close() })
+		require.NoError(t, conn.SetDeadline(time.Now().Add(logtest.DefaultBound)))
+		require.NoError(t, protocol.WriteMessage(conn, protocol.Hello{Version: protocol.Version, Agency: 2}))
+		m, err := protocol.ReadMessage(conn, protocol.MaxServerFrame)
+		return conn, m, err
+	}
+	requireRevoked := func() {
+		t.Helper()
+		_, m, err := hello()
+		require.NoError(t, err)
+		e, ok := m.(*protocol.ErrorMessage)
+		require.True(t, ok, "%+v", m)
+		assert.Equal(t, protocol.CodeRevoked, e.Code, e.Text)
+	}
+	held, m, err := hello()
+	require.NoError(t, err)
+	require.IsType(t, &protocol.HelloAck{}, m)
+
+	rep, err := pki.RevokeDir(certs, []pki.Holder{{Agency: 2}})
+	require.NoError(t, err)
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGHUP))
+	srv.awaitLines(t, 1, vocab.Revocaciones.Line(logfmt.Success, vocab.Operador.Str("SIGHUP"), vocab.Archivo.Str(revoked),
+		vocab.Revocados.Int(1), vocab.NumeroLista.Int(2), vocab.Cortadas.Str("2")))
+	_, err = protocol.ReadMessage(held, protocol.MaxServerFrame)
+	assert.True(t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "the live connection is closed: %v", err)
+	requireRevoked()
+	srv.awaitLines(t, 1, vocab.TLSHandshake.Line(logfmt.Fail), vocab.Motivo.Str("revoked").String(),
+		"serial "+identity.SerialText(rep.Revoked[0].Serial))
+
+	// A list that does not verify is refused; the central keeps the one in force.
+	require.NoError(t, os.WriteFile(revoked, []byte("not a list"), 0o644))
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGHUP))
+	srv.awaitLines(t, 1, vocab.Revocaciones.Line(logfmt.Fail, vocab.Operador.Str("SIGHUP"), vocab.Archivo.Str(revoked)),
+		"no PEM block: want one X509 CRL; the list in force stays (1 revoked, list number 2)")
+	requireRevoked()
+
+	code, _ := terminate(t, srv)
+	require.Equal(t, 0, code, srv.output())
+	journal, err := os.ReadFile(store + ".operator")
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(string(journal), "\n"), "one reload journaled:\n%s", journal)
+	assert.Contains(t, string(journal), `"operator":"SIGHUP","action":"reload","detail":"revocation list: 1 revoked, list number 2"`)
 }

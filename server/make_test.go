@@ -56,7 +56,7 @@ func repoMake(t *testing.T) (makePath, root string) {
 func makeEnv(extra ...string) []string {
 	drop := map[string]bool{"MAKEFLAGS": true, "MFLAGS": true, "MAKELEVEL": true, "MAKEOVERRIDES": true,
 		"GNUMAKEFLAGS": true, "TLS": true, "RESUME": true, "HOLD": true, "AGENCIES": true, "BETS": true,
-		"SEED": true, "DATASET": true, "RUN_DIR": true, "CERTS": true, "DATA": true}
+		"SEED": true, "DATASET": true, "RUN_DIR": true, "CERTS": true, "DATA": true, "AGENCY": true}
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -249,6 +249,8 @@ func TestMakeKnobs(t *testing.T) {
 		{"BENCH_QUICK=true", "BENCH_QUICK=true: want 1 or nothing"},
 		{"AGENCIES=0", "AGENCIES=0: want a whole number, 1 or more"},
 		{"AGENCIES=five", "AGENCIES=five: want a whole number, 1 or more"},
+		{"AGENCY=0", "AGENCY=0: want a whole number, 1 or more"},
+		{"AGENCY=two", "AGENCY=two: want a whole number, 1 or more"},
 		{"BETS=-5", "BETS=-5: want a whole number"},
 		{"SEED=1.5", "SEED=1.5: want a whole number"},
 		{"CHAOS_KILLS=lots", "CHAOS_KILLS=lots: want a whole number"},
@@ -278,12 +280,51 @@ func TestMakeKnobs(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, string(out), "TLS=2: want 0 or 1; HOLD=x: want 1 or nothing.  Stop.")
 	})
-	good := []string{"TLS=0", "TLS=1", "RESUME=1", "RESUME=", "HOLD=1", "AGENCIES=12", "BETS=0", "SEED=42",
+	good := []string{"TLS=0", "TLS=1", "RESUME=1", "RESUME=", "HOLD=1", "AGENCIES=12", "AGENCY=2", "BETS=0", "SEED=42",
 		"FUZZTIME=30s", "FUZZTIME=1m30s", "FUZZ_SHORT=500x", "BENCH_QUICK=1", "BENCH_MICRO_TIME=100ms"}
 	t.Run("good values", func(t *testing.T) {
 		out, err := makeCmd(context.Background(), t, makeEnv(), append([]string{"-n", "run"}, good...)...).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 	})
+}
+
+// make reissue AGENCY=N revokes agency N's certificate onto revoked.pem and
+// gives it a new pair; make revoke AGENCY=N revokes the one it has now; both
+// say which knob they need without it, before anything runs.
+func TestMakeRevoke(t *testing.T) {
+	repoMake(t)
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "certs")
+	run := func(args ...string) (string, error) {
+		out, err := makeCmd(context.Background(), t, makeEnv(), append(args, "CERTS="+dir)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("certs", "AGENCIES=2")
+	require.NoError(t, err, out)
+	line := func(action, rest string) string {
+		return `(?m)^\S+ \S+ INFO +action: ` + action + ` \| result: success \| ` + rest + `$`
+	}
+	list := regexp.QuoteMeta(filepath.Join(dir, "revoked.pem"))
+	cert := regexp.QuoteMeta(filepath.Join(dir, "agency-2.pem"))
+
+	out, err = run("reissue", "AGENCY=2")
+	require.NoError(t, err, out)
+	assert.Regexp(t, line("revocar", `archivo: `+cert+` \| serie: [0-9a-f]+ \| estado: revocado`), out)
+	assert.Regexp(t, line("lista_revocacion", `archivo: `+list+` \| estado: reemplazado \| revocados: 1 \| numero_lista: 2 \| aviso: .*server reload, or SIGHUP`), out)
+	assert.Regexp(t, line("certificado", `archivo: `+cert+` \| estado: reemplazado \| motivo: revoked, reissued \| serie: [0-9a-f]+`), out)
+
+	out, err = run("revoke", "AGENCY=2")
+	require.NoError(t, err, out)
+	assert.Regexp(t, line("lista_revocacion", `archivo: `+list+` \| estado: reemplazado \| revocados: 2 \| numero_lista: 3 \| .*`), out,
+		"the reissued certificate is revoked in its turn")
+
+	for _, target := range []string{"revoke", "reissue"} {
+		out, err = run(target)
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, out)
+		assert.Equal(t, 2, exit.ExitCode())
+		assert.Regexp(t, `^Makefile:\d+: \*\*\* AGENCY=N: which agency's certificate\? e\.g\. make `+target+` AGENCY=2\.  Stop\.\n$`, out)
+	}
 }
 
 // make help starts with run and test, describes test in words rather than by

@@ -34,7 +34,7 @@ func startTLSCentral(t *testing.T, extra map[string]string) *tlsCentral {
 	require.NoError(t, err)
 	env := map[string]string{"SERVER_ADMIN_ADDRESS": "127.0.0.1:0", "SERVER_AGENCIES": "5",
 		"SERVER_TLS_CERT": filepath.Join(certs, pki.CentralFile), "SERVER_TLS_KEY": filepath.Join(certs, pki.CentralKeyFile),
-		"SERVER_TLS_CLIENT_CA": filepath.Join(certs, pki.CAFile)}
+		"SERVER_TLS_CLIENT_CA": filepath.Join(certs, pki.CAFile), "SERVER_TLS_REVOKED": filepath.Join(certs, pki.RevokedFile)}
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -74,6 +74,7 @@ func order(t *testing.T, env map[string]string, args ...string) (int, string) {
 // refuses the certificate.
 func TestOperatorCommands(t *testing.T) {
 	c := startTLSCentral(t, nil)
+	bare := startTLSCentral(t, map[string]string{"SERVER_TLS_REVOKED": ""}) // no revocation list
 	operator := c.operatorEnv(pki.OperatorFile, pki.OperatorKeyFile)
 	with := func(env map[string]string, k, v string) map[string]string {
 		out := map[string]string{k: v}
@@ -116,9 +117,15 @@ func TestOperatorCommands(t *testing.T) {
 		{"an agency not in the round", operator, []string{"exclude", "9", "-reason", "typo"}, 1,
 			`ERROR    ` + vocab.OrdenAdmin.Line(logfmt.Fail, join(exclude(9), vocab.CodigoHTTP.Int(409),
 				vocab.Detalle.Str(pat(`.*1\.\.5.*`)))...), nil},
-		{"a reload, which this central cannot do yet", operator, []string{"reload"}, 1,
-			`ERROR    ` + vocab.OrdenAdmin.Line(logfmt.Fail, join(reload, vocab.CodigoHTTP.Int(409),
-				vocab.Detalle.Str("revocation list not supported yet"))...), nil},
+		{"a reload", operator, []string{"reload"}, 0,
+			`INFO     ` + vocab.OrdenAdmin.Line(logfmt.Success, join(reload, vocab.Detalle.Str(
+				"revocation list reloaded by operator: 0 revoked, list number 1; live connections closed: none"))...),
+			[]string{vocab.Revocaciones.Line(logfmt.Success, vocab.Operador.Str(identity.OperatorName),
+				vocab.Archivo.Str(filepath.Join(c.certs, pki.RevokedFile)), vocab.Revocados.Int(0), vocab.NumeroLista.Int(1),
+				vocab.Cortadas.Str("none"))}},
+		{"a reload of a central without a list", bare.operatorEnv(pki.OperatorFile, pki.OperatorKeyFile), []string{"reload"}, 1,
+			`ERROR    ` + vocab.OrdenAdmin.Line(logfmt.Fail, vocab.Orden.Str("reload"), vocab.Direccion.Str(bare.admin),
+				vocab.CodigoHTTP.Int(409), vocab.Detalle.Str(pat(`.*this central has no revocation list: set SERVER_TLS_REVOKED.*`))), nil},
 		{"an agency's certificate", c.operatorEnv(pki.AgencyFile(2), pki.AgencyKeyFile(2)), []string{"reload"}, 1,
 			`ERROR    ` + vocab.OrdenAdmin.Line(logfmt.Fail, join(reload, vocab.CodigoHTTP.Int(403),
 				vocab.Detalle.Str(pat(`this address takes an operator's certificate or none: .*names agency 2.*`)))...),
@@ -135,9 +142,9 @@ func TestOperatorCommands(t *testing.T) {
 			`ERROR    ` + vocab.OrdenAdmin.Line(logfmt.Fail, vocab.Orden.Str("exclude"), vocab.Agencia.Int(2),
 				vocab.Direccion.Str("127.0.0.1:1"), vocab.Error.Str(pat(`exclude: Post "https://127.0.0.1:1/actions/exclude": .*connection refused`))), nil},
 		{"every interface means loopback", with(operator, "SERVER_ADMIN_ADDRESS", strings.Replace(c.admin, "127.0.0.1", "0.0.0.0", 1)),
-			[]string{"reload"}, 1,
-			`ERROR    ` + vocab.OrdenAdmin.Line(logfmt.Fail, join(reload, vocab.CodigoHTTP.Int(409),
-				vocab.Detalle.Str("revocation list not supported yet"))...), nil},
+			[]string{"reload"}, 0,
+			`INFO     ` + vocab.OrdenAdmin.Line(logfmt.Success, join(reload, vocab.Detalle.Str(pat(`revocation list reloaded by operator: .*`)))...),
+			nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -315,7 +315,8 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 	// Read even when the write failed: the central's refusal may be waiting,
 	// and it says more than a broken pipe. Under TLS 1.3 the central checks
 	// the agency's certificate after the agency's handshake returned, so its
-	// refusal arrives here, as an alert.
+	// refusal arrives here, as an alert (or ERROR revoked: authError names
+	// both a certificate failure).
 	ack, err := expect[*protocol.HelloAck](a, a.cfg.ReplyTimeout)
 	if err != nil {
 		err = authError(err)

@@ -27,6 +27,7 @@ import (
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/protocol/identity"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -382,6 +383,18 @@ func TestAgencyFailsCleanly(t *testing.T) {
 			require.ErrorAs(t, err, &re, "final: not retried")
 			assert.Equal(t, protocol.CodeExcluded, re.Code)
 			assert.Equal(t, vocab.ConsultaGanadores, FailedAction(err), "the course's line says why the agency stopped")
+		}},
+		{"central refuses a revoked certificate", 0, func(f *fakeConn) error {
+			if _, err := f.expect(protocol.MsgHello); err != nil {
+				return err
+			}
+			return f.send(protocol.ErrorMessage{Code: protocol.CodeRevoked,
+				Text: `certificate "agency-3", serial 2a: certificate revoked: ask the lottery for a new one`})
+		}, identity.ReasonRevoked, func(t *testing.T, err error) {
+			var ae *AuthError
+			require.ErrorAs(t, err, &ae, "final: not retried")
+			assert.Equal(t, identity.ReasonRevoked, ae.Reason)
+			assert.Equal(t, vocab.TLSHandshake, FailedAction(err), "the handshake's line says why the agency stopped")
 		}},
 		{"garbage instead of HELLO_ACK", 0, func(f *fakeConn) error {
 			if _, err := f.expect(protocol.MsgHello); err != nil {

@@ -15,9 +15,11 @@ import (
 
 // AuthError is a TLS handshake or certificate failure: the central's
 // certificate is not trusted, names another host, has expired, or the central
-// refused ours. No retry fixes it, so it is never retried.
+// refused ours (revoked: it is on the central's revocation list, told as
+// ERROR revoked right after the handshake). No retry fixes it, so it is
+// never retried.
 type AuthError struct {
-	Reason string // identity's reason: unknown_authority, name_mismatch, expired, refused_by_central, not_tls, …
+	Reason string // identity's reason: unknown_authority, name_mismatch, expired, revoked, refused_by_central, not_tls, …
 	Err    error
 }
 

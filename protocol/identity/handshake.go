@@ -48,15 +48,23 @@ var certificateAlerts = map[tls.AlertError]bool{
 	116: true, // certificate_required
 }
 
-const alertCertificateExpired tls.AlertError = 45
+const (
+	alertCertificateRevoked tls.AlertError = 44
+	alertCertificateExpired tls.AlertError = 45
+)
 
 // DescribeHandshakeError classifies, from an agency's point of view, an error
 // of a TLS connection to the central into a short stable reason, with ok true
 // when it is a handshake or certificate failure that retrying cannot fix:
 // ReasonUnknownAuthority, ReasonNameMismatch, ReasonExpired,
-// ReasonInvalidCertificate, ReasonRefusedByCentral, ReasonNotTLS,
-// ReasonHandshakeFailed. Network errors (refused, reset, timeout, EOF) give
-// ok false: the agency keeps retrying those.
+// ReasonInvalidCertificate, ReasonRevoked, ReasonRefusedByCentral,
+// ReasonNotTLS, ReasonHandshakeFailed. Network errors (refused, reset,
+// timeout, EOF) give ok false: the agency keeps retrying those.
+//
+// A revoked certificate is refused by the central right after the handshake,
+// with ERROR revoked in place of any frame (crypto/tls can only send
+// bad_certificate from the central's checks, which would not say why); a
+// certificate_revoked alert, which another central could send, means the same.
 //
 // In TLS 1.3 the client's Handshake returns before the server has checked the
 // client's certificate, so a central that refuses the agency's certificate is
@@ -78,14 +86,18 @@ func DescribeHandshakeError(err error) (reason string, ok bool) {
 // ReasonUnknownAuthority, ReasonExpired, ReasonInvalidCertificate,
 // ReasonRefusedByAgency (it refused our certificate), ReasonNotTLS (a plaintext
 // agency; see RefusePlaintext), ReasonOperatorCertificate (an operator's
-// certificate, refused on the agencies' port), ReasonHandshakeFailed.
-// Network errors, timeouts and EOF give ok false.
+// certificate, refused on the agencies' port), ReasonRevoked (a certificate
+// on the revocation list: ErrRevoked), ReasonHandshakeFailed. Network errors,
+// timeouts and EOF give ok false.
 func DescribeServerHandshakeError(err error) (reason string, ok bool) {
 	if err == nil {
 		return "", false
 	}
-	if errors.Is(err, ErrOperatorNotAgency) {
+	switch {
+	case errors.Is(err, ErrOperatorNotAgency):
 		return ReasonOperatorCertificate, true
+	case errors.Is(err, ErrRevoked):
+		return ReasonRevoked, true
 	}
 	// crypto/tls returns this one as a plain errors.New; the test pins the text.
 	if errText(err) == errNoClientCertificate {
@@ -129,8 +141,13 @@ func describe(err error, refused string) (string, bool) {
 	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok {
 		return ReasonNotTLS, true
 	}
+	if re, ok := errors.AsType[*protocol.RemoteError](err); ok && re.Code == protocol.CodeRevoked {
+		return ReasonRevoked, true
+	}
 	if a, ok := remoteAlert(err); ok {
 		switch {
+		case a == alertCertificateRevoked:
+			return ReasonRevoked, true
 		case a == alertCertificateExpired:
 			return ReasonExpired, true
 		case certificateAlerts[a]:

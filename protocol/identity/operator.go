@@ -145,9 +145,12 @@ func VerifyOperator(state tls.ConnectionState, roots *x509.CertPool) (string, er
 
 // DescribeOperatorError classifies an error of VerifyOperator into a short
 // stable reason: ReasonNoCertificate, ReasonUnknownAuthority, ReasonExpired,
-// ReasonInvalidCertificate, ReasonAgencyCertificate or ReasonNotOperator.
+// ReasonInvalidCertificate, ReasonAgencyCertificate, ReasonNotOperator or
+// ReasonRevoked (the revocation list names it: ErrRevoked).
 func DescribeOperatorError(err error) string {
 	switch {
+	case errors.Is(err, ErrRevoked):
+		return ReasonRevoked
 	case errors.Is(err, ErrNoPeerCertificate):
 		return ReasonNoCertificate
 	case errors.Is(err, ErrAgencyNotOperator):

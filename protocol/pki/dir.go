@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -57,21 +58,24 @@ type FileResult struct {
 	State  State
 	Reason string // why a certificate and its key were (re)issued over existing files
 	Key    bool   // the file is the private key of the certificate listed next
+	List   bool   // the file is the revocation list (revoked.pem)
 }
 
 // Report lists the files WriteDir created, kept or replaced, in the order it handled them.
 type Report struct {
-	Files []FileResult
+	Files      []FileResult
+	Listed     int      // certificates the revocation list names
+	ListNumber *big.Int // its CRL number
 }
 
-// Certificates is the report without the keys: WriteDir keeps or writes a
-// certificate and its key together, so a certificate's state is its key's too
-// (but when one of the two was missing: it is created where the other is
-// replaced).
+// Certificates is the report without the keys and the revocation list:
+// WriteDir keeps or writes a certificate and its key together, so a
+// certificate's state is its key's too (but when one of the two was missing:
+// it is created where the other is replaced).
 func (r Report) Certificates() Report {
 	var certs Report
 	for _, f := range r.Files {
-		if !f.Key {
+		if !f.Key && !f.List {
 			certs.Files = append(certs.Files, f)
 		}
 	}
@@ -89,20 +93,24 @@ func (r Report) Count(s State) int {
 	return n
 }
 
-// WriteDir makes sure dir holds a CA (ca.pem, ca-key.pem), the central's
+// WriteDir makes sure dir holds a CA (ca.pem, ca-key.pem), its revocation
+// list (revoked.pem, empty at first: RevokeDir adds to it), the central's
 // certificate (central.pem, central-key.pem, valid for DefaultCentralHosts and
 // extraHosts), the operator's (operator.pem, operator-key.pem: Common Name
 // "operator") and agencies 1..agencies' (agency-N.pem, agency-N-key.pem).
-// The directory is created mode 0700, keys are 0600 and certificates 0644.
+// The directory is created mode 0700, keys are 0600, certificates and the
+// list 0644.
 //
 // It is idempotent. An existing CA is kept and signs what is missing; an
 // existing certificate is kept when it and its key match, it verifies against
-// the CA for its usage, names what it should (the central: every host asked
-// for), and is valid for RenewBefore more; otherwise it is reissued, with
-// the reason in the report. A half-present or unreadable CA is an error, not
-// silently replaced: a new CA invalidates every certificate handed out. With
-// replace, a new CA is made and everything is reissued. Each file is written
-// atomically. On error the report lists what was done before it.
+// the CA for its usage, is not on the revocation list, names what it should
+// (the central: every host asked for), and is valid for RenewBefore more;
+// otherwise it is reissued, with the reason in the report. A half-present or
+// unreadable CA is an error, not silently replaced: a new CA invalidates
+// every certificate handed out; so is a revocation list that does not verify
+// against the CA, which a new one would forget. With replace, a new CA is
+// made, the list starts empty and everything is reissued. Each file is
+// written atomically. On error the report lists what was done before it.
 func WriteDir(dir string, agencies int, extraHosts []string, replace bool) (Report, error) {
 	var rep Report
 	if agencies < 0 || uint64(agencies) > identity.MaxAgency {
@@ -127,6 +135,9 @@ func WriteDir(dir string, agencies int, extraHosts []string, replace bool) (Repo
 		force = "replace requested"
 	case fresh:
 		force = "new CA"
+	}
+	if err := w.revocations(force); err != nil {
+		return rep, err
 	}
 
 	err = w.leaf(CentralFile, CentralKeyFile, force,
@@ -155,10 +166,11 @@ func WriteDir(dir string, agencies int, extraHosts []string, replace bool) (Repo
 }
 
 type dirWriter struct {
-	dir string
-	now time.Time
-	rep *Report
-	ca  *CA // signs and verifies the leaves
+	dir     string
+	now     time.Time
+	rep     *Report
+	ca      *CA             // signs and verifies the leaves
+	revoked map[string]bool // the serial numbers revoked.pem names: a leaf on it is reissued
 }
 
 func (w *dirWriter) path(name string) string { return filepath.Join(w.dir, name) }
@@ -209,6 +221,43 @@ func (w *dirWriter) loadOrMakeCA(replace bool) (ca *CA, fresh bool, err error) {
 	}
 	w.addPair(keyPath, stateOf(keyOK), certPath, stateOf(certOK), reason)
 	return ca, true, nil
+}
+
+// revocations keeps revoked.pem when it verifies against the CA, or writes
+// it empty: when it is missing, or with a new CA (force) or another CA's
+// list, which cannot name a certificate of this CA.
+func (w *dirWriter) revocations(force string) error {
+	listPath := w.path(RevokedFile)
+	w.revoked = make(map[string]bool)
+	ok, err := exists(listPath)
+	if err != nil {
+		return err
+	}
+	if ok && force == "" {
+		crl, _, stale, err := readList(listPath, w.ca)
+		if err != nil {
+			return fmt.Errorf("write certificates: %w", err)
+		}
+		if stale == "" {
+			for _, e := range crl.RevokedCertificateEntries {
+				w.revoked[e.SerialNumber.String()] = true
+			}
+			w.rep.Listed, w.rep.ListNumber = len(w.revoked), listNumber(crl)
+			w.add(FileResult{Path: listPath, State: Kept, List: true})
+			return nil
+		}
+		force = stale
+	}
+	w.rep.ListNumber = big.NewInt(1)
+	data, err := w.ca.RevocationList(nil, w.rep.ListNumber, w.now)
+	if err != nil {
+		return fmt.Errorf("write certificates: %w", err)
+	}
+	if err := writeFileAtomic(listPath, data, 0o644); err != nil {
+		return fmt.Errorf("write revocation list: %w", err)
+	}
+	w.add(FileResult{Path: listPath, State: stateOf(ok), Reason: force, List: true})
+	return nil
 }
 
 // leaf keeps or (re)issues one certificate and its key. force, when not
@@ -265,6 +314,9 @@ func (w *dirWriter) check(certPath, keyPath string, certOK, keyOK bool,
 			return fmt.Sprintf("does not verify against %s: %v", CAFile, err)
 		}
 	}
+	if w.revoked[c.Cert.SerialNumber.String()] {
+		return "revoked (" + RevokedFile + ")"
+	}
 	if w.now.Add(RenewBefore).After(c.Cert.NotAfter) {
 		return "expires on " + c.Cert.NotAfter.Format(time.RFC3339)
 	}
@@ -312,15 +364,16 @@ func operatorMismatch(c *x509.Certificate) string {
 
 // addPair reports a key, then its certificate.
 func (w *dirWriter) addPair(keyPath string, keyState State, certPath string, certState State, reason string) {
-	w.add(keyPath, keyState, reason, true)
-	w.add(certPath, certState, reason, false)
+	w.add(FileResult{Path: keyPath, State: keyState, Reason: reason, Key: true})
+	w.add(FileResult{Path: certPath, State: certState, Reason: reason})
 }
 
-func (w *dirWriter) add(path string, s State, reason string, key bool) {
-	if s != Replaced {
-		reason = ""
+// add reports one file; only a replaced one keeps its reason.
+func (w *dirWriter) add(f FileResult) {
+	if f.State != Replaced {
+		f.Reason = ""
 	}
-	w.rep.Files = append(w.rep.Files, FileResult{Path: path, State: s, Reason: reason, Key: key})
+	w.rep.Files = append(w.rep.Files, f)
 }
 
 func stateOf(existed bool) State {

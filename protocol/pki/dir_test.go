@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io/fs"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ import (
 
 // names are the files WriteDir makes for n agencies, keys before certificates.
 func names(n int) []string {
-	out := []string{pki.CAKeyFile, pki.CAFile, pki.CentralKeyFile, pki.CentralFile, pki.OperatorKeyFile, pki.OperatorFile}
+	out := []string{pki.CAKeyFile, pki.CAFile, pki.RevokedFile, pki.CentralKeyFile, pki.CentralFile, pki.OperatorKeyFile, pki.OperatorFile}
 	for i := 1; i <= n; i++ {
 		out = append(out, pki.AgencyKeyFile(i), pki.AgencyFile(i))
 	}
@@ -349,8 +350,32 @@ func TestWriteDirRepairs(t *testing.T) {
 			spoil: func(t *testing.T, dir string) {
 				require.NoError(t, newCA(t, "hand-made CA").WriteFiles(filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile)))
 			},
-			reissue: []string{pki.CentralFile, pki.OperatorFile, pki.AgencyFile(1), pki.AgencyFile(2)},
+			// The old list names none of the new CA's certificates: it starts anew.
+			reissue: []string{pki.RevokedFile, pki.CentralFile, pki.OperatorFile, pki.AgencyFile(1), pki.AgencyFile(2)},
 			reason:  "does not verify against ca.pem",
+		},
+		{
+			name: "a revoked agency certificate",
+			spoil: func(t *testing.T, dir string) {
+				_, err := pki.RevokeDir(dir, []pki.Holder{{Agency: 2}})
+				require.NoError(t, err)
+			},
+			reissue: []string{pki.AgencyFile(2)},
+			reason:  "revoked (revoked.pem)",
+		},
+		{
+			name: "a revoked operator certificate",
+			spoil: func(t *testing.T, dir string) {
+				_, err := pki.RevokeDir(dir, []pki.Holder{{Agency: 0}})
+				require.NoError(t, err)
+			},
+			reissue: []string{pki.OperatorFile},
+			reason:  "revoked (revoked.pem)",
+		},
+		{
+			name:    "the revocation list missing",
+			spoil:   func(t *testing.T, dir string) { require.NoError(t, os.Remove(filepath.Join(dir, pki.RevokedFile))) },
+			reissue: []string{pki.RevokedFile},
 		},
 	}
 	for _, tt := range tests {
@@ -438,6 +463,25 @@ func TestWriteDirErrors(t *testing.T) {
 			},
 			agencies: 1,
 			wantErr:  "valid only from",
+		},
+		{
+			name: "a garbled revocation list",
+			prepare: func(t *testing.T, dir string) {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, pki.RevokedFile), []byte("garbled"), 0o644))
+			},
+			agencies: 1,
+			wantErr:  "no PEM block: want one X509 CRL (restore it: replacing it would forget every certificate it revokes)",
+		},
+		{
+			name: "a revocation list our CA's name but not its key signed",
+			prepare: func(t *testing.T, dir string) {
+				twin := newCA(t, loadCA(t, dir).Cert.Cert.Subject.CommonName)
+				data, err := twin.RevocationList(nil, big.NewInt(2), time.Now())
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(filepath.Join(dir, pki.RevokedFile), data, 0o644))
+			},
+			agencies: 1,
+			wantErr:  "not signed by our CA: x509: ECDSA verification failure",
 		},
 		{
 			name: "a leaf where the CA should be",

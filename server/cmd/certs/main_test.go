@@ -42,6 +42,12 @@ func fileLine(dir, name, estado string, extra ...logfmt.Field) string {
 		append([]logfmt.Field{vocab.Archivo.Str(filepath.Join(dir, name)), vocab.Estado.Str(estado)}, extra...)...)
 }
 
+// listLine is the line of the revocation list written or kept; extra fields follow.
+func listFileLine(dir, estado string, revocados, numero int, extra ...logfmt.Field) string {
+	return vocab.ListaRevocacion.Line(logfmt.Success, append([]logfmt.Field{vocab.Archivo.Str(filepath.Join(dir, pki.RevokedFile)),
+		vocab.Estado.Str(estado), vocab.Revocados.Int(revocados), vocab.NumeroLista.Int(numero)}, extra...)...)
+}
+
 // runLine is the line of a run that succeeded.
 func runLine(dir string, agencias, creados, existentes, reemplazados int) string {
 	return vocab.Certs.Line(logfmt.Success, vocab.Directorio.Str(dir), vocab.Agencias.Int(agencias),
@@ -62,13 +68,13 @@ func TestRun(t *testing.T) {
 			args: []string{"-dir", dir, "-agencies", "3", "-host", "lottery.example,192.0.2.1", "-host", "central.example"},
 			// One line per certificate, the key beside it unmentioned.
 			want: []string{
-				fileLine(dir, "ca.pem", "creado"), fileLine(dir, "central.pem", "creado"),
+				fileLine(dir, "ca.pem", "creado"), listFileLine(dir, "creado", 0, 1), fileLine(dir, "central.pem", "creado"),
 				fileLine(dir, "operator.pem", "creado"),
 				fileLine(dir, "agency-1.pem", "creado"), fileLine(dir, "agency-2.pem", "creado"),
 				fileLine(dir, "agency-3.pem", "creado"),
 				runLine(dir, 3, 6, 0, 0),
 			},
-			lines: 7,
+			lines: 8,
 		},
 		{
 			// Nothing changed: one line.
@@ -88,11 +94,13 @@ func TestRun(t *testing.T) {
 			args: []string{"-dir", dir, "-agencies", "4", "-replace", "-host", "lottery.example,192.0.2.1,central.example"},
 			want: []string{
 				fileLine(dir, "ca.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
+				vocab.ListaRevocacion.Line(logfmt.Success, vocab.Archivo.Str(filepath.Join(dir, pki.RevokedFile)),
+					vocab.Estado.Str("reemplazado"), vocab.Motivo.Str("replace requested"), vocab.Revocados.Int(0), vocab.NumeroLista.Int(1)),
 				fileLine(dir, "operator.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
 				fileLine(dir, "agency-4.pem", "reemplazado", vocab.Motivo.Str("replace requested")),
 				runLine(dir, 4, 0, 0, 7),
 			},
-			lines: 8,
+			lines: 9,
 		},
 		{
 			name:  "unknown flag",
@@ -202,7 +210,101 @@ func TestHelp(t *testing.T) {
 			var out bytes.Buffer
 			assert.Equal(t, 0, run([]string{arg}, &out))
 			assert.Contains(t, out.String(), "usage: certs [-dir .certs] [-agencies 5] [-host name]... [-replace]")
+			assert.Contains(t, out.String(), "certs [-dir .certs] [-revoke N|operator]... [-reissue N|operator]...")
 			assert.Contains(t, out.String(), "-replace")
 		})
 	}
+}
+
+// An operator revokes agency 2's certificate, and reissues it: the old serial
+// goes onto revoked.pem (verified by the CA, one number up), the new
+// certificate is good, and each step is one line. What it refuses is one
+// line, exit 2 for a bad command line, 1 for what it could not do.
+func TestRevoke(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), ".certs")
+	code, msgs := messages(t, "-dir", dir, "-agencies", "3")
+	require.Equal(t, 0, code, "%s", strings.Join(msgs, "\n"))
+	serial := func(name string) string {
+		t.Helper()
+		c, err := pki.LoadCert(filepath.Join(dir, name), filepath.Join(dir, strings.TrimSuffix(name, ".pem")+"-key.pem"))
+		require.NoError(t, err)
+		return identity.SerialText(c.Cert.SerialNumber)
+	}
+	revokeLine := func(name, serie, estado string) string {
+		return vocab.Revocar.Line(logfmt.Success, vocab.Archivo.Str(filepath.Join(dir, name)), vocab.Serie.Str(serie),
+			vocab.Estado.Str(estado))
+	}
+	const aviso = "a running central enforces it once told: server reload, or SIGHUP"
+	agency2, agency3, operator := serial(pki.AgencyFile(2)), serial(pki.AgencyFile(3)), serial(pki.OperatorFile)
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want func() []string // every line, in order
+	}{
+		{"revoke agency 3", []string{"-revoke", "3"}, 0, func() []string {
+			return []string{revokeLine(pki.AgencyFile(3), agency3, "revocado"),
+				listFileLine(dir, "reemplazado", 1, 2, vocab.Aviso.Str(aviso))}
+		}},
+		{"revoke it again", []string{"-revoke", "3"}, 0, func() []string {
+			return []string{revokeLine(pki.AgencyFile(3), agency3, "ya_revocado"), listFileLine(dir, "existente", 1, 2)}
+		}},
+		{"reissue agency 2", []string{"-reissue", "2"}, 0, func() []string {
+			return []string{revokeLine(pki.AgencyFile(2), agency2, "revocado"),
+				listFileLine(dir, "reemplazado", 2, 3, vocab.Aviso.Str(aviso)),
+				fileLine(dir, pki.AgencyFile(2), "reemplazado", vocab.Motivo.Str("revoked, reissued"),
+					vocab.Serie.Str(serial(pki.AgencyFile(2))))}
+		}},
+		{"reissue the operator", []string{"-dir", dir, "-reissue", "operator"}, 0, func() []string {
+			return []string{revokeLine(pki.OperatorFile, operator, "revocado"),
+				listFileLine(dir, "reemplazado", 3, 4, vocab.Aviso.Str(aviso)),
+				fileLine(dir, pki.OperatorFile, "reemplazado", vocab.Motivo.Str("revoked, reissued"),
+					vocab.Serie.Str(serial(pki.OperatorFile)))}
+		}},
+		{"an agency without a certificate", []string{"-revoke", "7"}, 1, func() []string {
+			return []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str("revoke: read certificate: open "+
+				filepath.Join(dir, pki.AgencyFile(7))+": no such file or directory"))}
+		}},
+		{"agency 0", []string{"-revoke", "0"}, 2, func() []string {
+			return []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(
+				`invalid value "0" for flag -revoke: "0": want an agency's number (1 or more) or operator`))}
+		}},
+		{"a name", []string{"-reissue", "agency-2"}, 2, func() []string {
+			return []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(
+				`invalid value "agency-2" for flag -reissue: "agency-2": want an agency's number (1 or more) or operator`))}
+		}},
+		{"with make certs' flags", []string{"-revoke", "2", "-agencies", "3", "-replace"}, 2, func() []string {
+			return []string{vocab.Certs.Line(logfmt.Fail, vocab.Error.Str(
+				"-revoke and -reissue take only -dir, not -agencies -replace: run make certs apart"))}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := tt.args
+			if args[0] != "-dir" {
+				args = append([]string{"-dir", dir}, args...)
+			}
+			code, msgs := messages(t, args...)
+			assert.Equal(t, tt.code, code)
+			assert.Equal(t, tt.want(), msgs)
+		})
+	}
+
+	// What the central reads: revoked.pem, signed by the CA, names the old
+	// certificates and not the new ones; make certs keeps it, and reissues
+	// agency 3's revoked one.
+	ca := mustCA(t, dir)
+	list, err := identity.LoadRevocations(filepath.Join(dir, pki.RevokedFile), []*x509.Certificate{ca.Cert.Cert})
+	require.NoError(t, err)
+	assert.Equal(t, 3, list.Len())
+	for _, name := range []string{pki.AgencyFile(1), pki.AgencyFile(2), pki.OperatorFile} {
+		c, err := pki.LoadCert(filepath.Join(dir, name), filepath.Join(dir, strings.TrimSuffix(name, ".pem")+"-key.pem"))
+		require.NoError(t, err)
+		assert.False(t, list.Revoked(c.Cert), name)
+	}
+	code, msgs = messages(t, "-dir", dir, "-agencies", "3")
+	require.Equal(t, 0, code)
+	assert.Equal(t, []string{fileLine(dir, pki.AgencyFile(3), "reemplazado", vocab.Motivo.Str("revoked (revoked.pem)")),
+		runLine(dir, 3, 0, 5, 1)}, msgs)
 }

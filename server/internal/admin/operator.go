@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,8 +22,13 @@ import (
 type Operator interface {
 	// Exclude takes agency out of the round, for reason, on operator's word.
 	Exclude(agency int, reason, operator string) error
-	// ReloadRevocations reads the revocation list again.
-	ReloadRevocations(operator string) error
+	// ReloadRevocations reads the revocation list again and enforces it; it
+	// returns what it did, for the operator.
+	ReloadRevocations(operator string) (string, error)
+	// CheckRevoked is an error wrapping identity.ErrRevoked when the
+	// revocation list in force names cert: a revoked operator's certificate
+	// is refused here as an agency's is on the agencies' port.
+	CheckRevoked(cert *x509.Certificate) error
 }
 
 // The reasons (motivo) the admin layer refuses a request for, beside those of
@@ -59,15 +65,18 @@ const (
 type operatorKey struct{}
 
 // identify checks the client certificate of a request over TLS, if it
-// brought one: an operator's passes, its name in the request's context; any
-// other certificate is refused (403) whatever the path.
+// brought one: an operator's that is not revoked passes, its name in the
+// request's context; any other certificate is refused (403) whatever the path.
 func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return r, true
 	}
 	name, err := identity.VerifyOperator(*r.TLS, h.roots)
+	if err == nil && h.op != nil {
+		err = h.op.CheckRevoked(r.TLS.PeerCertificates[0])
+	}
 	if err != nil {
-		h.refuse(w, r, http.StatusForbidden, identity.DescribeOperatorError(err), "",
+		h.refuse(w, r, http.StatusForbidden, identity.DescribeOperatorError(err), name,
 			"this address takes an operator's certificate or none: "+err.Error())
 		return nil, false
 	}
@@ -131,11 +140,12 @@ func (h *Handler) exclude(w http.ResponseWriter, r *http.Request, operator strin
 }
 
 func (h *Handler) reload(w http.ResponseWriter, r *http.Request, operator string) {
-	if err := h.op.ReloadRevocations(operator); err != nil {
+	done, err := h.op.ReloadRevocations(operator)
+	if err != nil {
 		reply(w, http.StatusConflict, err.Error())
 		return
 	}
-	reply(w, http.StatusOK, "revocation list reloaded by "+operator)
+	reply(w, http.StatusOK, done)
 }
 
 // excludeForm reads an exclusion's form (application/x-www-form-urlencoded,

@@ -3,7 +3,9 @@ package admin
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,6 +41,7 @@ type fakeOperator struct {
 	calls      []string
 	excludeErr error
 	reloadErr  error
+	revoked    *x509.Certificate // the one certificate on its revocation list
 }
 
 func (f *fakeOperator) Exclude(agency int, reason, operator string) error {
@@ -48,11 +51,23 @@ func (f *fakeOperator) Exclude(agency int, reason, operator string) error {
 	return f.excludeErr
 }
 
-func (f *fakeOperator) ReloadRevocations(operator string) error {
+func (f *fakeOperator) ReloadRevocations(operator string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "reload "+operator)
-	return f.reloadErr
+	if f.reloadErr != nil {
+		return "", f.reloadErr
+	}
+	return "revocation list reloaded by " + operator + ": 1 revoked", nil
+}
+
+func (f *fakeOperator) CheckRevoked(cert *x509.Certificate) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.revoked != nil && cert.Equal(f.revoked) {
+		return fmt.Errorf("certificate %q: %w", cert.Subject.CommonName, identity.ErrRevoked)
+	}
+	return nil
 }
 
 func (f *fakeOperator) called() []string {
@@ -257,11 +272,11 @@ func TestAdminAddress(t *testing.T) {
 		}, client: operator, method: "POST", path: "/actions/exclude", form: exclusion("9", "typo"),
 			code: 409, body: "agency 9 is not in this round (1..5)\n", call: "exclude agency-9 operator: typo"},
 		{name: "an operator reloads the revocation list", client: operator, method: "POST", path: "/actions/reload",
-			code: 200, body: "revocation list reloaded by operator", call: "reload operator"},
+			code: 200, body: "revocation list reloaded by operator: 1 revoked\n", call: "reload operator"},
 		{name: "the central refuses a reload", set: func(f *fakeOperator) {
-			f.reloadErr = errors.New("revocation list not supported yet")
+			f.reloadErr = errors.New("this central has no revocation list")
 		}, client: operator, method: "POST", path: "/actions/reload", code: 409,
-			body: "revocation list not supported yet", call: "reload operator"},
+			body: "this central has no revocation list", call: "reload operator"},
 
 		// The profiler.
 		{name: "pprof on, an operator", pprof: true, client: operator, method: "GET", path: "/debug/pprof/",
@@ -293,6 +308,15 @@ func TestAdminAddress(t *testing.T) {
 			reason: identity.ReasonUnknownAuthority},
 		{name: "an expired operator certificate", client: client{tls: true, cert: p.expired}, method: "POST",
 			path: "/actions/reload", code: 403, body: "certificate has expired", reason: identity.ReasonExpired},
+		{name: "a revoked operator certificate", set: func(f *fakeOperator) { f.revoked = p.named.Leaf },
+			client: client{tls: true, cert: p.named}, method: "POST", path: "/actions/reload", code: 403,
+			body: `certificate "operator-ana": certificate revoked`, reason: identity.ReasonRevoked, operator: "operator-ana"},
+		{name: "a revoked operator certificate, even for /healthz", set: func(f *fakeOperator) { f.revoked = p.named.Leaf },
+			client: client{tls: true, cert: p.named}, method: "GET", path: "/healthz", code: 403,
+			body: "certificate revoked", reason: identity.ReasonRevoked, operator: "operator-ana"},
+		{name: "another operator's certificate revoked", set: func(f *fakeOperator) { f.revoked = p.named.Leaf },
+			client: operator, method: "POST", path: "/actions/reload", code: 200, body: "reloaded by operator",
+			call: "reload operator"},
 		{name: "plain HTTP to an action", client: plain, method: "POST", path: "/actions/exclude",
 			form: exclusion("3", "x"), code: 403, body: "came over plain HTTP", reason: ReasonNotTLS},
 		{name: "GET to an action", client: operator, method: "GET", path: "/actions/exclude", code: 405,

@@ -3,14 +3,16 @@ package central
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
+	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/metrics"
 )
 
-// connections are the central's sessions: the Server's mu guards them, but
-// for wg, which counts their goroutines.
+// connections are the central's sessions: the Server's mu guards them (and
+// each session's leaf), but for wg, which counts their goroutines.
 type connections struct {
 	sessions map[*session]struct{}
 	owners   map[int]*session // the one live session of each identified agency
@@ -103,6 +105,22 @@ func (c *connections) remove(sess *session) {
 	if c.owners[sess.agency] == sess {
 		delete(c.owners, sess.agency)
 	}
+}
+
+// revokedBy returns the sessions whose verified certificate is on list, and
+// the agencies those certificates name, ascending.
+func (c *connections) revokedBy(list *identity.Revocations) (cut []*session, agencies []int) {
+	for sess := range c.sessions {
+		if !list.Revoked(sess.leaf) {
+			continue
+		}
+		cut = append(cut, sess)
+		if n, err := identity.AgencyOf(sess.leaf); err == nil && !slices.Contains(agencies, n) {
+			agencies = append(agencies, n)
+		}
+	}
+	slices.Sort(agencies)
+	return cut, agencies
 }
 
 // list returns every session.

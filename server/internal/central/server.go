@@ -11,6 +11,7 @@ package central
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log"
@@ -43,12 +44,19 @@ type Server struct {
 	barrier  *draw.Barrier
 	recovery *recovery     // opens the ledger; HELLO waits for it
 	pending  *pendingWatch // logs the agencies the draw waits for
+	// cas may sign the revocation list: SERVER_TLS_CLIENT_CA as read at
+	// start, when SERVER_TLS_REVOKED is set.
+	cas []*x509.Certificate
+	// reloadMu keeps one reload at a time, so that the journal's order is
+	// the lists' order, and the ledger open under a reload that journals.
+	reloadMu sync.Mutex
 
 	mu       sync.Mutex
 	quit     chan struct{} // closed by Shutdown, with mu held: the one notion of "stopping"
 	listener net.Listener
-	admin    *http.Server // the admin listener's server, once ServeAdmin runs
-	conns    *connections // every session, each agency's owner, the caps on unidentified ones
+	admin    *http.Server          // the admin listener's server, once ServeAdmin runs
+	conns    *connections          // every session, each agency's owner, the caps on unidentified ones
+	revoked  *identity.Revocations // the revocation list in force; nil: none
 }
 
 // Option configures a Server.
@@ -60,18 +68,29 @@ func WithMetrics(m *metrics.Metrics) Option {
 	return func(s *Server) { s.metrics = m }
 }
 
-// New prepares a central: its TLS configuration and the draw barrier.
-// Recover then reads the bets file, before or while Serve accepts.
+// New prepares a central: its TLS configuration, its revocation list and
+// the draw barrier. Recover then reads the bets file, before or while Serve
+// accepts.
 func New(cfg config.Config, log *logfmt.Logger, opts ...Option) (*Server, error) {
 	var tlsConfig *tls.Config
+	var cas []*x509.Certificate
+	var revoked *identity.Revocations
 	if cfg.TLSEnabled() {
 		var err error
 		if tlsConfig, err = identity.ServerConfig(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA); err != nil {
 			return nil, fmt.Errorf("start central: %w", err)
 		}
+		if cfg.TLSRevoked != "" {
+			if cas, err = identity.LoadCAs(cfg.TLSClientCA); err != nil {
+				return nil, fmt.Errorf("start central: %w", err)
+			}
+			if revoked, err = identity.LoadRevocations(cfg.TLSRevoked, cas); err != nil {
+				return nil, fmt.Errorf("start central: %w", err)
+			}
+		}
 	}
 	s := &Server{cfg: cfg, log: log, tls: tlsConfig, recovery: newRecovery(), pending: newPendingWatch(),
-		quit: make(chan struct{}), conns: newConnections()}
+		quit: make(chan struct{}), conns: newConnections(), cas: cas, revoked: revoked}
 	for _, o := range opts {
 		o(s)
 	}
@@ -81,6 +100,10 @@ func New(cfg config.Config, log *logfmt.Logger, opts ...Option) (*Server, error)
 	} else {
 		s.log.Info(vocab.TLS, logfmt.Success, vocab.Modo.Str("mutual_tls"), vocab.CertificadoTLS.Str(cfg.TLSCert),
 			vocab.CAAgencias.Str(cfg.TLSClientCA))
+	}
+	if revoked != nil {
+		s.log.Info(vocab.Revocaciones, logfmt.Success, vocab.Archivo.Str(cfg.TLSRevoked), vocab.Revocados.Int(revoked.Len()),
+			vocab.NumeroLista.Str(revoked.Number()))
 	}
 	s.barrier = draw.New(func(agency int) {
 		s.log.Info(vocab.EsperaSorteo, logfmt.InProgress, vocab.Agencia.Int(agency))
@@ -219,7 +242,8 @@ func (s *Server) release(sess *session) {
 // With mutual TLS, ln serves TLS beside plain HTTP (admin.Listen), with the
 // central's certificate, and the Server itself does the operators' actions
 // (admin.Operator: Exclude, ReloadRevocations) for a certificate that the
-// agencies' CA signed and that names an operator.
+// agencies' CA signed, that names an operator, and that the revocation list
+// does not name (CheckRevoked).
 func (s *Server) ServeAdmin(ln net.Listener) error {
 	opts := []admin.Option{admin.WithPprof(s.cfg.Pprof)}
 	if s.tls != nil {
@@ -249,14 +273,6 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 		return fmt.Errorf("serve admin: %w", err)
 	}
 	return nil
-}
-
-// ReloadRevocations is the admin.Operator's reload until the revocation
-// list exists: it refuses, and the operator is told why.
-//
-// TODO(issue 25): temporary; the revocation list's own replaces it.
-func (s *Server) ReloadRevocations(operator string) error {
-	return errors.New("revocation list not supported yet")
 }
 
 // httpErrors logs what net/http reports of the admin listener (a request it
@@ -361,9 +377,13 @@ func (s *Server) awaitSessions(ctx context.Context, sessions []*session) error {
 }
 
 // closeLedger waits for a recovery in progress (it stops at its next look at
-// quit), then closes the ledger if one was opened.
+// quit) and for a reload that journals, then closes the ledger if one was
+// opened.
 func (s *Server) closeLedger() error {
 	l := s.recovery.finish()
+	// A reload that began journaling finishes; one after it sees the central stopping.
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	if l == nil {
 		return nil // no recovery read the whole file: nothing was opened
 	}

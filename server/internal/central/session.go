@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -43,15 +44,16 @@ const (
 var errDataWhileParked = errors.New("message received while waiting for the draw")
 
 // session serves one connection. Its fields are used by its own goroutine
-// only, except raw, which Shutdown or a replacing session may close from
-// outside, and unidentified, which the server's lock guards.
+// only, except raw, which Shutdown, a replacing session or a reload may close
+// from outside, and unidentified and leaf, which the server's lock guards.
 type session struct {
 	srv          *Server
-	raw          net.Conn // the TCP connection
-	conn         net.Conn // raw, or the TLS connection over it
-	source       string   // the peer's IP: the key of the per-source cap
-	unidentified bool     // counted among the connections that have not said HELLO
-	certAgency   int      // the agency the peer's verified certificate names; 0 for none
+	raw          net.Conn          // the TCP connection
+	conn         net.Conn          // raw, or the TLS connection over it
+	source       string            // the peer's IP: the key of the per-source cap
+	unidentified bool              // counted among the connections that have not said HELLO
+	leaf         *x509.Certificate // the peer's verified certificate, once the handshake: a reload looks for revoked ones
+	certAgency   int               // the agency the peer's verified certificate names; 0 for none
 	// When HELLO was accepted and the agency's bets then, for the status
 	// page's rate: written before claim, read under the server's lock.
 	helloAt     time.Time
@@ -112,6 +114,9 @@ type protoErr struct {
 	text string
 	// unheard: the connection broke, so the refusal is logged, not sent.
 	unheard bool
+	// logged: the refusal was logged, and counted, where it was decided (a
+	// revoked certificate, as a failed handshake); it is only sent.
+	logged bool
 }
 
 func (e *protoErr) Error() string { return fmt.Sprintf("%s: %s", e.code, e.text) }
@@ -242,28 +247,46 @@ func (s *session) identify() result {
 	return refuse(protocol.CodeNotIdentified, fmt.Sprintf("%s before HELLO: identify the agency first", f.Type))
 }
 
-// handshake runs the TLS handshake within wait and reads the agency the
-// peer's verified certificate names.
+// handshake runs the TLS handshake within wait, refuses a certificate on
+// the revocation list, and reads the agency the peer's verified certificate
+// names.
+//
+// A revoked certificate completes the TLS handshake (crypto/tls could only
+// refuse it with a bad_certificate alert, which would not say why) and gets
+// ERROR revoked as its first and only frame, nothing read from it: the
+// agency names the reason, as the central does.
 func (s *session) handshake(tc *tls.Conn, wait time.Duration) error {
 	if err := tc.SetDeadline(time.Now().Add(wait)); err != nil {
 		return err
 	}
 	if err := tc.Handshake(); err != nil {
-		reason, ok := identity.DescribeServerHandshakeError(err)
-		if !ok {
-			reason = metrics.HandshakeNetworkFailure
-		}
-		s.srv.metrics.HandshakeFailed(reason)
-		s.srv.log.Warn(vocab.TLSHandshake, logfmt.Fail, vocab.Remoto.Any(s.conn.RemoteAddr()), vocab.Motivo.Str(reason),
-			vocab.Error.Any(err))
+		s.handshakeFailed(err)
 		return err
+	}
+	state := tc.ConnectionState()
+	if len(state.PeerCertificates) > 0 {
+		if err := s.srv.verified(s, state.PeerCertificates[0]); err != nil {
+			s.handshakeFailed(err)
+			return &protoErr{code: protocol.CodeRevoked, text: err.Error() + ": ask the lottery for a new one", logged: true}
+		}
 	}
 	// A certificate that names no agency (the central's own, for its health
 	// probe) may only PING.
-	if agency, err := identity.ConnAgency(tc.ConnectionState()); err == nil {
+	if agency, err := identity.ConnAgency(state); err == nil {
 		s.certAgency = agency
 	}
 	return nil
+}
+
+// handshakeFailed logs and counts a handshake the central or the peer refused, or that broke.
+func (s *session) handshakeFailed(err error) {
+	reason, ok := identity.DescribeServerHandshakeError(err)
+	if !ok {
+		reason = metrics.HandshakeNetworkFailure
+	}
+	s.srv.metrics.HandshakeFailed(reason)
+	s.srv.log.Warn(vocab.TLSHandshake, logfmt.Fail, vocab.Remoto.Any(s.conn.RemoteAddr()), vocab.Motivo.Str(reason),
+		vocab.Error.Any(err))
 }
 
 func (s *session) hello(payload []byte) result {
@@ -700,9 +723,11 @@ func (s *session) endWith(err error) {
 		identity.RefusePlaintext(err, shutdownWriteTimeout)
 		return
 	}
-	s.srv.metrics.ProtocolError(pe.code)
-	s.srv.log.Warn(vocab.Protocolo, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Remoto.Any(s.conn.RemoteAddr()),
-		vocab.Motivo.Any(pe.code), vocab.Detalle.Str(pe.text))
+	if !pe.logged {
+		s.srv.metrics.ProtocolError(pe.code)
+		s.srv.log.Warn(vocab.Protocolo, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Remoto.Any(s.conn.RemoteAddr()),
+			vocab.Motivo.Any(pe.code), vocab.Detalle.Str(pe.text))
+	}
 	if !pe.unheard && s.queue(protocol.ErrorMessage{Code: pe.code, Text: protocol.Text(pe.text)}) {
 		s.flush()
 	}

@@ -28,6 +28,8 @@ type Config struct {
 	TLSCert     string `env:"SERVER_TLS_CERT" help:"the central's certificate (PEM); with SERVER_TLS_KEY and SERVER_TLS_CLIENT_CA turns on mutual TLS"`
 	TLSKey      string `env:"SERVER_TLS_KEY" help:"the private key of SERVER_TLS_CERT (PEM)"`
 	TLSClientCA string `env:"SERVER_TLS_CLIENT_CA" help:"the CA that signs the agencies' and the operators' certificates (PEM); server exclude and server reload verify the central with it"`
+	// Optional beside them: the certificates that no longer name anyone.
+	TLSRevoked string `env:"SERVER_TLS_REVOKED" help:"the revocation list (an X.509 CRL signed by SERVER_TLS_CLIENT_CA's CA; make certs writes .certs/revoked.pem): its certificates are refused, read at start and again on SIGHUP or server reload; needs mutual TLS; default none"`
 
 	// Connections that have not yet said who they are.
 	HelloTimeout             time.Duration `env:"SERVER_HELLO_TIMEOUT" envDefault:"5s" help:"deadline for the TLS handshake and then for the HELLO, each"`
@@ -77,6 +79,9 @@ func Load(getenv envconfig.Getenv) (Config, error) {
 			envconfig.Readable("SERVER_TLS_CERT", cfg.TLSCert),
 			envconfig.Readable("SERVER_TLS_KEY", cfg.TLSKey),
 			envconfig.Readable("SERVER_TLS_CLIENT_CA", cfg.TLSClientCA))
+		if cfg.TLSRevoked != "" {
+			errs = append(errs, envconfig.Readable("SERVER_TLS_REVOKED", cfg.TLSRevoked))
+		}
 	}
 	if err := envconfig.Join(errs...); err != nil {
 		return Config{}, err
@@ -151,6 +156,10 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, envconfig.AllOrNone("SERVER_TLS_CERT", c.TLSCert, "SERVER_TLS_KEY", c.TLSKey,
 		"SERVER_TLS_CLIENT_CA", c.TLSClientCA))
+	if c.TLSRevoked != "" && !c.TLSEnabled() {
+		errs = append(errs, envconfig.Invalid("SERVER_TLS_REVOKED", c.TLSRevoked,
+			"needs mutual TLS (SERVER_TLS_CERT, SERVER_TLS_KEY, SERVER_TLS_CLIENT_CA): without certificates there is nothing to revoke"))
+	}
 	if c.HelloTimeout <= 0 {
 		errs = append(errs, envconfig.Invalid("SERVER_HELLO_TIMEOUT", c.HelloTimeout, "must be a positive duration (e.g. 5s)"))
 	}

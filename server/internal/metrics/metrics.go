@@ -55,7 +55,8 @@ var batchCodes = []protocol.Code{
 var handshakeReasons = []string{
 	identity.ReasonUnknownAuthority, identity.ReasonNameMismatch, identity.ReasonExpired,
 	identity.ReasonInvalidCertificate, identity.ReasonNoCertificate, identity.ReasonRefusedByCentral,
-	identity.ReasonRefusedByAgency, identity.ReasonNotTLS, identity.ReasonHandshakeFailed, HandshakeNetworkFailure,
+	identity.ReasonRefusedByAgency, identity.ReasonNotTLS, identity.ReasonHandshakeFailed, identity.ReasonRevoked,
+	HandshakeNetworkFailure,
 }
 
 // Metrics is every collector of one central.
@@ -147,7 +148,7 @@ func New() *Metrics {
 	for _, c := range batchCodes {
 		m.batchesRefused.WithLabelValues(c.String())
 	}
-	for c := protocol.CodeMalformed; c <= protocol.CodeExcluded; c++ {
+	for c := protocol.CodeMalformed; c <= protocol.CodeRevoked; c++ {
 		m.protocolErrors.WithLabelValues(c.String())
 	}
 	for _, r := range []string{RefusedMaxConnections, RefusedMaxUnidentified, RefusedMaxPerSource, RefusedShuttingDown} {

@@ -164,7 +164,7 @@ func TestEventCounters(t *testing.T) {
 	assert.Equal(t, len(batchCodes), testutil.CollectAndCount(m.batchesRefused))
 	assert.Equal(t, len(handshakeReasons), testutil.CollectAndCount(m.handshakeFailed))
 	assert.Equal(t, 4, testutil.CollectAndCount(m.connsRefused))
-	assert.Equal(t, int(protocol.CodeExcluded), testutil.CollectAndCount(m.protocolErrors))
+	assert.Equal(t, int(protocol.CodeRevoked), testutil.CollectAndCount(m.protocolErrors))
 
 	fams, err := m.Gatherer().Gather()
 	require.NoError(t, err)

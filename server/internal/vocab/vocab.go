@@ -50,6 +50,7 @@ const (
 
 	// The operator.
 	ExcluirAgencia logfmt.Action = "excluir_agencia" // an agency excluded from the draw, or why not
+	Revocaciones   logfmt.Action = "revocaciones"    // the revocation list in force: read at start, reloaded, or a reload refused
 
 	// The admin listener.
 	EscucharAdmin logfmt.Action = "escuchar_admin"
@@ -59,8 +60,10 @@ const (
 	OrdenAdmin    logfmt.Action = "orden_admin"   // server exclude, server reload: what the central answered
 
 	// The certificate command.
-	Certs       logfmt.Action = "certs"       // the whole run
-	Certificado logfmt.Action = "certificado" // one certificate (and its key) made or replaced
+	Certs           logfmt.Action = "certs"            // the whole run
+	Certificado     logfmt.Action = "certificado"      // one certificate (and its key) made or replaced
+	Revocar         logfmt.Action = "revocar"          // one certificate put on the revocation list
+	ListaRevocacion logfmt.Action = "lista_revocacion" // the revocation list file written (or kept, by -revoke)
 )
 
 // Keys: what a value is.
@@ -89,6 +92,7 @@ const (
 	CertificadoTLS             logfmt.Key = "certificado" // the central's certificate file
 	CodigoHTTP                 logfmt.Key = "codigo_http" // an HTTP answer's status code
 	Conexiones                 logfmt.Key = "conexiones"
+	Cortadas                   logfmt.Key = "cortadas" // the agencies whose live connections a reload closed, compactly
 	Creados                    logfmt.Key = "creados"
 	Detalle                    logfmt.Key = "detalle"
 	Direccion                  logfmt.Key = "direccion"
@@ -114,17 +118,20 @@ const (
 	Modo                       logfmt.Key = "modo"
 	Motivo                     logfmt.Key = "motivo" // why: a protocol code, a refusal's reason
 	NivelLog                   logfmt.Key = "nivel_log"
-	Operador                   logfmt.Key = "operador"   // an operator's certificate's Common Name
-	Orden                      logfmt.Key = "orden"      // an operator's command: exclude, reload
-	Pendientes                 logfmt.Key = "pendientes" // the agencies the draw waits for, compactly ("2,5", "1-3,7")
-	Pprof                      logfmt.Key = "pprof"      // SERVER_PPROF: on or off
+	NumeroLista                logfmt.Key = "numero_lista" // a revocation list's CRL number: one more at each change
+	Operador                   logfmt.Key = "operador"     // an operator's certificate's Common Name
+	Orden                      logfmt.Key = "orden"        // an operator's command: exclude, reload
+	Pendientes                 logfmt.Key = "pendientes"   // the agencies the draw waits for, compactly ("2,5", "1-3,7")
+	Pprof                      logfmt.Key = "pprof"        // SERVER_PPROF: on or off
 	Puerto                     logfmt.Key = "puerto"
 	Reemplazados               logfmt.Key = "reemplazados"
 	ReintentoEn                logfmt.Key = "reintento_en"
 	Remoto                     logfmt.Key = "remoto" // a peer's address
 	RemotoAnterior             logfmt.Key = "remoto_anterior"
-	Ruta                       logfmt.Key = "ruta" // an HTTP request's path
+	Revocados                  logfmt.Key = "revocados" // the certificates a revocation list names
+	Ruta                       logfmt.Key = "ruta"      // an HTTP request's path
 	Senal                      logfmt.Key = "senal"
+	Serie                      logfmt.Key = "serie" // a certificate's serial number, hexadecimal
 	TLSKey                     logfmt.Key = "tls"
 	URL                        logfmt.Key = "url"
 )
