@@ -26,6 +26,7 @@ type tlsRound struct {
 	dir, certs, store string
 	port              int
 	admin             string
+	extra             []string // more of the central's variables
 }
 
 func newTLSRound(t *testing.T) *tlsRound {
@@ -48,9 +49,10 @@ var adminURL = regexp.MustCompile(linePattern(vocab.EscucharAdmin.Line(logfmt.Su
 // where the agencies reconnect.
 func (r *tlsRound) startCentral(t *testing.T) *proc {
 	t.Helper()
-	srv, got := startServer(t, 5, r.store, "SERVER_PORT="+strconv.Itoa(r.port),
-		"SERVER_TLS_CERT="+r.cert(pki.CentralFile), "SERVER_TLS_KEY="+r.cert(pki.CentralKeyFile),
-		"SERVER_TLS_CLIENT_CA="+r.cert(pki.CAFile))
+	env := append([]string{"SERVER_PORT=" + strconv.Itoa(r.port),
+		"SERVER_TLS_CERT=" + r.cert(pki.CentralFile), "SERVER_TLS_KEY=" + r.cert(pki.CentralKeyFile),
+		"SERVER_TLS_CLIENT_CA=" + r.cert(pki.CAFile)}, r.extra...)
+	srv, got := startServer(t, 5, r.store, env...)
 	r.port = got
 	r.admin = srv.await(t, adminURL)[1]
 	srv.awaitUntil(t, "recovery", func(l string) bool { return logtest.Contains(l, vocab.Recuperacion.Line(logfmt.Success)) })
