@@ -459,3 +459,40 @@ func BenchmarkScanStore(b *testing.B) {
 		})
 	}
 }
+
+// Each agency's digest from a scan is the digest of its bets in file order,
+// wherever chunks end: rows read in place, through csv (quoted fields), and
+// past the chunks (records longer than scanMaxGrowth chunks).
+func TestScanStoreDigests(t *testing.T) {
+	noLeaks(t)
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	valid := func(b Bet) error { return b.Validate(now) }
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	bets := randomBets(rand.New(rand.NewPCG(3, 4)), 3000)
+	writeStore(t, path, bets)
+	want := map[int]*DigestWriter{}
+	for _, b := range bets {
+		if want[b.Agency] == nil {
+			want[b.Agency] = NewDigestWriter()
+		}
+		want[b.Agency].Bet(b)
+	}
+
+	for _, size := range scanChunkSizes {
+		for _, workers := range []int{1, 4} {
+			t.Run(fmt.Sprintf("chunk=%d/workers=%d", size, workers), func(t *testing.T) {
+				got, err := scanStore(path, ScanOptions{Check: valid, Digests: true}, size, workers)
+				require.NoError(t, err)
+				require.Len(t, got.Digests, len(want))
+				for agency, w := range want {
+					require.Contains(t, got.Digests, agency)
+					assert.Equal(t, w.Sum(), got.Digests[agency].Sum(), "agency %d", agency)
+				}
+			})
+		}
+	}
+
+	got, err := ScanStore(path, ScanOptions{Check: valid})
+	require.NoError(t, err)
+	assert.Nil(t, got.Digests, "no digests unless asked")
+}

@@ -8,8 +8,12 @@ import (
 	"fmt"
 )
 
-// Version is the protocol version an agency announces in HELLO.
-const Version = 1
+// Version is the protocol version an agency announces in HELLO. Version 2
+// added FINISH_ACK's digest.
+const Version = 2
+
+// DigestSize is the size of FINISH_ACK's digest: a SHA-256.
+const DigestSize = 32
 
 // Sizes and limits.
 const (

@@ -65,8 +65,12 @@ type BatchReject struct {
 // Finish says the agency sent all its bets: Total of them over all connections.
 type Finish struct{ Total uint64 }
 
-// FinishAck confirms the FINISH was counted; Stored is the agency's stored bets.
-type FinishAck struct{ Stored uint64 }
+// FinishAck confirms the FINISH was counted: Stored is the agency's stored
+// bets, Digest the SHA-256 of their rows as stored (SPEC.md, "The digest").
+type FinishAck struct {
+	Stored uint64
+	Digest [DigestSize]byte
+}
 
 // Consult asks for the agency's winners (CONSULT_AGENCY_WINNERS); answered after the draw.
 type Consult struct{ Agency uint32 }
@@ -251,8 +255,14 @@ func (m BatchReject) Err() error { return &RemoteError{Code: m.Code, Index: m.In
 func (m Finish) AppendPayload(b []byte) ([]byte, error) { return appendU64(b, m.Total), nil }
 func (m *Finish) decode(d *decoder)                     { m.Total = d.u64("total") }
 
-func (m FinishAck) AppendPayload(b []byte) ([]byte, error) { return appendU64(b, m.Stored), nil }
-func (m *FinishAck) decode(d *decoder)                     { m.Stored = d.u64("stored") }
+func (m FinishAck) AppendPayload(b []byte) ([]byte, error) {
+	return append(appendU64(b, m.Stored), m.Digest[:]...), nil
+}
+
+func (m *FinishAck) decode(d *decoder) {
+	m.Stored = d.u64("stored")
+	copy(m.Digest[:], d.bytes(DigestSize, "digest"))
+}
 
 func (m Consult) AppendPayload(b []byte) ([]byte, error) { return appendU32(b, m.Agency), nil }
 func (m *Consult) decode(d *decoder)                     { m.Agency = d.u32("agency") }

@@ -131,6 +131,7 @@ func TestRoundTrip(t *testing.T) {
 		{"finish/zero", Finish{}, nil},
 		{"finish/max total", Finish{Total: math.MaxUint64}, nil},
 		{"finish_ack/max stored", FinishAck{Stored: math.MaxUint64}, nil},
+		{"finish_ack/digest", FinishAck{Stored: 7, Digest: [DigestSize]byte{1, 2, 3, 31: 0xff}}, nil},
 		{"consult/max agency", Consult{Agency: math.MaxUint32}, nil},
 
 		// A decoded Winners always has a non-nil Documents slice.

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -39,16 +40,28 @@ func TestSpecExamples(t *testing.T) {
 		name string
 		m    Message
 	}{
-		{"HELLO", Hello{Version: 1, Agency: 3}},
-		{"HELLO_ACK", HelloAck{Version: 1}},
+		{"HELLO", Hello{Version: Version, Agency: 3}},
+		{"HELLO_ACK", HelloAck{Version: Version}},
 		{"BATCH", Batch{Seq: 1, Bets: []Bet{{Agency: 3, FirstName: "Santiago Lionel", LastName: "Lorca",
 			Document: "30904465", Birthdate: "1999-03-17", Number: 7574}}}},
 		{"BATCH_ACK", BatchAck{Seq: 1}},
 		{"INFORM_AGENCY_WINNERS", Winners{Total: 1, Documents: []string{"30904465"}}},
+		{"FINISH", Finish{Total: 1}},
+		// The digest of the BATCH example's one bet, its row as SPEC.md writes it.
+		{"FINISH_ACK", FinishAck{Stored: 1,
+			Digest: sha256.Sum256([]byte("3,Santiago Lionel,Lorca,30904465,1999-03-17,7574\n"))}},
+		{"FINISH_ACK of no bets", FinishAck{Digest: sha256.Sum256(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			frame := encode(t, tt.m)
+			if ack, ok := tt.m.(FinishAck); ok {
+				// The digest stands in SPEC.md in hex, besides its frame.
+				assert.Contains(t, spec, hex.EncodeToString(ack.Digest[:]), "SPEC.md lacks the digest")
+				if ack.Stored == 0 {
+					return
+				}
+			}
 			assert.Contains(t, spec, spaced(frame), "SPEC.md lacks the frame %x", frame)
 		})
 	}

@@ -15,12 +15,16 @@
 # reach. Exit 1 when the central does not run or publishes no admin port.
 #
 # verdict prints one line, last, like make run's: every agency got its winners,
-#   every agency got its winners (2,3,3,2,0 for agencies 1..5, as their data files say) and exited 0
+# and the round's digest in the central's draw line (digesto_ronda) is the
+# agencies' data files',
+#   every agency got its winners (2,3,3,2,0 for agencies 1..5, as their data files say) and exited 0, and the round's digest HEX equals bin/dataset digest of their data files in DIR
 # and exits 0; or `FAILED: ` and why, agency by agency (still running, exited
 # non-zero, no container, no winners line, winners other than its data file
-# gives), and exits 1. The expected winners are `bin/dataset winners -dir` on
-# the directory of the data file each agency mounts: the files as they are on
-# this host now. The agencies are 1..SERVER_AGENCIES of the central's container.
+# gives), then the round (no draw line, no digest in it, another digest than
+# the files'), and exits 1. The expected winners and digest are `bin/dataset
+# winners -dir` and `bin/dataset digest -dir` on the directory of the data
+# file each agency mounts: the files as they are on this host now. The
+# agencies are 1..SERVER_AGENCIES of the central's container.
 #
 # Environment: COMPOSE_PROJECT_NAME (lottery), SAY (the prefix of every line:
 # compose-round).
@@ -59,6 +63,60 @@ env_of() { sed -n "s/^env $2=//p" <<<"$1" | tail -n 1; }
 # source_of DESCRIPTION DESTINATION: the host path mounted at DESTINATION.
 source_of() { awk -F '\t' -v d="mount $2" '$1 == d { print $2 }' <<<"$1"; }
 
+# field LINE KEY: the value of KEY in a log line ("... | KEY: value | ..."),
+# or nothing: found by name, wherever the line puts it.
+field() { sed -n "s/.*| $2: \([^|]*[^| ]\).*/\1/p" <<<"$1"; }
+
+# round_digest SORTEO DIR AGENCIES LEVEL: the round's digest in SORTEO, the
+# central's draw line (digesto_ronda, found by name), when `bin/dataset digest
+# -dir DIR` gives the same, then the agencies left out of it, if any;
+# otherwise why not, and status 1, or 2 when the central's log level, LEVEL,
+# hides the line (its other checks still hold). What the central did not draw
+# is left out: the agencies its operator excluded (excluidas, written as
+# -exclude reads it) and files in DIR of agencies past the round's AGENCIES.
+# (run-local.sh has the same.)
+round_digest() {
+	local round exclude digests ours n
+	if [ -z "$1" ]; then
+		case ${4^^} in
+		WARN | WARNING | ERROR)
+			echo "the round's digest is unchecked: SERVER_LOG_LEVEL=$4 hides the central's draw line, which gives it"
+			return 2
+			;;
+		esac
+		echo "the central logged no draw line (action: sorteo), which gives the round's digest"
+		return 1
+	fi
+	round=$(field "$1" digesto_ronda)
+	if [ -z "$round" ]; then
+		echo "the central's draw line gives no round digest (digesto_ronda): $1"
+		return 1
+	fi
+	exclude=$(field "$1" excluidas)
+	if [[ $exclude == *...* ]]; then
+		echo "the central's draw line lists the agencies it excluded cut short ($exclude): the round's digest cannot be recomputed"
+		return 1
+	fi
+	if ! digests=$(./bin/dataset digest -dir "$2" 2>&1); then
+		echo "bin/dataset digest -dir $2: $digests"
+		return 1
+	fi
+	while read -r _ n _; do
+		n=${n%:}
+		if [ "$n" -gt "$3" ]; then exclude+=${exclude:+,}$n; fi
+	done < <(grep '^agency ' <<<"$digests")
+	if [ -n "$exclude" ] && ! digests=$(./bin/dataset digest -dir "$2" -exclude "$exclude" 2>&1); then
+		echo "bin/dataset digest -dir $2 -exclude $exclude: $digests"
+		return 1
+	fi
+	ours=$(sed -n 's/^round: //p' <<<"$digests")
+	if [ "$round" != "$ours" ]; then
+		echo "the central's round digest (digesto_ronda) is $round, but bin/dataset digest of the agency files in $2${exclude:+ without agencies $exclude} is ${ours:-none}: the bets it drew are not those files'"
+		return 1
+	fi
+	echo "$round $exclude"
+}
+
 url() {
 	local server about admin port published status code
 	server=${ids[server]:-}
@@ -95,7 +153,8 @@ url() {
 }
 
 verdict() {
-	local server about agencies id c status code logs line mount dir want winners=() problems=()
+	local server about agencies level id c status code logs line mount dir want winners=() problems=()
+	local checked digested round exclude
 	server=${ids[server]:-}
 	if [ -z "$server" ]; then
 		say "FAILED: project $project has no central container (make docker-compose-up)"
@@ -108,13 +167,14 @@ verdict() {
 	about=$(describe "$server")
 	agencies=$(env_of "$about" SERVER_AGENCIES)
 	agencies=${agencies:-5}
+	level=$(env_of "$about" SERVER_LOG_LEVEL)
 	read -r status code <<<"$(state "$about")"
 	case $status in
 	running) ;;
 	exited) [ "$code" = 0 ] || problems+=("the central exited $code") ;;
 	*) problems+=("the central is $status") ;;
 	esac
-	declare -A expected
+	declare -A expected dirs
 	for ((id = 1; id <= agencies; id++)); do
 		c=${ids[client$id]:-}
 		if [ -z "$c" ]; then
@@ -150,6 +210,7 @@ verdict() {
 			problems+=("agency $id's data file ${mount:-(no mount)} is not on this host: its winners ${winners[id]} are unchecked")
 			continue
 		fi
+		dirs[$dir]=1
 		if [ -z "${expected[$dir]+set}" ]; then
 			expected[$dir]=$(./bin/dataset winners -dir "$dir" 2>&1) || {
 				problems+=("bin/dataset winners -dir $dir: ${expected[$dir]}")
@@ -161,6 +222,27 @@ verdict() {
 			problems+=("agency $id got ${winners[id]} winners, but its data file $mount has ${want:-no} winners")
 		fi
 	done
+	# The round's digest, in the central's draw line, against the data files
+	# of the agencies that got theirs; one directory of them makes a round.
+	digested=
+	if [ ${#dirs[@]} -gt 1 ]; then
+		problems+=("the agencies' data files are in several directories ($(
+			IFS=' '
+			echo "${!dirs[*]}"
+		)): the round's digest is unchecked")
+	elif [ ${#dirs[@]} -eq 1 ]; then
+		dir=${!dirs[*]}
+		line=$(docker logs "$server" 2>&1 | grep -E 'action: sorteo \| result: success( \||$)' | tail -n 1)
+		checked=$(round_digest "$line" "$dir" "$agencies" "$level")
+		case $? in
+		0)
+			read -r round exclude <<<"$checked"
+			digested=", and the round's digest $round equals bin/dataset digest of their data files in $dir${exclude:+ without agencies $exclude}"
+			;;
+		2) digested="; $checked" ;;
+		*) problems+=("$checked") ;;
+		esac
+	fi
 	if [ ${#problems[@]} -gt 0 ]; then
 		line=$(printf '%s; ' "${problems[@]}")
 		say "FAILED: ${line%; }"
@@ -169,7 +251,7 @@ verdict() {
 	say "every agency got its winners ($(
 		IFS=,
 		echo "${winners[*]}"
-	) for agencies 1..$agencies, as their data files say) and exited 0"
+	) for agencies 1..$agencies, as their data files say) and exited 0$digested"
 }
 
 case $1 in

@@ -12,16 +12,21 @@
 # Every run is a fresh round: the bets file and its journals (RUN_DIR/bets.csv,
 # bets.csv.finished, bets.csv.operator) are removed first, unless
 # RESUME=1 (continue a round that stopped half way). Exit status:
-#   0    every agency exited 0 having received its winners, and the central's
+#   0    every agency exited 0 having received its winners, the central's
 #        bets file, recounted by `bin/dataset winners -store`, gives each agency
-#        as many (the last line says so); with HOLD=1, also after the central,
-#        kept up for its status page, was stopped on request (Ctrl-C, SIGTERM)
+#        as many, and the round's digest in the central's draw line
+#        (digesto_ronda) is `bin/dataset digest -dir DATA_DIR`'s (the last line
+#        says so, or that the digest is unchecked when SERVER_LOG_LEVEL hides
+#        that line); with HOLD=1, also after the central, kept up for its
+#        status page, was stopped on request (Ctrl-C, SIGTERM)
 #   1    the port (or, with HOLD=1, the status page's) is in use or another run
 #        uses RUN_DIR (nothing is started or removed), the central exited or
-#        could not start, an agency failed or exited without its winners, or
-#        the recount disagrees with an agency's winners or cannot read the bets
-#        file; everything started is stopped, and the last lines say what
-#        failed, its last line and exit status, and how to continue the round
+#        could not start, an agency failed or exited without its winners, the
+#        recount disagrees with an agency's winners or cannot read the bets
+#        file, or the central's draw line has no round digest or another than
+#        the agency files'; everything started is stopped, and the last lines
+#        say what failed, its last line and exit status, and how to continue
+#        the round
 #   2    a setting this script reads is wrong (nothing is started)
 #   130  interrupted (Ctrl-C) before the round was over; every process started
 #        here is stopped first
@@ -396,6 +401,60 @@ for ((id = 1; id <= agencies; id++)); do
 	agency_of[$started]=$id
 done
 
+# field LINE KEY: the value of KEY in a log line ("... | KEY: value | ..."),
+# or nothing: found by name, wherever the line puts it.
+field() { sed -n "s/.*| $2: \([^|]*[^| ]\).*/\1/p" <<<"$1"; }
+
+# round_digest SORTEO DIR AGENCIES LEVEL: the round's digest in SORTEO, the
+# central's draw line (digesto_ronda, found by name), when `bin/dataset digest
+# -dir DIR` gives the same, then the agencies left out of it, if any;
+# otherwise why not, and status 1, or 2 when the central's log level, LEVEL,
+# hides the line (its other checks still hold). What the central did not draw
+# is left out: the agencies its operator excluded (excluidas, written as
+# -exclude reads it) and files in DIR of agencies past the round's AGENCIES.
+# (compose-round.sh has the same.)
+round_digest() {
+	local round exclude digests ours n
+	if [ -z "$1" ]; then
+		case ${4^^} in
+		WARN | WARNING | ERROR)
+			echo "the round's digest is unchecked: SERVER_LOG_LEVEL=$4 hides the central's draw line, which gives it"
+			return 2
+			;;
+		esac
+		echo "the central logged no draw line (action: sorteo), which gives the round's digest"
+		return 1
+	fi
+	round=$(field "$1" digesto_ronda)
+	if [ -z "$round" ]; then
+		echo "the central's draw line gives no round digest (digesto_ronda): $1"
+		return 1
+	fi
+	exclude=$(field "$1" excluidas)
+	if [[ $exclude == *...* ]]; then
+		echo "the central's draw line lists the agencies it excluded cut short ($exclude): the round's digest cannot be recomputed"
+		return 1
+	fi
+	if ! digests=$(./bin/dataset digest -dir "$2" 2>&1); then
+		echo "bin/dataset digest -dir $2: $digests"
+		return 1
+	fi
+	while read -r _ n _; do
+		n=${n%:}
+		if [ "$n" -gt "$3" ]; then exclude+=${exclude:+,}$n; fi
+	done < <(grep '^agency ' <<<"$digests")
+	if [ -n "$exclude" ] && ! digests=$(./bin/dataset digest -dir "$2" -exclude "$exclude" 2>&1); then
+		echo "bin/dataset digest -dir $2 -exclude $exclude: $digests"
+		return 1
+	fi
+	ours=$(sed -n 's/^round: //p' <<<"$digests")
+	if [ "$round" != "$ours" ]; then
+		echo "the central's round digest (digesto_ronda) is $round, but bin/dataset digest of the agency files in $2${exclude:+ without agencies $exclude} is ${ours:-none}: the bets it drew are not those files'"
+		return 1
+	fi
+	echo "$round $exclude"
+}
+
 # winners_of ID: the number in agency ID's winners line, or nothing. An agency
 # exits 0 when it is told to stop, too: success is its winners line.
 winners_of() {
@@ -460,10 +519,24 @@ for ((id = 1; id <= agencies; id++)); do
 	fi
 	list+=("${winners[$id]}")
 done
+
+# The round's digest, in the central's draw line, against the files the
+# agencies read.
+sorteo=$(lines_of server | grep -E 'action: sorteo \| result: success( \||$)' | tail -n 1 || true)
+checked=$(round_digest "$sorteo" "$data" "$agencies" "${SERVER_LOG_LEVEL:-}") && digested=0 || digested=$?
+case $digested in
+0)
+	read -r round exclude <<<"$checked"
+	digested=", and the round's digest $round equals bin/dataset digest of the agency files in $data${exclude:+ without agencies $exclude}"
+	;;
+2) digested="; $checked" ;;
+*) fail "$checked" ;;
+esac
+
 verdict="every agency got its winners ($(
 	IFS=,
 	echo "${list[*]}"
-) for agencies 1..$agencies); bets stored in $store, whose recount agrees"
+) for agencies 1..$agencies); bets stored in $store, whose recount agrees$digested"
 
 if [ "$hold" = 1 ]; then
 	# The central stays up for its status page until Ctrl-C (or SIGTERM), which

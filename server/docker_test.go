@@ -869,8 +869,10 @@ func TestDocker(t *testing.T) {
 				out := d.mustMake(t, args(i, "docker-compose-logs")...)
 				lines := out.Texts()
 				require.GreaterOrEqual(t, len(lines), 2, "%s", out)
-				assert.Equal(t, "docker-compose-logs: every agency got its winners (2,3,3,2,0 for agencies 1..5, "+
-					"as their data files say) and exited 0", lines[len(lines)-1], "the verdict:\n%s", out)
+				assert.Regexp(t, "^"+regexp.QuoteMeta("docker-compose-logs: every agency got its winners (2,3,3,2,0 for agencies 1..5, "+
+					"as their data files say) and exited 0, and the round's digest ")+"[0-9a-f]{64}"+
+					regexp.QuoteMeta(" equals bin/dataset digest of their data files in ")+`\S+$`,
+					lines[len(lines)-1], "the verdict:\n%s", out)
 				assert.Equal(t, "docker-compose-logs: status page and metrics at "+r.url+" (/status.json, /metrics, /healthz)",
 					lines[len(lines)-2], "the URL again:\n%s", out)
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"lotterycentral.example/client/internal/vocab"
+	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 )
@@ -30,6 +31,9 @@ type Agency struct {
 	br       *bufio.Reader
 	tls      *tls.Config // nil: plaintext
 	progress int         // batches and FINISH acknowledged: resets the retry count
+	// digestChecked: this run received the FINISH_ACK, and its digest
+	// matched the file's (finish).
+	digestChecked bool
 
 	// dial's own: reached once the central's name has resolved in this run
 	// (an address was dialled, answering or not), hinted once the agency has
@@ -128,12 +132,19 @@ func (a *Agency) exchange() ([]string, error) {
 		if err := a.checkCount(ack.Stored, total); err != nil {
 			return nil, err
 		}
+		if !a.digestChecked {
+			// Only FINISH_ACK carries the digest, and a second FINISH is
+			// refused: one lost with its connection, or sent to an earlier
+			// run, cannot be had again. Said, not failed: the count matched.
+			a.log.Warn(vocab.VerificarDigesto, logfmt.Fail, vocab.Archivo.Str(a.cfg.DataPath), vocab.Aviso.Str(
+				"the central counted this agency's FINISH before this connection and its FINISH_ACK, the only answer with its digest, did not reach this run: the bets it holds are counted, not checked"))
+		}
 	} else {
-		total, err := a.sendBets(ack.Stored)
+		total, digest, err := a.sendBets(ack.Stored)
 		if err != nil {
 			return nil, err
 		}
-		if err := a.finish(total); err != nil {
+		if err := a.finish(total, digest); err != nil {
 			return nil, err
 		}
 	}
@@ -179,13 +190,15 @@ func checkDataFile(path string) error {
 
 // FailedAction is the action of the log line that reports err, an error of
 // Run: leer_archivo for the bets file, tls_handshake for a refused
-// certificate, verificar_conteo for counts that disagree, conectar when the
-// central could not be reached (an address that does not resolve, a refused
-// port), and consulta_ganadores for anything else, the exchange's own action.
+// certificate, verificar_conteo for counts that disagree, verificar_digesto
+// for digests that disagree, conectar when the central could not be reached
+// (an address that does not resolve, a refused port), and consulta_ganadores
+// for anything else, the exchange's own action.
 func FailedAction(err error) logfmt.Action {
 	var fe *DataFileError
 	var ae *AuthError
 	var ce *CountMismatchError
+	var de *DigestMismatchError
 	switch {
 	case errors.As(err, &fe):
 		return vocab.LeerArchivo
@@ -193,6 +206,8 @@ func FailedAction(err error) logfmt.Action {
 		return vocab.TLSHandshake
 	case errors.As(err, &ce):
 		return vocab.VerificarConteo
+	case errors.As(err, &de):
+		return vocab.VerificarDigesto
 	case errors.Is(err, errGaveUp):
 		return vocab.Conectar
 	}
@@ -206,7 +221,9 @@ func retryable(err error) bool {
 	var fe *DataFileError
 	var ae *AuthError
 	var ce *CountMismatchError
-	if errors.As(err, &fe) || errors.As(err, &ae) || errors.As(err, &ce) || errors.Is(err, errGaveUp) {
+	var de *DigestMismatchError
+	if errors.As(err, &fe) || errors.As(err, &ae) || errors.As(err, &ce) || errors.As(err, &de) ||
+		errors.Is(err, errGaveUp) {
 		return false
 	}
 	var re *protocol.RemoteError
@@ -341,7 +358,10 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 	return ack, nil
 }
 
-func (a *Agency) finish(total uint64) error {
+// finish says FINISH with the file's count, total, and checks the central's
+// answer against the file: its count, then its digest of the agency's stored
+// rows against digest, the file's (SPEC.md, "The digest").
+func (a *Agency) finish(total uint64, digest lottery.Digest) error {
 	if err := protocol.WriteMessage(a.conn, protocol.Finish{Total: total}); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
@@ -352,8 +372,12 @@ func (a *Agency) finish(total uint64) error {
 	if err := a.checkCount(ack.Stored, total); err != nil {
 		return err
 	}
+	if err := a.checkDigest(lottery.Digest(ack.Digest), digest); err != nil {
+		return err
+	}
+	a.digestChecked = true
 	a.progress++
-	a.log.Info(vocab.FinApuestas, logfmt.Success, vocab.Apuestas.Uint(ack.Stored))
+	a.log.Info(vocab.FinApuestas, logfmt.Success, vocab.Apuestas.Uint(ack.Stored), vocab.Digesto.Str(digest.String()))
 	return nil
 }
 

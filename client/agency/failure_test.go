@@ -43,6 +43,12 @@ type fakeConn struct {
 	received    []protocol.Bet
 	batches     []int // bets per batch
 	batchFrames []int // size of each batch's frame
+	// held are the agency's bets the fake says it stored before this
+	// connection (its HELLO_ACK's stored), in order: the start of its digest.
+	held []lottery.Bet
+	// tamper, when set, is a dishonest central's: the rows it answers FINISH
+	// with, made from those it stored (a copy, free to change).
+	tamper func(stored []lottery.Bet) []lottery.Bet
 }
 
 // read reads one frame of any size, so an oversized one is seen, not refused.
@@ -116,7 +122,29 @@ func (f *fakeConn) ackBatches(n int) error {
 	return nil
 }
 
-// ackUntilFinish acknowledges every batch, then the FINISH.
+// stored is the agency's bets the fake holds: those it held before this
+// connection, then those it received on it, in order.
+func (f *fakeConn) stored() []lottery.Bet {
+	bets := slices.Clone(f.held)
+	for _, b := range f.received {
+		bets = append(bets, lottery.Bet{Agency: int(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
+			Document: b.Document, Birthdate: b.Birthdate, Number: int(b.Number)})
+	}
+	return bets
+}
+
+// digest is what the fake answers FINISH with: an honest central's, the
+// digest of the bets it stored, unless tamper says otherwise.
+func (f *fakeConn) digest() lottery.Digest {
+	bets := f.stored()
+	if f.tamper != nil {
+		bets = f.tamper(bets)
+	}
+	return digestOf(bets)
+}
+
+// ackUntilFinish acknowledges every batch, then the FINISH, as an honest
+// central does: with the count and the digest of what it holds.
 func (f *fakeConn) ackUntilFinish() error {
 	for {
 		m, err := f.read()
@@ -127,7 +155,7 @@ func (f *fakeConn) ackUntilFinish() error {
 		case *protocol.Batch:
 			err = f.send(protocol.BatchAck{Seq: m.Seq})
 		case *protocol.Finish:
-			return f.send(protocol.FinishAck{Stored: m.Total})
+			return f.send(protocol.FinishAck{Stored: m.Total, Digest: f.digest()})
 		default:
 			return fmt.Errorf("fake central: unexpected %s", m.Type())
 		}
@@ -196,10 +224,11 @@ func startFake(t *testing.T, script func(f *fakeConn) error) *fakeCentral {
 	return fc
 }
 
-// lineHook keeps the agency's log lines.
+// lineHook keeps the agency's log lines, and each one's level.
 type lineHook struct {
-	mu    sync.Mutex
-	lines []string
+	mu     sync.Mutex
+	lines  []string
+	levels []logrus.Level
 }
 
 func (h *lineHook) Levels() []logrus.Level { return logrus.AllLevels }
@@ -207,7 +236,21 @@ func (h *lineHook) Fire(e *logrus.Entry) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lines = append(h.lines, e.Message)
+	h.levels = append(h.levels, e.Level)
 	return nil
+}
+
+// levelOf is the level of the first line holding every part, as find
+// matches it; ok is false when there is none.
+func (h *lineHook) levelOf(parts ...string) (level logrus.Level, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, l := range h.lines {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+			return h.levels[i], true
+		}
+	}
+	return 0, false
 }
 
 func (h *lineHook) find(parts ...string) bool {
@@ -743,6 +786,8 @@ func TestRetryable(t *testing.T) {
 		{"invalid bet", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, false},
 		{"excluded by the central's operator", &protocol.RemoteError{Code: protocol.CodeExcluded}, false},
 		{"gave up connecting", fmt.Errorf("connect: %w", errGaveUp), false},
+		{"counts disagree", &CountMismatchError{Central: 3, File: 2}, false},
+		{"digests disagree", &DigestMismatchError{Central: lottery.Digest{1}, File: lottery.Digest{2}}, false},
 		{"missing bets file", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "open", Path: "a.csv", Err: fs.ErrNotExist}}, false},
 		// A bets file on a network file system fails like a socket: still local.
 		{"bets file read reset", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "read", Path: "a.csv", Err: syscall.ECONNRESET}}, false},
@@ -767,6 +812,7 @@ func TestFailedAction(t *testing.T) {
 		{"refused batch", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, vocab.ConsultaGanadores},
 		{"refused certificate", fmt.Errorf("identify: %w", &AuthError{Reason: "refused_by_central", Err: io.EOF}), vocab.TLSHandshake},
 		{"counts disagree", &CountMismatchError{Central: 3, File: 2}, vocab.VerificarConteo},
+		{"digests disagree", fmt.Errorf("finish: %w", &DigestMismatchError{Central: lottery.Digest{1}, File: lottery.Digest{2}}), vocab.VerificarDigesto},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -48,19 +48,28 @@ type stream struct {
 	pending      []inFlight // oldest first
 	lastProgress time.Time
 	opened       bool // the file was opened, so its closing is logged
+	// Every bet of the file, the skipped ones too, as the central stores
+	// it: the file's digest, to check the central's against (finish).
+	digest *lottery.DigestWriter
 }
 
 // sendBets streams the agency file, skipping the first `stored` bets the
-// central already holds. It returns the number of bets in the file.
-func (a *Agency) sendBets(stored uint64) (uint64, error) {
+// central already holds. It returns the number of bets in the file and
+// their digest, the skipped ones included: read in the same pass.
+func (a *Agency) sendBets(stored uint64) (uint64, lottery.Digest, error) {
 	s := &stream{
 		a:            a,
 		stored:       stored,
 		bb:           protocol.NewBatchBuilder(a.cfg.BatchMaxAmount),
 		bw:           bufio.NewWriterSize(a.conn, sendBuffer),
 		lastProgress: time.Now(),
+		digest:       lottery.NewDigestWriter(),
 	}
-	return s.run()
+	total, err := s.run()
+	if err != nil {
+		return 0, lottery.Digest{}, err
+	}
+	return total, s.digest.Sum(), nil
 }
 
 // run streams the file, waits for every answer and returns the file's count.
@@ -83,10 +92,10 @@ func (s *stream) run() (uint64, error) {
 	return s.total, nil
 }
 
-// readFile queues every bet past the first s.stored. ReadAgencyFile opens the
-// file on the loop's first step and closes it when the loop ends, however it
-// ends: once readFile returns, a file that was opened is closed, and only
-// then may its closing be logged.
+// readFile queues every bet past the first s.stored, and adds every bet to
+// the file's digest. ReadAgencyFile opens the file on the loop's first step
+// and closes it when the loop ends, however it ends: once readFile returns, a
+// file that was opened is closed, and only then may its closing be logged.
 func (s *stream) readFile() error {
 	for bet, err := range lottery.ReadAgencyFile(s.a.cfg.DataPath, s.a.cfg.ID) {
 		if err != nil {
@@ -95,7 +104,8 @@ func (s *stream) readFile() error {
 			return &DataFileError{Path: s.a.cfg.DataPath, Err: err}
 		}
 		s.opened = true
-		n := s.total + 1 // this bet's number in the file
+		s.digest.Bet(bet) // the row the central stores for it, sent now or before
+		n := s.total + 1  // this bet's number in the file
 		// The first s.stored are already durable at the central (a resumed connection).
 		if n > s.stored {
 			if err := s.add(n, bet); err != nil {

@@ -69,6 +69,7 @@ func TestAgencyResumes(t *testing.T) {
 				case tt.wantErr != "":
 					return nil
 				}
+				f.held = bets[:tt.stored] // its digest starts with them
 				if err := f.ackUntilFinish(); err != nil {
 					return err
 				}
@@ -102,7 +103,7 @@ func TestAgencyResumes(t *testing.T) {
 			for _, line := range []string{
 				vocab.EnvioApuestas.Line(logfmt.Success, vocab.Enviadas.Int(tt.bets-int(tt.stored)),
 					vocab.Lotes.Int(len(tt.wantBatches)), vocab.YaAlmacenadas.Uint(tt.stored)),
-				vocab.FinApuestas.Line(logfmt.Success, vocab.Apuestas.Int(tt.bets)),
+				vocab.FinApuestas.Line(logfmt.Success, vocab.Apuestas.Int(tt.bets), vocab.Digesto.Str(digestOf(bets).String())),
 			} {
 				assert.True(t, lines.find(line), "no %q in\n%s", line, lines)
 			}

@@ -48,6 +48,19 @@ func (e *CountMismatchError) Error() string {
 	return fmt.Sprintf("the central holds %d bets of this agency but its file has %d", e.Central, e.File)
 }
 
+// DigestMismatchError: the central's digest of this agency's stored bets is
+// not the digest of the agency's file, so the central holds other rows than
+// the agency sent (one changed, reordered or swapped, even with the count
+// right), and any result it gave would be built on them.
+type DigestMismatchError struct {
+	Central lottery.Digest // the digest FINISH_ACK carried
+	File    lottery.Digest // the digest of the agency's file
+}
+
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("the central's digest of this agency's bets is %s but its file's is %s", e.Central, e.File)
+}
+
 // tlsConfig loads the agency's certificate, key and CA once; nil means plaintext.
 func (a *Agency) tlsConfig() (*tls.Config, error) {
 	if a.tls != nil || !a.cfg.TLSEnabled() {
@@ -99,6 +112,19 @@ func (a *Agency) checkCount(central, file uint64) error {
 	err := &CountMismatchError{Central: central, File: file}
 	a.log.Error(vocab.VerificarConteo, logfmt.Fail, vocab.AlmacenadasCentral.Uint(central),
 		vocab.ApuestasArchivo.Uint(file), vocab.Archivo.Str(a.cfg.DataPath))
+	return err
+}
+
+// checkDigest compares the central's digest of this agency's stored bets
+// with the digest of the agency's own file: equal counts of other rows (a bet
+// altered, at the central or on the way) are caught here.
+func (a *Agency) checkDigest(central, file lottery.Digest) error {
+	if central == file {
+		return nil
+	}
+	err := &DigestMismatchError{Central: central, File: file}
+	a.log.Error(vocab.VerificarDigesto, logfmt.Fail, vocab.DigestoCentral.Str(central.String()),
+		vocab.DigestoArchivo.Str(file.String()), vocab.Archivo.Str(a.cfg.DataPath))
 	return err
 }
 

@@ -12,18 +12,19 @@ const (
 	// The course's line: the agency's winners, received.
 	ConsultaGanadores logfmt.Action = "consulta_ganadores"
 
-	Config          logfmt.Action = "config"           // the configuration read, or why it could not be
-	TLS             logfmt.Action = "tls"              // the transport: mutual TLS, or plaintext with a warning
-	Conectar        logfmt.Action = "conectar"         // reaching the central and saying HELLO
-	TLSHandshake    logfmt.Action = "tls_handshake"    // a handshake the central or the agency refused
-	Conexion        logfmt.Action = "conexion"         // a connection lost, retried
-	EnvioApuestas   logfmt.Action = "envio_apuestas"   // streaming the bets file
-	FinApuestas     logfmt.Action = "fin_apuestas"     // FINISH acknowledged
-	VerificarConteo logfmt.Action = "verificar_conteo" // the central's count against the agency's file
-	LeerArchivo     logfmt.Action = "leer_archivo"     // the agency's bets file could not be read
-	CerrarArchivo   logfmt.Action = "cerrar_archivo"
-	CerrarConexion  logfmt.Action = "cerrar_conexion"
-	Shutdown        logfmt.Action = "shutdown" // stopped by SIGTERM or SIGINT
+	Config           logfmt.Action = "config"            // the configuration read, or why it could not be
+	TLS              logfmt.Action = "tls"               // the transport: mutual TLS, or plaintext with a warning
+	Conectar         logfmt.Action = "conectar"          // reaching the central and saying HELLO
+	TLSHandshake     logfmt.Action = "tls_handshake"     // a handshake the central or the agency refused
+	Conexion         logfmt.Action = "conexion"          // a connection lost, retried
+	EnvioApuestas    logfmt.Action = "envio_apuestas"    // streaming the bets file
+	FinApuestas      logfmt.Action = "fin_apuestas"      // FINISH acknowledged
+	VerificarConteo  logfmt.Action = "verificar_conteo"  // the central's count against the agency's file
+	VerificarDigesto logfmt.Action = "verificar_digesto" // the central's digest against the agency's file
+	LeerArchivo      logfmt.Action = "leer_archivo"      // the agency's bets file could not be read
+	CerrarArchivo    logfmt.Action = "cerrar_archivo"
+	CerrarConexion   logfmt.Action = "cerrar_conexion"
+	Shutdown         logfmt.Action = "shutdown" // stopped by SIGTERM or SIGINT
 )
 
 // Keys: what a value is.
@@ -35,6 +36,9 @@ const (
 	Archivo            logfmt.Key = "archivo"
 	Aviso              logfmt.Key = "aviso"
 	CantGanadores      logfmt.Key = "cant_ganadores"
+	Digesto            logfmt.Key = "digesto"         // the digest of the agency's bets: its file's, which the central's matched
+	DigestoArchivo     logfmt.Key = "digesto_archivo" // the agency file's digest, when the central's disagrees
+	DigestoCentral     logfmt.Key = "digesto_central" // the central's digest, when it disagrees
 	Enviadas           logfmt.Key = "enviadas"
 	Error              logfmt.Key = "error"
 	EsperaConexion     logfmt.Key = "espera_conexion"  // CLI_CONNECT_TIMEOUT

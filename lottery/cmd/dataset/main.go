@@ -2,11 +2,16 @@
 // official ones, and computes each agency's winners without the server, so scripts can
 // check the server's answers against an independent count: from the agency files
 // (-dir), or from the central's own bets file (-store), read with lottery.LoadBets.
+// digest computes, from the agency files, each agency's digest and the round's, which
+// the central reports after its draw (its sorteo line's digesto_ronda): the round's
+// leaves out the agencies -exclude names, as the central leaves out those its operator
+// excluded.
 //
 //	dataset generate -agencies 5 -bets 20000 -seed 1 -out .data
 //	dataset extract -zip .data/dataset.zip -out .data
 //	dataset winners -dir .data
 //	dataset winners -store .run/bets.csv
+//	dataset digest -dir .data -exclude 3,4
 //
 // Paths are relative to the working directory; the defaults are the repository's layout
 // (make runs it from the root). generate and extract first remove any agency-N.csv already
@@ -37,6 +42,8 @@ commands:
   extract   unzip the official dataset's agency-N.csv files
   winners   print each agency's bets and winners, from its agency file (-dir)
             or from a central's bets file (-store)
+  digest    print each agency's digest and, last, the round's, from the agency
+            files (-dir); -exclude leaves agencies out of the round's
 
 Run "dataset <command> -h" for a command's flags.
 `
@@ -95,6 +102,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return nil
 		}
+	case "digest":
+		dir := fs.String("dir", ".data", "directory holding agency-N.csv files")
+		exclude := fs.String("exclude", "", "agencies of -dir left out of the round's digest, as the central's excluidas lists them: `list` of numbers and ranges (3,4 or 1-3,7)")
+		var excluded []int
+		action = func() error {
+			digests, err := digestDir(*dir, excluded)
+			if err != nil {
+				return err
+			}
+			return printDigests(stdout, digests)
+		}
+		check = func() error {
+			var err error
+			if excluded, err = parseAgencies(*exclude); err != nil {
+				return fmt.Errorf("-exclude %q: %w", *exclude, err)
+			}
+			return nil
+		}
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -120,6 +145,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := action(); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "dataset %s: %v\n", args[0], err)
+			fs.Usage()
+			return 2
+		}
 		fmt.Fprintf(stderr, "dataset: %v\n", err)
 		return 1
 	}
@@ -152,8 +183,9 @@ func printCounts(w io.Writer, counts []count) error {
 	return nil
 }
 
-// countDir counts each agency-N.csv file in dir, sorted by N.
-func countDir(dir string) ([]count, error) {
+// agencyFiles lists the agencies N of the agency-N.csv files in dir, in
+// ascending order; none is an error.
+func agencyFiles(dir string) ([]int, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -168,6 +200,15 @@ func countDir(dir string) ([]count, error) {
 		return nil, fmt.Errorf("no agency-N.csv files in %s", dir)
 	}
 	slices.Sort(agencies)
+	return agencies, nil
+}
+
+// countDir counts each agency-N.csv file in dir, sorted by N.
+func countDir(dir string) ([]count, error) {
+	agencies, err := agencyFiles(dir)
+	if err != nil {
+		return nil, err
+	}
 	counts := make([]count, len(agencies))
 	for i, agency := range agencies {
 		counts[i].agency = agency

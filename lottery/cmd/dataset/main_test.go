@@ -81,6 +81,8 @@ func TestUsage(t *testing.T) {
 		{"help", []string{"-h"}, 0, "-store"},
 		{"command help", []string{"extract", "-h"}, 0, ""},
 		{"winners help", []string{"winners", "-h"}, 0, "-store file"},
+		{"help names digest", []string{"-h"}, 0, "digest    print each agency's digest"},
+		{"digest help", []string{"digest", "-h"}, 0, "-exclude list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

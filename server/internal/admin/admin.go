@@ -57,6 +57,9 @@ type Status struct {
 	Closing      bool          // the central is shutting down
 	DrawAt       time.Time     // when the draw ran
 	DrawTook     time.Duration // how long it took
+	// Digest commits the draw's input, in hex, once every agency finished
+	// or was excluded: the same as bin/dataset digest of the agency files.
+	Digest string
 }
 
 // Agency is one agency's row.
@@ -70,6 +73,7 @@ type Agency struct {
 	Winners   int    // after the draw; -1 before, and for an excluded agency
 	// Excluded says who excluded it from the draw, when and why; nil if no one did.
 	Excluded *Exclusion
+	Digest   string // of its stored rows, in hex, once it finished; "" before
 	// Since its connection was identified, and its bets then: its rate until
 	// requests have sampled it over time.
 	ConnectedAt     time.Time
@@ -219,6 +223,8 @@ type DrawView struct {
 	TookSeconds  float64   `json:"took_seconds,omitempty"`
 	WinnersTotal int       `json:"winners_total"`
 	Finished     int       `json:"finished"`
+	// Digest commits the round's bets before the first winner is sent; absent before.
+	Digest string `json:"digest,omitempty"`
 }
 
 // Row is one agency on the page.
@@ -231,6 +237,7 @@ type Row struct {
 	Winners *int     `json:"winners"` // null before the draw, and for an excluded agency
 	// Excluded says who excluded it, when and why; absent if no one did.
 	Excluded *Exclusion `json:"excluded,omitempty"`
+	Digest   string     `json:"digest,omitempty"` // of its stored rows, once it finished
 }
 
 // RateText is the rate for the page: bets/s, or a dash before it is known.
@@ -271,7 +278,7 @@ func (h *Handler) view() View {
 	var total float64
 	rated := false
 	for _, a := range st.Rows {
-		r := Row{Agency: a.ID, Bets: a.Stored, Rate: rateOf(a, base, now), Excluded: a.Excluded}
+		r := Row{Agency: a.ID, Bets: a.Stored, Rate: rateOf(a, base, now), Excluded: a.Excluded, Digest: a.Digest}
 		if r.Rate != nil {
 			total += *r.Rate
 			rated = true
@@ -292,7 +299,8 @@ func (h *Handler) view() View {
 	}
 	v.Draw = DrawView{Pending: st.Pending, PendingN: len(st.Pending), PendingText: st.PendingText,
 		Excluded: st.Excluded, ExcludedN: len(st.Excluded), ExcludedText: st.ExcludedText, Parked: st.Parked,
-		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - len(st.Pending) - len(st.Excluded)}
+		WinnersTotal: v.Draw.WinnersTotal, Finished: st.Agencies - len(st.Pending) - len(st.Excluded),
+		Digest: st.Digest}
 	// Lists in JSON, never null.
 	if v.Draw.Pending == nil {
 		v.Draw.Pending = []int{}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
+	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/protocol"
@@ -131,6 +132,17 @@ func intruders(agency, n int) []protocol.Bet {
 
 // requireCountMismatch: the agency's own check caught the central holding
 // another count of its bets than its file, and it reported no result.
+// digestOfFile is the digest of agency id's bets file, as the agency computes it.
+func digestOfFile(t *testing.T, path string, id int) lottery.Digest {
+	t.Helper()
+	w := lottery.NewDigestWriter()
+	for b, err := range lottery.ReadAgencyFile(path, id) {
+		require.NoError(t, err)
+		w.Bet(b)
+	}
+	return w.Sum()
+}
+
 func requireCountMismatch(t *testing.T, r agencyResult, central uint64) {
 	t.Helper()
 	var cme *agency.CountMismatchError
@@ -317,11 +329,15 @@ func TestAttacks(t *testing.T) {
 			}
 			// Plaintext's exposure: fewer bets than the file, before agency 3
 			// first connects, look like a resume. Agency 3 skips its first 10
-			// bets, its FINISH count matches, and it reports the intruder as
-			// its winner. Nothing but TLS tells this from a real resume.
+			// bets and its FINISH count matches, but the central's digest is
+			// of the intruder's rows, not its file's: it fails loudly instead
+			// of reporting the intruder as its winner.
 			r := results[victim]
-			require.NoError(t, r.err)
-			assert.Contains(t, r.docs, intruder(victim).Document)
+			var dme *agency.DigestMismatchError
+			require.ErrorAs(t, r.err, &dme, "agency %d must fail loudly instead of reporting a result", victim)
+			assert.Equal(t, digestOfFile(t, e.file(victim), victim), dme.File)
+			assert.NotEqual(t, dme.File, dme.Central)
+			assert.Nil(t, r.docs)
 			e.assertWinners(t, results, 1, 2, 4, 5, 6)
 		}},
 

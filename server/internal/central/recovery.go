@@ -169,8 +169,8 @@ func (s *Server) logRecovery(began time.Time, rows *atomic.Uint64) (stop func())
 // excluded: a lookup of the winners the ledger kept as batches were
 // counted. The barrier runs it with its lock held, so the sorteo line is
 // logged before any waiter wakes. The line counts the drawn bets only, and
-// names the excluded agencies when there are any; without, it is the
-// course's line as it always was.
+// names the excluded agencies when there are any, then commits the round:
+// its digest, published before any agency hears its winners.
 func (s *Server) runDraw(l *ledger.Ledger) {
 	s.barrier.Draw(func() {
 		r := l.Round()
@@ -178,6 +178,7 @@ func (s *Server) runDraw(l *ledger.Ledger) {
 		if r.Excluded > 0 {
 			fields = append(fields, vocab.Excluidas.Str(draw.FormatAgencies(r.ExcludedAgencies(), pendingListed)))
 		}
+		fields = append(fields, vocab.DigestoRonda.Str(r.Digest.String()))
 		s.log.Info(vocab.Sorteo, logfmt.Success, fields...)
 	})
 }

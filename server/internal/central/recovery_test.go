@@ -2,12 +2,14 @@ package central
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +34,8 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 		row2 = "3,Luis,Gómez,22222222,1980-05-06,12\n"
 		good = row1 + row2 // two bets of agency 3, lines 1 and 2
 	)
+	// fin3 is agency 3's FINISH line for good: its rows, as stored, hashed.
+	fin3 := fmt.Sprintf("3,2,%x\n", sha256.Sum256([]byte(good)))
 	tests := []struct {
 		name    string
 		bets    string
@@ -75,21 +79,25 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 			logfmttest.Fields(vocab.Apuestas.Int(2), vocab.AgenciasConApuestas.Int(1), vocab.AgenciasFinalizadas.Int(0),
 				vocab.BytesRecortadosApuestas.Int(9), vocab.BytesRecortadosDiario.Int(0))},
 		{"journal line that is not agency,total", good, "3;2\n", "journal",
-			`line 1: "3;2" is not agency,total`, nil, ""},
+			`line 1: "3;2" is not agency,total,digest`, nil, ""},
 		{"journal agency with a sign", good, "+3,2\n", "journal",
-			`line 1: "+3,2" is not agency,total`, nil, ""},
-		{"journal agency outside 1..N", good, "3,2\n6,0\n", "journal",
+			`line 1: "+3,2" is not agency,total,digest`, nil, ""},
+		{"journal agency outside 1..N", good, fin3 + "6,0," + strings.Repeat("0", 64) + "\n", "journal",
 			"line 2: agency 6 not in 1..5 (SERVER_AGENCIES)", nil, ""},
-		{"journal agency 0", good, "0,0\n", "journal",
+		{"journal agency 0", good, "0,0," + strings.Repeat("0", 64) + "\n", "journal",
 			"line 1: agency 0 not in 1..5", nil, ""},
-		{"journal total not the stored bets", good, "3,5\n", "journal",
+		{"journal total not the stored bets", good, strings.Replace(fin3, "3,2,", "3,5,", 1), "journal",
 			"line 1: agency 3 finished with 5 bets but", nil, ""},
-		{"journal agency again with another total", good, "3,2\n3,1\n", "journal",
-			"line 2: agency 3 finished again with 1 bets, first with 2", nil, ""},
-		{"journal agency again with its total", good, "3,2\n3,2\n", "", "", nil,
+		{"journal agency again with another total", good, fin3 + strings.Replace(fin3, "3,2,", "3,1,", 1), "journal",
+			`line 2: agency 3 finished again as "3,1,`, nil, ""},
+		{"journal digest of the rows in another order", good, fmt.Sprintf("3,2,%x\n", sha256.Sum256([]byte(row2+row1))), "journal",
+			"line 1: agency 3 finished with digest", nil, ""},
+		{"journal digest in upper case", good, strings.ToUpper(fin3), "journal",
+			"line 1: agency 3: digest", nil, ""},
+		{"journal agency again with its total", good, fin3 + fin3, "", "", nil,
 			logfmttest.Fields(vocab.Apuestas.Int(2), vocab.AgenciasConApuestas.Int(1), vocab.AgenciasFinalizadas.Int(1),
 				vocab.BytesRecortadosApuestas.Int(0))},
-		{"torn last journal line is cut", good, "3,2\n4,", "", "", nil,
+		{"torn last journal line is cut", good, fin3 + "4,", "", "", nil,
 			logfmttest.Fields(vocab.AgenciasFinalizadas.Int(1), vocab.BytesRecortadosApuestas.Int(0), vocab.BytesRecortadosDiario.Int(2))},
 	}
 	for _, tt := range tests {

@@ -603,9 +603,10 @@ func (s *session) finish(payload []byte) result {
 	if pending == 0 {
 		s.srv.runDraw(s.ledger)
 	}
+	digest := s.ledger.Agency(s.agency).Digest
 	s.srv.log.Info(vocab.FinApuestas, logfmt.Success, vocab.Agencia.Int(s.agency), vocab.Apuestas.Uint(m.Total),
-		vocab.AgenciasPendientes.Int(pending))
-	return answer(protocol.FinishAck{Stored: m.Total})
+		vocab.AgenciasPendientes.Int(pending), vocab.Digesto.Str(digest.String()))
+	return answer(protocol.FinishAck{Stored: m.Total, Digest: digest})
 }
 
 // consult parks the agency at the draw barrier until the draw ran, then

@@ -52,6 +52,9 @@ func (sn snapshot) status() admin.Status {
 		Excluded: excluded, ExcludedText: draw.FormatAgencies(excluded, pendingListed),
 		Parked: len(sn.draw.Parked), Drawn: sn.draw.Drawn,
 		Closing: sn.draw.Closing || sn.closing, Connections: sn.connections, DrawAt: sn.draw.At, DrawTook: sn.draw.Took}
+	if sn.round.Complete() {
+		st.Digest = sn.round.Digest.String()
+	}
 	parked := make(map[int]bool, len(sn.draw.Parked))
 	for _, a := range sn.draw.Parked {
 		parked[a] = true
@@ -67,6 +70,9 @@ func (sn snapshot) status() admin.Status {
 		}
 		row := admin.Agency{ID: id, Stored: a.Stored, Connected: sess != nil, Finished: a.Finished,
 			Parked: parked[id], Answered: sn.draw.Answered[id], Winners: -1}
+		if a.Finished {
+			row.Digest = a.Digest.String()
+		}
 		if sess != nil {
 			row.ConnectedAt, row.StoredAtConnect = sess.helloAt, sess.helloStored
 		}

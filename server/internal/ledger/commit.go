@@ -17,6 +17,10 @@ type Batches struct {
 	tickets []*ticket // every batch handed to Add since the last Commit, in order
 	last    *ticket   // the last of them that reached the store
 	err     error     // why the batches from now on are not written
+	// digest has hashed the agency's durable rows and then every batch
+	// added since; nil after a loss: the next Add starts again from the
+	// agency's durable rows.
+	digest *lottery.DigestWriter
 }
 
 // ticket is one batch on its way to the disk.
@@ -24,8 +28,9 @@ type ticket struct {
 	agency  *facts
 	count   int
 	winners []string
-	state   state // under mu
-	err     error // why it was lost
+	digest  *lottery.DigestWriter // the agency's rows up to this batch's: its digest once counted
+	state   state                 // under mu
+	err     error                 // why it was lost
 }
 
 type state uint8
@@ -45,9 +50,17 @@ func (l *Ledger) Batches(a int) *Batches { return &Batches{l: l, agency: &l.agen
 // landing after a lost one would leave a gap in the agency's bets.
 func (b *Batches) Add(rows *lottery.Rows, winners []string) error {
 	l := b.l
+	if b.digest == nil {
+		l.mu.Lock()
+		durable := b.agency.digest
+		l.mu.Unlock()
+		b.digest = durable.Clone()
+	}
+	// Hashed here, without mu: connections hash their batches at once.
+	b.digest.Rows(rows)
+	t := &ticket{agency: b.agency, count: rows.Len(), winners: winners, digest: b.digest.Clone()}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t := &ticket{agency: b.agency, count: rows.Len(), winners: winners}
 	if n := len(b.tickets); b.err == nil && n > 0 && b.tickets[n-1].state == lost {
 		b.err = b.tickets[n-1].err // lost since it was written, to another's failure
 	}
@@ -60,6 +73,7 @@ func (b *Batches) Add(rows *lottery.Rows, winners []string) error {
 	}
 	if b.err != nil {
 		t.state, t.err = lost, b.err
+		b.digest = nil
 		return fmt.Errorf("store %d bets: %w", t.count, b.err)
 	}
 	l.pending = append(l.pending, t)
@@ -75,6 +89,9 @@ func (b *Batches) Commit() (n int, err error) {
 	defer func() {
 		clear(b.tickets)
 		b.tickets, b.last, b.err = b.tickets[:0], nil, nil
+		if err != nil {
+			b.digest = nil // it hashed batches that were lost
+		}
 	}()
 	if b.last != nil {
 		// Batches reach the store in order: once the last is settled, so are the others.
@@ -131,6 +148,7 @@ func (l *Ledger) countLocked(n int) {
 		t.state = durable
 		t.agency.stored.Add(uint64(t.count))
 		t.agency.batches.Add(1)
+		t.agency.digest = t.digest
 		if len(t.winners) > 0 {
 			t.agency.winners = append(t.agency.winners, t.winners...)
 			t.agency.won.Add(int64(len(t.winners)))

@@ -40,8 +40,9 @@ const (
 
 // officialRound is the course's dataset: agencies 1..5.
 type officialRound struct {
-	bets    [][]lottery.Bet // agency a's at index a-1, in file order
-	winners [][]string      // the documents of each agency's winning bets, in file order
+	bets    [][]lottery.Bet  // agency a's at index a-1, in file order
+	winners [][]string       // the documents of each agency's winning bets, in file order
+	digests []lottery.Digest // each agency's digest, as it computes it from its file
 	// rows are the batches on the grid of roundBatch, formatted once: rows[a-1][i]
 	// holds bets[a-1][i*roundBatch:]'s first batch. A resume from a count off
 	// the grid formats its batches afresh.
@@ -98,6 +99,7 @@ func loadOfficial(t *testing.T) *officialRound {
 		}
 		o.bets = append(o.bets, bets)
 		o.winners = append(o.winners, docs)
+		o.digests = append(o.digests, digestOf(bets))
 		o.rows = append(o.rows, grid)
 		o.want = append(o.want, want.Bytes())
 	}
@@ -456,11 +458,14 @@ func (r *roundRun) finish(load bool) {
 	round := l.Round()
 	require.True(t, round.Complete(), "pending %v", round.Pending())
 	require.Empty(t, round.Pending())
+	assert.Equal(t, lottery.RoundDigest(o.digests), round.Digest, "the round's digest")
 	for a := 1; a <= len(o.bets); a++ {
 		st := l.Agency(a)
 		assert.EqualValues(t, len(o.bets[a-1]), st.Stored, "agency %d: Stored", a)
 		assert.True(t, st.Finished, "agency %d: Finished", a)
 		assert.Equal(t, officialWinners[a-1], st.Winners, "agency %d: Winners count", a)
+		// However the round was interrupted, its digests are an uninterrupted round's.
+		assert.Equal(t, o.digests[a-1], st.Digest, "agency %d: Digest", a)
 		got := l.Winners(a)
 		if len(o.winners[a-1]) == 0 {
 			assert.Empty(t, got, "agency %d: winners", a)

@@ -264,12 +264,13 @@ func TestFinish(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, 1, pending)
 			}
-			assert.Equal(t, "1,3\n", readJournal(t, l.path))
+			assert.Equal(t, finLine(1, bets), readJournal(t, l.path))
 			assert.True(t, l.Agency(1).Finished)
+			assert.Equal(t, digestOf(bets), l.Agency(1).Digest, "the digest of its rows, journaled")
 			_, err = l.Finish(1, 3)
 			require.ErrorIs(t, err, ErrFinished, "a second FINISH")
 			require.ErrorIs(t, l.Batches(1).Add(rowsOf(t, agencyBetsFor(1, 10, 1)), nil), ErrFinished, "bets after FINISH")
-			assert.Equal(t, "1,3\n", readJournal(t, l.path), "one line per agency")
+			assert.Equal(t, finLine(1, bets), readJournal(t, l.path), "one line per agency")
 			assert.Equal(t, []int{2}, l.Round().Pending())
 			assert.False(t, l.Round().Complete())
 
@@ -278,7 +279,7 @@ func TestFinish(t *testing.T) {
 			require.NoError(t, err)
 			defer l2.Close()
 			assert.Equal(t, Recovered{Bets: 3, Agencies: 1, Finished: 1}, rec)
-			assert.Equal(t, Agency{Stored: 3, Finished: true, Winners: 1}, l2.Agency(1))
+			assert.Equal(t, Agency{Stored: 3, Finished: true, Winners: 1, Digest: digestOf(bets)}, l2.Agency(1))
 			assert.Equal(t, []string{bets[1].Document}, l2.Winners(1))
 			_, err = l2.Finish(1, 3)
 			require.ErrorIs(t, err, ErrFinished, "a FINISH after the restart")
@@ -286,6 +287,7 @@ func TestFinish(t *testing.T) {
 			require.NoError(t, err, "an agency without bets finishes with 0")
 			assert.Zero(t, pending)
 			assert.True(t, l2.Round().Complete())
+			assert.Equal(t, lottery.RoundDigest([]lottery.Digest{digestOf(bets), digestOf(nil)}), l2.Round().Digest)
 		})
 	}
 }

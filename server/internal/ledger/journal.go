@@ -6,11 +6,15 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"lotterycentral.example/lottery"
 )
 
-// The FINISH journal lives beside the bets file: one line `agency,total` per
-// FINISH, fsynced before the FINISH is acknowledged, so a restarted central
-// knows who finished and whether the draw ran. The draw itself is a lookup
+// The FINISH journal lives beside the bets file: one line
+// `agency,total,digest` per FINISH (the digest of the agency's rows in
+// lower-case hex), fsynced before the FINISH is acknowledged, so a restarted
+// central knows who finished and whether the draw ran, and can tell that a
+// finished agency's rows are still the ones it acknowledged. The draw itself is a lookup
 // of the winners kept as batches were counted; the bets never change once
 // every agency finished.
 
@@ -20,23 +24,26 @@ func JournalPath(betsPath string) string { return betsPath + ".finished" }
 // Finish records agency a's FINISH with the total it says it sent, once
 // that total is the agency's stored bets, and returns how many agencies
 // neither finished nor were excluded yet: 0 means this FINISH completed the
-// round, and the draw may run. It is durable before it returns; a failed
+// round, and the draw may run. The digest of its rows is journaled with it
+// (Agency.Digest from then on). It is durable before it returns; a failed
 // attempt leaves no line behind. Errors: ErrFinished, ErrExcluded,
 // ErrCount, or the journal's failure.
 func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 	l.jmu.Lock()
 	defer l.jmu.Unlock()
 	f := &l.agencies[a-1]
-	if err := l.closeAgency(f, total); err != nil {
+	digest, err := l.closeAgency(f, total)
+	if err != nil {
 		return 0, err
 	}
-	err = l.appendJournal(&l.journal, fmt.Appendf(nil, "%d,%d\n", a, total))
+	err = l.appendJournal(&l.journal, fmt.Appendf(nil, "%d,%d,%s\n", a, total, digest))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
 		f.closed = nil
 		return 0, fmt.Errorf("journal FINISH of agency %d: %w", a, err)
 	}
+	f.final.Store(&digest)
 	f.finished.Store(true)
 	l.finished++
 	return l.pendingLocked(), nil
@@ -44,26 +51,27 @@ func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 
 // closeAgency stops f's batches while its FINISH is journaled, once its
 // stored bets are total and none of its batches is still on its way: a
-// batch counted after the FINISH would change what the journal says.
-func (l *Ledger) closeAgency(f *facts, total uint64) error {
+// batch counted after the FINISH would change what the journal says. It
+// returns the digest of those rows.
+func (l *Ledger) closeAgency(f *facts, total uint64) (lottery.Digest, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case f.finished.Load():
-		return ErrFinished
+		return lottery.Digest{}, ErrFinished
 	case f.excluded.Load() != nil:
-		return ErrExcluded
+		return lottery.Digest{}, ErrExcluded
 	}
 	for _, t := range l.pending {
 		if t.agency == f {
-			return fmt.Errorf("%w: a batch of this agency is not yet durable", ErrCount)
+			return lottery.Digest{}, fmt.Errorf("%w: a batch of this agency is not yet durable", ErrCount)
 		}
 	}
 	if stored := f.stored.Load(); stored != total {
-		return fmt.Errorf("%w: FINISH says %d bets, the central stored %d", ErrCount, total, stored)
+		return lottery.Digest{}, fmt.Errorf("%w: FINISH says %d bets, the central stored %d", ErrCount, total, stored)
 	}
 	f.closed = ErrFinished
-	return nil
+	return f.digest.Sum(), nil
 }
 
 // lineFile is a journal the ledger appends whole lines to (the FINISH
@@ -129,8 +137,10 @@ func (l *Ledger) trimJournal(j *lineFile) error {
 }
 
 // readJournal checks the FINISH journal and marks the agencies that finished.
-// Each line is a canonical `agency,total` for an agency of the round whose
-// total is its stored bets; a repeated agency must repeat its total.
+// Each line is a canonical `agency,total,digest` for an agency of the round
+// whose total and digest are those of its stored rows: a row edited, or rows
+// swapped between agencies, with every count unchanged, still fails. A
+// repeated agency must repeat its line.
 func (l *Ledger) readJournal(path string) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -139,46 +149,59 @@ func (l *Ledger) readJournal(path string) error {
 	if err != nil {
 		return fmt.Errorf("recover journal %q: %w", path, err)
 	}
-	totals := make(map[int]uint64)
+	seen := make(map[int]string)
 	// RepairTail left either nothing or complete lines.
 	for n, text := 1, string(data); text != ""; n++ {
 		var line string
 		line, text, _ = strings.Cut(text, "\n")
-		agency, total, err := parseJournalLine(line, len(l.agencies))
-		prev, seen := totals[agency]
+		agency, total, digest, err := parseJournalLine(line, len(l.agencies))
+		if err != nil {
+			return fmt.Errorf("recover journal %q: line %d: %w", path, n, err)
+		}
+		f := &l.agencies[agency-1]
+		prev, again := seen[agency]
 		switch {
-		case err != nil:
-		case seen && prev != total:
-			err = fmt.Errorf("agency %d finished again with %d bets, first with %d", agency, total, prev)
-		case l.agencies[agency-1].stored.Load() != total:
+		case again && prev != line:
+			err = fmt.Errorf("agency %d finished again as %q, first as %q", agency, line, prev)
+		case f.stored.Load() != total:
 			err = fmt.Errorf("agency %d finished with %d bets but %q holds %d of its bets", agency, total, l.path,
-				l.agencies[agency-1].stored.Load())
+				f.stored.Load())
+		case f.digest.Sum() != digest:
+			err = fmt.Errorf("agency %d finished with digest %s but its %d rows in %q hash to %s: "+
+				"its bets changed after its FINISH", agency, digest, total, l.path, f.digest.Sum())
 		}
 		if err != nil {
 			return fmt.Errorf("recover journal %q: line %d: %w", path, n, err)
 		}
-		if !seen {
-			totals[agency] = total
-			l.agencies[agency-1].finished.Store(true)
-			l.agencies[agency-1].closed = ErrFinished
+		if !again {
+			seen[agency] = line
+			f.final.Store(&digest)
+			f.finished.Store(true)
+			f.closed = ErrFinished
 			l.finished++
 		}
 	}
 	return nil
 }
 
-// parseJournalLine reads `agency,total` exactly as Finish writes it.
-func parseJournalLine(line string, agencies int) (int, uint64, error) {
-	a, t, comma := strings.Cut(line, ",")
+// parseJournalLine reads `agency,total,digest` exactly as Finish writes it.
+func parseJournalLine(line string, agencies int) (int, uint64, lottery.Digest, error) {
+	a, rest, comma1 := strings.Cut(line, ",")
+	t, d, comma2 := strings.Cut(rest, ",")
 	agency, okA := parseDecimal(a)
 	total, okT := parseDecimal(t)
-	if !comma || !okA || !okT {
-		return 0, 0, fmt.Errorf("%q is not agency,total in decimal digits without sign or leading zero", line)
+	if !comma1 || !comma2 || !okA || !okT {
+		return 0, 0, lottery.Digest{}, fmt.Errorf(
+			"%q is not agency,total,digest with numbers in decimal digits without sign or leading zero", line)
 	}
 	if agency < 1 || agency > uint64(agencies) {
-		return 0, 0, fmt.Errorf("agency %d not in 1..%d (SERVER_AGENCIES)", agency, agencies)
+		return 0, 0, lottery.Digest{}, fmt.Errorf("agency %d not in 1..%d (SERVER_AGENCIES)", agency, agencies)
 	}
-	return int(agency), total, nil
+	digest, err := lottery.ParseDigest(d)
+	if err != nil {
+		return 0, 0, lottery.Digest{}, fmt.Errorf("agency %d: %w", agency, err)
+	}
+	return int(agency), total, digest, nil
 }
 
 // parseDecimal reads a number as strconv.Itoa writes it: 1 to 19 digits, no

@@ -27,6 +27,12 @@
 //   - An agency leaves the round by its FINISH (journal.go) or by the
 //     operator's exclusion (operator.go): each journaled and fsynced before
 //     it takes effect, and each stops the agency's batches.
+//   - Digests. Each agency's durable rows, in order, have a digest
+//     (lottery.Digest): a connection hashes its batch before it takes mu,
+//     so the hashing runs on every connection at once, and the digest
+//     becomes the agency's when its batch is counted. FINISH journals it;
+//     recovery hashes the file again and refuses a finished agency whose
+//     rows no longer match.
 //
 // Lock order: jmu, then syncMu, then mu. The per-agency counts are atomics,
 // written under mu and read without it: a status page or a scrape never
@@ -134,12 +140,16 @@ type facts struct {
 	batches  atomic.Uint64 // committed since Open
 	won      atomic.Int64
 	finished atomic.Bool
-	excluded atomic.Pointer[Exclusion] // set once, when its exclusion is journaled
+	excluded atomic.Pointer[Exclusion]      // set once, when its exclusion is journaled
+	final    atomic.Pointer[lottery.Digest] // set once, when its FINISH is journaled
 	// closed, under mu, is why no batch of it may be added: ErrFinished from
 	// the moment its FINISH is being journaled, ErrExcluded from the moment
 	// its exclusion is; nil while it may send bets.
 	closed  error
 	winners []string // under mu; documents of its stored winning bets, in file order
+	// digest, under mu, has hashed its durable rows; never written to once
+	// it is here (a batch's connection continues a clone of it).
+	digest *lottery.DigestWriter
 }
 
 // Agency is one agency's facts at one moment.
@@ -149,6 +159,9 @@ type Agency struct {
 	Finished bool       // its FINISH is journaled
 	Excluded *Exclusion // who excluded it from the draw, when and why; nil if no one did
 	Winners  int        // winning bets among the stored ones
+	// Digest is the digest of its stored rows journaled with its FINISH:
+	// what FINISH_ACK carries. Zero until it finished.
+	Digest lottery.Digest
 }
 
 // Exclusion is an operator's exclusion of an agency, as journaled.
@@ -168,6 +181,10 @@ type Round struct {
 	// draws. An excluded agency's rows stay in the bets file, undrawn.
 	Bets    uint64
 	Winners int
+	// Digest commits the draw's input once the round is Complete: the
+	// lottery.RoundDigest of the finished agencies' digests, in agency
+	// order (excluded agencies are not drawn, so not in it). Zero before.
+	Digest lottery.Digest
 }
 
 // Complete reports whether every agency finished or was excluded: the
@@ -199,8 +216,12 @@ func (r Round) ExcludedAgencies() []int {
 // Agency returns agency a's facts (a in 1..Agencies).
 func (l *Ledger) Agency(a int) Agency {
 	f := &l.agencies[a-1]
-	return Agency{Stored: f.stored.Load(), Batches: f.batches.Load(), Finished: f.finished.Load(),
+	st := Agency{Stored: f.stored.Load(), Batches: f.batches.Load(), Finished: f.finished.Load(),
 		Excluded: f.excluded.Load(), Winners: int(f.won.Load())}
+	if d := f.final.Load(); d != nil {
+		st.Digest = *d
+	}
+	return st
 }
 
 // Round returns every agency's facts.
@@ -218,6 +239,15 @@ func (l *Ledger) Round() Round {
 		}
 		r.Bets += a.Stored
 		r.Winners += a.Winners
+	}
+	if r.Complete() {
+		digests := make([]lottery.Digest, 0, r.Finished)
+		for _, a := range r.Agencies {
+			if a.Excluded == nil {
+				digests = append(digests, a.Digest)
+			}
+		}
+		r.Digest = lottery.RoundDigest(digests)
 	}
 	return r
 }

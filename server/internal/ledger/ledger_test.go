@@ -260,3 +260,18 @@ func assertConsistent(t *testing.T, l *Ledger, path string) {
 		assert.Equal(t, len(want), l.Agency(a).Winners, "agency %d: Winners count", a)
 	}
 }
+
+// digestOf is the digest of bets' rows, in order: an agency's, as it
+// computes it from its file.
+func digestOf(bets []lottery.Bet) lottery.Digest {
+	w := lottery.NewDigestWriter()
+	for _, b := range bets {
+		w.Bet(b)
+	}
+	return w.Sum()
+}
+
+// finLine is the FINISH journal's line for agency a holding bets.
+func finLine(a int, bets []lottery.Bet) string {
+	return fmt.Sprintf("%d,%d,%s\n", a, len(bets), digestOf(bets))
+}

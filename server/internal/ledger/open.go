@@ -26,13 +26,16 @@ type Recovered struct {
 // newline (only an unacknowledged write can be torn) off each file; every
 // other row must be a bet the central would accept on the wire now, for an
 // agency of the round, in the exact bytes the store writes; every FINISH
-// journal line a canonical `agency,total` for such an agency, whose total
-// is that agency's stored bets; every operator journal line an action the
+// journal line a canonical `agency,total,digest` for such an agency, whose
+// total and digest are those of that agency's stored rows; every operator journal line an action the
 // ledger would journal now (operator.go). Anything else fails, naming the
 // file, the line and the reason.
 func Open(path string, opts Options) (*Ledger, Recovered, error) {
 	l := &Ledger{path: path, agencies: make([]facts, opts.Agencies), log: opts.Log, faults: opts.Faults,
 		observe: opts.ObserveFsync}
+	for i := range l.agencies {
+		l.agencies[i].digest = lottery.NewDigestWriter()
+	}
 	rec, err := l.recover(opts.Progress)
 	if err != nil {
 		return nil, rec, fmt.Errorf("open ledger: %w", err)
@@ -64,13 +67,16 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 		}
 		return nil
 	}
-	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress})
+	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress, Digests: true})
 	if err != nil {
 		return rec, err
 	}
 	rec.Bets, rec.Agencies = tally.Rows, len(tally.Bets)
 	for a, n := range tally.Bets {
 		l.agencies[a-1].stored.Store(n)
+	}
+	for a, w := range tally.Digests {
+		l.agencies[a-1].digest = w
 	}
 	for a, docs := range tally.Winners {
 		l.agencies[a-1].winners = docs

@@ -341,6 +341,7 @@ func TestOpenOperatorJournal(t *testing.T) {
 		return fmt.Sprintf(`{%s,"operator":"operator-ana","action":"exclude","agency":%d,"reason":"host burned"}`+"\n", at, agency)
 	}
 	reload := `{` + at + `,"operator":"operator-ana","action":"reload","detail":"revocation list"}` + "\n"
+	fin1 := finLine(1, agencyBetsFor(1, 0, 2))
 	tests := []struct {
 		name     string
 		finished string // the FINISH journal: agency 1 holds 2 bets
@@ -348,7 +349,7 @@ func TestOpenOperatorJournal(t *testing.T) {
 		want     string // the error after "line "; "" if Open succeeds
 		rec      Recovered
 	}{
-		{"exclusions and a reload", "1,2\n", excl(2) + reload + excl(3), "", Recovered{Bets: 2, Agencies: 1, Finished: 1, Excluded: 2}},
+		{"exclusions and a reload", fin1, excl(2) + reload + excl(3), "", Recovered{Bets: 2, Agencies: 1, Finished: 1, Excluded: 2}},
 		{"a torn last line is cut", "", excl(2) + `{"at":"2026-12`, "", Recovered{Bets: 2, Agencies: 1, Excluded: 1, CutOperator: 14}},
 		{"not JSON", "", "exclude 2\n", "1: not an operator action in JSON: invalid character", Recovered{}},
 		{"JSON cut short", "", excl(2) + `{"at":` + "\n", "2: not an operator action in JSON: unexpected EOF", Recovered{}},
@@ -368,7 +369,7 @@ func TestOpenOperatorJournal(t *testing.T) {
 		{"an empty reason", "", strings.Replace(excl(2), "host burned", "", 1), "1: invalid operator action: reason is empty", Recovered{}},
 		{"a reload naming an agency", "", `{` + at + `,"operator":"operator-ana","action":"reload","agency":2}` + "\n",
 			"1: invalid operator action: a reload names no agency", Recovered{}},
-		{"an agency excluded that finished", "1,2\n", reload + excl(1),
+		{"an agency excluded that finished", fin1, reload + excl(1),
 			"2: agency 1 excluded, but the FINISH journal says it finished", Recovered{}},
 		{"an agency excluded twice", "", excl(2) + excl(3) + excl(2), "3: agency 2 excluded again, first on line 1", Recovered{}},
 		{"every agency excluded", "", excl(2) + excl(3) + excl(1), "3: agency 1 excluded, and with it every agency", Recovered{}},

@@ -102,7 +102,9 @@ const (
 	EsperaInactividad          logfmt.Key = "espera_inactividad" // SERVER_IDLE_TIMEOUT
 	Error                      logfmt.Key = "error"
 	Estado                     logfmt.Key = "estado"
-	Excluidas                  logfmt.Key = "excluidas" // the agencies excluded from the draw, compactly ("3", "1-3,7")
+	Excluidas                  logfmt.Key = "excluidas"     // the agencies excluded from the draw, compactly ("3", "1-3,7")
+	Digesto                    logfmt.Key = "digesto"       // the digest of an agency's stored rows (lottery.Digest), journaled with its FINISH
+	DigestoRonda               logfmt.Key = "digesto_ronda" // the round's digest: the draw's input, committed before any winner is sent
 	Existentes                 logfmt.Key = "existentes"
 	FalloPrevio                logfmt.Key = "fallo_previo" // the storage failure a repair healed
 	Filas                      logfmt.Key = "filas"        // rows of the bets file read so far
