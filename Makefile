@@ -160,9 +160,15 @@ test-ui: ## the status page in headless Chromium; screenshots in .run/ui/ (insta
 # after another so that a slow spell of the machine hits every kind alike. benchstat
 # (golang.org/x/perf, pinned) summarises BENCH_DIR/results.txt; server/cmd/bench writes its
 # medians, ratios and targets into BENCHMARKS.md between its markers. BENCH_QUICK=1: small
-# sizes, one round, printed only: BENCHMARKS.md is left alone.
+# sizes, one round, printed only: BENCHMARKS.md is left alone. BASELINE=REV (a git revision):
+# that revision's server and client too, built as the benchmarks build the tree's (a plain
+# go build, CGO off; scripts/bench-baseline.sh,
+# into BENCH_DIR/baseline/bin) and run in the same rounds, each just before the tree's of
+# the same kind, so that a change shows its speed against REV on whatever machine runs it;
+# the report then compares the two ("Against the baseline").
 BENCHSTAT_VERSION    ?= v0.0.0-20260908200009-22c9c6c9d4da
 BENCH_QUICK          ?=
+BASELINE             ?=
 bench_quick          := $(filter 1,$(BENCH_QUICK))
 BENCH_COUNT          ?= $(if $(bench_quick),1,6)
 BENCH_MICRO_TIME     ?= $(if $(bench_quick),100ms,1s)
@@ -171,21 +177,28 @@ BENCH_SCALE_BETS     ?= $(if $(bench_quick),10000,100000)
 BENCH_DIR            ?= $(DATA)/bench
 BENCH_REPORT         ?= $(if $(bench_quick),-,BENCHMARKS.md)
 BENCHSTAT            := $(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
-bench: ## benchmarks, medians of 6 runs into BENCHMARKS.md (BENCH_QUICK=1: small, once, prints only)
-	@mkdir -p $(BENCH_DIR); results=$(BENCH_DIR)/results.txt; : > $$results; \
+bench: ## benchmarks, medians of 6 runs into BENCHMARKS.md (BENCH_QUICK=1: small, once, prints only; BASELINE=REV: against REV too)
+	@mkdir -p $(BENCH_DIR); \
+	BENCH_BASELINE_BIN=; BENCH_BASELINE=; against=; \
+	if [ -n "$(BASELINE)" ]; then \
+		BENCH_BASELINE=$$(./scripts/bench-baseline.sh '$(BASELINE)' $(BENCH_DIR)/baseline/bin $(GO) build); \
+		BENCH_BASELINE_BIN=$(abspath $(BENCH_DIR))/baseline/bin; against=" (the tree and the baseline $$BENCH_BASELINE)"; \
+	fi; \
+	export BENCH_BASELINE_BIN BENCH_BASELINE; \
+	results=$(BENCH_DIR)/results.txt; : > $$results; \
 	micro="-run ^$$ -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_MICRO_TIME)"; \
 	(cd protocol && $(GO) test $$micro .) | tee -a $$results; \
 	(cd lottery && $(GO) test $$micro .) | tee -a $$results; \
 	(cd server && $(GO) test $$micro ./internal/central) | tee -a $$results; \
 	for i in $$(seq $(BENCH_COUNT)); do \
-		echo "bench: end to end, round $$i of $(BENCH_COUNT)"; \
+		echo "bench: end to end, round $$i of $(BENCH_COUNT)$$against"; \
 		(cd server && BENCH_DIR=$(abspath $(BENCH_DIR)) BENCH_SCALE_AGENCIES=$(BENCH_SCALE_AGENCIES) \
 			BENCH_SCALE_BETS=$(BENCH_SCALE_BETS) $(GO) test -run '^$$' -bench '^Benchmark(Official|ScaleSmall|Scale)$$' \
 			-benchtime 1x -count 1 -timeout 60m .) | tee -a $$results; \
 	done; \
 	$(BENCHSTAT) $$results; \
 	$(BENCHSTAT) -format csv $$results 2>/dev/null > $(BENCH_DIR)/stats.csv; \
-	$(GO) run ./server/cmd/bench -stats $(BENCH_DIR)/stats.csv -runs $(BENCH_COUNT) -out $(BENCH_REPORT)
+	$(GO) run ./server/cmd/bench -stats $(BENCH_DIR)/stats.csv -runs $(BENCH_COUNT) -baseline "$$BENCH_BASELINE" -out $(BENCH_REPORT)
 	@$(if $(bench_quick),echo "bench: a quick run: BENCHMARKS.md is left as it is" >&2,echo "bench: wrote $(BENCH_REPORT)")
 
 # .data/agency-N.csv: the official dataset for 5 agencies, else AGENCIES generated files
@@ -248,6 +261,7 @@ knob_errors := $(strip \
 	$(call knob_in,RESUME,_ 1,1 or nothing) \
 	$(call knob_in,HOLD,_ 1,1 or nothing) \
 	$(call knob_in,BENCH_QUICK,_ 1,1 or nothing) \
+	$(if $(BASELINE),$(if $(call one_word,$(BASELINE)),,BASELINE=$(BASELINE): want one git revision;;)) \
 	$(call knob_whole,AGENCIES,1) \
 	$(if $(AGENCY),$(call knob_whole,AGENCY,1)) \
 	$(call knob_whole,BETS) \

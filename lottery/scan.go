@@ -25,9 +25,6 @@ type Tally struct {
 	Rows    uint64
 	Bets    map[int]uint64
 	Winners map[int][]string // each string its own copy, never aliasing a read buffer
-	// Digests are each agency's rows hashed in file order (Digest), with
-	// ScanOptions.Digests only: writers, so the central goes on adding to them.
-	Digests map[int]*DigestWriter
 }
 
 // ScanOptions tune ScanStore.
@@ -39,9 +36,6 @@ type ScanOptions struct {
 	// Progress, if set, is called from one goroutine at a time, in file order, with the rows scanned so far, after each chunk.
 	// An error it returns ends the scan with that error (a central told to stop, say).
 	Progress func(rows uint64) error
-	// Digests asks for each agency's Digest of its rows (Tally.Digests):
-	// hashed by the merging goroutine, in file order, from the chunks read.
-	Digests bool
 }
 
 // scanChunkSize is how much of the file a worker takes at a time: large
@@ -72,9 +66,6 @@ func ScanStore(path string, opts ScanOptions) (Tally, error) {
 func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, error) {
 	const op = "recover bets"
 	tally := Tally{Bets: map[int]uint64{}, Winners: map[int][]string{}}
-	if opts.Digests {
-		tally.Digests = map[int]*DigestWriter{}
-	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return tally, nil
@@ -98,7 +89,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	s.wg.Add(1 + workers)
 	go s.read(f)
 	for i := range ws {
-		ws[i] = newScanWorker(opts.Check, opts.Digests)
+		ws[i] = newScanWorker(opts.Check)
 		go s.work(ws[i])
 	}
 
@@ -119,10 +110,10 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			delete(pending, next)
 			if r.open {
 				// No worker can split it: csv reads on from there, one record at a time.
-				w := newScanWorker(opts.Check, opts.Digests)
+				w := newScanWorker(opts.Check)
 				ws = append(ws, w)
 				rd := io.NewSectionReader(f, r.offset, math.MaxInt64-r.offset)
-				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, -1, &r)
+				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
 			}
 			if r.fail != nil {
 				err = r.failure(path, op, lines, tally.Rows)
@@ -134,9 +125,6 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			}
 			tally.Rows += r.rows
 			lines += r.lines
-			if opts.Digests {
-				r.hash(tally.Digests)
-			}
 			if r.buf != nil {
 				s.free <- r.buf[:cap(r.buf)] // never blocks: there are at most nbuf buffers
 			}
@@ -201,10 +189,6 @@ type chunkResult struct {
 	rows    uint64
 	lines   int // newlines in buf
 	winners []winner
-	// With ScanOptions.Digests, the chunk's rows as runs of one agency's,
-	// in order: in buf, or in own for the rows read past the chunks (open).
-	spans []span
-	own   []byte
 	// fail is the chunk's first bad row (or err) at failLine, counted from
 	// 1 in the chunk; 0 names no line. With failByRows the line is counted
 	// in rows instead: csv skips blank lines, so a blank line at the end is
@@ -217,39 +201,6 @@ type chunkResult struct {
 type winner struct {
 	agency   int
 	document string
-}
-
-// span is a run of consecutive rows of one agency, ending at end (exclusive)
-// in its chunk's bytes; it starts where the previous span ends.
-type span struct{ agency, end int }
-
-// addSpan extends r's last span with a row of agency ending at end, or
-// starts a new span.
-func (r *chunkResult) addSpan(agency, end int) {
-	if n := len(r.spans); n > 0 && r.spans[n-1].agency == agency {
-		r.spans[n-1].end = end
-		return
-	}
-	r.spans = append(r.spans, span{agency, end})
-}
-
-// hash adds r's rows to their agencies' digests, in order. Spans are
-// batches in a central's file, so this is one Write per batch, not per row.
-func (r *chunkResult) hash(digests map[int]*DigestWriter) {
-	src := r.buf
-	if r.open {
-		src = r.own
-	}
-	start := 0
-	for _, sp := range r.spans {
-		w := digests[sp.agency]
-		if w == nil {
-			w = NewDigestWriter()
-			digests[sp.agency] = w
-		}
-		w.write(src[start:sp.end])
-		start = sp.end
-	}
 }
 
 func (r *chunkResult) failure(path, op string, linesBefore int, rowsBefore uint64) error {
@@ -404,16 +355,15 @@ func (s *scanner) work(w *scanWorker) {
 
 // scanWorker checks chunks and counts their rows per agency.
 type scanWorker struct {
-	check   func(Bet) error
-	digests bool           // record each row's span (chunkResult.spans)
-	counts  []uint64       // rows per agency, for agencies below len(counts)
-	more    map[int]uint64 // rows of the other agencies
-	sr      strings.Reader
-	br      *bufio.Reader // reads sr for csv
+	check  func(Bet) error
+	counts []uint64       // rows per agency, for agencies below len(counts)
+	more   map[int]uint64 // rows of the other agencies
+	sr     strings.Reader
+	br     *bufio.Reader // reads sr for csv
 }
 
-func newScanWorker(check func(Bet) error, digests bool) *scanWorker {
-	w := &scanWorker{check: check, digests: digests, counts: make([]uint64, 1024), more: map[int]uint64{}}
+func newScanWorker(check func(Bet) error) *scanWorker {
+	w := &scanWorker{check: check, counts: make([]uint64, 1024), more: map[int]uint64{}}
 	w.br = bufio.NewReader(&w.sr)
 	return w
 }
@@ -466,9 +416,6 @@ func (w *scanWorker) scan(r *chunkResult) {
 					}
 				}
 				w.count(b, r)
-				if w.digests {
-					r.addSpan(b.Agency, min(end+1, len(s)))
-				}
 				pos = end + 1
 				line++
 				continue
@@ -492,7 +439,7 @@ func (w *scanWorker) scan(r *chunkResult) {
 		}
 		w.sr.Reset(s[start:pos])
 		w.br.Reset(&w.sr)
-		if w.readCSV(w.br, startLine, start, r); r.fail != nil {
+		if w.readCSV(w.br, startLine, r); r.fail != nil {
 			return
 		}
 		blank = -1
@@ -515,10 +462,8 @@ func indexFrom(s string, from int, c byte) int {
 // readCSV reads records from br with encoding/csv and checks each as a row
 // read in place is checked, and its exact bytes (canonicalRow), starting
 // startLine lines into r's chunk: the rare rows with quotes, carriage returns
-// or anything else unusual, or the rest of the file. base is where br's
-// bytes start in r's chunk, or -1 when they are not in it (the rest of the
-// file): then, for a digest, each row is written again into r.own.
-func (w *scanWorker) readCSV(br *bufio.Reader, startLine, base int, r *chunkResult) {
+// or anything else unusual, or the rest of the file.
+func (w *scanWorker) readCSV(br *bufio.Reader, startLine int, r *chunkResult) {
 	cr := csv.NewReader(br) // adopts br rather than wrapping it
 	cr.FieldsPerRecord = len(storeColumns)
 	cr.ReuseRecord = true
@@ -553,15 +498,6 @@ func (w *scanWorker) readCSV(br *bufio.Reader, startLine, base int, r *chunkResu
 		}
 		end = cr.InputOffset()
 		w.count(b, r)
-		switch {
-		case !w.digests:
-		case base >= 0:
-			r.addSpan(b.Agency, base+int(end))
-		default:
-			// Canonical, checked above: the row the store writes for b is these bytes.
-			r.own = appendRow(r.own, b, rowQuotes(b))
-			r.addSpan(b.Agency, len(r.own))
-		}
 	}
 }
 

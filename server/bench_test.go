@@ -17,6 +17,13 @@ package main
 // Every agency must exit 0 having printed the winners its file holds, and the
 // central must log every bet as stored and drawn, and exit 0 on SIGTERM.
 //
+// With BENCH_BASELINE_BIN, a directory holding an older revision's server and
+// client (make bench BASELINE=REV builds them; BENCH_BASELINE names the
+// revision), each of tls=off and tls=on is preceded by the same run of those,
+// tls=off/build=baseline and tls=on/build=baseline: a slow spell of the
+// machine hits both builds alike, and the report compares them. A build's
+// central only ever serves its own agencies: the protocols may differ.
+//
 //	ns/op        agencies started → the last one exited
 //	bets/s       ingest: bets ÷ (agencies started → the central's last
 //	             `apuesta_recibida | result: success`, logged once its batch is fsynced)
@@ -91,14 +98,53 @@ func benchDataset(b *testing.B, ds *dataset, warmUp bool) {
 	certs := b.TempDir()
 	_, err := pki.WriteDir(certs, ds.Agencies, nil, false)
 	require.NoError(b, err)
+	tree, err := binaries()
+	require.NoError(b, err)
+	baseline := baselineBuild(b)
+	type kind struct {
+		name  string
+		bin   build
+		certs string
+	}
+	var kinds []kind
+	for _, tls := range []struct{ name, certs string }{{"tls=off", ""}, {"tls=on", certs}} {
+		if baseline != nil {
+			kinds = append(kinds, kind{tls.name + "/build=baseline", *baseline, tls.certs})
+		}
+		kinds = append(kinds, kind{tls.name, build{"the tree's", tree}, tls.certs})
+	}
 	if warmUp {
 		runFloor(b, ds)
-		runE2E(b, ds, "")
-		runE2E(b, ds, certs)
+		for _, k := range kinds {
+			runE2E(b, ds, k.bin, k.certs)
+		}
 	}
 	b.Run("floor", func(b *testing.B) { measure(b, ds, func() map[string]float64 { return runFloor(b, ds) }) })
-	b.Run("tls=off", func(b *testing.B) { measure(b, ds, func() map[string]float64 { return runE2E(b, ds, "") }) })
-	b.Run("tls=on", func(b *testing.B) { measure(b, ds, func() map[string]float64 { return runE2E(b, ds, certs) }) })
+	for _, k := range kinds {
+		b.Run(k.name, func(b *testing.B) {
+			measure(b, ds, func() map[string]float64 { return runE2E(b, ds, k.bin, k.certs) })
+		})
+	}
+}
+
+// build is a directory of server and client binaries that runE2E runs.
+type build struct {
+	name string // for failure messages
+	dir  string
+}
+
+// baselineBuild is the baseline's build (BENCH_BASELINE_BIN), nil without one.
+func baselineBuild(b *testing.B) *build {
+	dir := os.Getenv("BENCH_BASELINE_BIN")
+	if dir == "" {
+		return nil
+	}
+	for _, name := range []string{"server", "client"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			b.Fatalf("BENCH_BASELINE_BIN=%s: no %s binary: %v (make bench BASELINE=REV builds them)", dir, name, err)
+		}
+	}
+	return &build{"the baseline's (" + cmp.Or(os.Getenv("BENCH_BASELINE"), dir) + ")", dir}
 }
 
 // measure runs run b.N times and reports the mean of each of its figures.
@@ -120,9 +166,9 @@ var drawLine = regexp.MustCompile(linePattern(vocab.Sorteo.Line(logfmt.Success, 
 
 var informLine = vocab.EnvioGanadores.Line(logfmt.Success)
 
-// runE2E is one run of the binaries over ds, with mutual TLS when certs is a
-// directory of certificates; it returns the run's figures.
-func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
+// runE2E is one run of bin's binaries over ds, with mutual TLS when certs is
+// a directory of certificates; it returns the run's figures.
+func runE2E(b *testing.B, ds *dataset, bin build, certs string) map[string]float64 {
 	b.StopTimer()
 	dir := runDir(b)
 	defer os.RemoveAll(dir)
@@ -135,7 +181,7 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 			"SERVER_TLS_KEY="+filepath.Join(certs, pki.CentralKeyFile),
 			"SERVER_TLS_CLIENT_CA="+filepath.Join(certs, pki.CAFile))
 	}
-	srv, port := startServer(b, n, filepath.Join(dir, "bets.csv"), env...)
+	srv, port := startServerIn(b, bin.dir, n, filepath.Join(dir, "bets.csv"), env...)
 
 	agencies := make([]*proc, n)
 	peaks := make([]<-chan int64, n)
@@ -150,13 +196,13 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 				"CLI_TLS_KEY="+filepath.Join(certs, pki.AgencyKeyFile(id)),
 				"CLI_TLS_CA="+filepath.Join(certs, pki.CAFile))
 		}
-		agencies[k] = startProc(b, "client", env...)
+		agencies[k] = startProcIn(b, bin.dir, "client", env...)
 		peaks[k] = peakRSS(agencies[k])
 	}
 	for k, a := range agencies {
 		<-a.done // unbounded here (go test -timeout bounds it): a scale run may be long
 		if code := a.wait(b); code != 0 {
-			b.Fatalf("agency %d exited %d:\n%s", k+1, code, a.output())
+			b.Fatalf("%s agency %d exited %d:\n%s", bin.name, k+1, code, a.output())
 		}
 	}
 	wall := time.Since(t0)
@@ -167,16 +213,16 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 	for k, a := range agencies {
 		agencyKiB = max(agencyKiB, <-peaks[k])
 		agencyCPU += a.cpu()
-		require.Equal(b, strconv.Itoa(ds.Winners[k]), a.await(b, winnersLine)[1], "winners of agency %d", k+1)
+		require.Equal(b, strconv.Itoa(ds.Winners[k]), a.await(b, winnersLine)[1], "winners of %s agency %d", bin.name, k+1)
 	}
 	srv.out.AwaitT(b, n, informLine) // an agency may exit before the central logs its answer
 	centralKiB := vmHWM(srv.cmd.Process.Pid)
 	require.NoError(b, srv.cmd.Process.Signal(syscall.SIGTERM))
 	if code := srv.wait(b); code != 0 {
-		b.Fatalf("the central exited %d after SIGTERM:\n%s", code, srv.output())
+		b.Fatalf("%s central exited %d after SIGTERM:\n%s", bin.name, code, srv.output())
 	}
 
-	recoverMS, recoverKiB := restart(b, n, filepath.Join(dir, "bets.csv"), env)
+	recoverMS, recoverKiB := restart(b, bin, n, filepath.Join(dir, "bets.csv"), env)
 
 	stored, drawn := 0, 0
 	var lastStored, drawAt, lastInform time.Time
@@ -190,8 +236,8 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 			lastInform = l.At
 		}
 	}
-	require.Equal(b, ds.Bets, stored, "bets the central logged as stored")
-	require.Equal(b, ds.Bets, drawn, "bets the draw scanned")
+	require.Equal(b, ds.Bets, stored, "bets %s central logged as stored", bin.name)
+	require.Equal(b, ds.Bets, drawn, "bets %s central's draw scanned", bin.name)
 	return map[string]float64{
 		"ns/op":       float64(wall.Nanoseconds()),
 		"bets/s":      float64(ds.Bets) / lastStored.Sub(t0).Seconds(),
@@ -209,17 +255,17 @@ func runE2E(b *testing.B, ds *dataset, certs string) map[string]float64 {
 
 var recoveredLine = vocab.Recuperacion.Line(logfmt.Success)
 
-// restart starts a central on a finished round's bets file and returns how
-// long it took from its start to having read and checked every row
+// restart starts bin's central on a finished round's bets file and returns
+// how long it took from its start to having read and checked every row
 // (recuperacion), in ms, and its peak RSS then; it stops it with SIGTERM.
-func restart(b *testing.B, agencies int, store string, env []string) (float64, int64) {
+func restart(b *testing.B, bin build, agencies int, store string, env []string) (float64, int64) {
 	began := time.Now()
-	srv, _ := startServer(b, agencies, store, env...)
+	srv, _ := startServerIn(b, bin.dir, agencies, store, env...)
 	srv.out.AwaitT(b, 1, recoveredLine)
 	kib := vmHWM(srv.cmd.Process.Pid)
 	require.NoError(b, srv.cmd.Process.Signal(syscall.SIGTERM))
 	if code := srv.wait(b); code != 0 {
-		b.Fatalf("the restarted central exited %d after SIGTERM:\n%s", code, srv.output())
+		b.Fatalf("%s restarted central exited %d after SIGTERM:\n%s", bin.name, code, srv.output())
 	}
 	for _, l := range srv.out.Lines() {
 		if strings.Contains(l.Text, recoveredLine) {

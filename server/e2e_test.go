@@ -58,10 +58,18 @@ type proc struct {
 	done chan struct{} // closed when its output is drained
 }
 
+// startProc runs the tree's binary name (built by binaries()).
 func startProc(t testing.TB, name string, env ...string) *proc {
 	t.Helper()
 	dir, err := binaries()
 	require.NoError(t, err)
+	return startProcIn(t, dir, name, env...)
+}
+
+// startProcIn runs binary name from dir: another build's, such as the
+// benchmarks' baseline.
+func startProcIn(t testing.TB, dir, name string, env ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(dir, name))
 	cmd.Env = env
 	out, err := cmd.StdoutPipe()
@@ -155,9 +163,17 @@ var listening = regexp.MustCompile(linePattern(vocab.Escuchar.Line(logfmt.Succes
 // startServer runs the server binary on a free port and returns it with its port.
 func startServer(t testing.TB, agencies int, store string, extra ...string) (*proc, int) {
 	t.Helper()
+	dir, err := binaries()
+	require.NoError(t, err)
+	return startServerIn(t, dir, agencies, store, extra...)
+}
+
+// startServerIn is startServer with the server binary in dir.
+func startServerIn(t testing.TB, dir string, agencies int, store string, extra ...string) (*proc, int) {
+	t.Helper()
 	env := append([]string{"SERVER_PORT=0", "SERVER_HOST=127.0.0.1", "SERVER_ADMIN_ADDRESS=127.0.0.1:0",
 		"SERVER_AGENCIES=" + strconv.Itoa(agencies), "SERVER_STORAGE_PATH=" + store}, extra...)
-	srv := startProc(t, "server", env...)
+	srv := startProcIn(t, dir, "server", env...)
 	port, err := strconv.Atoi(srv.await(t, listening)[1])
 	require.NoError(t, err)
 	return srv, port

@@ -1,8 +1,9 @@
 // Command bench writes the report of `make bench` from benchstat's CSV summary
-// of one run: the targets' figures, ratios of that run's medians, and every
-// benchmark's medians, between the bench markers of -out FILE, or printed.
+// of one run: the targets' figures, ratios of that run's medians, the tree
+// against the baseline when the run has one (make bench BASELINE=REV), and
+// every benchmark's medians, between the bench markers of -out FILE, or printed.
 //
-//	bench -stats stats.csv [-runs 6] [-out BENCHMARKS.md]
+//	bench -stats stats.csv [-runs 6] [-baseline REV] [-out BENCHMARKS.md]
 package main
 
 import (
@@ -38,26 +39,27 @@ func report(args []string, stdout io.Writer) error {
 	stats := fs.String("stats", "", "benchstat -format csv output of the run")
 	runs := fs.Int("runs", 0, "runs of each benchmark (make bench's BENCH_COUNT), to say so")
 	out := fs.String("out", "-", "markdown file whose marked part to replace; - prints")
+	baseline := fs.String("baseline", "", "the revision whose binaries the run's "+baselineSuffix[1:]+" benchmarks ran (make bench's BASELINE), to say so")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	f, err := os.Open(*stats)
 	if err != nil {
-		return err
+		return fmt.Errorf("open the stats: %w", err)
 	}
 	defer f.Close()
 	res, err := parseStats(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", *stats, err)
 	}
-	md := render(res, *runs, time.Now().UTC())
+	md := render(res, *runs, *baseline, time.Now().UTC())
 	if *out == "-" {
 		_, err := io.WriteString(stdout, md)
 		return err
 	}
 	old, err := os.ReadFile(*out)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the report: %w", err)
 	}
 	before, rest, ok1 := strings.Cut(string(old), beginMark+"\n")
 	_, after, ok2 := strings.Cut(rest, endMark)
@@ -177,11 +179,14 @@ func (r *results) value(f figure, tls string) (float64, string, bool) {
 
 func atMost(limit float64) func(float64) bool { return func(v float64) bool { return v <= limit } }
 
+// size is bench's dataset, as its TLS-on run reports it.
+func (r *results) size(bench string) string {
+	s := r.medians[bench+"/tls=on"]
+	return thousands(s["bets"].median) + " bets, " + thousands(s["agencies"].median) + " agencies"
+}
+
 func figures(r *results) []figure {
-	size := func(bench string) string {
-		s := r.medians[bench+"/tls=on"]
-		return thousands(s["bets"].median) + " bets, " + thousands(s["agencies"].median) + " agencies"
-	}
+	size := r.size
 	ratio := func(v float64) string { return fmt.Sprintf("%.1f×", v) }
 	percent := func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 	mib := func(v float64) string { return number(v) + " MiB" }
@@ -209,7 +214,7 @@ func figures(r *results) []figure {
 	}
 }
 
-func render(r *results, runs int, now time.Time) string {
+func render(r *results, runs int, baseline string, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Written by `make bench` on %s", now.Format("2006-01-02 15:04 MST"))
 	if runs > 0 {
@@ -234,6 +239,9 @@ func render(r *results, runs int, now time.Time) string {
 			plain = "—" // a comparison of the two columns, not a figure of either
 		}
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", f.what, show(f.format, on, onCI, ok), plain, cmp.Or(f.target, "—"), met)
+	}
+	if r.hasBaseline() {
+		renderBaseline(&sb, r, baseline)
 	}
 	sb.WriteString("\n## Every benchmark\n\n| benchmark | medians |\n|---|---|\n")
 	for _, name := range r.names {
@@ -305,4 +313,100 @@ func thousands(v float64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// ---------------------------------------------------------------- the baseline
+
+// baselineSuffix ends the name of a run of the baseline's binaries:
+// "Scale/tls=on/build=baseline" is "Scale/tls=on" with them.
+const baselineSuffix = "/build=baseline"
+
+func (r *results) hasBaseline() bool {
+	for _, name := range r.names {
+		if strings.HasSuffix(name, baselineSuffix) {
+			return true
+		}
+	}
+	return false
+}
+
+// A row of the comparison with the baseline: a figure of bench+"/tls=on" and
+// "/tls=off", the tree's, and of the same names+baselineSuffix, the baseline's.
+type versus struct {
+	what, bench string
+	format      func(float64) string
+	value       func(r *results, name string) (float64, string, bool) // a median and its CI
+}
+
+// median is a versus value: unit's median.
+func median(unit string) func(*results, string) (float64, string, bool) {
+	return func(r *results, name string) (float64, string, bool) {
+		s, ok := r.medians[name][unit]
+		return s.median, s.ci, ok
+	}
+}
+
+// cpuPerBet is the CPU the central and the agencies used together per bet; a
+// ratio of medians, without a CI.
+func cpuPerBet(r *results, name string) (float64, string, bool) {
+	m := r.medians[name]
+	c, okC := m["central-cpu-s"]
+	a, okA := m["agencies-cpu-s"]
+	n, okN := m["bets"]
+	return (c.median + a.median) / n.median, "", okC && okA && okN && n.median > 0
+}
+
+func versusFigures(r *results) []versus {
+	var vs []versus
+	for _, d := range []struct{ bench, what string }{{"Official", "official"}, {"Scale", "scale"}} {
+		at := d.what + " (" + r.size(d.bench) + "): "
+		vs = append(vs,
+			versus{at + "end to end", d.bench, seconds, median("sec/op")},
+			versus{at + "ingest", d.bench, func(v float64) string { return thousands(v) + " bets/s" }, median("bets/s")},
+			versus{at + "CPU of the central", d.bench, seconds, median("central-cpu-s")},
+			versus{at + "CPU of the agencies, together", d.bench, seconds, median("agencies-cpu-s")},
+			versus{at + "CPU per bet, central and agencies", d.bench, seconds, cpuPerBet},
+			versus{at + "restart recovery", d.bench, millis, median("recover-ms")},
+			versus{at + "peak RSS of the central", d.bench, func(v float64) string { return number(v) + " MiB" }, median("central-MiB")},
+		)
+	}
+	return vs
+}
+
+// baselineCost is 1 − the tree's ingest with TLS at scale ÷ the baseline's:
+// what the tree's changes cost (negative: what they gained).
+func (r *results) baselineCost() (float64, bool) {
+	tree, ok := r.medians["Scale/tls=on"]["bets/s"]
+	base, okB := r.medians["Scale/tls=on"+baselineSuffix]["bets/s"]
+	return 1 - tree.median/base.median, ok && okB && base.median > 0
+}
+
+func renderBaseline(sb *strings.Builder, r *results, revision string) {
+	rev := "a revision the run did not name"
+	if revision != "" {
+		rev = "`" + revision + "`"
+	}
+	fmt.Fprintf(sb, "\n## Against the baseline\n\nThe baseline is %s: its server and client, built from that revision with make build's flags, "+
+		"ran on the same datasets in the same rounds as the tree's, each run just before the tree's of the same kind. "+
+		"A ratio is one of two medians of this run: under 1, the tree takes less time, CPU or memory; over 1 in ingest, it is faster. "+
+		"A negative cost is a gain.\n\n", rev)
+	sb.WriteString("| figure | baseline, TLS on | tree, TLS on | tree ÷ baseline | baseline, plaintext | tree, plaintext | tree ÷ baseline |\n" +
+		"|---|---|---|---|---|---|---|\n")
+	for _, v := range versusFigures(r) {
+		fmt.Fprintf(sb, "| %s |", v.what)
+		for _, tls := range []string{"on", "off"} {
+			name := v.bench + "/tls=" + tls
+			tree, treeCI, ok := v.value(r, name)
+			base, baseCI, okB := v.value(r, name+baselineSuffix)
+			ratio := "missing"
+			if ok && okB && base != 0 {
+				ratio = fmt.Sprintf("%.2f×", tree/base)
+			}
+			fmt.Fprintf(sb, " %s | %s | %s |", show(v.format, base, baseCI, okB), show(v.format, tree, treeCI, ok), ratio)
+		}
+		sb.WriteString("\n")
+	}
+	cost, ok := r.baselineCost()
+	fmt.Fprintf(sb, "| scale ingest with TLS: what the tree costs against the baseline (1 − tree ÷ baseline bets/s) | — | — | %s | — | — | — |\n",
+		show(func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }, cost, "", ok))
 }

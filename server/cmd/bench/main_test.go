@@ -154,3 +154,80 @@ func TestReport(t *testing.T) {
 	require.NoError(t, os.WriteFile(out, []byte("# no markers\n"), 0o644))
 	assert.ErrorContains(t, report([]string{"-stats", stats, "-out", out}, &printed), "no lines")
 }
+
+// testdata/baseline.csv is a run with the baseline's binaries beside the
+// tree's (make bench BASELINE=REV), in benchstat's CSV; the baseline's
+// plaintext run of the official dataset has no recovery figure.
+func TestAgainstBaseline(t *testing.T) {
+	var printed bytes.Buffer
+	require.NoError(t, report([]string{"-stats", filepath.Join("testdata", "baseline.csv"), "-baseline", "687e976"}, &printed))
+	md := printed.String()
+	_, section, ok := strings.Cut(md, "\n## Against the baseline\n")
+	require.True(t, ok, "no section against the baseline:\n%s", md)
+	section, _, _ = strings.Cut(section, "\n## ")
+	assert.Contains(t, section, "The baseline is `687e976`:")
+	rows := map[string]string{}
+	for line := range strings.Lines(section) {
+		if cells := strings.Split(strings.TrimSpace(line), " | "); len(cells) == 7 {
+			rows[strings.TrimPrefix(cells[0], "| ")] = strings.Join(cells[1:], " | ")
+		}
+	}
+	tests := []struct{ what, want string }{
+		{"official (78,697 bets, 5 agencies): end to end",
+			"125 ms ± 2% | 100 ms ± 2% | 0.80× | 100 ms ± 4% | 80 ms ± 5% | 0.80× |"},
+		{"official (78,697 bets, 5 agencies): CPU per bet, central and agencies", // (0.1 + 0.075) ÷ 78,697: a ratio, no CI
+			"2.22 µs | 1.91 µs | 0.86× | 1.65 µs | 1.40 µs | 0.85× |"},
+		{"official (78,697 bets, 5 agencies): restart recovery",
+			"35 ms ± 8% | 28 ms ± 7% | 0.80× | missing | 27 ms ± 9% | missing |"},
+		{"scale (10,000,000 bets, 100 agencies): ingest",
+			"1,500,000 bets/s ± 2% | 1,600,000 bets/s ± 1% | 1.07× | 1,800,000 bets/s ± 2% | 1,900,000 bets/s ± 3% | 1.06× |"},
+		{"scale (10,000,000 bets, 100 agencies): CPU of the central",
+			"6 s ± 3% | 5.50 s ± 2% | 0.92× | 5.20 s ± 2% | 4.80 s ± 2% | 0.92× |"},
+		{"scale (10,000,000 bets, 100 agencies): CPU of the agencies, together",
+			"4.60 s ± 3% | 4.50 s ± 2% | 0.98× | 3.80 s ± 2% | 3.70 s ± 2% | 0.97× |"},
+		{"scale (10,000,000 bets, 100 agencies): restart recovery",
+			"1.80 s ± 3% | 1.70 s ± 2% | 0.94× | 1.75 s ± 2% | 1.70 s ± 2% | 0.97× |"},
+		{"scale (10,000,000 bets, 100 agencies): peak RSS of the central",
+			"45 MiB ± 1% | 49.50 MiB ± 1% | 1.10× | 44 MiB ± 1% | 44.80 MiB ± 1% | 1.02× |"},
+		// 1 − 1.6M ÷ 1.5M: the tree ingests faster, a negative cost.
+		{"scale ingest with TLS: what the tree costs against the baseline (1 − tree ÷ baseline bets/s)",
+			"— | — | -6.7% | — | — | — |"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.what, func(t *testing.T) {
+			assert.Equal(t, tt.want, rows[tt.what])
+		})
+	}
+	assert.Len(t, rows, 2*7+2, "a header, 7 figures of each dataset, the cost")
+
+	// The rest of the report is as without a baseline; its runs are among every benchmark's.
+	assert.Contains(t, md, "| scale: ingest | 1,600,000 bets/s ± 1% | 1,900,000 bets/s ± 3% | ≥ 3,000,000 bets/s | **no** |")
+	assert.Contains(t, md, "\n| Scale/tls=on/build=baseline | 6.60 s/op ± 2% · ")
+}
+
+// The section is there when the run has baseline benchmarks, and only then;
+// -baseline only names the revision.
+func TestAgainstBaselineOnlyWithOne(t *testing.T) {
+	tests := []struct {
+		name, stats string
+		args        []string
+		want        string // "" for no section
+	}{
+		{"no baseline", "stats.csv", nil, ""},
+		{"a -baseline but no baseline benchmarks", "stats.csv", []string{"-baseline", "687e976"}, ""},
+		{"baseline benchmarks, unnamed", "baseline.csv", nil, "The baseline is a revision the run did not name:"},
+		{"baseline benchmarks, named", "baseline.csv", []string{"-baseline", "v1.2"}, "The baseline is `v1.2`:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var printed bytes.Buffer
+			require.NoError(t, report(append([]string{"-stats", filepath.Join("testdata", tt.stats)}, tt.args...), &printed))
+			if tt.want == "" {
+				assert.NotContains(t, printed.String(), "Against the baseline")
+				assert.NotContains(t, printed.String(), "build=baseline")
+				return
+			}
+			assert.Contains(t, printed.String(), "\n## Against the baseline\n\n"+tt.want)
+		})
+	}
+}
