@@ -36,6 +36,12 @@ type ScanOptions struct {
 	// Progress, if set, is called from one goroutine at a time, in file order, with the rows scanned so far, after each chunk.
 	// An error it returns ends the scan with that error (a central told to stop, say).
 	Progress func(rows uint64) error
+	// Encode and Hash, both set, hand Hash each agency's bets in file order,
+	// as Encode appends them to dst: a digest of each agency's rows (the
+	// central's FINISH digests). Encode runs on the parsing goroutines, after
+	// Check; Hash on one goroutine, a run of one agency's bets at a time.
+	Encode func(dst []byte, b Bet) []byte
+	Hash   func(agency int, encoded []byte)
 }
 
 // scanChunkSize is how much of the file a worker takes at a time: large
@@ -88,8 +94,12 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	s.live.Store(int32(workers))
 	s.wg.Add(1 + workers)
 	go s.read(f)
+	encode := opts.Encode
+	if opts.Hash == nil {
+		encode = nil
+	}
 	for i := range ws {
-		ws[i] = newScanWorker(opts.Check)
+		ws[i] = newScanWorker(opts.Check, encode)
 		go s.work(ws[i])
 	}
 
@@ -110,7 +120,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			delete(pending, next)
 			if r.open {
 				// No worker can split it: csv reads on from there, one record at a time.
-				w := newScanWorker(opts.Check)
+				w := newScanWorker(opts.Check, encode)
 				ws = append(ws, w)
 				rd := io.NewSectionReader(f, r.offset, math.MaxInt64-r.offset)
 				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
@@ -125,6 +135,9 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			}
 			tally.Rows += r.rows
 			lines += r.lines
+			if encode != nil {
+				r.hash(opts.Hash)
+			}
 			if r.buf != nil {
 				s.free <- r.buf[:cap(r.buf)] // never blocks: there are at most nbuf buffers
 			}
@@ -189,6 +202,10 @@ type chunkResult struct {
 	rows    uint64
 	lines   int // newlines in buf
 	winners []winner
+	// With ScanOptions.Encode, the chunk's bets encoded, as runs of one
+	// agency's bets, in order.
+	enc   []byte
+	spans []span
 	// fail is the chunk's first bad row (or err) at failLine, counted from
 	// 1 in the chunk; 0 names no line. With failByRows the line is counted
 	// in rows instead: csv skips blank lines, so a blank line at the end is
@@ -201,6 +218,20 @@ type chunkResult struct {
 type winner struct {
 	agency   int
 	document string
+}
+
+// span is a run of consecutive bets of one agency, ending at end in its
+// chunk's enc; it starts where the previous span ends.
+type span struct{ agency, end int }
+
+// hash hands r's encoded bets to hash, a run of one agency's at a time: a
+// batch of a central's file is one call, not one per row.
+func (r *chunkResult) hash(hash func(int, []byte)) {
+	start := 0
+	for _, sp := range r.spans {
+		hash(sp.agency, r.enc[start:sp.end])
+		start = sp.end
+	}
 }
 
 func (r *chunkResult) failure(path, op string, linesBefore int, rowsBefore uint64) error {
@@ -356,14 +387,15 @@ func (s *scanner) work(w *scanWorker) {
 // scanWorker checks chunks and counts their rows per agency.
 type scanWorker struct {
 	check  func(Bet) error
-	counts []uint64       // rows per agency, for agencies below len(counts)
-	more   map[int]uint64 // rows of the other agencies
+	encode func([]byte, Bet) []byte // ScanOptions.Encode, when there is a Hash
+	counts []uint64                 // rows per agency, for agencies below len(counts)
+	more   map[int]uint64           // rows of the other agencies
 	sr     strings.Reader
 	br     *bufio.Reader // reads sr for csv
 }
 
-func newScanWorker(check func(Bet) error) *scanWorker {
-	w := &scanWorker{check: check, counts: make([]uint64, 1024), more: map[int]uint64{}}
+func newScanWorker(check func(Bet) error, encode func([]byte, Bet) []byte) *scanWorker {
+	w := &scanWorker{check: check, encode: encode, counts: make([]uint64, 1024), more: map[int]uint64{}}
 	w.br = bufio.NewReader(&w.sr)
 	return w
 }
@@ -375,6 +407,14 @@ func (w *scanWorker) count(b Bet, r *chunkResult) {
 		w.more[b.Agency]++
 	}
 	r.rows++
+	if w.encode != nil {
+		r.enc = w.encode(r.enc, b)
+		if n := len(r.spans); n > 0 && r.spans[n-1].agency == b.Agency {
+			r.spans[n-1].end = len(r.enc)
+		} else {
+			r.spans = append(r.spans, span{b.Agency, len(r.enc)})
+		}
+	}
 	if HasWon(b) {
 		r.winners = append(r.winners, winner{b.Agency, strings.Clone(b.Document)})
 	}

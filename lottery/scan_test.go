@@ -459,3 +459,38 @@ func BenchmarkScanStore(b *testing.B) {
 		})
 	}
 }
+
+// Encode and Hash hand each agency's bets to Hash in file order, wherever
+// chunks end: rows read in place, through csv (quoted fields), and past the
+// chunks (records longer than scanMaxGrowth chunks).
+func TestScanStoreHashesEachAgencyInOrder(t *testing.T) {
+	noLeaks(t)
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	valid := func(b Bet) error { return b.Validate(now) }
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	bets := randomBets(rand.New(rand.NewPCG(3, 4)), 3000)
+	writeStore(t, path, bets)
+	encode := func(dst []byte, b Bet) []byte {
+		return fmt.Appendf(dst, "%d|%s|%s|%s|%s|%d;", b.Agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
+	}
+	want := map[int]string{}
+	for _, b := range bets {
+		want[b.Agency] += string(encode(nil, b))
+	}
+
+	for _, size := range scanChunkSizes {
+		for _, workers := range []int{1, 4} {
+			t.Run(fmt.Sprintf("chunk=%d/workers=%d", size, workers), func(t *testing.T) {
+				got := map[int]string{}
+				calls := 0
+				_, err := scanStore(path, ScanOptions{Check: valid, Encode: encode, Hash: func(agency int, enc []byte) {
+					got[agency] += string(enc)
+					calls++
+				}}, size, workers)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+				assert.Less(t, calls, len(bets), "runs of one agency's bets go in one call")
+			})
+		}
+	}
+}

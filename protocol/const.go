@@ -12,7 +12,7 @@ import (
 // added FINISH_ACK's digest.
 const Version = 2
 
-// DigestSize is the size of FINISH_ACK's digest: a SHA-256.
+// DigestSize is the size of FINISH_ACK's digest: a BLAKE3 (Digest).
 const DigestSize = 32
 
 // Sizes and limits.

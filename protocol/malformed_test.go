@@ -66,6 +66,7 @@ func TestMalformedFrames(t *testing.T) {
 		{"hello payload short", frameOf(MsgHello, []byte{1}, u32(7)[:3]), MaxClientFrame, ErrTruncated},
 		{"hello trailing byte", frameOf(MsgHello, []byte{1}, u32(7), []byte{0}), MaxClientFrame, ErrTrailingBytes},
 		{"hello_ack payload short", frameOf(MsgHelloAck, []byte{1}, make([]byte, 8)), MaxServerFrame, ErrTruncated},
+		{"hello_ack without its digest", frameOf(MsgHelloAck, []byte{2}, make([]byte, 8), []byte{1}), MaxServerFrame, ErrTruncated},
 		{"ping with a payload", frameOf(MsgPing, []byte{0}), MaxClientFrame, ErrTrailingBytes},
 		{"pong with a payload", frameOf(MsgPong, []byte("x")), MaxServerFrame, ErrTrailingBytes},
 		{"finish of 7 bytes", frameOf(MsgFinish, make([]byte, 7)), MaxClientFrame, ErrTruncated},

@@ -33,6 +33,9 @@ type HelloAck struct {
 	Stored   uint64
 	Finished bool // this agency's FINISH was already counted
 	Drawn    bool // the draw already ran
+	// Digest is, once Finished, the digest its FINISH_ACK carried: an
+	// agency that reconnects after its FINISH checks it too. Zero before.
+	Digest Digest
 }
 
 // Bet is one bet as it travels; its fields are not validated by the codec.
@@ -66,10 +69,11 @@ type BatchReject struct {
 type Finish struct{ Total uint64 }
 
 // FinishAck confirms the FINISH was counted: Stored is the agency's stored
-// bets, Digest the SHA-256 of their rows as stored (SPEC.md, "The digest").
+// bets, Digest the BLAKE3 of those bets as BATCH encodes them (SPEC.md, "The
+// digest").
 type FinishAck struct {
 	Stored uint64
-	Digest [DigestSize]byte
+	Digest Digest
 }
 
 // Consult asks for the agency's winners (CONSULT_AGENCY_WINNERS); answered after the draw.
@@ -130,7 +134,7 @@ func (m HelloAck) AppendPayload(b []byte) ([]byte, error) {
 	if m.Drawn {
 		flags |= flagDrawn
 	}
-	return append(appendU64(append(b, m.Version), m.Stored), flags), nil
+	return append(append(appendU64(append(b, m.Version), m.Stored), flags), m.Digest[:]...), nil
 }
 
 func (m *HelloAck) decode(d *decoder) {
@@ -139,6 +143,7 @@ func (m *HelloAck) decode(d *decoder) {
 	flags := d.u8("flags")
 	m.Finished = flags&flagFinished != 0
 	m.Drawn = flags&flagDrawn != 0
+	copy(m.Digest[:], d.bytes(DigestSize, "digest"))
 }
 
 // AppendBet appends one encoded bet.

@@ -109,6 +109,7 @@ func TestRoundTrip(t *testing.T) {
 		{"hello_ack/finished", HelloAck{Version: Version, Stored: 120, Finished: true}, nil},
 		{"hello_ack/drawn", HelloAck{Version: Version, Stored: 7, Drawn: true}, nil},
 		{"hello_ack/finished and drawn", HelloAck{Version: Version, Stored: math.MaxUint64, Finished: true, Drawn: true}, nil},
+		{"hello_ack/finished with its digest", HelloAck{Version: Version, Stored: 3, Finished: true, Digest: Digest{1, 31: 0xff}}, nil},
 
 		{"batch/one bet", Batch{Seq: 1, Bets: []Bet{realisticBet(1)}}, nil},
 		{"batch/max seq", Batch{Seq: math.MaxUint32, Bets: []Bet{realisticBet(2)}}, nil},

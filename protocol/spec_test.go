@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/zeebo/blake3"
 )
 
 // readSpec returns the text of SPEC.md.
@@ -47,10 +47,9 @@ func TestSpecExamples(t *testing.T) {
 		{"BATCH_ACK", BatchAck{Seq: 1}},
 		{"INFORM_AGENCY_WINNERS", Winners{Total: 1, Documents: []string{"30904465"}}},
 		{"FINISH", Finish{Total: 1}},
-		// The digest of the BATCH example's one bet, its row as SPEC.md writes it.
-		{"FINISH_ACK", FinishAck{Stored: 1,
-			Digest: sha256.Sum256([]byte("3,Santiago Lionel,Lorca,30904465,1999-03-17,7574\n"))}},
-		{"FINISH_ACK of no bets", FinishAck{Digest: sha256.Sum256(nil)}},
+		// The digest of the BATCH example's one bet: BLAKE3 of its encoding.
+		{"FINISH_ACK", FinishAck{Stored: 1, Digest: blake3.Sum256(specBet(t))}},
+		{"FINISH_ACK of no bets", FinishAck{Digest: blake3.Sum256(nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +68,15 @@ func TestSpecExamples(t *testing.T) {
 	batch := encode(t, tests[2].m)
 	assert.Len(t, batch, 59)
 	assert.Equal(t, uint32(54), Header(batch[:HeaderSize]).Length())
+}
+
+// specBet is the BATCH example's one bet, encoded.
+func specBet(t *testing.T) []byte {
+	b, err := AppendBet(nil, Bet{Agency: 3, FirstName: "Santiago Lionel", LastName: "Lorca",
+		Document: "30904465", Birthdate: "1999-03-17", Number: 7574})
+	require.NoError(t, err)
+	require.Len(t, b, 48, "SPEC.md says so")
+	return b
 }
 
 // TestSpecTables checks that SPEC.md lists every message type and error code as const.go names them.

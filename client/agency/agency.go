@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"lotterycentral.example/client/internal/vocab"
-	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
 )
@@ -31,9 +30,6 @@ type Agency struct {
 	br       *bufio.Reader
 	tls      *tls.Config // nil: plaintext
 	progress int         // batches and FINISH acknowledged: resets the retry count
-	// digestChecked: this run received the FINISH_ACK, and its digest
-	// matched the file's (finish).
-	digestChecked bool
 
 	// dial's own: reached once the central's name has resolved in this run
 	// (an address was dialled, answering or not), hinted once the agency has
@@ -124,20 +120,16 @@ func (a *Agency) exchange() ([]string, error) {
 	}
 	if ack.Finished {
 		// Finished before this connection: by this agency, or by an impostor
-		// without TLS. Only a count that matches the file is worth a result.
-		total, err := a.countFile()
+		// without TLS. Only the file's count and digest are worth a result.
+		total, digest, err := a.readFile()
 		if err != nil {
 			return nil, err
 		}
 		if err := a.checkCount(ack.Stored, total); err != nil {
 			return nil, err
 		}
-		if !a.digestChecked {
-			// Only FINISH_ACK carries the digest, and a second FINISH is
-			// refused: one lost with its connection, or sent to an earlier
-			// run, cannot be had again. Said, not failed: the count matched.
-			a.log.Warn(vocab.VerificarDigesto, logfmt.Fail, vocab.Archivo.Str(a.cfg.DataPath), vocab.Aviso.Str(
-				"the central counted this agency's FINISH before this connection and its FINISH_ACK, the only answer with its digest, did not reach this run: the bets it holds are counted, not checked"))
+		if err := a.checkDigest(ack.Digest, digest); err != nil {
+			return nil, err
 		}
 	} else {
 		total, digest, err := a.sendBets(ack.Stored)
@@ -361,7 +353,7 @@ func (a *Agency) hello() (*protocol.HelloAck, error) {
 // finish says FINISH with the file's count, total, and checks the central's
 // answer against the file: its count, then its digest of the agency's stored
 // rows against digest, the file's (SPEC.md, "The digest").
-func (a *Agency) finish(total uint64, digest lottery.Digest) error {
+func (a *Agency) finish(total uint64, digest protocol.Digest) error {
 	if err := protocol.WriteMessage(a.conn, protocol.Finish{Total: total}); err != nil {
 		return fmt.Errorf("finish: %w", err)
 	}
@@ -372,10 +364,9 @@ func (a *Agency) finish(total uint64, digest lottery.Digest) error {
 	if err := a.checkCount(ack.Stored, total); err != nil {
 		return err
 	}
-	if err := a.checkDigest(lottery.Digest(ack.Digest), digest); err != nil {
+	if err := a.checkDigest(protocol.Digest(ack.Digest), digest); err != nil {
 		return err
 	}
-	a.digestChecked = true
 	a.progress++
 	a.log.Info(vocab.FinApuestas, logfmt.Success, vocab.Apuestas.Uint(ack.Stored), vocab.Digesto.Str(digest.String()))
 	return nil

@@ -135,7 +135,7 @@ func (f *fakeConn) stored() []lottery.Bet {
 
 // digest is what the fake answers FINISH with: an honest central's, the
 // digest of the bets it stored, unless tamper says otherwise.
-func (f *fakeConn) digest() lottery.Digest {
+func (f *fakeConn) digest() protocol.Digest {
 	bets := f.stored()
 	if f.tamper != nil {
 		bets = f.tamper(bets)
@@ -787,7 +787,7 @@ func TestRetryable(t *testing.T) {
 		{"excluded by the central's operator", &protocol.RemoteError{Code: protocol.CodeExcluded}, false},
 		{"gave up connecting", fmt.Errorf("connect: %w", errGaveUp), false},
 		{"counts disagree", &CountMismatchError{Central: 3, File: 2}, false},
-		{"digests disagree", &DigestMismatchError{Central: lottery.Digest{1}, File: lottery.Digest{2}}, false},
+		{"digests disagree", &DigestMismatchError{Central: protocol.Digest{1}, File: protocol.Digest{2}}, false},
 		{"missing bets file", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "open", Path: "a.csv", Err: fs.ErrNotExist}}, false},
 		// A bets file on a network file system fails like a socket: still local.
 		{"bets file read reset", &DataFileError{Path: "a.csv", Err: &fs.PathError{Op: "read", Path: "a.csv", Err: syscall.ECONNRESET}}, false},
@@ -812,7 +812,7 @@ func TestFailedAction(t *testing.T) {
 		{"refused batch", &protocol.RemoteError{Code: protocol.CodeInvalidBet}, vocab.ConsultaGanadores},
 		{"refused certificate", fmt.Errorf("identify: %w", &AuthError{Reason: "refused_by_central", Err: io.EOF}), vocab.TLSHandshake},
 		{"counts disagree", &CountMismatchError{Central: 3, File: 2}, vocab.VerificarConteo},
-		{"digests disagree", fmt.Errorf("finish: %w", &DigestMismatchError{Central: lottery.Digest{1}, File: lottery.Digest{2}}), vocab.VerificarDigesto},
+		{"digests disagree", fmt.Errorf("finish: %w", &DigestMismatchError{Central: protocol.Digest{1}, File: protocol.Digest{2}}), vocab.VerificarDigesto},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

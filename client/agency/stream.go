@@ -48,26 +48,27 @@ type stream struct {
 	pending      []inFlight // oldest first
 	lastProgress time.Time
 	opened       bool // the file was opened, so its closing is logged
-	// Every bet of the file, the skipped ones too, as the central stores
-	// it: the file's digest, to check the central's against (finish).
-	digest *lottery.DigestWriter
+	// Every bet of the file as BATCH carries it, the skipped ones too: the
+	// file's digest, to check the central's against (finish). Sent bets are
+	// hashed a whole frame at a time, as it leaves.
+	digest *protocol.DigestWriter
 }
 
 // sendBets streams the agency file, skipping the first `stored` bets the
 // central already holds. It returns the number of bets in the file and
 // their digest, the skipped ones included: read in the same pass.
-func (a *Agency) sendBets(stored uint64) (uint64, lottery.Digest, error) {
+func (a *Agency) sendBets(stored uint64) (uint64, protocol.Digest, error) {
 	s := &stream{
 		a:            a,
 		stored:       stored,
 		bb:           protocol.NewBatchBuilder(a.cfg.BatchMaxAmount),
 		bw:           bufio.NewWriterSize(a.conn, sendBuffer),
 		lastProgress: time.Now(),
-		digest:       lottery.NewDigestWriter(),
+		digest:       protocol.NewDigestWriter(),
 	}
 	total, err := s.run()
 	if err != nil {
-		return 0, lottery.Digest{}, err
+		return 0, protocol.Digest{}, err
 	}
 	return total, s.digest.Sum(), nil
 }
@@ -104,13 +105,20 @@ func (s *stream) readFile() error {
 			return &DataFileError{Path: s.a.cfg.DataPath, Err: err}
 		}
 		s.opened = true
-		s.digest.Bet(bet) // the row the central stores for it, sent now or before
-		n := s.total + 1  // this bet's number in the file
-		// The first s.stored are already durable at the central (a resumed connection).
-		if n > s.stored {
-			if err := s.add(n, bet); err != nil {
-				return err
+		n := s.total + 1 // this bet's number in the file
+		wb, err := wireBet(bet)
+		if err != nil {
+			err = s.badBet(n, err)
+		} else if n > s.stored {
+			err = s.add(n, wb)
+		} else {
+			// Already durable at the central (a resumed connection): only hashed.
+			if derr := s.digest.Bet(wb); derr != nil {
+				err = s.badBet(n, derr)
 			}
+		}
+		if err != nil {
+			return err
 		}
 		s.total = n
 	}
@@ -118,18 +126,25 @@ func (s *stream) readFile() error {
 	return nil
 }
 
-// add puts bet n of the file in the batch, sending the batch first if full.
-func (s *stream) add(n uint64, bet lottery.Bet) error {
-	path := s.a.cfg.DataPath
-	// The central validates every bet and its refusal names the bet, so only
-	// what the wire cannot carry is checked here: a number past 16 bits
-	// would wrap into a valid one.
+// wireBet is a bet of the file as BATCH carries it. The central validates
+// every bet and its refusal names the bet, so only what the wire cannot
+// carry is checked here: a number past 16 bits would wrap into a valid one.
+func wireBet(bet lottery.Bet) (protocol.Bet, error) {
 	if bet.Number < 0 || bet.Number > math.MaxUint16 {
-		return &DataFileError{Path: path, Err: fmt.Errorf("bet %d of %s: %w", n, path,
-			&lottery.FieldError{Field: "number", Reason: "out of range 0..9999"})}
+		return protocol.Bet{}, &lottery.FieldError{Field: "number", Reason: "out of range 0..9999"}
 	}
-	wb := protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
-		Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}
+	return protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
+		Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}, nil
+}
+
+// badBet is the error for bet n of the file, which err says is wrong.
+func (s *stream) badBet(n uint64, err error) error {
+	path := s.a.cfg.DataPath
+	return &DataFileError{Path: path, Err: fmt.Errorf("bet %d of %s: %w", n, path, err)}
+}
+
+// add puts bet n of the file in the batch, sending the batch first if full.
+func (s *stream) add(n uint64, wb protocol.Bet) error {
 	err := s.bb.Add(wb)
 	if errors.Is(err, protocol.ErrBatchFull) {
 		if err := s.flush(); err != nil {
@@ -138,7 +153,7 @@ func (s *stream) add(n uint64, bet lottery.Bet) error {
 		err = s.bb.Add(wb)
 	}
 	if err != nil {
-		return &DataFileError{Path: path, Err: fmt.Errorf("bet %d of %s: %w", n, path, err)}
+		return s.badBet(n, err)
 	}
 	return nil
 }
@@ -147,9 +162,11 @@ func (s *stream) add(n uint64, bet lottery.Bet) error {
 // batches are in flight.
 func (s *stream) flush() error {
 	s.seq++
-	if err := protocol.WriteFrame(s.bw, s.bb.Frame(s.seq)); err != nil {
+	frame := s.bb.Frame(s.seq)
+	if err := protocol.WriteFrame(s.bw, frame); err != nil {
 		return s.sendFailed(err)
 	}
+	s.digest.Write(protocol.BatchBets(frame[protocol.HeaderSize:]))
 	s.pending = append(s.pending, inFlight{seq: s.seq, first: s.total - uint64(s.bb.Len()) + 1, count: s.bb.Len()})
 	s.bb.Reset()
 	if len(s.pending) == window {

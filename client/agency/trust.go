@@ -10,6 +10,7 @@ import (
 	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 )
 
@@ -53,8 +54,8 @@ func (e *CountMismatchError) Error() string {
 // the agency sent (one changed, reordered or swapped, even with the count
 // right), and any result it gave would be built on them.
 type DigestMismatchError struct {
-	Central lottery.Digest // the digest FINISH_ACK carried
-	File    lottery.Digest // the digest of the agency's file
+	Central protocol.Digest // the digest FINISH_ACK carried
+	File    protocol.Digest // the digest of the agency's file
 }
 
 func (e *DigestMismatchError) Error() string {
@@ -118,7 +119,7 @@ func (a *Agency) checkCount(central, file uint64) error {
 // checkDigest compares the central's digest of this agency's stored bets
 // with the digest of the agency's own file: equal counts of other rows (a bet
 // altered, at the central or on the way) are caught here.
-func (a *Agency) checkDigest(central, file lottery.Digest) error {
+func (a *Agency) checkDigest(central, file protocol.Digest) error {
 	if central == file {
 		return nil
 	}
@@ -128,14 +129,21 @@ func (a *Agency) checkDigest(central, file lottery.Digest) error {
 	return err
 }
 
-// countFile counts the bets in the agency's file.
-func (a *Agency) countFile() (uint64, error) {
+// readFile counts the bets in the agency's file and computes its digest.
+func (a *Agency) readFile() (uint64, protocol.Digest, error) {
 	var n uint64
-	for _, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
+	w := protocol.NewDigestWriter()
+	for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
+		if err == nil {
+			var wb protocol.Bet
+			if wb, err = wireBet(bet); err == nil {
+				err = w.Bet(wb)
+			}
+		}
 		if err != nil {
-			return 0, &DataFileError{Path: a.cfg.DataPath, Err: err}
+			return 0, protocol.Digest{}, &DataFileError{Path: a.cfg.DataPath, Err: fmt.Errorf("bet %d: %w", n+1, err)}
 		}
 		n++
 	}
-	return n, nil
+	return n, w.Sum(), nil
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // usageError is a flag value that is wrong only against what it names (an
@@ -23,7 +25,7 @@ func (e *usageError) Unwrap() error { return e.err }
 type agencyDigest struct {
 	agency   int
 	bets     int
-	digest   lottery.Digest
+	digest   protocol.Digest
 	excluded bool
 }
 
@@ -86,13 +88,19 @@ func digestDir(dir string, exclude []int) ([]agencyDigest, error) {
 		d := &digests[i]
 		d.agency = agency
 		_, d.excluded = slices.BinarySearch(exclude, agency)
-		// The file's number is the agency's: the column the central stores first.
-		w := lottery.NewDigestWriter()
+		// The file's number is the agency's: every bet carries it on the wire.
+		w := protocol.NewDigestWriter()
 		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(agency)), agency) {
+			if err == nil && (b.Number < 0 || b.Number > math.MaxUint16) {
+				err = fmt.Errorf("bet %d: number %d does not fit BATCH", d.bets+1, b.Number)
+			}
+			if err == nil {
+				err = w.Bet(protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
+					Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)})
+			}
 			if err != nil {
 				return nil, fmt.Errorf("digest agency %d: %w", agency, err)
 			}
-			w.Bet(b)
 			d.bets++
 		}
 		d.digest = w.Sum()
@@ -101,14 +109,14 @@ func digestDir(dir string, exclude []int) ([]agencyDigest, error) {
 }
 
 // roundDigest is the round's digest of the agencies not excluded, in order.
-func roundDigest(digests []agencyDigest) lottery.Digest {
-	var in []lottery.Digest
+func roundDigest(digests []agencyDigest) protocol.Digest {
+	var in []protocol.Digest
 	for _, d := range digests {
 		if !d.excluded {
 			in = append(in, d.digest)
 		}
 	}
-	return lottery.RoundDigest(in)
+	return protocol.RoundDigest(in)
 }
 
 // printDigests prints "agency N: bets B digest HEX" per agency, with

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // digestFixture is a directory of agency files 1, 2, 3 and 10 (ordered as
@@ -37,20 +37,21 @@ func digestFixture(t *testing.T) (dir string, agencies []int) {
 	return dir, []int{1, 2, 3, 10}
 }
 
-// storedDigest is agency's digest computed apart from the command: the
-// SHA-256 of the bets file the central's own Store writes for its bets.
-func storedDigest(t *testing.T, dir string, agency int) (lottery.Digest, int) {
+// storedDigest is agency's digest computed apart from the command: its
+// bets in one BATCH, the way the central hashes what it receives.
+func storedDigest(t *testing.T, dir string, agency int) (protocol.Digest, int) {
 	t.Helper()
-	var bets []lottery.Bet
+	var batch protocol.Batch
 	for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(agency)), agency) {
 		require.NoError(t, err)
-		bets = append(bets, b)
+		batch.Bets = append(batch.Bets, protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName,
+			LastName: b.LastName, Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)})
 	}
-	store := filepath.Join(t.TempDir(), fmt.Sprintf("bets-%d.csv", agency))
-	storeFile(t, store, bets)
-	rows, err := os.ReadFile(store)
+	payload, err := batch.AppendPayload(nil)
 	require.NoError(t, err)
-	return lottery.Digest(sha256.Sum256(rows)), len(bets)
+	w := protocol.NewDigestWriter()
+	w.Write(protocol.BatchBets(payload))
+	return w.Sum(), len(batch.Bets)
 }
 
 // digest prints each agency's digest, as the central computes it from the
@@ -58,12 +59,12 @@ func storedDigest(t *testing.T, dir string, agency int) (lottery.Digest, int) {
 // ascending agency order. Excluding agencies changes the round's only.
 func TestDigest(t *testing.T) {
 	dir, agencies := digestFixture(t)
-	digests := map[int]lottery.Digest{}
+	digests := map[int]protocol.Digest{}
 	bets := map[int]int{}
 	for _, n := range agencies {
 		digests[n], bets[n] = storedDigest(t, dir, n)
 	}
-	everyone := lottery.RoundDigest([]lottery.Digest{digests[1], digests[2], digests[3], digests[10]})
+	everyone := protocol.RoundDigest([]protocol.Digest{digests[1], digests[2], digests[3], digests[10]})
 
 	tests := []struct {
 		name     string
@@ -80,7 +81,7 @@ func TestDigest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var want strings.Builder
-			var in []lottery.Digest
+			var in []protocol.Digest
 			for _, n := range agencies {
 				fmt.Fprintf(&want, "agency %d: bets %d digest %s", n, bets[n], digests[n])
 				if slices.Contains(tt.excluded, n) {
@@ -90,7 +91,7 @@ func TestDigest(t *testing.T) {
 				}
 				want.WriteString("\n")
 			}
-			round := lottery.RoundDigest(in)
+			round := protocol.RoundDigest(in)
 			fmt.Fprintf(&want, "round: %s\n", round)
 
 			var stdout, stderr bytes.Buffer

@@ -133,12 +133,13 @@ func intruders(agency, n int) []protocol.Bet {
 // requireCountMismatch: the agency's own check caught the central holding
 // another count of its bets than its file, and it reported no result.
 // digestOfFile is the digest of agency id's bets file, as the agency computes it.
-func digestOfFile(t *testing.T, path string, id int) lottery.Digest {
+func digestOfFile(t *testing.T, path string, id int) protocol.Digest {
 	t.Helper()
-	w := lottery.NewDigestWriter()
+	w := protocol.NewDigestWriter()
 	for b, err := range lottery.ReadAgencyFile(path, id) {
 		require.NoError(t, err)
-		w.Bet(b)
+		require.NoError(t, w.Bet(protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
+			Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)}))
 	}
 	return w.Sum()
 }
@@ -395,7 +396,9 @@ func TestAttacks(t *testing.T) {
 			latch, err := e.dial(t, nil)
 			require.NoError(t, err)
 			ack := latch.hello(trustLatch)
-			assert.Equal(t, protocol.HelloAck{Version: protocol.Version, Stored: 0, Finished: true, Drawn: true}, *ack)
+			// The digest of no bets: what the impostors' FINISHes journaled.
+			assert.Equal(t, protocol.HelloAck{Version: protocol.Version, Stored: 0, Finished: true, Drawn: true,
+				Digest: protocol.NewDigestWriter().Sum()}, *ack)
 			e.assertStored(t) // nothing
 		}},
 

@@ -219,13 +219,15 @@ func (c *rawConn) sendBets(bets []lottery.Bet, size int) {
 	c.sendWire(wireBets(bets), size)
 }
 
-// finish says FINISH total and requires FINISH_ACK with that count.
-func (c *rawConn) finish(total int) {
+// finish says FINISH total, requires FINISH_ACK with that count and returns
+// its digest.
+func (c *rawConn) finish(total int) protocol.Digest {
 	c.t.Helper()
 	c.send(protocol.Finish{Total: uint64(total)})
 	ack := c.expect(protocol.MsgFinishAck).(*protocol.FinishAck)
 	require.Equal(c.t, uint64(total), ack.Stored)
 	c.finished = true
+	return ack.Digest
 }
 
 // consult asks for the agency's winners and reads every frame of the answer.

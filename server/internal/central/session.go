@@ -343,7 +343,7 @@ func (s *session) hello(payload []byte) result {
 	s.srv.log.Info(vocab.Identificacion, logfmt.Success, vocab.Agencia.Int(agency), vocab.Almacenadas.Uint(facts.Stored),
 		vocab.Remoto.Any(s.conn.RemoteAddr()))
 	return answer(protocol.HelloAck{Version: protocol.Version, Stored: facts.Stored, Finished: facts.Finished,
-		Drawn: s.srv.barrier.Drawn()})
+		Drawn: s.srv.barrier.Drawn(), Digest: facts.Digest})
 }
 
 // checkHello refuses a HELLO of the wrong version, for an agency the
@@ -477,7 +477,7 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 	// A batch the ledger could not write is staged like a written one, using
 	// up its number, so that the commit refuses it and the batches sent after
 	// it with storage, rather than bad_sequence.
-	_ = s.batches.Add(&s.rows, winners)
+	_ = s.batches.Add(&s.rows, protocol.BatchBets(payload), winners)
 	s.nextSeq++
 	st.reply, st.count, st.written = protocol.BatchAck{Seq: seq}, s.rows.Len(), true
 	return st, true

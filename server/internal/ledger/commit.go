@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"lotterycentral.example/lottery"
@@ -10,27 +11,34 @@ import (
 )
 
 // Batches are one connection's batches between two commits. The connection
-// that owns it is its only user.
+// that owns it is its only user, and commits what it adds before it ends:
+// Commit adds the durable batches to the agency's digest. The central runs
+// one connection of an agency at a time, so the digest has one writer.
 type Batches struct {
 	l       *Ledger
 	agency  *facts
 	tickets []*ticket // every batch handed to Add since the last Commit, in order
 	last    *ticket   // the last of them that reached the store
 	err     error     // why the batches from now on are not written
-	// digest has hashed the agency's durable rows and then every batch
-	// added since; nil after a loss: the next Add starts again from the
-	// agency's durable rows.
-	digest *lottery.DigestWriter
+	// staged are the bets of the batches added since the last Commit, as
+	// the wire encoded them, one after another (ticket.end marks each); nil
+	// between commits (stagedPool).
+	staged *[]byte
 }
+
+// stagedPool lends Batches their staged buffers from the first Add to the
+// Commit: a connection between commits holds none, so the central's memory
+// follows the batches in flight, not the connections open.
+var stagedPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // ticket is one batch on its way to the disk.
 type ticket struct {
 	agency  *facts
 	count   int
 	winners []string
-	digest  *lottery.DigestWriter // the agency's rows up to this batch's: its digest once counted
-	state   state                 // under mu
-	err     error                 // why it was lost
+	end     int   // where its bets end in its Batches' staged
+	state   state // under mu
+	err     error // why it was lost
 }
 
 type state uint8
@@ -44,21 +52,19 @@ const (
 // Batches returns the batches of agency a (in 1..Agencies) for one connection.
 func (l *Ledger) Batches(a int) *Batches { return &Batches{l: l, agency: &l.agencies[a-1]} }
 
-// Add writes one batch's rows, with the documents of its winning bets (not
-// durable yet: Commit says). An error means it was not written; nor will any
-// later batch be until Commit, which reports them all lost: a later batch
-// landing after a lost one would leave a gap in the agency's bets.
-func (b *Batches) Add(rows *lottery.Rows, winners []string) error {
+// Add writes one batch's rows, with the documents of its winning bets and
+// its bets as the wire encoded them (protocol.BatchBets: what the agency's
+// digest covers); none of it durable yet: Commit says. An error means it was
+// not written; nor will any later batch be until Commit, which reports them
+// all lost: a later batch landing after a lost one would leave a gap in the
+// agency's bets.
+func (b *Batches) Add(rows *lottery.Rows, bets []byte, winners []string) error {
 	l := b.l
-	if b.digest == nil {
-		l.mu.Lock()
-		durable := b.agency.digest
-		l.mu.Unlock()
-		b.digest = durable.Clone()
+	if b.staged == nil {
+		b.staged = stagedPool.Get().(*[]byte)
 	}
-	// Hashed here, without mu: connections hash their batches at once.
-	b.digest.Rows(rows)
-	t := &ticket{agency: b.agency, count: rows.Len(), winners: winners, digest: b.digest.Clone()}
+	*b.staged = append(*b.staged, bets...) // the caller reuses bets
+	t := &ticket{agency: b.agency, count: rows.Len(), winners: winners, end: len(*b.staged)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(b.tickets); b.err == nil && n > 0 && b.tickets[n-1].state == lost {
@@ -73,7 +79,6 @@ func (b *Batches) Add(rows *lottery.Rows, winners []string) error {
 	}
 	if b.err != nil {
 		t.state, t.err = lost, b.err
-		b.digest = nil
 		return fmt.Errorf("store %d bets: %w", t.count, b.err)
 	}
 	l.pending = append(l.pending, t)
@@ -84,13 +89,15 @@ func (b *Batches) Add(rows *lottery.Rows, winners []string) error {
 // Commit makes the batches added since the last Commit durable and counts
 // them. It returns how many of them, from the first, are durable; err says
 // why the rest were lost (ErrLost wrapping the failure). Concurrent commits
-// share fsyncs.
+// share fsyncs. The durable batches' bets go into the agency's digest.
 func (b *Batches) Commit() (n int, err error) {
 	defer func() {
 		clear(b.tickets)
 		b.tickets, b.last, b.err = b.tickets[:0], nil, nil
-		if err != nil {
-			b.digest = nil // it hashed batches that were lost
+		if b.staged != nil {
+			*b.staged = (*b.staged)[:0]
+			stagedPool.Put(b.staged)
+			b.staged = nil
 		}
 	}()
 	if b.last != nil {
@@ -98,14 +105,20 @@ func (b *Batches) Commit() (n int, err error) {
 		b.l.settle(b.last)
 	}
 	b.l.mu.Lock()
-	defer b.l.mu.Unlock()
 	for _, t := range b.tickets {
 		if t.state != durable {
-			return n, fmt.Errorf("%w: %w", ErrLost, t.err)
+			err = fmt.Errorf("%w: %w", ErrLost, t.err)
+			break
 		}
 		n++
 	}
-	return n, nil
+	b.l.mu.Unlock()
+	if n > 0 {
+		// Without mu: the digest's one writer is this connection (see
+		// Batches), and connections hash their batches at once.
+		b.agency.digest.Write((*b.staged)[:b.tickets[n-1].end])
+	}
+	return n, err
 }
 
 // settle returns once t is durable or lost, leading an fsync if no other
@@ -148,7 +161,6 @@ func (l *Ledger) countLocked(n int) {
 		t.state = durable
 		t.agency.stored.Add(uint64(t.count))
 		t.agency.batches.Add(1)
-		t.agency.digest = t.digest
 		if len(t.winners) > 0 {
 			t.agency.winners = append(t.agency.winners, t.winners...)
 			t.agency.won.Add(int64(len(t.winners)))

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // The official round, every crash point of it enumerated.
@@ -40,9 +41,9 @@ const (
 
 // officialRound is the course's dataset: agencies 1..5.
 type officialRound struct {
-	bets    [][]lottery.Bet  // agency a's at index a-1, in file order
-	winners [][]string       // the documents of each agency's winning bets, in file order
-	digests []lottery.Digest // each agency's digest, as it computes it from its file
+	bets    [][]lottery.Bet   // agency a's at index a-1, in file order
+	winners [][]string        // the documents of each agency's winning bets, in file order
+	digests []protocol.Digest // each agency's digest, as it computes it from its file
 	// rows are the batches on the grid of roundBatch, formatted once: rows[a-1][i]
 	// holds bets[a-1][i*roundBatch:]'s first batch. A resume from a count off
 	// the grid formats its batches afresh.
@@ -118,12 +119,12 @@ func csvRow(b lottery.Bet) string {
 }
 
 // batch returns agency's batch of n bets from bet from, formatted, with its winners.
-func (o *officialRound) batch(t testing.TB, agency, from, n int) (*lottery.Rows, []string) {
+func (o *officialRound) batch(t testing.TB, agency, from, n int) (*lottery.Rows, []byte, []string) {
 	bets := o.bets[agency-1][from : from+n]
 	if from%roundBatch == 0 && n == min(roundBatch, len(o.bets[agency-1])-from) {
-		return o.rows[agency-1][from/roundBatch], winnersOf(bets)
+		return o.rows[agency-1][from/roundBatch], wireOf(bets), winnersOf(bets)
 	}
-	return rowsOf(t, bets), winnersOf(bets)
+	return rowsOf(t, bets), wireOf(bets), winnersOf(bets)
 }
 
 // rowChecker holds bets-file bytes, fed in order, to each agency's rows in
@@ -354,8 +355,8 @@ func (r *roundRun) drive() bool {
 				if n == 0 {
 					break
 				}
-				rows, winners := r.o.batch(t, p.id, p.next, n)
-				err := p.b.Add(rows, winners)
+				rows, wire, winners := r.o.batch(t, p.id, p.next, n)
+				err := p.b.Add(rows, wire, winners)
 				if r.crashed() {
 					return false
 				}
@@ -458,7 +459,7 @@ func (r *roundRun) finish(load bool) {
 	round := l.Round()
 	require.True(t, round.Complete(), "pending %v", round.Pending())
 	require.Empty(t, round.Pending())
-	assert.Equal(t, lottery.RoundDigest(o.digests), round.Digest, "the round's digest")
+	assert.Equal(t, protocol.RoundDigest(o.digests), round.Digest, "the round's digest")
 	for a := 1; a <= len(o.bets); a++ {
 		st := l.Agency(a)
 		assert.EqualValues(t, len(o.bets[a-1]), st.Stored, "agency %d: Stored", a)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // The ledger's rules for group commit under faults, driven directly (the old
@@ -21,7 +22,7 @@ func TestLedgerStorageFaults(t *testing.T) {
 	big := func(agency int) []lottery.Bet { return agencyBetsFor(agency, 0, 2000) }
 	add := func(t *testing.T, b *Batches, bets []lottery.Bet) error {
 		t.Helper()
-		return b.Add(rowsOf(t, bets), winnersOf(bets))
+		return b.Add(rowsOf(t, bets), wireOf(bets), winnersOf(bets))
 	}
 	tests := []struct {
 		name string
@@ -269,7 +270,7 @@ func TestFinish(t *testing.T) {
 			assert.Equal(t, digestOf(bets), l.Agency(1).Digest, "the digest of its rows, journaled")
 			_, err = l.Finish(1, 3)
 			require.ErrorIs(t, err, ErrFinished, "a second FINISH")
-			require.ErrorIs(t, l.Batches(1).Add(rowsOf(t, agencyBetsFor(1, 10, 1)), nil), ErrFinished, "bets after FINISH")
+			require.ErrorIs(t, l.Batches(1).Add(rowsOf(t, agencyBetsFor(1, 10, 1)), wireOf(agencyBetsFor(1, 10, 1)), nil), ErrFinished, "bets after FINISH")
 			assert.Equal(t, finLine(1, bets), readJournal(t, l.path), "one line per agency")
 			assert.Equal(t, []int{2}, l.Round().Pending())
 			assert.False(t, l.Round().Complete())
@@ -287,7 +288,7 @@ func TestFinish(t *testing.T) {
 			require.NoError(t, err, "an agency without bets finishes with 0")
 			assert.Zero(t, pending)
 			assert.True(t, l2.Round().Complete())
-			assert.Equal(t, lottery.RoundDigest([]lottery.Digest{digestOf(bets), digestOf(nil)}), l2.Round().Digest)
+			assert.Equal(t, protocol.RoundDigest([]protocol.Digest{digestOf(bets), digestOf(nil)}), l2.Round().Digest)
 		})
 	}
 }
@@ -373,7 +374,7 @@ func TestNoBetsCountedAfterFinish(t *testing.T) {
 			commitOne(t, l.Batches(1), first)
 			b := l.Batches(1)
 			late := agencyBetsFor(1, lottery.WinningNumber, 3) // its first bet wins
-			require.NoError(t, b.Add(rowsOf(t, late), winnersOf(late)))
+			require.NoError(t, b.Add(rowsOf(t, late), wireOf(late), winnersOf(late)))
 
 			_, finishErr := l.Finish(1, 3)
 			require.ErrorIs(t, finishErr, ErrCount, "FINISH while a batch of the agency is on its way")
@@ -429,7 +430,7 @@ func TestCloseAfterStorageFailure(t *testing.T) {
 			commitOne(t, l.Batches(1), acked)
 			size := fileSize(t, l.path)
 			b := l.Batches(1)
-			require.NoError(t, b.Add(rowsOf(t, agencyBetsFor(1, 10, 5)), nil))
+			require.NoError(t, b.Add(rowsOf(t, agencyBetsFor(1, 10, 5)), wireOf(agencyBetsFor(1, 10, 5)), nil))
 			d.tearNextWrite("1,Parti")
 			d.set(true, false)
 			_, err := b.Commit()
@@ -471,14 +472,14 @@ func TestCloseMakesNoWriteTheHookRefused(t *testing.T) {
 			// A batch lost to a failed write whose cut fails too: its rows stay
 			// gathered in the store, the failure unhealed.
 			b := l.Batches(1)
-			require.NoError(t, b.Add(rowsOf(t, agencyBetsFor(1, 10, 5)), nil))
+			require.NoError(t, b.Add(rowsOf(t, agencyBetsFor(1, 10, 5)), wireOf(agencyBetsFor(1, 10, 5)), nil))
 			d.set(true, false)
 			d.failTruncates(true)
 			_, err := b.Commit()
 			require.ErrorIs(t, err, ErrLost)
 		}},
 		{"an uncommitted batch's rows, the disk full at Close", func(t *testing.T, l *Ledger, d *faultyDisk) {
-			require.NoError(t, l.Batches(2).Add(rowsOf(t, agencyBetsFor(2, 0, 5)), nil))
+			require.NoError(t, l.Batches(2).Add(rowsOf(t, agencyBetsFor(2, 0, 5)), wireOf(agencyBetsFor(2, 0, 5)), nil))
 			d.set(true, false)
 		}},
 	}

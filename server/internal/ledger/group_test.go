@@ -38,14 +38,14 @@ func TestBatchWrittenDuringAnFsyncWaitsForTheNext(t *testing.T) {
 			// big passes writeEvery, so its Add writes it; small stays gathered.
 			big, small := agencyBetsFor(2, 0, 2000), agencyBetsFor(3, 0, 5)
 			b1, b2, b3 := l.Batches(1), l.Batches(2), l.Batches(3)
-			require.NoError(t, b1.Add(rowsOf(t, first), nil))
+			require.NoError(t, b1.Add(rowsOf(t, first), wireOf(first), nil))
 			d.setOnSync(func() {
 				assert.Equal(t, map[int][]lottery.Bet{1: first}, storedBets(t, l.path), "written before its fsync")
 				assert.Zero(t, l.Agency(1).Stored, "counted before its fsync returned")
 				// The ledger's lock is free: a HELLO and two batches are served.
 				assert.NoError(t, l.Ready())
-				assert.NoError(t, b2.Add(rowsOf(t, big), nil))
-				assert.NoError(t, b3.Add(rowsOf(t, small), nil))
+				assert.NoError(t, b2.Add(rowsOf(t, big), wireOf(big), nil))
+				assert.NoError(t, b3.Add(rowsOf(t, small), wireOf(small), nil))
 			})
 			n, err := b1.Commit()
 			require.NoError(t, err)
@@ -211,7 +211,7 @@ func playAgency(l *Ledger, a int, bets []lottery.Bet, batch, inFlight int) error
 				}
 				added++
 				sizes = append(sizes, n)
-				if b.Add(&rows, winnersOf(bets[next:next+n])) != nil {
+				if b.Add(&rows, wireOf(bets[next:next+n]), winnersOf(bets[next:next+n])) != nil {
 					break
 				}
 				next += n

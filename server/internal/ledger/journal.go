@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // The FINISH journal lives beside the bets file: one line
@@ -53,22 +53,22 @@ func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 // stored bets are total and none of its batches is still on its way: a
 // batch counted after the FINISH would change what the journal says. It
 // returns the digest of those rows.
-func (l *Ledger) closeAgency(f *facts, total uint64) (lottery.Digest, error) {
+func (l *Ledger) closeAgency(f *facts, total uint64) (protocol.Digest, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
 	case f.finished.Load():
-		return lottery.Digest{}, ErrFinished
+		return protocol.Digest{}, ErrFinished
 	case f.excluded.Load() != nil:
-		return lottery.Digest{}, ErrExcluded
+		return protocol.Digest{}, ErrExcluded
 	}
 	for _, t := range l.pending {
 		if t.agency == f {
-			return lottery.Digest{}, fmt.Errorf("%w: a batch of this agency is not yet durable", ErrCount)
+			return protocol.Digest{}, fmt.Errorf("%w: a batch of this agency is not yet durable", ErrCount)
 		}
 	}
 	if stored := f.stored.Load(); stored != total {
-		return lottery.Digest{}, fmt.Errorf("%w: FINISH says %d bets, the central stored %d", ErrCount, total, stored)
+		return protocol.Digest{}, fmt.Errorf("%w: FINISH says %d bets, the central stored %d", ErrCount, total, stored)
 	}
 	f.closed = ErrFinished
 	return f.digest.Sum(), nil
@@ -167,7 +167,7 @@ func (l *Ledger) readJournal(path string) error {
 			err = fmt.Errorf("agency %d finished with %d bets but %q holds %d of its bets", agency, total, l.path,
 				f.stored.Load())
 		case f.digest.Sum() != digest:
-			err = fmt.Errorf("agency %d finished with digest %s but its %d rows in %q hash to %s: "+
+			err = fmt.Errorf("agency %d finished with digest %s but its %d bets in %q hash to %s: "+
 				"its bets changed after its FINISH", agency, digest, total, l.path, f.digest.Sum())
 		}
 		if err != nil {
@@ -185,21 +185,21 @@ func (l *Ledger) readJournal(path string) error {
 }
 
 // parseJournalLine reads `agency,total,digest` exactly as Finish writes it.
-func parseJournalLine(line string, agencies int) (int, uint64, lottery.Digest, error) {
+func parseJournalLine(line string, agencies int) (int, uint64, protocol.Digest, error) {
 	a, rest, comma1 := strings.Cut(line, ",")
 	t, d, comma2 := strings.Cut(rest, ",")
 	agency, okA := parseDecimal(a)
 	total, okT := parseDecimal(t)
 	if !comma1 || !comma2 || !okA || !okT {
-		return 0, 0, lottery.Digest{}, fmt.Errorf(
+		return 0, 0, protocol.Digest{}, fmt.Errorf(
 			"%q is not agency,total,digest with numbers in decimal digits without sign or leading zero", line)
 	}
 	if agency < 1 || agency > uint64(agencies) {
-		return 0, 0, lottery.Digest{}, fmt.Errorf("agency %d not in 1..%d (SERVER_AGENCIES)", agency, agencies)
+		return 0, 0, protocol.Digest{}, fmt.Errorf("agency %d not in 1..%d (SERVER_AGENCIES)", agency, agencies)
 	}
-	digest, err := lottery.ParseDigest(d)
+	digest, err := protocol.ParseDigest(d)
 	if err != nil {
-		return 0, 0, lottery.Digest{}, fmt.Errorf("agency %d: %w", agency, err)
+		return 0, 0, protocol.Digest{}, fmt.Errorf("agency %d: %w", agency, err)
 	}
 	return int(agency), total, digest, nil
 }

@@ -27,12 +27,12 @@
 //   - An agency leaves the round by its FINISH (journal.go) or by the
 //     operator's exclusion (operator.go): each journaled and fsynced before
 //     it takes effect, and each stops the agency's batches.
-//   - Digests. Each agency's durable rows, in order, have a digest
-//     (lottery.Digest): a connection hashes its batch before it takes mu,
-//     so the hashing runs on every connection at once, and the digest
-//     becomes the agency's when its batch is counted. FINISH journals it;
-//     recovery hashes the file again and refuses a finished agency whose
-//     rows no longer match.
+//   - Digests. Each agency's durable bets, in order, have a digest
+//     (protocol.Digest, over the bets as the wire encodes them): the
+//     agency's connection hashes its batches once Commit says they are
+//     durable, without mu, so connections hash at once. FINISH journals it;
+//     recovery encodes the rows again, hashes them, and refuses a finished
+//     agency whose bets no longer match.
 //
 // Lock order: jmu, then syncMu, then mu. The per-agency counts are atomics,
 // written under mu and read without it: a status page or a scrape never
@@ -50,6 +50,7 @@ import (
 
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
 )
 
 // Errors a caller tells apart.
@@ -140,16 +141,17 @@ type facts struct {
 	batches  atomic.Uint64 // committed since Open
 	won      atomic.Int64
 	finished atomic.Bool
-	excluded atomic.Pointer[Exclusion]      // set once, when its exclusion is journaled
-	final    atomic.Pointer[lottery.Digest] // set once, when its FINISH is journaled
+	excluded atomic.Pointer[Exclusion]       // set once, when its exclusion is journaled
+	final    atomic.Pointer[protocol.Digest] // set once, when its FINISH is journaled
 	// closed, under mu, is why no batch of it may be added: ErrFinished from
 	// the moment its FINISH is being journaled, ErrExcluded from the moment
 	// its exclusion is; nil while it may send bets.
 	closed  error
 	winners []string // under mu; documents of its stored winning bets, in file order
-	// digest, under mu, has hashed its durable rows; never written to once
-	// it is here (a batch's connection continues a clone of it).
-	digest *lottery.DigestWriter
+	// digest has hashed its durable bets: written by its one connection at
+	// a time (Batches.Commit) and read by Finish, which that connection
+	// calls, or by recovery before any connection.
+	digest *protocol.DigestWriter
 }
 
 // Agency is one agency's facts at one moment.
@@ -161,7 +163,7 @@ type Agency struct {
 	Winners  int        // winning bets among the stored ones
 	// Digest is the digest of its stored rows journaled with its FINISH:
 	// what FINISH_ACK carries. Zero until it finished.
-	Digest lottery.Digest
+	Digest protocol.Digest
 }
 
 // Exclusion is an operator's exclusion of an agency, as journaled.
@@ -182,9 +184,9 @@ type Round struct {
 	Bets    uint64
 	Winners int
 	// Digest commits the draw's input once the round is Complete: the
-	// lottery.RoundDigest of the finished agencies' digests, in agency
+	// protocol.RoundDigest of the finished agencies' digests, in agency
 	// order (excluded agencies are not drawn, so not in it). Zero before.
-	Digest lottery.Digest
+	Digest protocol.Digest
 }
 
 // Complete reports whether every agency finished or was excluded: the
@@ -241,13 +243,13 @@ func (l *Ledger) Round() Round {
 		r.Winners += a.Winners
 	}
 	if r.Complete() {
-		digests := make([]lottery.Digest, 0, r.Finished)
+		digests := make([]protocol.Digest, 0, r.Finished)
 		for _, a := range r.Agencies {
 			if a.Excluded == nil {
 				digests = append(digests, a.Digest)
 			}
 		}
-		r.Digest = lottery.RoundDigest(digests)
+		r.Digest = protocol.RoundDigest(digests)
 	}
 	return r
 }

@@ -19,6 +19,7 @@ import (
 
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -236,7 +237,7 @@ func openFaulty(t *testing.T, agencies int) (*Ledger, *faultyDisk, *logBuffer) {
 // commitOne adds one batch of bets on b and commits it, requiring it durable.
 func commitOne(t *testing.T, b *Batches, bets []lottery.Bet) {
 	t.Helper()
-	require.NoError(t, b.Add(rowsOf(t, bets), winnersOf(bets)))
+	require.NoError(t, b.Add(rowsOf(t, bets), wireOf(bets), winnersOf(bets)))
 	n, err := b.Commit()
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
@@ -261,14 +262,28 @@ func assertConsistent(t *testing.T, l *Ledger, path string) {
 	}
 }
 
-// digestOf is the digest of bets' rows, in order: an agency's, as it
-// computes it from its file.
-func digestOf(bets []lottery.Bet) lottery.Digest {
-	w := lottery.NewDigestWriter()
-	for _, b := range bets {
-		w.Bet(b)
-	}
+// digestOf is the digest of bets, in order: an agency's, as it computes it
+// from its file.
+func digestOf(bets []lottery.Bet) protocol.Digest {
+	w := protocol.NewDigestWriter()
+	w.Write(wireOf(bets))
 	return w.Sum()
+}
+
+// addBets adds bets to b as a session does: their rows, their encoding and
+// the given winners.
+func addBets(t testing.TB, b *Batches, bets []lottery.Bet, winners []string) error {
+	t.Helper()
+	return b.Add(rowsOf(t, bets), wireOf(bets), winners)
+}
+
+// wireOf is bets as BATCH encodes them: what a session passes to Add.
+func wireOf(bets []lottery.Bet) []byte {
+	var wire []byte
+	for _, b := range bets {
+		wire = encodeBet(wire, b)
+	}
+	return wire
 }
 
 // finLine is the FINISH journal's line for agency a holding bets.

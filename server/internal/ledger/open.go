@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // Recovered is what Open found on disk.
@@ -34,7 +35,7 @@ func Open(path string, opts Options) (*Ledger, Recovered, error) {
 	l := &Ledger{path: path, agencies: make([]facts, opts.Agencies), log: opts.Log, faults: opts.Faults,
 		observe: opts.ObserveFsync}
 	for i := range l.agencies {
-		l.agencies[i].digest = lottery.NewDigestWriter()
+		l.agencies[i].digest = protocol.NewDigestWriter()
 	}
 	rec, err := l.recover(opts.Progress)
 	if err != nil {
@@ -67,16 +68,14 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 		}
 		return nil
 	}
-	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress, Digests: true})
+	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress,
+		Encode: encodeBet, Hash: func(agency int, bets []byte) { l.agencies[agency-1].digest.Write(bets) }})
 	if err != nil {
 		return rec, err
 	}
 	rec.Bets, rec.Agencies = tally.Rows, len(tally.Bets)
 	for a, n := range tally.Bets {
 		l.agencies[a-1].stored.Store(n)
-	}
-	for a, w := range tally.Digests {
-		l.agencies[a-1].digest = w
 	}
 	for a, docs := range tally.Winners {
 		l.agencies[a-1].winners = docs
@@ -98,6 +97,14 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 	}
 	rec.Finished, rec.Excluded = l.finished, l.excluded
 	return rec, nil
+}
+
+// encodeBet appends b as BATCH encodes it: a stored bet back into what its
+// agency's digest covers. Check ran first, so every field fits the wire.
+func encodeBet(dst []byte, b lottery.Bet) []byte {
+	dst, _ = protocol.AppendBet(dst, protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName,
+		LastName: b.LastName, Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)})
+	return dst
 }
 
 // openFiles opens the bets file to append to, a second descriptor on it to

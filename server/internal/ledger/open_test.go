@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/protocol"
 )
 
 // Recovery trusts nothing on disk: a torn last line is cut off either file,
@@ -142,7 +143,7 @@ func TestOpenRefusesTamperedRows(t *testing.T) {
 			if tt.wantErr == "" {
 				require.NoError(t, err)
 				defer l2.Close()
-				assert.Equal(t, lottery.RoundDigest([]lottery.Digest{digestOf(one), digestOf(two)}), l2.Round().Digest)
+				assert.Equal(t, protocol.RoundDigest([]protocol.Digest{digestOf(one), digestOf(two)}), l2.Round().Digest)
 				return
 			}
 			require.Error(t, err)

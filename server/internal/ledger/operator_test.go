@@ -134,7 +134,7 @@ func TestExclude(t *testing.T) {
 	assert.False(t, r.Complete())
 
 	b := l.Batches(2)
-	require.ErrorIs(t, b.Add(rowsOf(t, agencyBetsFor(2, 10, 1)), nil), ErrExcluded, "bets after the exclusion")
+	require.ErrorIs(t, b.Add(rowsOf(t, agencyBetsFor(2, 10, 1)), wireOf(agencyBetsFor(2, 10, 1)), nil), ErrExcluded, "bets after the exclusion")
 	n, err := b.Commit()
 	require.ErrorIs(t, err, ErrLost)
 	require.ErrorIs(t, err, ErrExcluded)
@@ -159,14 +159,14 @@ func TestExcludeSettlesABatchOnItsWay(t *testing.T) {
 	l, path, _ := openTest(t, 3, nil)
 	b := l.Batches(2)
 	late := agencyBetsFor(2, lottery.WinningNumber, 3) // its first bet wins
-	require.NoError(t, b.Add(rowsOf(t, late), winnersOf(late)))
+	require.NoError(t, b.Add(rowsOf(t, late), wireOf(late), winnersOf(late)))
 	exclude(t, l, 2, 2)
 	assert.EqualValues(t, 3, l.Agency(2).Stored, "settled before the exclusion")
 	assert.Equal(t, 1, l.Agency(2).Winners)
 	n, err := b.Commit()
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "its connection hears it was stored")
-	require.ErrorIs(t, b.Add(rowsOf(t, agencyBetsFor(2, 3, 1)), nil), ErrExcluded)
+	require.ErrorIs(t, b.Add(rowsOf(t, agencyBetsFor(2, 3, 1)), wireOf(agencyBetsFor(2, 3, 1)), nil), ErrExcluded)
 	_, _ = b.Commit()
 	assert.EqualValues(t, 3, l.Agency(2).Stored)
 	assertConsistent(t, l, path)
@@ -205,7 +205,7 @@ func TestOperatorJournalFaults(t *testing.T) {
 		}, func(t *testing.T, l *Ledger, done bool) {
 			if done {
 				assert.NotNil(t, l.Agency(2).Excluded)
-				assert.ErrorIs(t, l.Batches(2).Add(rowsOf(t, agencyBetsFor(2, 9, 1)), nil), ErrExcluded)
+				assert.ErrorIs(t, l.Batches(2).Add(rowsOf(t, agencyBetsFor(2, 9, 1)), wireOf(agencyBetsFor(2, 9, 1)), nil), ErrExcluded)
 				return
 			}
 			assert.Nil(t, l.Agency(2).Excluded)
@@ -315,7 +315,7 @@ func TestOpenRestoresExclusions(t *testing.T) {
 
 	_, err = l2.Exclude(2, "again", "operator-ana")
 	require.ErrorIs(t, err, ErrExcluded)
-	require.ErrorIs(t, l2.Batches(2).Add(rowsOf(t, agencyBetsFor(2, 4, 1)), nil), ErrExcluded)
+	require.ErrorIs(t, l2.Batches(2).Add(rowsOf(t, agencyBetsFor(2, 4, 1)), wireOf(agencyBetsFor(2, 4, 1)), nil), ErrExcluded)
 	_, err = l2.Finish(2, 4)
 	require.ErrorIs(t, err, ErrExcluded)
 	pending, err := l2.Finish(3, 0)

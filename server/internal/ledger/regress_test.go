@@ -54,37 +54,37 @@ func TestAgencyNotLockedOutAfterDiskFull(t *testing.T) {
 			// each its own way.
 			// Agency 1: its batch is lost to another's commit; it never commits.
 			b1 := l.Batches(1)
-			require.NoError(t, b1.Add(rowsOf(t, next(1)), nil))
+			require.NoError(t, addBets(t, b1, next(1), nil))
 			// Agency 2: its own commit reports the loss (of agency 1's batch too).
 			b2 := l.Batches(2)
-			require.NoError(t, b2.Add(rowsOf(t, next(2)), nil))
+			require.NoError(t, addBets(t, b2, next(2), nil))
 			n, err := b2.Commit()
 			require.ErrorIs(t, err, ErrLost)
 			require.Zero(t, n)
 			// Agency 1 sends more and is refused, then its connection drops.
-			require.Error(t, b1.Add(rowsOf(t, next(1)), nil))
+			require.Error(t, addBets(t, b1, next(1), nil))
 			// Agency 3: HELLO is refused while the disk is broken.
 			require.Error(t, l.Ready())
 			// Agency 4: its Add heals (no probe) and its commit fails: a second failure.
 			b4 := l.Batches(4)
-			if err := b4.Add(rowsOf(t, next(4)), nil); err == nil {
+			if err := addBets(t, b4, next(4), nil); err == nil {
 				n, err = b4.Commit()
 				require.ErrorIs(t, err, ErrLost)
 				require.Zero(t, n)
 			}
 			// Agency 5: a batch added, and the connection drops before its commit.
 			b5 := l.Batches(5)
-			if err := b5.Add(rowsOf(t, next(5)), nil); err == nil {
+			if err := addBets(t, b5, next(5), nil); err == nil {
 				// Agency 3 again, still broken: another failure loses agency 5's batch.
 				b3 := l.Batches(3)
-				require.NoError(t, b3.Add(rowsOf(t, next(3)), nil))
+				require.NoError(t, addBets(t, b3, next(3), nil))
 				n, err = b3.Commit()
 				require.ErrorIs(t, err, ErrLost)
 				require.Zero(t, n)
 			}
 			// One connection fails again while it is still broken.
 			b2 = l.Batches(2)
-			if err := b2.Add(rowsOf(t, next(2)), nil); err == nil {
+			if err := addBets(t, b2, next(2), nil); err == nil {
 				_, err = b2.Commit()
 				require.ErrorIs(t, err, ErrLost)
 			}
@@ -98,8 +98,8 @@ func TestAgencyNotLockedOutAfterDiskFull(t *testing.T) {
 				require.NoError(t, l.Ready(), "HELLO of agency %d", a)
 				sent[a-1] = int(l.Agency(a).Stored)
 				b := l.Batches(a)
-				require.NoError(t, b.Add(rowsOf(t, next(a)), nil), "agency %d locked out", a)
-				require.NoError(t, b.Add(rowsOf(t, next(a)), nil), "agency %d locked out", a)
+				require.NoError(t, addBets(t, b, next(a), nil), "agency %d locked out", a)
+				require.NoError(t, addBets(t, b, next(a), nil), "agency %d locked out", a)
 				n, err := b.Commit()
 				require.NoError(t, err, "agency %d locked out", a)
 				require.Equal(t, 2, n)
@@ -144,7 +144,7 @@ func TestNoAcknowledgedBetsLostAfterTwoStorageFailures(t *testing.T) {
 				return out
 			}
 			add := func(b *Batches, a, batch int) error {
-				return b.Add(rowsOf(t, bets(a, batch)), winnersOf(bets(a, batch)))
+				return b.Add(rowsOf(t, bets(a, batch)), wireOf(bets(a, batch)), winnersOf(bets(a, batch)))
 			}
 			acked := make([]int, 4) // each agency's acknowledged batches, from its first
 			commit := func(b *Batches, a, from, added int) (int, error) {
