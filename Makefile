@@ -165,7 +165,11 @@ test-ui: ## the status page in headless Chromium; screenshots in .run/ui/ (insta
 # go build, CGO off; scripts/bench-baseline.sh,
 # into BENCH_DIR/baseline/bin) and run in the same rounds, each just before the tree's of
 # the same kind, so that a change shows its speed against REV on whatever machine runs it;
-# the report then compares the two ("Against the baseline").
+# the report then compares the two ("Against the baseline"). After the rounds, how cost grows:
+# BENCH_GROWTH_COUNT runs (1; a run is long: 30M bets, 500 agency processes) of
+# server/bench_growth_test.go, mutual TLS, 1M, 10M and 30M bets from 100 agencies and 10M from
+# 10, 100 and 500; server/cmd/bench tabulates it and draws it with gonum's plot into BENCH_PLOT,
+# an SVG that BENCHMARKS.md links (BENCH_QUICK=1: a hundredth of the bets, drawn under BENCH_DIR).
 BENCHSTAT_VERSION    ?= v0.0.0-20260908200009-22c9c6c9d4da
 BENCH_QUICK          ?=
 BASELINE             ?=
@@ -176,8 +180,11 @@ BENCH_SCALE_AGENCIES ?= 100
 BENCH_SCALE_BETS     ?= $(if $(bench_quick),10000,100000)
 BENCH_DIR            ?= $(DATA)/bench
 BENCH_REPORT         ?= $(if $(bench_quick),-,BENCHMARKS.md)
+BENCH_GROWTH_COUNT   ?= 1
+BENCH_GROWTH_DIVISOR ?= $(if $(bench_quick),100,1)
+BENCH_PLOT           ?= $(if $(bench_quick),$(BENCH_DIR)/bench-growth.svg,docs/bench-growth.svg)
 BENCHSTAT            := $(GO) run golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
-bench: ## benchmarks, medians of 6 runs into BENCHMARKS.md (BENCH_QUICK=1: small, once, prints only; BASELINE=REV: against REV too)
+bench: ## benchmarks, medians of 6 runs, and how cost grows (docs/bench-growth.svg), into BENCHMARKS.md (BENCH_QUICK=1: small, once, prints only; BASELINE=REV: against REV too)
 	@mkdir -p $(BENCH_DIR); \
 	BENCH_BASELINE_BIN=; BENCH_BASELINE=; against=; \
 	if [ -n "$(BASELINE)" ]; then \
@@ -196,10 +203,15 @@ bench: ## benchmarks, medians of 6 runs into BENCHMARKS.md (BENCH_QUICK=1: small
 			BENCH_SCALE_BETS=$(BENCH_SCALE_BETS) $(GO) test -run '^$$' -bench '^Benchmark(Official|ScaleSmall|Scale)$$' \
 			-benchtime 1x -count 1 -timeout 60m .) | tee -a $$results; \
 	done; \
+	echo "bench: how cost grows, $(BENCH_GROWTH_COUNT) run(s) of each size"; \
+	(cd server && BENCH_DIR=$(abspath $(BENCH_DIR)) BENCH_GROWTH_DIVISOR=$(BENCH_GROWTH_DIVISOR) $(GO) test -run '^$$' \
+		-bench '^BenchmarkGrowth$$' -benchtime 1x -count $(BENCH_GROWTH_COUNT) -timeout $$((60 * $(BENCH_GROWTH_COUNT)))m .) | \
+		tee -a $$results; \
 	$(BENCHSTAT) $$results; \
 	$(BENCHSTAT) -format csv $$results 2>/dev/null > $(BENCH_DIR)/stats.csv; \
-	$(GO) run ./server/cmd/bench -stats $(BENCH_DIR)/stats.csv -runs $(BENCH_COUNT) -baseline "$$BENCH_BASELINE" -out $(BENCH_REPORT)
-	@$(if $(bench_quick),echo "bench: a quick run: BENCHMARKS.md is left as it is" >&2,echo "bench: wrote $(BENCH_REPORT)")
+	$(GO) run ./server/cmd/bench -stats $(BENCH_DIR)/stats.csv -runs $(BENCH_COUNT) -baseline "$$BENCH_BASELINE" \
+		-growth-runs $(BENCH_GROWTH_COUNT) -plot $(BENCH_PLOT) -out $(BENCH_REPORT)
+	@$(if $(bench_quick),echo "bench: a quick run: BENCHMARKS.md is left as it is; the plot is $(BENCH_PLOT)" >&2,echo "bench: wrote $(BENCH_REPORT) and $(BENCH_PLOT)")
 
 # .data/agency-N.csv: the official dataset for 5 agencies, else AGENCIES generated files
 # of BETS bets (DATASET= generates 5 too). The agency files already there are replaced.
@@ -261,6 +273,8 @@ knob_errors := $(strip \
 	$(call knob_in,RESUME,_ 1,1 or nothing) \
 	$(call knob_in,HOLD,_ 1,1 or nothing) \
 	$(call knob_in,BENCH_QUICK,_ 1,1 or nothing) \
+	$(call knob_whole,BENCH_GROWTH_COUNT,1) \
+	$(call knob_whole,BENCH_GROWTH_DIVISOR,1) \
 	$(if $(BASELINE),$(if $(call one_word,$(BASELINE)),,BASELINE=$(BASELINE): want one git revision;;)) \
 	$(call knob_whole,AGENCIES,1) \
 	$(if $(AGENCY),$(call knob_whole,AGENCY,1)) \

@@ -42,6 +42,10 @@ type ScanOptions struct {
 	// Check; Hash on one goroutine, a run of one agency's bets at a time.
 	Encode func(dst []byte, b Bet) []byte
 	Hash   func(agency int, encoded []byte)
+	// Limit, when positive, reads only the file's first Limit bytes: a
+	// prefix ending where a row ends, such as a central's synced rows while
+	// it appends more.
+	Limit int64
 }
 
 // scanChunkSize is how much of the file a worker takes at a time: large
@@ -80,11 +84,20 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 		return Tally{}, fmt.Errorf("%s: %w", op, err)
 	}
 	defer f.Close()
+	var src interface {
+		io.Reader
+		io.ReaderAt
+	} = f
+	end := int64(math.MaxInt64)
+	if opts.Limit > 0 {
+		src, end = io.NewSectionReader(f, 0, opts.Limit), opts.Limit
+	}
 
 	nbuf := 2*workers + 1
 	s := &scanner{
 		chunkSize: chunkSize,
 		free:      make(chan []byte, nbuf),
+		freeEnc:   make(chan encoded, nbuf),
 		jobs:      make(chan chunk, workers),
 		results:   make(chan chunkResult, nbuf),
 		done:      make(chan struct{}),
@@ -93,7 +106,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	ws := make([]*scanWorker, workers)
 	s.live.Store(int32(workers))
 	s.wg.Add(1 + workers)
-	go s.read(f)
+	go s.read(src)
 	encode := opts.Encode
 	if opts.Hash == nil {
 		encode = nil
@@ -122,7 +135,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 				// No worker can split it: csv reads on from there, one record at a time.
 				w := newScanWorker(opts.Check, encode)
 				ws = append(ws, w)
-				rd := io.NewSectionReader(f, r.offset, math.MaxInt64-r.offset)
+				rd := io.NewSectionReader(src, r.offset, end-r.offset)
 				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
 			}
 			if r.fail != nil {
@@ -137,6 +150,10 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			lines += r.lines
 			if encode != nil {
 				r.hash(opts.Hash)
+				select {
+				case s.freeEnc <- encoded{r.enc[:0], r.spans[:0]}:
+				default:
+				}
 			}
 			if r.buf != nil {
 				s.free <- r.buf[:cap(r.buf)] // never blocks: there are at most nbuf buffers
@@ -175,8 +192,9 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 // whole records, workers check them, and the caller's goroutine merges.
 type scanner struct {
 	chunkSize int
-	made      int         // buffers made, up to cap(free); the reader's
-	free      chan []byte // buffers the reader may fill
+	made      int          // buffers made, up to cap(free); the reader's
+	free      chan []byte  // buffers the reader may fill
+	freeEnc   chan encoded // buffers a worker may encode a chunk's bets into (ScanOptions.Encode)
 	jobs      chan chunk
 	results   chan chunkResult
 	done      chan struct{} // closed when the merge needs nothing more
@@ -220,6 +238,13 @@ type winner struct {
 	document string
 }
 
+// encoded are the buffers a chunk's bets are encoded into, handed back by
+// the merge for the next chunk: a scan allocates a few, however large the file.
+type encoded struct {
+	enc   []byte
+	spans []span
+}
+
 // span is a run of consecutive bets of one agency, ending at end in its
 // chunk's enc; it starts where the previous span ends.
 type span struct{ agency, end int }
@@ -245,7 +270,7 @@ func (r *chunkResult) failure(path, op string, linesBefore int, rowsBefore uint6
 }
 
 // read cuts the file into chunks of whole records for the workers.
-func (s *scanner) read(f *os.File) {
+func (s *scanner) read(f io.Reader) {
 	defer s.wg.Done()
 	defer close(s.jobs)
 	buf, ok := s.take()
@@ -321,7 +346,7 @@ func (s *scanner) send(c chunk) bool {
 }
 
 // readFull fills b unless the file ends or fails first.
-func readFull(f *os.File, b []byte) (int, error) {
+func readFull(f io.Reader, b []byte) (int, error) {
 	n := 0
 	for n < len(b) {
 		m, err := f.Read(b[n:])
@@ -364,6 +389,15 @@ func (s *scanner) work(w *scanWorker) {
 	}()
 	for c := range s.jobs {
 		r := chunkResult{chunk: c}
+		if w.encode != nil {
+			// A chunk's bets encode to about as many bytes as its rows.
+			select {
+			case e := <-s.freeEnc:
+				r.enc, r.spans = e.enc, e.spans
+			default:
+				r.enc = make([]byte, 0, len(c.buf)+len(c.buf)/4)
+			}
+		}
 		if !c.open && int64(c.seq) <= s.failed.Load() {
 			w.scan(&r)
 			if r.fail == nil && c.err != nil {

@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"lotterycentral.example/protocol"
 )
 
 // noLeaks fails t if a goroutine started during it outlives it.
@@ -440,14 +442,40 @@ func FuzzScanStore(f *testing.F) {
 func BenchmarkScanStore(b *testing.B) {
 	const rows = 1_000_000
 	path := filepath.Join(b.TempDir(), "bets.csv")
-	writeStore(b, path, benchBets(rows))
+	bets := benchBets(rows)
+	for i := range bets {
+		bets[i].Agency = i/143%5 + 1 // batches of 143 bets, the agencies in turn, as a central's file holds them
+	}
+	writeStore(b, path, bets)
 	now := time.Now()
 	valid := func(bet Bet) error { return bet.Validate(now) }
-	for _, workers := range []int{1, 2} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+	// With digests, as a central recovers: each bet encoded as BATCH carries
+	// it and hashed into its agency's digest.
+	encode := func(dst []byte, bet Bet) []byte {
+		dst, _ = protocol.AppendBet(dst, protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName,
+			LastName: bet.LastName, Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)})
+		return dst
+	}
+	digests := map[int]*protocol.DigestWriter{}
+	hash := func(agency int, bets []byte) {
+		if digests[agency] == nil {
+			digests[agency] = protocol.NewDigestWriter()
+		}
+		digests[agency].Write(bets)
+	}
+	for _, tt := range []struct {
+		name    string
+		opts    ScanOptions
+		workers int
+	}{
+		{"workers=1", ScanOptions{Check: valid}, 1},
+		{"workers=2", ScanOptions{Check: valid}, 2},
+		{"workers=2/digests", ScanOptions{Check: valid, Encode: encode, Hash: hash}, 2},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				t, err := scanStore(path, ScanOptions{Check: valid}, scanChunkSize, workers)
+				t, err := scanStore(path, tt.opts, scanChunkSize, tt.workers)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -493,4 +521,42 @@ func TestScanStoreHashesEachAgencyInOrder(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Limit reads a prefix of the file, as if the rest were not there yet: a
+// central's synced rows while it appends more.
+func TestScanStoreLimit(t *testing.T) {
+	noLeaks(t)
+	path := filepath.Join(t.TempDir(), "bets.csv")
+	bets := randomBets(rand.New(rand.NewPCG(5, 6)), 600)
+	writeStore(t, path, bets)
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	rowEnds := []int{}
+	for i, c := range data {
+		if c == '\n' {
+			rowEnds = append(rowEnds, i+1)
+		}
+	}
+	require.Len(t, rowEnds, len(bets), "one line per bet")
+	for _, rows := range []int{1, 137, 599} {
+		for _, size := range []int{16, scanChunkSize} {
+			t.Run(fmt.Sprintf("rows=%d/chunk=%d", rows, size), func(t *testing.T) {
+				want, err := recoverTally(writePrefix(t, data[:rowEnds[rows-1]]), acceptAll)
+				require.NoError(t, err)
+				got, err := scanStore(path, ScanOptions{Check: acceptAll, Limit: int64(rowEnds[rows-1])}, size, 2)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+				assert.EqualValues(t, rows, got.Rows)
+			})
+		}
+	}
+}
+
+// writePrefix writes data to a file of its own and returns its path.
+func writePrefix(t *testing.T, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "prefix.csv")
+	require.NoError(t, os.WriteFile(path, data, 0o644))
+	return path
 }

@@ -175,7 +175,8 @@ func runE2E(b *testing.B, ds *dataset, bin build, certs string) map[string]float
 	n := ds.Agencies
 	// The agencies all dial from 127.0.0.1: let as many be unidentified at once
 	// from there as if each had its own host.
-	env := append(goRuntimeEnv(), "SERVER_MAX_UNIDENTIFIED_PER_SOURCE="+strconv.Itoa(max(32, n)))
+	env := append(goRuntimeEnv(), "SERVER_MAX_UNIDENTIFIED_PER_SOURCE="+strconv.Itoa(max(32, n)),
+		"SERVER_MAX_UNIDENTIFIED="+strconv.Itoa(max(256, n)))
 	if certs != "" {
 		env = append(env, "SERVER_TLS_CERT="+filepath.Join(certs, pki.CentralFile),
 			"SERVER_TLS_KEY="+filepath.Join(certs, pki.CentralKeyFile),

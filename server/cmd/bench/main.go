@@ -1,9 +1,11 @@
 // Command bench writes the report of `make bench` from benchstat's CSV summary
 // of one run: the targets' figures, ratios of that run's medians, the tree
-// against the baseline when the run has one (make bench BASELINE=REV), and
-// every benchmark's medians, between the bench markers of -out FILE, or printed.
+// against the baseline when the run has one (make bench BASELINE=REV), how
+// cost grows with the bets and the agencies (BenchmarkGrowth: a table, and a
+// plot drawn into -plot FILE, an SVG), and every benchmark's medians, between
+// the bench markers of -out FILE, or printed.
 //
-//	bench -stats stats.csv [-runs 6] [-baseline REV] [-out BENCHMARKS.md]
+//	bench -stats stats.csv [-runs 6] [-baseline REV] [-growth-runs 1] [-plot docs/bench-growth.svg] [-out BENCHMARKS.md]
 package main
 
 import (
@@ -40,6 +42,8 @@ func report(args []string, stdout io.Writer) error {
 	runs := fs.Int("runs", 0, "runs of each benchmark (make bench's BENCH_COUNT), to say so")
 	out := fs.String("out", "-", "markdown file whose marked part to replace; - prints")
 	baseline := fs.String("baseline", "", "the revision whose binaries the run's "+baselineSuffix[1:]+" benchmarks ran (make bench's BASELINE), to say so")
+	growthRuns := fs.Int("growth-runs", 0, "runs of each Growth benchmark (make bench's BENCH_GROWTH_COUNT), to say so")
+	plotPath := fs.String("plot", "", "SVG file to draw the Growth benchmarks into, linked from the report; none when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,7 +56,19 @@ func report(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *stats, err)
 	}
-	md := render(res, *runs, *baseline, time.Now().UTC())
+	gr := growthReport{series: growth(res), runs: *growthRuns}
+	if *plotPath != "" {
+		if len(gr.series) == 0 {
+			return fmt.Errorf("-plot %s: %s holds no Growth benchmarks to draw", *plotPath, *stats)
+		}
+		if err := writeGrowthPlot(*plotPath, gr.series); err != nil {
+			return err
+		}
+		if gr.link, err = plotLink(*out, *plotPath); err != nil {
+			return err
+		}
+	}
+	md := render(res, *runs, *baseline, gr, time.Now().UTC())
 	if *out == "-" {
 		_, err := io.WriteString(stdout, md)
 		return err
@@ -214,7 +230,7 @@ func figures(r *results) []figure {
 	}
 }
 
-func render(r *results, runs int, baseline string, now time.Time) string {
+func render(r *results, runs int, baseline string, gr growthReport, now time.Time) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Written by `make bench` on %s", now.Format("2006-01-02 15:04 MST"))
 	if runs > 0 {
@@ -242,6 +258,9 @@ func render(r *results, runs int, baseline string, now time.Time) string {
 	}
 	if r.hasBaseline() {
 		renderBaseline(&sb, r, baseline)
+	}
+	if len(gr.series) > 0 {
+		renderGrowth(&sb, gr)
 	}
 	sb.WriteString("\n## Every benchmark\n\n| benchmark | medians |\n|---|---|\n")
 	for _, name := range r.names {
@@ -386,7 +405,7 @@ func renderBaseline(sb *strings.Builder, r *results, revision string) {
 	if revision != "" {
 		rev = "`" + revision + "`"
 	}
-	fmt.Fprintf(sb, "\n## Against the baseline\n\nThe baseline is %s: its server and client, built from that revision with make build's flags, "+
+	fmt.Fprintf(sb, "\n## Against the baseline\n\nThe baseline is %s: its server and client, built from that revision as the benchmarks build the tree's, "+
 		"ran on the same datasets in the same rounds as the tree's, each run just before the tree's of the same kind. "+
 		"A ratio is one of two medians of this run: under 1, the tree takes less time, CPU or memory; over 1 in ingest, it is faster. "+
 		"A negative cost is a gain.\n\n", rev)

@@ -2,41 +2,31 @@ package ledger
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/protocol"
 	"lotterycentral.example/server/internal/vocab"
 )
 
 // Batches are one connection's batches between two commits. The connection
-// that owns it is its only user, and commits what it adds before it ends:
-// Commit adds the durable batches to the agency's digest. The central runs
-// one connection of an agency at a time, so the digest has one writer.
+// that owns it is its only user, and commits what it adds before it ends.
+// The central runs one connection of an agency at a time, so the agency's
+// digest, which Add writes, has one writer at a time.
 type Batches struct {
 	l       *Ledger
 	agency  *facts
 	tickets []*ticket // every batch handed to Add since the last Commit, in order
 	last    *ticket   // the last of them that reached the store
 	err     error     // why the batches from now on are not written
-	// staged are the bets of the batches added since the last Commit, as
-	// the wire encoded them, one after another (ticket.end marks each); nil
-	// between commits (stagedPool).
-	staged *[]byte
 }
-
-// stagedPool lends Batches their staged buffers from the first Add to the
-// Commit: a connection between commits holds none, so the central's memory
-// follows the batches in flight, not the connections open.
-var stagedPool = sync.Pool{New: func() any { return new([]byte) }}
 
 // ticket is one batch on its way to the disk.
 type ticket struct {
 	agency  *facts
 	count   int
 	winners []string
-	end     int   // where its bets end in its Batches' staged
 	state   state // under mu
 	err     error // why it was lost
 }
@@ -58,15 +48,33 @@ func (l *Ledger) Batches(a int) *Batches { return &Batches{l: l, agency: &l.agen
 // not written; nor will any later batch be until Commit, which reports them
 // all lost: a later batch landing after a lost one would leave a gap in the
 // agency's bets.
+//
+// A written batch goes into the agency's digest at once, without mu, so
+// connections hash their batches at once and nothing is copied to hash it
+// later. Should it be lost after all (a failed write or fsync, rare), Commit
+// marks the digest stale, and the next Add or Finish of the agency hashes
+// its durable rows again from the bets file (rehash).
 func (b *Batches) Add(rows *lottery.Rows, bets []byte, winners []string) error {
-	l := b.l
-	if b.staged == nil {
-		b.staged = stagedPool.Get().(*[]byte)
+	f := b.agency
+	if f.stale && b.err == nil {
+		if err := b.l.rehash(f); err != nil {
+			b.err = fmt.Errorf("rebuild the digest of its bets: %w", err)
+		}
 	}
-	*b.staged = append(*b.staged, bets...) // the caller reuses bets
-	t := &ticket{agency: b.agency, count: rows.Len(), winners: winners, end: len(*b.staged)}
+	if err := b.write(rows, winners); err != nil {
+		return err
+	}
+	f.digest.Write(bets)
+	return nil
+}
+
+// write is Add's part under mu: the rows to the store, the ticket to the
+// batches waiting for an fsync.
+func (b *Batches) write(rows *lottery.Rows, winners []string) error {
+	l := b.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	t := &ticket{agency: b.agency, count: rows.Len(), winners: winners}
 	if n := len(b.tickets); b.err == nil && n > 0 && b.tickets[n-1].state == lost {
 		b.err = b.tickets[n-1].err // lost since it was written, to another's failure
 	}
@@ -89,36 +97,64 @@ func (b *Batches) Add(rows *lottery.Rows, bets []byte, winners []string) error {
 // Commit makes the batches added since the last Commit durable and counts
 // them. It returns how many of them, from the first, are durable; err says
 // why the rest were lost (ErrLost wrapping the failure). Concurrent commits
-// share fsyncs. The durable batches' bets go into the agency's digest.
+// share fsyncs.
 func (b *Batches) Commit() (n int, err error) {
 	defer func() {
 		clear(b.tickets)
 		b.tickets, b.last, b.err = b.tickets[:0], nil, nil
-		if b.staged != nil {
-			*b.staged = (*b.staged)[:0]
-			stagedPool.Put(b.staged)
-			b.staged = nil
-		}
 	}()
 	if b.last != nil {
 		// Batches reach the store in order: once the last is settled, so are the others.
 		b.l.settle(b.last)
 	}
 	b.l.mu.Lock()
+	defer b.l.mu.Unlock()
 	for _, t := range b.tickets {
 		if t.state != durable {
-			err = fmt.Errorf("%w: %w", ErrLost, t.err)
-			break
+			if b.last != nil && b.last.state == lost {
+				// A batch Add hashed is lost: the digest holds bets the file does not.
+				b.agency.stale = true
+			}
+			return n, fmt.Errorf("%w: %w", ErrLost, t.err)
 		}
 		n++
 	}
-	b.l.mu.Unlock()
-	if n > 0 {
-		// Without mu: the digest's one writer is this connection (see
-		// Batches), and connections hash their batches at once.
-		b.agency.digest.Write((*b.staged)[:b.tickets[n-1].end])
+	return n, nil
+}
+
+// rehash rebuilds f's digest from its durable rows in the bets file, after
+// a batch it hashed was lost. f has no batch on its way (its connection
+// committed them all, and the next has not added one), so its rows up to
+// the last good fsync are exactly its durable bets: the scan stops there,
+// while other agencies' rows may still be written past it.
+func (l *Ledger) rehash(f *facts) error {
+	l.mu.Lock()
+	if l.fault != nil {
+		// The rows up to the last good fsync are the file's only once it healed.
+		if err := l.healLocked(false); err != nil {
+			l.mu.Unlock()
+			return err
+		}
 	}
-	return n, err
+	end, stored := l.syncedEnd, f.stored.Load()
+	l.mu.Unlock()
+	w := protocol.NewDigestWriter()
+	if end > 0 {
+		tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Limit: end, Encode: encodeBet,
+			Hash: func(agency int, bets []byte) {
+				if agency == f.id {
+					w.Write(bets)
+				}
+			}})
+		if err != nil {
+			return err
+		}
+		if got := tally.Bets[f.id]; got != stored {
+			return fmt.Errorf("agency %d: %d of its rows in %q up to byte %d, %d stored", f.id, got, l.path, end, stored)
+		}
+	}
+	f.digest, f.stale = w, false
+	return nil
 }
 
 // settle returns once t is durable or lost, leading an fsync if no other

@@ -32,6 +32,12 @@ func (l *Ledger) Finish(a int, total uint64) (pending int, err error) {
 	l.jmu.Lock()
 	defer l.jmu.Unlock()
 	f := &l.agencies[a-1]
+	if f.stale {
+		// A batch of it was lost after it was hashed: only its durable rows count.
+		if err := l.rehash(f); err != nil {
+			return 0, fmt.Errorf("FINISH of agency %d: rebuild the digest of its bets: %w", a, err)
+		}
+	}
 	digest, err := l.closeAgency(f, total)
 	if err != nil {
 		return 0, err

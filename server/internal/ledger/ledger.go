@@ -29,10 +29,11 @@
 //     it takes effect, and each stops the agency's batches.
 //   - Digests. Each agency's durable bets, in order, have a digest
 //     (protocol.Digest, over the bets as the wire encodes them): the
-//     agency's connection hashes its batches once Commit says they are
-//     durable, without mu, so connections hash at once. FINISH journals it;
-//     recovery encodes the rows again, hashes them, and refuses a finished
-//     agency whose bets no longer match.
+//     agency's connection hashes each batch it wrote, without mu, so
+//     connections hash at once; a batch lost after all has the digest
+//     rebuilt from the file (Batches.Add). FINISH journals it; recovery
+//     encodes the rows again, hashes them, and refuses a finished agency
+//     whose bets no longer match.
 //
 // Lock order: jmu, then syncMu, then mu. The per-agency counts are atomics,
 // written under mu and read without it: a status page or a scrape never
@@ -148,10 +149,13 @@ type facts struct {
 	// its exclusion is; nil while it may send bets.
 	closed  error
 	winners []string // under mu; documents of its stored winning bets, in file order
-	// digest has hashed its durable bets: written by its one connection at
-	// a time (Batches.Commit) and read by Finish, which that connection
-	// calls, or by recovery before any connection.
+	// digest has hashed its bets written so far, durable once their commit
+	// says so; stale: it hashed a batch that was lost, and must be rebuilt
+	// (rehash). Both are its connection's, one at a time (Batches), which
+	// also calls Finish; recovery sets them before any connection.
 	digest *protocol.DigestWriter
+	stale  bool
+	id     int // its agency number
 }
 
 // Agency is one agency's facts at one moment.

@@ -35,7 +35,7 @@ func Open(path string, opts Options) (*Ledger, Recovered, error) {
 	l := &Ledger{path: path, agencies: make([]facts, opts.Agencies), log: opts.Log, faults: opts.Faults,
 		observe: opts.ObserveFsync}
 	for i := range l.agencies {
-		l.agencies[i].digest = protocol.NewDigestWriter()
+		l.agencies[i].digest, l.agencies[i].id = protocol.NewDigestWriter(), i+1
 	}
 	rec, err := l.recover(opts.Progress)
 	if err != nil {
