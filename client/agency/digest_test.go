@@ -107,10 +107,7 @@ func TestAgencyChecksTheDigest(t *testing.T) {
 					}
 					return err
 				}
-				if _, err := f.expect(protocol.MsgConsult); err != nil {
-					return err
-				}
-				return f.send(protocol.Winners{Total: 1, Documents: []string{"7"}})
+				return f.answerConsult(protocol.Winners{Total: 1, Documents: []string{"7"}})
 			})
 			log, lines := testLog()
 			docs, _, err := runBounded(t, New(failureConfig(fc.addr, data), log), fakeWait)

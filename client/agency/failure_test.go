@@ -143,6 +143,14 @@ func (f *fakeConn) digest() protocol.Digest {
 	return digestOf(bets)
 }
 
+// answerConsult waits for CONSULT and answers it with w.
+func (f *fakeConn) answerConsult(w protocol.Winners) error {
+	if _, err := f.expect(protocol.MsgConsult); err != nil {
+		return err
+	}
+	return f.send(w)
+}
+
 // ackUntilFinish acknowledges every batch, then the FINISH, as an honest
 // central does: with the count and the digest of what it holds.
 func (f *fakeConn) ackUntilFinish() error {
@@ -638,10 +646,7 @@ func TestAgencyNeverSendsOverEightKiB(t *testing.T) {
 				if err := f.ackUntilFinish(); err != nil {
 					return err
 				}
-				if _, err := f.expect(protocol.MsgConsult); err != nil {
-					return err
-				}
-				return f.send(protocol.Winners{Total: 1, Documents: []string{"42"}})
+				return f.answerConsult(protocol.Winners{Total: 1, Documents: []string{"42"}})
 			})
 			cfg := failureConfig(fc.addr, data)
 			cfg.BatchMaxAmount = tt.maxCount

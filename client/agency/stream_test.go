@@ -73,10 +73,7 @@ func TestAgencyResumes(t *testing.T) {
 				if err := f.ackUntilFinish(); err != nil {
 					return err
 				}
-				if _, err := f.expect(protocol.MsgConsult); err != nil {
-					return err
-				}
-				return f.send(protocol.Winners{Total: 1, Documents: []string{"7"}})
+				return f.answerConsult(protocol.Winners{Total: 1, Documents: []string{"7"}})
 			})
 			log, lines := testLog()
 			docs, _, err := runBounded(t, New(failureConfig(fc.addr, data), log), fakeWait)
@@ -153,10 +150,7 @@ func TestAgencyKeepsAWindowOfBatches(t *testing.T) {
 		if err := f.ackUntilFinish(); err != nil {
 			return err
 		}
-		if _, err := f.expect(protocol.MsgConsult); err != nil {
-			return err
-		}
-		return f.send(protocol.Winners{})
+		return f.answerConsult(protocol.Winners{})
 	})
 	log, lines := testLog()
 	_, _, err := runBounded(t, New(failureConfig(fc.addr, data), log), fakeWait)
