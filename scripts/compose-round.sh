@@ -124,7 +124,7 @@ verdict() {
 	exited) [ "$code" = 0 ] || problems+=("the central exited $code") ;;
 	*) problems+=("the central is $status") ;;
 	esac
-	declare -A expected dirs
+	declare -A expected=() dirs=() # =(): set, so that set -u can count them when empty
 	for ((id = 1; id <= agencies; id++)); do
 		c=${ids[client$id]:-}
 		if [ -z "$c" ]; then
