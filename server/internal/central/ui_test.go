@@ -147,5 +147,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 		total += r.Bar
 	}
 	assert.InDelta(t, 100, total, 1)
+	// The round's digest on the page is the one the sorteo line committed.
+	digest, err := chromedp.Run(wait, chromedp.Text(chromedp.CSS(`#digest`)))
+	require.NoError(t, err)
+	assert.Regexp(t, `^[0-9a-f]{64}$`, digest)
+	assert.Equal(t, 1, oc.logs.Count(vocab.Sorteo.Line(logfmt.Success), vocab.DigestoRonda.Str(digest).String()),
+		"the page's round digest %s is the sorteo line's", digest)
 	shoot(t, ctx, "status-after.png")
 }
