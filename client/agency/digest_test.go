@@ -14,6 +14,7 @@ import (
 	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 )
 
@@ -22,8 +23,11 @@ import (
 func digestOf(bets []lottery.Bet) protocol.Digest {
 	w := protocol.NewDigestWriter()
 	for _, b := range bets {
-		if err := w.Bet(protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
-			Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)}); err != nil {
+		wb, err := wire.Bet(b)
+		if err == nil {
+			err = w.Bet(wb)
+		}
+		if err != nil {
 			panic(err) // the tests' bets all fit the wire
 		}
 	}

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"time"
 
 	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 )
 
@@ -106,7 +106,7 @@ func (s *stream) readFile() error {
 		}
 		s.opened = true
 		n := s.total + 1 // this bet's number in the file
-		wb, err := wireBet(bet)
+		wb, err := wire.Bet(bet)
 		if err != nil {
 			err = s.badBet(n, err)
 		} else if n > s.stored {
@@ -124,17 +124,6 @@ func (s *stream) readFile() error {
 	}
 	s.opened = true // an empty file was opened too
 	return nil
-}
-
-// wireBet is a bet of the file as BATCH carries it. The central validates
-// every bet and its refusal names the bet, so only what the wire cannot
-// carry is checked here: a number past 16 bits would wrap into a valid one.
-func wireBet(bet lottery.Bet) (protocol.Bet, error) {
-	if bet.Number < 0 || bet.Number > math.MaxUint16 {
-		return protocol.Bet{}, &lottery.FieldError{Field: "number", Reason: "out of range 0..9999"}
-	}
-	return protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName, LastName: bet.LastName,
-		Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)}, nil
 }
 
 // badBet is the error for bet n of the file, which err says is wrong.

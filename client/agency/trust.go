@@ -8,8 +8,8 @@ import (
 	"net"
 
 	"lotterycentral.example/client/internal/vocab"
-	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
+	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 )
@@ -131,19 +131,9 @@ func (a *Agency) checkDigest(central, file protocol.Digest) error {
 
 // readFile counts the bets in the agency's file and computes its digest.
 func (a *Agency) readFile() (uint64, protocol.Digest, error) {
-	var n uint64
-	w := protocol.NewDigestWriter()
-	for bet, err := range lottery.ReadAgencyFile(a.cfg.DataPath, a.cfg.ID) {
-		if err == nil {
-			var wb protocol.Bet
-			if wb, err = wireBet(bet); err == nil {
-				err = w.Bet(wb)
-			}
-		}
-		if err != nil {
-			return 0, protocol.Digest{}, &DataFileError{Path: a.cfg.DataPath, Err: fmt.Errorf("bet %d: %w", n+1, err)}
-		}
-		n++
+	n, d, err := wire.FileDigest(a.cfg.DataPath, a.cfg.ID)
+	if err != nil {
+		return 0, protocol.Digest{}, &DataFileError{Path: a.cfg.DataPath, Err: err}
 	}
-	return n, w.Sum(), nil
+	return n, d, nil
 }

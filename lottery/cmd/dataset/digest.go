@@ -3,13 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 )
 
@@ -24,7 +24,7 @@ func (e *usageError) Unwrap() error { return e.err }
 // central would store them.
 type agencyDigest struct {
 	agency   int
-	bets     int
+	bets     uint64
 	digest   protocol.Digest
 	excluded bool
 }
@@ -89,21 +89,10 @@ func digestDir(dir string, exclude []int) ([]agencyDigest, error) {
 		d.agency = agency
 		_, d.excluded = slices.BinarySearch(exclude, agency)
 		// The file's number is the agency's: every bet carries it on the wire.
-		w := protocol.NewDigestWriter()
-		for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(agency)), agency) {
-			if err == nil && (b.Number < 0 || b.Number > math.MaxUint16) {
-				err = fmt.Errorf("bet %d: number %d does not fit BATCH", d.bets+1, b.Number)
-			}
-			if err == nil {
-				err = w.Bet(protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
-					Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)})
-			}
-			if err != nil {
-				return nil, fmt.Errorf("digest agency %d: %w", agency, err)
-			}
-			d.bets++
+		d.bets, d.digest, err = wire.FileDigest(filepath.Join(dir, lottery.AgencyFileName(agency)), agency)
+		if err != nil {
+			return nil, fmt.Errorf("digest agency %d: %w", agency, err)
 		}
-		d.digest = w.Sum()
 	}
 	return digests, nil
 }

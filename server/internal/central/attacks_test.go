@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
-	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/lottery/logfmt/logfmttest"
+	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 	"lotterycentral.example/protocol/identity"
 	"lotterycentral.example/protocol/pki"
@@ -135,13 +135,9 @@ func intruders(agency, n int) []protocol.Bet {
 // digestOfFile is the digest of agency id's bets file, as the agency computes it.
 func digestOfFile(t *testing.T, path string, id int) protocol.Digest {
 	t.Helper()
-	w := protocol.NewDigestWriter()
-	for b, err := range lottery.ReadAgencyFile(path, id) {
-		require.NoError(t, err)
-		require.NoError(t, w.Bet(protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
-			Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)}))
-	}
-	return w.Sum()
+	_, d, err := wire.FileDigest(path, id)
+	require.NoError(t, err)
+	return d
 }
 
 func requireCountMismatch(t *testing.T, r agencyResult, central uint64) {

@@ -19,7 +19,6 @@ import (
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/lottery/logfmt/logfmttest"
-	"lotterycentral.example/protocol"
 	"lotterycentral.example/server/internal/ledger"
 	"lotterycentral.example/server/internal/vocab"
 )
@@ -34,23 +33,10 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 		row2 = "3,Luis,Gómez,22222222,1980-05-06,12\n"
 		good = row1 + row2 // two bets of agency 3, lines 1 and 2
 	)
-	// digest3 is the digest of agency 3's bets in rows, in order.
-	digest3 := func(rows ...[]string) protocol.Digest {
-		w := protocol.NewDigestWriter()
-		for _, r := range rows {
-			n, err := strconv.Atoi(r[5])
-			require.NoError(t, err)
-			require.NoError(t, w.Bet(protocol.Bet{Agency: 3, FirstName: r[1], LastName: r[2], Document: r[3],
-				Birthdate: r[4], Number: uint16(n)}))
-		}
-		return w.Sum()
-	}
-	bet1 := []string{"3", "Ana", "Pérez", "11111111", "1990-01-02", "7574"}
-	bet2 := []string{"3", "Luis", "Gómez", "22222222", "1980-05-06", "12"}
-	require.Equal(t, row1, strings.Join(bet1, ",")+"\n")
-	require.Equal(t, row2, strings.Join(bet2, ",")+"\n")
+	bet1 := lottery.Bet{Agency: 3, FirstName: "Ana", LastName: "Pérez", Document: "11111111", Birthdate: "1990-01-02", Number: 7574}
+	bet2 := lottery.Bet{Agency: 3, FirstName: "Luis", LastName: "Gómez", Document: "22222222", Birthdate: "1980-05-06", Number: 12}
 	// fin3 is agency 3's FINISH line for good.
-	fin3 := fmt.Sprintf("3,2,%s\n", digest3(bet1, bet2))
+	fin3 := fmt.Sprintf("3,2,%s\n", digestOf(t, []lottery.Bet{bet1, bet2}))
 	tests := []struct {
 		name    string
 		bets    string
@@ -105,7 +91,7 @@ func TestRecoveryValidatesEveryRow(t *testing.T) {
 			"line 1: agency 3 finished with 5 bets but", nil, ""},
 		{"journal agency again with another total", good, fin3 + strings.Replace(fin3, "3,2,", "3,1,", 1), "journal",
 			`line 2: agency 3 finished again as "3,1,`, nil, ""},
-		{"journal digest of the rows in another order", good, fmt.Sprintf("3,2,%s\n", digest3(bet2, bet1)), "journal",
+		{"journal digest of the rows in another order", good, fmt.Sprintf("3,2,%s\n", digestOf(t, []lottery.Bet{bet2, bet1})), "journal",
 			"line 1: agency 3 finished with digest", nil, ""},
 		{"journal digest in upper case", good, strings.ToUpper(fin3), "journal",
 			"line 1: agency 3: digest", nil, ""},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lotterycentral.example/lottery"
+	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 )
 
@@ -102,8 +103,7 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 // encodeBet appends b as BATCH encodes it: a stored bet back into what its
 // agency's digest covers. Check ran first, so every field fits the wire.
 func encodeBet(dst []byte, b lottery.Bet) []byte {
-	dst, _ = protocol.AppendBet(dst, protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName,
-		LastName: b.LastName, Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)})
+	dst, _ = wire.AppendBet(dst, b)
 	return dst
 }
 
