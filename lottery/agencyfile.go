@@ -260,3 +260,72 @@ func WriteAgencyFile(w io.Writer, bets iter.Seq[Bet]) error {
 	}
 	return nil
 }
+
+// agencyReadSize is ReadAgencyRows' buffer: few reads, so few system calls,
+// however large the file.
+const agencyReadSize = 256 << 10
+
+// ReadAgencyRows streams an agency file (see ReadAgencyFile) as rows, each
+// as AppendRow writes it, LF included: what BATCH carries. Most lines are
+// such a row already and are handed on as they are; the others (a quote, a
+// CR inside a line, a field csv would quote, a number written otherwise) go
+// through encoding/csv from there on and are written again. A row is valid
+// until the next one. Rows are not validated, but a malformed line or a
+// non-integer number yields (nil, err) with err starting "path:line: ", and
+// ends the sequence.
+func ReadAgencyRows(path string) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		f, err := os.Open(path)
+		if err != nil {
+			yield(nil, fmt.Errorf("read agency file: %w", err)) // os.Open names the path
+			return
+		}
+		defer f.Close()
+		br := bufio.NewReaderSize(f, agencyReadSize)
+		if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
+			br.Discard(len(utf8BOM))
+		}
+		var scratch []byte // a row that is not a line of the buffer as it is
+		for line := 0; ; line++ {
+			raw, err := br.ReadSlice('\n')
+			if err == io.EOF && len(raw) == 0 {
+				return
+			}
+			content := raw
+			if n := len(content); n > 0 && content[n-1] == '\n' {
+				content = content[:n-1]
+			}
+			if n := len(content); n > 0 && content[n-1] == '\r' {
+				content = content[:n-1]
+			}
+			if err == nil || err == io.EOF {
+				switch {
+				case len(content) == 0: // csv skips a blank line
+					continue
+				case plainAgencyRow(content):
+					row := raw
+					if len(content)+1 != len(raw) || raw[len(raw)-1] != '\n' { // CRLF, or no LF at the end
+						scratch = append(append(scratch[:0], content...), '\n')
+						row = scratch
+					}
+					if !yield(row, nil) {
+						return
+					}
+					continue
+				}
+			}
+			rest := io.Reader(br)
+			if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
+				rest = errReader{err} // csv would stop at this error, not read the file again
+			}
+			readAgencyCSV(io.MultiReader(bytes.NewReader(bytes.Clone(raw)), rest), path, 0, line, func(b Bet, err error) bool {
+				if err != nil {
+					return yield(nil, err)
+				}
+				scratch = AppendRow(scratch[:0], b)
+				return yield(scratch, nil)
+			})
+			return
+		}
+	}
+}

@@ -36,12 +36,11 @@ type ScanOptions struct {
 	// Progress, if set, is called from one goroutine at a time, in file order, with the rows scanned so far, after each chunk.
 	// An error it returns ends the scan with that error (a central told to stop, say).
 	Progress func(rows uint64) error
-	// Encode and Hash, both set, hand Hash each agency's bets in file order,
-	// as Encode appends them to dst: a digest of each agency's rows (the
-	// central's FINISH digests). Encode runs on the parsing goroutines, after
-	// Check; Hash on one goroutine, a run of one agency's bets at a time.
-	Encode func(dst []byte, b Bet) []byte
-	Hash   func(agency int, encoded []byte)
+	// Hash, if set, is handed each agency's rows in file order, each as
+	// BATCH carries it (its line without the agency column, LF included:
+	// AppendRow's), a run of one agency's rows at a time, on one goroutine:
+	// the central's digests. Rows read in place are copied as they are.
+	Hash func(agency int, rows []byte)
 	// Limit, when positive, reads only the file's first Limit bytes: a
 	// prefix ending where a row ends, such as a central's synced rows while
 	// it appends more.
@@ -107,12 +106,9 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	s.live.Store(int32(workers))
 	s.wg.Add(1 + workers)
 	go s.read(src)
-	encode := opts.Encode
-	if opts.Hash == nil {
-		encode = nil
-	}
+	rows := opts.Hash != nil
 	for i := range ws {
-		ws[i] = newScanWorker(opts.Check, encode)
+		ws[i] = newScanWorker(opts.Check, rows)
 		go s.work(ws[i])
 	}
 
@@ -133,7 +129,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			delete(pending, next)
 			if r.open {
 				// No worker can split it: csv reads on from there, one record at a time.
-				w := newScanWorker(opts.Check, encode)
+				w := newScanWorker(opts.Check, rows)
 				ws = append(ws, w)
 				rd := io.NewSectionReader(src, r.offset, end-r.offset)
 				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
@@ -148,7 +144,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			}
 			tally.Rows += r.rows
 			lines += r.lines
-			if encode != nil {
+			if rows {
 				r.hash(opts.Hash)
 				select {
 				case s.freeEnc <- encoded{r.enc[:0], r.spans[:0]}:
@@ -194,7 +190,7 @@ type scanner struct {
 	chunkSize int
 	made      int          // buffers made, up to cap(free); the reader's
 	free      chan []byte  // buffers the reader may fill
-	freeEnc   chan encoded // buffers a worker may encode a chunk's bets into (ScanOptions.Encode)
+	freeEnc   chan encoded // buffers a worker may copy a chunk's rows into (ScanOptions.Hash)
 	jobs      chan chunk
 	results   chan chunkResult
 	done      chan struct{} // closed when the merge needs nothing more
@@ -220,8 +216,8 @@ type chunkResult struct {
 	rows    uint64
 	lines   int // newlines in buf
 	winners []winner
-	// With ScanOptions.Encode, the chunk's bets encoded, as runs of one
-	// agency's bets, in order.
+	// With ScanOptions.Hash, the chunk's rows without their agency
+	// column, as runs of one agency's rows, in order.
 	enc   []byte
 	spans []span
 	// fail is the chunk's first bad row (or err) at failLine, counted from
@@ -238,7 +234,7 @@ type winner struct {
 	document string
 }
 
-// encoded are the buffers a chunk's bets are encoded into, handed back by
+// encoded are the buffers a chunk's rows are copied into, handed back by
 // the merge for the next chunk: a scan allocates a few, however large the file.
 type encoded struct {
 	enc   []byte
@@ -249,7 +245,7 @@ type encoded struct {
 // chunk's enc; it starts where the previous span ends.
 type span struct{ agency, end int }
 
-// hash hands r's encoded bets to hash, a run of one agency's at a time: a
+// hash hands r's rows to hash, a run of one agency's at a time: a
 // batch of a central's file is one call, not one per row.
 func (r *chunkResult) hash(hash func(int, []byte)) {
 	start := 0
@@ -389,13 +385,13 @@ func (s *scanner) work(w *scanWorker) {
 	}()
 	for c := range s.jobs {
 		r := chunkResult{chunk: c}
-		if w.encode != nil {
-			// A chunk's bets encode to about as many bytes as its rows.
+		if w.rows {
+			// A chunk's rows without their agency column: fewer bytes than the chunk.
 			select {
 			case e := <-s.freeEnc:
 				r.enc, r.spans = e.enc, e.spans
 			default:
-				r.enc = make([]byte, 0, len(c.buf)+len(c.buf)/4)
+				r.enc = make([]byte, 0, len(c.buf))
 			}
 		}
 		if !c.open && int64(c.seq) <= s.failed.Load() {
@@ -421,28 +417,34 @@ func (s *scanner) work(w *scanWorker) {
 // scanWorker checks chunks and counts their rows per agency.
 type scanWorker struct {
 	check  func(Bet) error
-	encode func([]byte, Bet) []byte // ScanOptions.Encode, when there is a Hash
-	counts []uint64                 // rows per agency, for agencies below len(counts)
-	more   map[int]uint64           // rows of the other agencies
+	rows   bool           // copy each row, without its agency column, for ScanOptions.Hash
+	counts []uint64       // rows per agency, for agencies below len(counts)
+	more   map[int]uint64 // rows of the other agencies
 	sr     strings.Reader
 	br     *bufio.Reader // reads sr for csv
 }
 
-func newScanWorker(check func(Bet) error, encode func([]byte, Bet) []byte) *scanWorker {
-	w := &scanWorker{check: check, encode: encode, counts: make([]uint64, 1024), more: map[int]uint64{}}
+func newScanWorker(check func(Bet) error, rows bool) *scanWorker {
+	w := &scanWorker{check: check, rows: rows, counts: make([]uint64, 1024), more: map[int]uint64{}}
 	w.br = bufio.NewReader(&w.sr)
 	return w
 }
 
-func (w *scanWorker) count(b Bet, r *chunkResult) {
+// count counts b, whose row (without the agency column and the LF) is row
+// as it was read, or "" if it was read by csv: AppendRow then writes it.
+func (w *scanWorker) count(b Bet, row string, r *chunkResult) {
 	if uint(b.Agency) < uint(len(w.counts)) {
 		w.counts[b.Agency]++
 	} else {
 		w.more[b.Agency]++
 	}
 	r.rows++
-	if w.encode != nil {
-		r.enc = w.encode(r.enc, b)
+	if w.rows {
+		if row != "" {
+			r.enc = append(append(r.enc, row...), '\n')
+		} else {
+			r.enc = AppendRow(r.enc, b)
+		}
 		if n := len(r.spans); n > 0 && r.spans[n-1].agency == b.Agency {
 			r.spans[n-1].end = len(r.enc)
 		} else {
@@ -489,7 +491,7 @@ func (w *scanWorker) scan(r *chunkResult) {
 						return
 					}
 				}
-				w.count(b, r)
+				w.count(b, s[commas[0]+1:end], r)
 				pos = end + 1
 				line++
 				continue
@@ -571,7 +573,7 @@ func (w *scanWorker) readCSV(br *bufio.Reader, startLine int, r *chunkResult) {
 			return
 		}
 		end = cr.InputOffset()
-		w.count(b, r)
+		w.count(b, "", r)
 	}
 }
 

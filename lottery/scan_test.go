@@ -449,13 +449,8 @@ func BenchmarkScanStore(b *testing.B) {
 	writeStore(b, path, bets)
 	now := time.Now()
 	valid := func(bet Bet) error { return bet.Validate(now) }
-	// With digests, as a central recovers: each bet encoded as BATCH carries
-	// it and hashed into its agency's digest.
-	encode := func(dst []byte, bet Bet) []byte {
-		dst, _ = protocol.AppendBet(dst, protocol.Bet{Agency: uint32(bet.Agency), FirstName: bet.FirstName,
-			LastName: bet.LastName, Document: bet.Document, Birthdate: bet.Birthdate, Number: uint16(bet.Number)})
-		return dst
-	}
+	// With digests, as a central recovers: each bet's row, as BATCH carries
+	// it, hashed into its agency's digest.
 	digests := map[int]*protocol.DigestWriter{}
 	hash := func(agency int, bets []byte) {
 		if digests[agency] == nil {
@@ -470,7 +465,7 @@ func BenchmarkScanStore(b *testing.B) {
 	}{
 		{"workers=1", ScanOptions{Check: valid}, 1},
 		{"workers=2", ScanOptions{Check: valid}, 2},
-		{"workers=2/digests", ScanOptions{Check: valid, Encode: encode, Hash: hash}, 2},
+		{"workers=2/digests", ScanOptions{Check: valid, Hash: hash}, 2},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -488,7 +483,7 @@ func BenchmarkScanStore(b *testing.B) {
 	}
 }
 
-// Encode and Hash hand each agency's bets to Hash in file order, wherever
+// Hash is handed each agency's rows (AppendRow's) in file order, wherever
 // chunks end: rows read in place, through csv (quoted fields), and past the
 // chunks (records longer than scanMaxGrowth chunks).
 func TestScanStoreHashesEachAgencyInOrder(t *testing.T) {
@@ -498,12 +493,9 @@ func TestScanStoreHashesEachAgencyInOrder(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bets.csv")
 	bets := randomBets(rand.New(rand.NewPCG(3, 4)), 3000)
 	writeStore(t, path, bets)
-	encode := func(dst []byte, b Bet) []byte {
-		return fmt.Appendf(dst, "%d|%s|%s|%s|%s|%d;", b.Agency, b.FirstName, b.LastName, b.Document, b.Birthdate, b.Number)
-	}
 	want := map[int]string{}
 	for _, b := range bets {
-		want[b.Agency] += string(encode(nil, b))
+		want[b.Agency] += string(AppendRow(nil, b))
 	}
 
 	for _, size := range scanChunkSizes {
@@ -511,7 +503,7 @@ func TestScanStoreHashesEachAgencyInOrder(t *testing.T) {
 			t.Run(fmt.Sprintf("chunk=%d/workers=%d", size, workers), func(t *testing.T) {
 				got := map[int]string{}
 				calls := 0
-				_, err := scanStore(path, ScanOptions{Check: valid, Encode: encode, Hash: func(agency int, enc []byte) {
+				_, err := scanStore(path, ScanOptions{Check: valid, Hash: func(agency int, enc []byte) {
 					got[agency] += string(enc)
 					calls++
 				}}, size, workers)

@@ -56,14 +56,15 @@ func OpenStore(path string) (*Store, error) {
 // scan that validates a name also says whether it needs quotes. Reset keeps
 // the buffer for the next batch.
 type Rows struct {
-	buf []byte
-	n   int
+	buf    []byte
+	n      int
+	prefix []byte // AddBatch's agency column, reused
 }
 
 // Add checks b as Validate does and, valid, appends its row; invalid, it
 // returns Validate's error and appends nothing.
 func (r *Rows) Add(b Bet, now time.Time) error {
-	quotes, err := b.check(now)
+	quotes, err := b.check(today(now))
 	if err != nil {
 		return err
 	}
@@ -137,9 +138,15 @@ func (s *Store) write() error {
 // appendRow appends b's row as csv.Writer writes it (comma, LF line ending);
 // quotes has bit i set when text field i needs quotes (see Bet.check).
 func appendRow(buf []byte, b Bet, quotes uint8) []byte {
-	buf = appendInt(buf, b.Agency)
+	return appendFields(append(appendInt(buf, b.Agency), ','), b, quotes)
+}
+
+// appendFields appends b's row after the agency column (see AppendRow).
+func appendFields(buf []byte, b Bet, quotes uint8) []byte {
 	for i, field := range b.textFields() {
-		buf = append(buf, ',')
+		if i > 0 {
+			buf = append(buf, ',')
+		}
 		if quotes&(1<<i) == 0 {
 			buf = append(buf, field...)
 		} else {
@@ -215,7 +222,7 @@ func quotedStart(field string) bool {
 	}
 	if c := field[0]; c < utf8.RuneSelf {
 		// unicode.IsSpace's ASCII spaces.
-		return c == ' ' || '\t' <= c && c <= '\r' || field == `\.`
+		return c == ' ' || '\t' <= c && c <= '\r' || c == '\\' && field == `\.`
 	}
 	r, _ := utf8.DecodeRuneInString(field)
 	return unicode.IsSpace(r)

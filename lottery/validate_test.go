@@ -129,7 +129,7 @@ func TestBirthdateFutureAcrossNows(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, tt.want, checkBirthdate(tt.date, tt.now))
+			assert.Equal(t, tt.want, checkBirthdate(tt.date, today(tt.now)))
 		})
 	}
 }

@@ -1,13 +1,14 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 )
 
-// BatchBuilder packs bets straight into a BATCH frame, keeping it within both
-// a maximum bet count and MaxClientFrame. It encodes each bet once, in place,
-// so packing allocates nothing after the first frame.
+// BatchBuilder packs rows straight into a BATCH frame, keeping it within both
+// a maximum bet count and MaxClientFrame: packing allocates nothing after the
+// first frame.
 type BatchBuilder struct {
 	maxCount int
 	count    int
@@ -34,34 +35,33 @@ func (bb *BatchBuilder) Reset() {
 	bb.buf = bb.buf[:HeaderSize+batchPrefix]
 }
 
-// Add packs one bet. It returns ErrBatchFull, leaving the batch unchanged,
-// when the bet would break either limit: send the frame, Reset, add it again.
-// A bet that cannot be encoded at all (a field over MaxString) is an error
-// that no Reset cures.
-func (bb *BatchBuilder) Add(bet Bet) error {
-	if bb.count >= bb.maxCount {
+// AddRow packs one bet's row, LF included (see Batch). It returns
+// ErrBatchFull, leaving the batch unchanged, when the row would break either
+// limit: send the frame, Reset, add it again. A row that no frame can hold,
+// or one without its LF, is an error that no Reset cures.
+func (bb *BatchBuilder) AddRow(row []byte) error {
+	// One LF, at the end: a line break inside a row (a quoted one in an
+	// agency file's name) would be another row to the central.
+	if len(row) == 0 || bytes.IndexByte(row, '\n') != len(row)-1 {
+		return fmt.Errorf("pack bet: a row ends in LF and holds no other (a line break inside a field): %w", ErrMalformed)
+	}
+	if HeaderSize+batchPrefix+len(row) > MaxClientFrame {
+		return fmt.Errorf("pack bet: a row of %d bytes: %w", len(row), ErrFrameTooLarge)
+	}
+	if bb.count >= bb.maxCount || len(bb.buf)+len(row) > MaxClientFrame {
 		return ErrBatchFull
 	}
-	before := len(bb.buf)
-	buf, err := AppendBet(bb.buf, bet)
-	if err != nil {
-		bb.buf = bb.buf[:before]
-		return fmt.Errorf("pack bet: %w", err)
-	}
-	if len(buf) > MaxClientFrame {
-		bb.buf = buf[:before]
-		if before == HeaderSize+batchPrefix { // cannot happen: a bet is at most 1030 bytes
-			return fmt.Errorf("pack bet: %w", ErrFrameTooLarge)
-		}
-		return ErrBatchFull
-	}
-	bb.buf = buf
+	bb.buf = append(bb.buf, row...)
 	bb.count++
 	return nil
 }
 
+// Rows is the rows packed so far, as the frame carries them: what the
+// agency's digest covers of it. Valid until the next AddRow or Reset.
+func (bb *BatchBuilder) Rows() []byte { return bb.buf[HeaderSize+batchPrefix:] }
+
 // Frame returns the batch as a complete frame under sequence number seq.
-// The bytes are valid until the next Add or Reset.
+// The bytes are valid until the next AddRow or Reset.
 func (bb *BatchBuilder) Frame(seq uint32) []byte {
 	putHeader(bb.buf, MsgBatch, len(bb.buf)-HeaderSize)
 	binary.BigEndian.PutUint32(bb.buf[HeaderSize:], seq)

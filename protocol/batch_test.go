@@ -3,14 +3,14 @@ package protocol
 import (
 	"bytes"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// decodeBatchFrame reads a builder's frame the way the central does.
+// decodeBatchFrame reads a builder's frame the way an agency's peer does,
+// and checks that the central's zero-copy read (BatchRows) agrees.
 func decodeBatchFrame(t testing.TB, frame []byte) *Batch {
 	t.Helper()
 	require.LessOrEqual(t, len(frame), MaxClientFrame)
@@ -19,14 +19,22 @@ func decodeBatchFrame(t testing.TB, frame []byte) *Batch {
 	require.Equal(t, MsgBatch, f.Type)
 	m, err := Decode(f)
 	require.NoError(t, err)
-	return m.(*Batch)
+	b := m.(*Batch)
+	rows, count, err := BatchRows(f.Payload)
+	require.NoError(t, err)
+	assert.Equal(t, b.Count, count, "BatchRows' count")
+	assert.Equal(t, b.Rows, rows, "BatchRows' rows")
+	return b
 }
 
-// largeBet is the biggest bet the codec can carry: 4 + 4×256 + 2 = 1030 bytes.
-func largeBet(i int) Bet {
-	s := strings.Repeat(string(rune('a'+i%26)), MaxString)
-	return Bet{Agency: uint32(i), FirstName: s, LastName: s, Document: s, Birthdate: s, Number: uint16(i)}
+// rowOfSize is a row of n bytes, LF included.
+func rowOfSize(n int, fill byte) []byte {
+	return append(bytes.Repeat([]byte{fill}, n-1), '\n')
 }
+
+// largestRow is the longest row a frame holds: the whole payload but seq
+// and count.
+const largestRow = MaxClientPayload - batchPrefix
 
 func TestBatchBuilderMaxCount(t *testing.T) {
 	tests := []struct {
@@ -46,18 +54,17 @@ func TestBatchBuilderMaxCount(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			bb := NewBatchBuilder(tt.maxCount)
 
-			// The smallest bets, so only the count can stop the builder.
-			var bets []Bet
+			// The smallest rows, so only the count can stop the builder.
+			var rows [][]byte
 			for i := range tt.want {
-				bet := Bet{Number: uint16(i)}
-				require.NoError(t, bb.Add(bet), "bet %d", i)
-				bets = append(bets, bet)
+				require.NoError(t, bb.AddRow(smallestRow), "row %d", i)
+				rows = append(rows, smallestRow)
 			}
 			before := bytes.Clone(bb.Frame(1))
-			require.ErrorIs(t, bb.Add(Bet{}), ErrBatchFull)
+			require.ErrorIs(t, bb.AddRow(smallestRow), ErrBatchFull)
 			assert.Equal(t, tt.want, bb.Len())
-			assert.Equal(t, before, bb.Frame(1), "a refused bet must leave the frame as it was")
-			assert.Equal(t, &Batch{Seq: 1, Bets: bets}, decodeBatchFrame(t, bb.Frame(1)))
+			assert.Equal(t, before, bb.Frame(1), "a refused row must leave the frame as it was")
+			assert.Equal(t, ptr(batchOf(1, rows...)), decodeBatchFrame(t, bb.Frame(1)))
 		})
 	}
 }
@@ -65,127 +72,182 @@ func TestBatchBuilderMaxCount(t *testing.T) {
 func TestBatchBuilderFrameLimit(t *testing.T) {
 	tests := []struct {
 		name string
-		bet  func(i int) Bet
+		row  func(i int) []byte
 	}{
-		{"largest bets", largeBet},
-		{"realistic bets", realisticBet},
-		{"mixed sizes", func(i int) Bet {
-			if i%3 == 0 {
-				return largeBet(i)
+		{"largest valid rows", largestValidRow},
+		{"realistic rows", realisticRow},
+		{"rows of 1000 bytes", func(i int) []byte { return rowOfSize(1000, byte('a'+i%26)) }},
+		{"mixed sizes", func(i int) []byte {
+			switch i % 3 {
+			case 0:
+				return largestValidRow(i)
+			case 1:
+				return smallestRow
 			}
-			return realisticBet(i)
+			return realisticRow(i)
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bb := NewBatchBuilder(0)
-			var bets []Bet
-			var rejected Bet
+			var rows [][]byte
+			var rejected []byte
 			for i := 0; ; i++ {
-				bet := tt.bet(i)
-				err := bb.Add(bet)
+				row := tt.row(i)
+				err := bb.AddRow(row)
 				if errors.Is(err, ErrBatchFull) {
-					rejected = bet
+					rejected = row
 					break
 				}
 				require.NoError(t, err)
-				bets = append(bets, bet)
+				rows = append(rows, row)
 			}
 			frame := bb.Frame(3)
 			require.LessOrEqual(t, len(frame), MaxClientFrame)
-			require.Less(t, len(bets), MaxBatchBets, "the frame limit, not the count, must have stopped it")
+			require.Less(t, len(rows), MaxBatchBets, "the frame limit, not the count, must have stopped it")
 
-			// The refused bet really did not fit.
-			withRejected, err := AppendBet(bytes.Clone(frame), rejected)
-			require.NoError(t, err)
-			assert.Greater(t, len(withRejected), MaxClientFrame)
+			// The refused row really did not fit.
+			assert.Greater(t, len(frame)+len(rejected), MaxClientFrame)
 
-			assert.Equal(t, &Batch{Seq: 3, Bets: bets}, decodeBatchFrame(t, frame))
+			assert.Equal(t, ptr(batchOf(3, rows...)), decodeBatchFrame(t, frame))
 
-			// After Reset the refused bet is the first of the next batch.
+			// After Reset the refused row is the first of the next batch.
 			bb.Reset()
 			assert.Zero(t, bb.Len())
-			require.NoError(t, bb.Add(rejected))
-			assert.Equal(t, &Batch{Seq: 4, Bets: []Bet{rejected}}, decodeBatchFrame(t, bb.Frame(4)))
+			require.NoError(t, bb.AddRow(rejected))
+			assert.Equal(t, ptr(batchOf(4, rejected)), decodeBatchFrame(t, bb.Frame(4)))
 		})
 	}
-	t.Run("largest bets: seven fit", func(t *testing.T) {
-		bb := NewBatchBuilder(0)
-		for i := range 7 {
-			require.NoError(t, bb.Add(largeBet(i)))
-		}
-		require.ErrorIs(t, bb.Add(largeBet(7)), ErrBatchFull)
-		assert.Len(t, bb.Frame(1), HeaderSize+batchPrefix+7*1030)
-	})
 }
 
-func TestBatchBuilderUnencodableBet(t *testing.T) {
-	long := strings.Repeat("n", 300)
+// The frame limit is inclusive: rows that make the frame exactly 8192 bytes fit.
+func TestBatchBuilderFrameLimitIsExact(t *testing.T) {
 	tests := []struct {
-		name string
-		bet  Bet
+		name  string
+		sizes []int // rows' sizes; they add up to largestRow
 	}{
-		{"300-byte first name", Bet{Agency: 1, FirstName: long, LastName: "x", Document: "1", Birthdate: "2000-01-01"}},
-		{"300-byte last name", Bet{Agency: 1, FirstName: "x", LastName: long}},
-		{"256-byte document", Bet{Agency: 1, Document: strings.Repeat("9", 256)}},
-		{"256-byte birthdate", Bet{Agency: 1, Birthdate: strings.Repeat("-", 256)}},
+		{"one row as large as a frame holds", []int{largestRow}},
+		{"two rows", []int{largestRow - 433, 433}},
+		{"a smallest row last", []int{largestRow - 5, 5}},
+		{"nine rows of 909 bytes", []int{909, 909, 909, 909, 909, 909, 909, 909, 909}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			bb := NewBatchBuilder(0)
+			var rows [][]byte
+			for i, n := range tt.sizes {
+				row := rowOfSize(n, byte('a'+i))
+				require.NoError(t, bb.AddRow(row), "row %d", i)
+				rows = append(rows, row)
+			}
+			require.Len(t, bb.Frame(1), MaxClientFrame)
+			require.ErrorIs(t, bb.AddRow([]byte("\n")), ErrBatchFull, "not one more byte")
+			assert.Equal(t, ptr(batchOf(1, rows...)), decodeBatchFrame(t, bb.Frame(1)))
+		})
+	}
+}
+
+// A row without its LF, or one no frame can hold, is an error Reset cannot
+// cure: it leaves the batch as it was and does not look like a full batch.
+func TestBatchBuilderRefusesRow(t *testing.T) {
+	tests := []struct {
+		name string
+		row  []byte
+		want error
+	}{
+		{"no bytes", nil, ErrMalformed},
+		{"empty", []byte{}, ErrMalformed},
+		{"no LF", []byte("Ana,Paz,1,1990-01-02,7"), ErrMalformed},
+		{"CR but no LF", []byte("Ana,Paz,1,1990-01-02,7\r"), ErrMalformed},
+		{"LF not last", []byte("Ana,Paz,1,1990-01-02,7\n "), ErrMalformed},
+		{"a second LF: a quoted line break in a name", []byte("\"Ana\nMaría\",Paz,2,1990-01-02,8\n"), ErrMalformed},
+		{"one byte over a frame", rowOfSize(largestRow+1, 'x'), ErrFrameTooLarge},
+		{"far over a frame", rowOfSize(3*MaxClientFrame, 'x'), ErrFrameTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check := func(bb *BatchBuilder, want error) {
+				t.Helper()
+				before, n := bytes.Clone(bb.Frame(1)), bb.Len()
+				err := bb.AddRow(tt.row)
+				require.ErrorIs(t, err, want)
+				if want != ErrBatchFull {
+					require.NotErrorIs(t, err, ErrBatchFull, "Reset cannot cure it; it must not look like a full batch")
+				}
+				assert.Equal(t, n, bb.Len())
+				assert.Equal(t, before, bb.Frame(1), "no byte of the refused row may enter the frame")
+			}
+
 			bb := NewBatchBuilder(10)
-			require.NoError(t, bb.Add(realisticBet(1)))
-			before := bytes.Clone(bb.Frame(1))
+			check(bb, tt.want)
+			require.NoError(t, bb.AddRow(realisticRow(1)))
+			// A batch under way refuses it for good too: no frame is sent early for it.
+			check(bb, tt.want)
 
-			err := bb.Add(tt.bet)
-			require.ErrorIs(t, err, ErrStringTooLong)
-			require.NotErrorIs(t, err, ErrBatchFull, "Reset cannot cure it; it must not look like a full batch")
-			assert.Equal(t, 1, bb.Len())
-			assert.Equal(t, before, bb.Frame(1))
-
-			// The builder keeps working and no bytes of the refused bet leak into the frame.
-			require.NoError(t, bb.Add(realisticBet(2)))
-			assert.Equal(t, &Batch{Seq: 1, Bets: []Bet{realisticBet(1), realisticBet(2)}}, decodeBatchFrame(t, bb.Frame(1)))
+			// The builder keeps working.
+			require.NoError(t, bb.AddRow(realisticRow(2)))
+			assert.Equal(t, ptr(batchOf(1, realisticRow(1), realisticRow(2))), decodeBatchFrame(t, bb.Frame(1)))
 		})
 	}
 }
 
 func TestBatchBuilderFrame(t *testing.T) {
 	bb := NewBatchBuilder(0)
+	assert.Empty(t, bb.Rows(), "a new builder holds no rows")
+	var want [][]byte
 	for i := range 3 {
-		require.NoError(t, bb.Add(realisticBet(i)))
+		require.NoError(t, bb.AddRow(realisticRow(i)))
+		want = append(want, realisticRow(i))
+		assert.Equal(t, bytes.Join(want, nil), bb.Rows(), "Rows after %d rows", i+1)
 	}
-	want := []Bet{realisticBet(0), realisticBet(1), realisticBet(2)}
 	for _, seq := range []uint32{1, 2, 0xFFFFFFFF} {
 		frame := bb.Frame(seq)
 		seqGot, count, ok := PeekBatch(frame[HeaderSize:])
 		require.True(t, ok)
 		assert.Equal(t, seq, seqGot)
 		assert.Equal(t, 3, count)
-		assert.Equal(t, &Batch{Seq: seq, Bets: want}, decodeBatchFrame(t, frame))
+		assert.Equal(t, ptr(batchOf(seq, want...)), decodeBatchFrame(t, frame))
+		// Rows is the frame's rows, what the agency's digest covers.
+		assert.Equal(t, frame[HeaderSize+batchPrefix:], bb.Rows())
+		rows, _, err := BatchRows(frame[HeaderSize:])
+		require.NoError(t, err)
+		assert.Equal(t, rows, bb.Rows())
 	}
 
 	// Adding after Frame updates count and length on the next Frame.
-	require.NoError(t, bb.Add(realisticBet(3)))
-	assert.Equal(t, &Batch{Seq: 9, Bets: append(want, realisticBet(3))}, decodeBatchFrame(t, bb.Frame(9)))
+	require.NoError(t, bb.AddRow(realisticRow(3)))
+	want = append(want, realisticRow(3))
+	assert.Equal(t, ptr(batchOf(9, want...)), decodeBatchFrame(t, bb.Frame(9)))
+	assert.Equal(t, bytes.Join(want, nil), bb.Rows())
+
+	// The builder copies a row: the caller may reuse its buffer.
+	row := bytes.Clone(realisticRow(4))
+	require.NoError(t, bb.AddRow(row))
+	want = append(want, realisticRow(4))
+	copy(row, "XXXXXXXX")
+	assert.Equal(t, ptr(batchOf(10, want...)), decodeBatchFrame(t, bb.Frame(10)))
 
 	// An empty builder makes a frame the central refuses as an empty batch.
 	bb.Reset()
-	f, err := ReadFrame(bytes.NewReader(bb.Frame(10)), MaxClientFrame, nil)
+	assert.Empty(t, bb.Rows())
+	f, err := ReadFrame(bytes.NewReader(bb.Frame(11)), MaxClientFrame, nil)
 	require.NoError(t, err)
 	_, err = Decode(f)
+	require.ErrorIs(t, err, ErrEmptyBatch)
+	_, _, err = BatchRows(f.Payload)
 	require.ErrorIs(t, err, ErrEmptyBatch)
 }
 
 func TestBatchBuilderDoesNotAllocate(t *testing.T) {
-	bets := make([]Bet, 100)
-	for i := range bets {
-		bets[i] = realisticBet(i)
+	rows := make([][]byte, 100)
+	for i := range rows {
+		rows[i] = realisticRow(i)
 	}
 	bb := NewBatchBuilder(0)
 	allocs := testing.AllocsPerRun(50, func() {
 		bb.Reset()
-		for _, bet := range bets {
-			if err := bb.Add(bet); err != nil {
+		for _, row := range rows {
+			if err := bb.AddRow(row); err != nil {
 				panic(err)
 			}
 		}
@@ -194,40 +256,54 @@ func TestBatchBuilderDoesNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
-// fullBatch returns as many realistic bets as one frame holds.
-func fullBatch(tb testing.TB) []Bet {
+// fullBatch returns as many realistic rows as one frame holds.
+func fullBatch(tb testing.TB) [][]byte {
 	bb := NewBatchBuilder(0)
-	var bets []Bet
+	var rows [][]byte
 	for i := 0; ; i++ {
-		err := bb.Add(realisticBet(i))
+		err := bb.AddRow(realisticRow(i))
 		if errors.Is(err, ErrBatchFull) {
-			return bets
+			return rows
 		}
 		require.NoError(tb, err)
-		bets = append(bets, realisticBet(i))
+		rows = append(rows, realisticRow(i))
 	}
 }
 
 func BenchmarkBatchBuilder(b *testing.B) {
-	bets := fullBatch(b)
+	rows := fullBatch(b)
 	bb := NewBatchBuilder(0)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(encode(b, Batch{Seq: 1, Bets: bets}))))
+	b.SetBytes(int64(len(encode(b, batchOf(1, rows...)))))
 	for i := 0; b.Loop(); i++ {
 		bb.Reset()
-		for _, bet := range bets {
-			if err := bb.Add(bet); err != nil {
+		for _, row := range rows {
+			if err := bb.AddRow(row); err != nil {
 				b.Fatal(err)
 			}
 		}
 		_ = bb.Frame(uint32(i))
 	}
-	b.ReportMetric(float64(len(bets)), "bets/frame")
+	b.ReportMetric(float64(len(rows)), "bets/frame")
+}
+
+// BenchmarkBatchRows is the central's read of a batch: no copy.
+func BenchmarkBatchRows(b *testing.B) {
+	rows := fullBatch(b)
+	payload := encode(b, batchOf(1, rows...))[HeaderSize:]
+	b.ReportAllocs()
+	b.SetBytes(int64(len(payload)))
+	for b.Loop() {
+		if _, _, err := BatchRows(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(rows)), "bets/frame")
 }
 
 func BenchmarkDecodeBatch(b *testing.B) {
-	bets := fullBatch(b)
-	payload := encode(b, Batch{Seq: 1, Bets: bets})[HeaderSize:]
+	rows := fullBatch(b)
+	payload := encode(b, batchOf(1, rows...))[HeaderSize:]
 	var batch Batch
 	b.ReportAllocs()
 	b.SetBytes(int64(len(payload)))
@@ -236,11 +312,11 @@ func BenchmarkDecodeBatch(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(len(bets)), "bets/frame")
+	b.ReportMetric(float64(len(rows)), "bets/frame")
 }
 
 func BenchmarkEncodeBatch(b *testing.B) {
-	m := Batch{Seq: 1, Bets: fullBatch(b)}
+	m := batchOf(1, fullBatch(b)...)
 	buf := make([]byte, 0, MaxClientFrame)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(encode(b, m))))

@@ -9,8 +9,9 @@ import (
 )
 
 // Version is the protocol version an agency announces in HELLO. Version 2
-// added FINISH_ACK's digest.
-const Version = 2
+// added FINISH_ACK's digest; version 3 carries a batch's bets as the rows
+// the central stores.
+const Version = 3
 
 // DigestSize is the size of FINISH_ACK's digest: a BLAKE3 (Digest).
 const DigestSize = 32
@@ -28,7 +29,7 @@ const (
 	MaxServerFrame = 64 * 1024
 	// MaxServerPayload is the largest payload the central sends.
 	MaxServerPayload = MaxServerFrame - HeaderSize
-	// MaxString is the longest str8 field (bet fields, documents).
+	// MaxString is the longest str8 field (the documents of INFORM_AGENCY_WINNERS).
 	MaxString = 255
 	// MaxText is the longest str16 field (error texts).
 	MaxText = 1024
@@ -36,10 +37,10 @@ const (
 	batchPrefix = 6
 	// winnersPrefix is the WINNERS payload before its documents: total (4) and count (2).
 	winnersPrefix = 6
-	// minBetSize is the smallest encoded bet: agency (4), four empty str8 (4), number (2).
-	minBetSize = 10
+	// minRowSize is the shortest row of five fields: four commas and LF.
+	minRowSize = 5
 	// MaxBatchBets is the most bets a BATCH can carry within MaxClientFrame.
-	MaxBatchBets = (MaxClientPayload - batchPrefix) / minBetSize
+	MaxBatchBets = (MaxClientPayload - batchPrefix) / minRowSize
 	// NoIndex in BATCH_REJECT means the rejection is not about one bet.
 	NoIndex = 0xFFFFFFFF
 )
@@ -99,7 +100,7 @@ const (
 	CodeBadSequence       Code = 10 // replayed or out-of-order batch number
 	CodeAfterFinish       Code = 11 // bets or FINISH after this agency's FINISH
 	CodeDrawDone          Code = 12 // bets after the draw
-	CodeWrongAgency       Code = 13 // a bet or CONSULT for another agency
+	CodeWrongAgency       Code = 13 // a CONSULT for another agency (a row names none)
 	CodeNotFinished       Code = 14 // CONSULT before this agency's FINISH
 	CodeAgencyBusy        Code = 15 // another live connection holds this agency
 	CodeCountMismatch     Code = 16 // FINISH total differs from the bets stored

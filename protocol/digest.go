@@ -7,12 +7,13 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// Digest proves which bets an agency sent: BLAKE3 (32 bytes) over its bets
-// in the order they were stored, each encoded exactly as BATCH carries it
-// (AppendBet, SPEC.md "The digest"). The agency hashes the bytes it sends
-// (BATCH frames as they leave, plus the bets it skips on a resume), the
-// central the bytes it stored, and a restarted central the same bytes again
-// from its rows: nobody formats anything to hash it.
+// Digest proves which bets an agency sent: BLAKE3 (32 bytes) over its bets'
+// rows in the order they were stored, each exactly as BATCH carries it
+// (SPEC.md "The digest"): the agency's lines of the central's bets file
+// without their agency column. The agency hashes the rows it sends (plus
+// those it skips on a resume), the central the rows it stored, and a
+// restarted central the same rows read back: nobody formats anything to
+// hash it.
 //
 // BLAKE3 and not SHA-256: as strong (a 256-bit output, 128-bit collision
 // resistance) and faster over a batch's bytes, even against SHA-256 in the
@@ -39,30 +40,16 @@ func ParseDigest(s string) (Digest, error) {
 	return d, nil
 }
 
-// DigestWriter accumulates an agency's bets into its Digest. The zero value
+// DigestWriter accumulates an agency's rows into its Digest. The zero value
 // is not usable: call NewDigestWriter.
-type DigestWriter struct {
-	h   *blake3.Hasher
-	bet []byte // Bet's encoding, reused
-}
+type DigestWriter struct{ h *blake3.Hasher }
 
 // NewDigestWriter starts the digest of no bets.
 func NewDigestWriter() *DigestWriter { return &DigestWriter{h: blake3.New()} }
 
-// Bet adds one bet. It fails, adding nothing, for a bet BATCH cannot carry.
-func (w *DigestWriter) Bet(b Bet) error {
-	enc, err := AppendBet(w.bet[:0], b)
-	if err != nil {
-		return fmt.Errorf("digest: %w", err)
-	}
-	w.bet = enc
-	w.h.Write(enc)
-	return nil
-}
-
-// Write adds bets already encoded as BATCH encodes them, one after another:
-// a batch's (BatchBets), or a stored file's encoded again. It never fails.
-func (w *DigestWriter) Write(bets []byte) (int, error) { return w.h.Write(bets) }
+// Write adds rows as BATCH carries them, one after another: a batch's
+// (BatchRows), or a stored file's read back. It never fails.
+func (w *DigestWriter) Write(rows []byte) (int, error) { return w.h.Write(rows) }
 
 // Sum is the digest of the bets added so far; more may be added after.
 func (w *DigestWriter) Sum() Digest {
@@ -70,11 +57,6 @@ func (w *DigestWriter) Sum() Digest {
 	w.h.Sum(d[:0])
 	return d
 }
-
-// BatchBets is the bets of a BATCH payload, encoded: what an agency's digest
-// covers of it. The payload must be one DecodeInto accepted, or one
-// BatchBuilder.Frame built (after the header).
-func BatchBets(payload []byte) []byte { return payload[batchPrefix:] }
 
 // RoundDigest commits a whole round: BLAKE3 over the digests of the agencies
 // the draw includes, 32 bytes each, concatenated in ascending agency order.

@@ -1,8 +1,11 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,23 +14,27 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-func digestBets(n int) []Bet {
-	bets := make([]Bet, n)
-	for i := range bets {
-		bets[i] = Bet{Agency: 3, FirstName: "Santiago Lionel", LastName: "Núñez", Document: "30904465",
-			Birthdate: "1999-03-17", Number: uint16(i % 10000)}
+// digestRows is n rows of an agency's file, one of them with a quoted name.
+func digestRows(n int) [][]byte {
+	rows := make([][]byte, n)
+	for i := range rows {
+		first := "Santiago Lionel"
+		if i == n/2 {
+			first = `Juan, "el Pibe"` // csv quotes it, doubling its quotes
+		}
+		rows[i] = csvRow(first, "Núñez", "30904465", "1999-03-17", strconv.Itoa(i%10000))
 	}
-	bets[n/2].FirstName = `Juan, "el Pibe"` // what a csv row would quote is plain here
-	return bets
+	return rows
 }
 
-// The agency's two ways to its digest agree with each other and with the
-// definition (SPEC.md): bet by bet, for the bets it skips on a resume, and
-// frame by frame, for those it sends, however the batches are cut.
-func TestDigestOfBetsIsDigestOfBatches(t *testing.T) {
+// The agency's two ways to its digest agree with each other, with the
+// central's and with the definition (SPEC.md): row by row, for the rows it
+// skips on a resume, and batch by batch, for those it sends (Rows) and the
+// central stores (BatchRows), however the batches are cut.
+func TestDigestOfRowsIsDigestOfBatches(t *testing.T) {
 	tests := []struct {
 		name     string
-		bets     int
+		rows     int
 		maxCount int // bets per batch
 	}{
 		{"no bets", 0, 10},
@@ -38,40 +45,77 @@ func TestDigestOfBetsIsDigestOfBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var bets []Bet
-			if tt.bets > 0 {
-				bets = digestBets(tt.bets)
-			}
-			var encoded []byte
-			byBet := NewDigestWriter()
-			for _, b := range bets {
-				var err error
-				encoded, err = AppendBet(encoded, b)
+			rows := digestRows(tt.rows)
+			byRow := NewDigestWriter()
+			for _, row := range rows {
+				n, err := byRow.Write(row)
 				require.NoError(t, err)
-				require.NoError(t, byBet.Bet(b))
+				require.Equal(t, len(row), n)
 			}
-			byBatch := NewDigestWriter()
+			byBatch, central := NewDigestWriter(), NewDigestWriter()
 			bb := NewBatchBuilder(tt.maxCount)
 			send := func() {
 				if bb.Len() > 0 {
 					frame := bb.Frame(1)
-					byBatch.Write(BatchBets(frame[HeaderSize:]))
-					// What the central decodes is what the agency hashed.
-					var m Batch
-					require.NoError(t, DecodeInto(frame[HeaderSize:], &m))
+					byBatch.Write(bb.Rows())
+					// What the central reads is what the agency hashed.
+					stored, count, err := BatchRows(frame[HeaderSize:])
+					require.NoError(t, err)
+					require.Equal(t, bb.Len(), count)
+					central.Write(stored)
 					bb.Reset()
 				}
 			}
-			for _, b := range bets {
-				if err := bb.Add(b); errors.Is(err, ErrBatchFull) {
+			for _, row := range rows {
+				if err := bb.AddRow(row); errors.Is(err, ErrBatchFull) {
 					send()
-					require.NoError(t, bb.Add(b))
+					require.NoError(t, bb.AddRow(row))
 				}
 			}
 			send()
-			want := Digest(blake3.Sum256(encoded))
-			assert.Equal(t, want, byBet.Sum())
+			want := Digest(blake3.Sum256(bytes.Join(rows, nil)))
+			assert.Equal(t, want, byRow.Sum())
 			assert.Equal(t, want, byBatch.Sum())
+			assert.Equal(t, want, central.Sum())
+		})
+	}
+}
+
+// The digest of an agency is the digest of its lines in the central's bets
+// file with their agency column cut, as `grep '^3,' bets.csv | cut -d, -f2-
+// | b3sum` computes it: the rows of every agency's batches, in storage order.
+func TestDigestOfTheBetsFile(t *testing.T) {
+	// The rows of three agencies, stored as their batches arrived, interleaved.
+	agencies := []int{3, 30, 13, 3, 3, 30}
+	var file []byte
+	sent := map[int]*DigestWriter{}
+	for i, agency := range agencies {
+		rows := digestRows(i + 2)
+		bb := NewBatchBuilder(0)
+		for _, row := range rows {
+			require.NoError(t, bb.AddRow(row))
+		}
+		stored, _, err := BatchRows(bb.Frame(1)[HeaderSize:])
+		require.NoError(t, err)
+		// The central stores each row after its agency column.
+		for line := range bytes.Lines(stored) {
+			file = append(append(file, strconv.Itoa(agency)+","...), line...)
+		}
+		if sent[agency] == nil {
+			sent[agency] = NewDigestWriter()
+		}
+		sent[agency].Write(bb.Rows())
+	}
+	for agency, w := range sent {
+		t.Run(strconv.Itoa(agency), func(t *testing.T) {
+			// grep '^A,' | cut -d, -f2-: the line after its first comma.
+			var cut []byte
+			for line := range bytes.Lines(file) {
+				if a, rest, _ := bytes.Cut(line, []byte(",")); string(a) == strconv.Itoa(agency) {
+					cut = append(cut, rest...)
+				}
+			}
+			assert.Equal(t, Digest(blake3.Sum256(cut)), w.Sum())
 		})
 	}
 }
@@ -80,18 +124,39 @@ func TestDigestOfNoBets(t *testing.T) {
 	assert.Equal(t, "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", NewDigestWriter().Sum().String())
 }
 
-// A bet BATCH cannot carry adds nothing; Sum does not end a writer.
-func TestDigestWriterBet(t *testing.T) {
-	w := NewDigestWriter()
-	bets := digestBets(2)
-	require.NoError(t, w.Bet(bets[0]))
-	first := w.Sum()
-	long := bets[1]
-	long.LastName = strings.Repeat("x", MaxString+1)
-	require.ErrorIs(t, w.Bet(long), ErrStringTooLong)
-	assert.Equal(t, first, w.Sum(), "the refused bet added nothing")
-	require.NoError(t, w.Bet(bets[1]))
-	assert.NotEqual(t, first, w.Sum())
+// Sum does not end a writer, and the digest does not depend on how the
+// bytes are cut into Writes.
+func TestDigestWriterWrite(t *testing.T) {
+	rows := bytes.Join(digestRows(40), nil)
+	want := Digest(blake3.Sum256(rows))
+	tests := []struct {
+		name string
+		cut  int // bytes per Write
+	}{
+		{"one byte", 1},
+		{"seven bytes", 7},
+		{"a row", len(digestRows(1)[0])},
+		{"all at once", len(rows)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := NewDigestWriter()
+			var sums []Digest
+			for b := range slices.Chunk(rows, tt.cut) {
+				n, err := w.Write(b)
+				require.NoError(t, err)
+				require.Equal(t, len(b), n)
+				sums = append(sums, w.Sum())
+			}
+			assert.Equal(t, want, w.Sum())
+			assert.Equal(t, want, sums[len(sums)-1], "Sum after the last Write")
+			if len(sums) > 1 {
+				assert.Equal(t, Digest(blake3.Sum256(rows[:tt.cut])), sums[0], "Sum after the first Write")
+			}
+			w.Write(nil)
+			assert.Equal(t, want, w.Sum(), "writing nothing changes nothing")
+		})
+	}
 }
 
 func TestParseDigest(t *testing.T) {
@@ -127,40 +192,42 @@ func TestRoundDigest(t *testing.T) {
 	assert.Equal(t, Digest(blake3.Sum256(nil)), RoundDigest(nil))
 }
 
-// BenchmarkDigest: what an agency pays per bet it skips (bet), and per bet
-// it sends or the central stores (batch: one Write per BATCH).
+// BenchmarkDigest: what an agency pays per bet it skips (row: one Write per
+// row), and per bet it sends or the central stores (batch: one Write per
+// BATCH).
 func BenchmarkDigest(b *testing.B) {
-	bets := digestBets(143)
-	bb := NewBatchBuilder(len(bets))
-	for _, bet := range bets {
-		require.NoError(b, bb.Add(bet))
+	rows := digestRows(143)
+	bb := NewBatchBuilder(len(rows))
+	for _, row := range rows {
+		require.NoError(b, bb.AddRow(row))
 	}
-	payload := bb.Frame(1)[HeaderSize:]
-	b.Run("bet", func(b *testing.B) {
+	batch := bb.Rows()
+	b.Run("row", func(b *testing.B) {
 		w := NewDigestWriter()
+		b.SetBytes(int64(len(batch)))
 		for b.Loop() {
-			for _, bet := range bets {
-				_ = w.Bet(bet)
+			for _, row := range rows {
+				w.Write(row)
 			}
 		}
-		b.ReportMetric(float64(len(bets))*float64(b.N)/b.Elapsed().Seconds(), "bets/s")
+		b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "bets/s")
 	})
 	b.Run("batch", func(b *testing.B) {
 		w := NewDigestWriter()
-		b.SetBytes(int64(len(BatchBets(payload))))
+		b.SetBytes(int64(len(batch)))
 		for b.Loop() {
-			w.Write(BatchBets(payload))
+			w.Write(batch)
 		}
-		b.ReportMetric(float64(len(bets))*float64(b.N)/b.Elapsed().Seconds(), "bets/s")
+		b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "bets/s")
 	})
 	// The same bytes through SHA-256, the other function the digest could
 	// have been: the ratio of the two is why it is BLAKE3 (digest.go).
 	b.Run("batch/sha256", func(b *testing.B) {
 		h := sha256.New()
-		b.SetBytes(int64(len(BatchBets(payload))))
+		b.SetBytes(int64(len(batch)))
 		for b.Loop() {
-			h.Write(BatchBets(payload))
+			h.Write(batch)
 		}
-		b.ReportMetric(float64(len(bets))*float64(b.N)/b.Elapsed().Seconds(), "bets/s")
+		b.ReportMetric(float64(len(rows))*float64(b.N)/b.Elapsed().Seconds(), "bets/s")
 	})
 }

@@ -30,7 +30,7 @@ func seedMessages() []Message {
 	return append(conversation(),
 		Hello{Version: 255, Agency: 0xFFFFFFFF},
 		HelloAck{Version: 1, Stored: 1 << 40, Finished: true, Drawn: true},
-		Batch{Seq: 7, Bets: []Bet{{}, {Agency: 1, FirstName: "é", Document: strings.Repeat("9", 255)}}},
+		batchOf(7, smallestRow, csvRow("é", `"Pibe", Jr.`, strings.Repeat("9", 255), "", "0"), []byte("\n")),
 		Winners{Total: 0, Documents: nil},
 		ErrorMessage{Code: CodeCountMismatch, Text: "total 10 ≠ 9"},
 	)
@@ -151,51 +151,124 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	}
 	f.Add([]byte{0, 0, 0, 1, 0, 0})
-	f.Add([]byte{0, 0, 0, 1, 0xFF, 0xFF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0})
-	f.Add([]byte{0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 200, 'a'})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, '\n'})
+	f.Add([]byte{0, 0, 0, 1, 0xFF, 0xFF, ',', ',', ',', ',', '\n'})
+	f.Add([]byte{0, 0, 0, 1, 0, 1, ',', ',', ',', ','})
+	f.Add([]byte{0, 0, 0, 1, 0, 2, '"', 'a', '\n', 'b', '"', ',', ',', ',', ',', '\n'})
 
-	// One reused Batch across inputs, as the central decodes batch after batch.
-	reused := &Batch{Bets: make([]Bet, 3, 64)}
+	// One reused Batch across inputs, as a receiver decodes batch after batch.
+	reused := &Batch{Rows: make([]byte, 3, 64)}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		checkDecodeBet(t, string(payload[min(len(payload), batchPrefix):]))
 		var fresh Batch
 		errFresh := DecodeInto(payload, &fresh)
 		errReused := DecodeInto(payload, reused)
 		if (errFresh == nil) != (errReused == nil) {
 			t.Fatalf("fresh: %v, reused: %v", errFresh, errReused)
 		}
+		// The central's read accepts exactly what DecodeInto accepts, and reads the same.
+		rows, count, errRows := BatchRows(payload)
+		if (errFresh == nil) != (errRows == nil) {
+			t.Fatalf("DecodeInto: %v, BatchRows: %v", errFresh, errRows)
+		}
 		if errFresh != nil {
 			checkSentinel(t, errFresh)
+			checkSentinel(t, errRows)
+			for _, s := range sentinels {
+				if errors.Is(errFresh, s) != errors.Is(errRows, s) {
+					t.Fatalf("DecodeInto: %v, BatchRows: %v", errFresh, errRows)
+				}
+			}
 			return
 		}
-		if len(fresh.Bets) == 0 || len(fresh.Bets) > 0xFFFF {
-			t.Fatalf("decoded %d bets", len(fresh.Bets))
+		if fresh.Count < 1 || fresh.Count > 0xFFFF {
+			t.Fatalf("decoded %d bets", fresh.Count)
+		}
+		if len(fresh.Rows) == 0 || fresh.Rows[len(fresh.Rows)-1] != '\n' || bytes.Count(fresh.Rows, []byte{'\n'}) != fresh.Count {
+			t.Fatalf("decoded %d bets as %q", fresh.Count, fresh.Rows)
 		}
 		if !equalMessages(fresh, *reused) {
 			t.Fatalf("reused Batch decoded differently: %#v vs %#v", fresh, *reused)
 		}
+		if count != fresh.Count || !bytes.Equal(rows, fresh.Rows) {
+			t.Fatalf("BatchRows = %q, %d; DecodeInto %q, %d", rows, count, fresh.Rows, fresh.Count)
+		}
+		if &rows[0] != &payload[batchPrefix] {
+			t.Fatalf("BatchRows copied the rows")
+		}
 		seq, count, ok := PeekBatch(payload)
-		if !ok || seq != fresh.Seq || count != len(fresh.Bets) {
-			t.Fatalf("PeekBatch = %d, %d, %v; decoded seq %d with %d bets", seq, count, ok, fresh.Seq, len(fresh.Bets))
+		if !ok || seq != fresh.Seq || count != fresh.Count {
+			t.Fatalf("PeekBatch = %d, %d, %v; decoded seq %d with %d bets", seq, count, ok, fresh.Seq, fresh.Count)
 		}
 		reencode(t, &fresh, payload)
 	})
 }
 
-// checkDecodeBet: where decodeBet decodes the bet at the start of s, the
-// decoder's field-by-field reads give the same bet and length.
-func checkDecodeBet(t *testing.T, s string) {
-	var fast Bet
-	n, ok := decodeBet(s, &fast)
-	if !ok {
-		return
-	}
-	d := decoder{s: s}
-	slow := Bet{Agency: d.u32("agency"), FirstName: d.str8("first_name"), LastName: d.str8("last_name"),
-		Document: d.str8("document"), Birthdate: d.str8("birthdate"), Number: d.u16("number")}
-	if d.err != nil || d.off != n || slow != fast {
-		t.Fatalf("decodeBet(%q) = %#v, %d; field by field %#v, %d, %v", s, fast, n, slow, d.off, d.err)
-	}
+// FuzzBatchBuilder packs the lines of data into frames as an agency does,
+// under a maximum count: every frame fits, decodes to the rows packed, and
+// together they carry every line, in order.
+func FuzzBatchBuilder(f *testing.F) {
+	f.Add(uint16(0), []byte("Ana,Pérez,1,1990-01-02,7574\n\"Juan \"\"el Pibe\"\"\",Lorca,30904465,1999-03-17,42\n"))
+	f.Add(uint16(1), []byte(",,,,\n,,,,\n,,,,"))
+	f.Add(uint16(3), bytes.Repeat([]byte("\n"), 5000))
+	f.Add(uint16(0), append(bytes.Repeat([]byte("x"), MaxClientPayload-batchPrefix-1), '\n', 'y', '\n'))
+	f.Add(uint16(2), append(bytes.Repeat([]byte("x"), MaxClientPayload-batchPrefix), '\n', 'y', '\n'))
+
+	f.Fuzz(func(t *testing.T, maxCount uint16, data []byte) {
+		var lines [][]byte
+		for line := range bytes.Lines(data) {
+			if line[len(line)-1] != '\n' {
+				line = append(bytes.Clone(line), '\n') // the last line, without its LF
+			}
+			lines = append(lines, line)
+		}
+		limit := int(maxCount)
+		if limit <= 0 || limit > MaxBatchBets {
+			limit = MaxBatchBets
+		}
+		bb := NewBatchBuilder(int(maxCount))
+		var sent [][]byte // the rows of the frames sent so far, in order
+		seq := uint32(0)
+		flush := func() {
+			seq++
+			frame := bb.Frame(seq)
+			if len(frame) > MaxClientFrame {
+				t.Fatalf("a frame of %d bytes", len(frame))
+			}
+			if bb.Len() < 1 || bb.Len() > limit {
+				t.Fatalf("a frame of %d rows under a limit of %d", bb.Len(), limit)
+			}
+			rows, count, err := BatchRows(frame[HeaderSize:])
+			if err != nil || count != bb.Len() || !bytes.Equal(rows, bb.Rows()) {
+				t.Fatalf("BatchRows of a built frame: %d rows, %v; built %d", count, err, bb.Len())
+			}
+			sent = append(sent, bytes.Clone(rows))
+			bb.Reset()
+		}
+		var want [][]byte // the lines that fit a frame
+		for _, line := range lines {
+			err := bb.AddRow(line)
+			if errors.Is(err, ErrBatchFull) {
+				flush()
+				err = bb.AddRow(line)
+			}
+			if len(line) > MaxClientPayload-batchPrefix {
+				if !errors.Is(err, ErrFrameTooLarge) {
+					t.Fatalf("a row of %d bytes: %v", len(line), err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("a row of %d bytes in a fresh frame: %v", len(line), err)
+			}
+			want = append(want, line)
+		}
+		if bb.Len() > 0 {
+			flush()
+		}
+		if got, all := bytes.Join(sent, nil), bytes.Join(want, nil); !bytes.Equal(got, all) {
+			t.Fatalf("frames carried %d bytes of rows, packed %d", len(got), len(all))
+		}
+	})
 }
 
 func FuzzDecodeWinners(f *testing.F) {
@@ -252,8 +325,8 @@ func FuzzPeekBatch(f *testing.F) {
 			t.Fatalf("PeekBatch(%x) = %d, %d", payload[:batchPrefix], seq, count)
 		}
 		var b Batch
-		if err := DecodeInto(payload, &b); err == nil && (b.Seq != seq || len(b.Bets) != count) {
-			t.Fatalf("decode says seq %d count %d, PeekBatch %d %d", b.Seq, len(b.Bets), seq, count)
+		if err := DecodeInto(payload, &b); err == nil && (b.Seq != seq || b.Count != count) {
+			t.Fatalf("decode says seq %d count %d, PeekBatch %d %d", b.Seq, b.Count, seq, count)
 		}
 	})
 }

@@ -34,8 +34,8 @@ func str8(s string) []byte { return append([]byte{byte(len(s))}, s...) }
 // text16 is a text16 field as the wire carries it.
 func text16(s string) []byte { return append(u16(uint16(len(s))), s...) }
 
-// betBytes is one valid encoded bet.
-var betBytes = bytes.Join([][]byte{u32(1), str8("Ana"), str8("Paz"), str8("123"), str8("1990-01-02"), u16(77)}, nil)
+// rowBytes is one row, as BATCH carries it.
+var rowBytes = []byte("Ana,Paz,123,1990-01-02,77\n")
 
 func TestMalformedFrames(t *testing.T) {
 	tests := []struct {
@@ -73,15 +73,25 @@ func TestMalformedFrames(t *testing.T) {
 		{"finish of 9 bytes", frameOf(MsgFinish, make([]byte, 9)), MaxClientFrame, ErrTrailingBytes},
 		{"consult empty", frameOf(MsgConsult), MaxClientFrame, ErrTruncated},
 		{"batch_ack trailing", frameOf(MsgBatchAck, u32(1), []byte{0}), MaxServerFrame, ErrTrailingBytes},
+		{"batch of 3 bytes", frameOf(MsgBatch, u32(1)[:3]), MaxClientFrame, ErrTruncated},
 		{"batch without count", frameOf(MsgBatch, u32(1)), MaxClientFrame, ErrTruncated},
+		{"batch with half a count", frameOf(MsgBatch, u32(1), []byte{0}), MaxClientFrame, ErrTruncated},
 		{"empty batch", frameOf(MsgBatch, u32(1), u16(0)), MaxClientFrame, ErrEmptyBatch},
-		{"empty batch with trailing bytes", frameOf(MsgBatch, u32(1), u16(0), betBytes), MaxClientFrame, ErrEmptyBatch},
-		{"batch count over what the payload holds", frameOf(MsgBatch, u32(1), u16(0xFFFF), betBytes), MaxClientFrame, ErrTruncated},
-		{"batch count one over", frameOf(MsgBatch, u32(1), u16(2), betBytes), MaxClientFrame, ErrTruncated},
-		{"batch trailing bytes", frameOf(MsgBatch, u32(1), u16(1), betBytes, []byte{0}), MaxClientFrame, ErrTrailingBytes},
-		{"batch string past the end", frameOf(MsgBatch, u32(1), u16(1), u32(1), []byte{200}, make([]byte, 10)), MaxClientFrame, ErrTruncated},
-		{"batch number cut", frameOf(MsgBatch, u32(1), u16(1), betBytes[:len(betBytes)-1]), MaxClientFrame, ErrTruncated},
-		{"batch second bet cut", frameOf(MsgBatch, u32(1), u16(2), betBytes, betBytes[:12]), MaxClientFrame, ErrTruncated},
+		{"empty batch with rows", frameOf(MsgBatch, u32(1), u16(0), rowBytes), MaxClientFrame, ErrEmptyBatch},
+		{"empty batch with bytes that are no row", frameOf(MsgBatch, u32(1), u16(0), []byte("x")), MaxClientFrame, ErrEmptyBatch},
+		{"batch count 1 and no rows", frameOf(MsgBatch, u32(1), u16(1)), MaxClientFrame, ErrMalformed},
+		{"batch count over what the payload holds", frameOf(MsgBatch, u32(1), u16(0xFFFF), rowBytes), MaxClientFrame, ErrMalformed},
+		{"batch count one over", frameOf(MsgBatch, u32(1), u16(2), rowBytes), MaxClientFrame, ErrMalformed},
+		{"batch count one under", frameOf(MsgBatch, u32(1), u16(1), rowBytes, rowBytes), MaxClientFrame, ErrMalformed},
+		{"batch last row without its LF", frameOf(MsgBatch, u32(1), u16(1), rowBytes[:len(rowBytes)-1]), MaxClientFrame, ErrMalformed},
+		{"batch last row ends in CR", frameOf(MsgBatch, u32(1), u16(1), rowBytes[:len(rowBytes)-1], []byte("\r")), MaxClientFrame, ErrMalformed},
+		{"batch second row without its LF", frameOf(MsgBatch, u32(1), u16(2), rowBytes, rowBytes[:12]), MaxClientFrame, ErrMalformed},
+		// Rows run to the end of the payload: a byte after the last row is a row without its LF.
+		{"batch byte after the last row", frameOf(MsgBatch, u32(1), u16(1), rowBytes, []byte{0}), MaxClientFrame, ErrMalformed},
+		{"batch a quoted LF counts as a line", frameOf(MsgBatch, u32(1), u16(1), []byte("\"An\na\",Paz,1,1990-01-02,7\n")), MaxClientFrame, ErrMalformed},
+		// The encoder writes count and rows as given: a count its rows do not hold is the decoder's to refuse.
+		{"batch encoded with a count its rows do not hold", encode(t, Batch{Seq: 1, Count: 3, Rows: rowBytes}), MaxClientFrame, ErrMalformed},
+		{"batch encoded with no count", encode(t, Batch{Seq: 1, Rows: rowBytes}), MaxClientFrame, ErrEmptyBatch},
 		{"error text length past the end", frameOf(MsgError, u16(1), u16(10), []byte("short")), MaxServerFrame, ErrTruncated},
 		{"error text invalid UTF-8", frameOf(MsgError, u16(1), text16("bad \xc3\x28")), MaxServerFrame, ErrInvalidUTF8},
 		{"error text surrogate half", frameOf(MsgError, u16(1), text16("\xed\xa0\x80")), MaxServerFrame, ErrInvalidUTF8},
@@ -167,7 +177,7 @@ func TestHugeHeaderDoesNotAllocate(t *testing.T) {
 }
 
 func TestReadFrameReusesBuffer(t *testing.T) {
-	frame := encode(t, Batch{Seq: 1, Bets: []Bet{realisticBet(1), realisticBet(2)}})
+	frame := encode(t, batchOf(1, realisticRow(1), realisticRow(2)))
 	buf := make([]byte, 0, MaxClientPayload)
 	r := bytes.NewReader(frame)
 	f, err := ReadFrame(r, MaxClientFrame, buf)
@@ -191,20 +201,85 @@ func TestReadFrameReusesBuffer(t *testing.T) {
 	assert.Equal(t, []byte{0, 0, 0}, small)
 }
 
-func TestBatchCountDoesNotAllocateHugeSlice(t *testing.T) {
-	payload := bytes.Join([][]byte{u32(1), u16(0xFFFF), betBytes, betBytes}, nil)
+// A count the rows do not hold costs what the payload costs, never what the
+// count would: nothing is allocated per bet.
+func TestBatchLyingCountCostsNothing(t *testing.T) {
+	payload := bytes.Join([][]byte{u32(1), u16(0xFFFF), rowBytes, rowBytes}, nil)
 	var b Batch
-	require.ErrorIs(t, DecodeInto(payload, &b), ErrTruncated)
-	assert.Zero(t, cap(b.Bets), "the bets slice must not grow for a count the payload cannot hold")
+	require.ErrorIs(t, DecodeInto(payload, &b), ErrMalformed)
+	_, _, err := BatchRows(payload)
+	require.ErrorIs(t, err, ErrMalformed)
 
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range 100 {
 		_ = DecodeInto(payload, &b)
+		_, _, _ = BatchRows(payload)
 	}
 	runtime.ReadMemStats(&after)
 	perRun := (after.TotalAlloc - before.TotalAlloc) / 100
 	assert.Less(t, perRun, uint64(1024), "%d bytes per decode of a lying count", perRun)
+}
+
+// BatchRows, the central's read, copies nothing: the rows are the payload's
+// bytes, and a valid batch allocates nothing.
+func TestBatchRowsAliasesPayload(t *testing.T) {
+	payload := encode(t, batchOf(7, fullBatch(t)...))[HeaderSize:]
+	rows, count, err := BatchRows(payload)
+	require.NoError(t, err)
+	assert.Equal(t, len(fullBatch(t)), count)
+	require.Len(t, rows, len(payload)-batchPrefix)
+	assert.Same(t, &payload[batchPrefix], &rows[0], "rows must alias the payload")
+
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, _, err := BatchRows(payload); err != nil {
+			panic(err)
+		}
+	})
+	assert.Zero(t, allocs)
+}
+
+// BatchRows accepts exactly the payloads DecodeInto accepts, refuses the
+// others for the same reason, and reads the same count and rows.
+func TestBatchRowsAgreesWithDecodeInto(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload []byte
+		want    error // nil: valid
+	}{
+		{"nil", nil, ErrTruncated},
+		{"seq only", u32(1), ErrTruncated},
+		{"five bytes", append(u32(1), 0), ErrTruncated},
+		{"count 0", append(u32(1), u16(0)...), ErrEmptyBatch},
+		{"count 0 with a row", bytes.Join([][]byte{u32(1), u16(0), rowBytes}, nil), ErrEmptyBatch},
+		{"count 1, no rows", append(u32(1), u16(1)...), ErrMalformed},
+		{"count 1, a row without LF", bytes.Join([][]byte{u32(1), u16(1), []byte(",,,,")}, nil), ErrMalformed},
+		{"count 2, one row", bytes.Join([][]byte{u32(1), u16(2), rowBytes}, nil), ErrMalformed},
+		{"count 1, two rows", bytes.Join([][]byte{u32(1), u16(1), rowBytes, rowBytes}, nil), ErrMalformed},
+		{"count 1, a lone LF", bytes.Join([][]byte{u32(1), u16(1), []byte("\n")}, nil), nil},
+		{"count 1, the smallest row", bytes.Join([][]byte{u32(1), u16(1), smallestRow}, nil), nil},
+		{"count 2, two rows", bytes.Join([][]byte{u32(9), u16(2), rowBytes, realisticRow(1)}, nil), nil},
+		{"count 65535, as many LFs", bytes.Join([][]byte{u32(1), u16(0xFFFF), bytes.Repeat([]byte("\n"), 0xFFFF)}, nil), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b Batch
+			errDecode := DecodeInto(tt.payload, &b)
+			rows, count, errRows := BatchRows(tt.payload)
+			if tt.want != nil {
+				require.ErrorIs(t, errDecode, tt.want)
+				require.ErrorIs(t, errRows, tt.want)
+				assert.Nil(t, rows)
+				return
+			}
+			require.NoError(t, errDecode)
+			require.NoError(t, errRows)
+			assert.Equal(t, b.Count, count)
+			assert.Equal(t, b.Rows, rows)
+			assert.Equal(t, tt.payload[batchPrefix:], rows)
+			assert.Equal(t, bytes.Count(rows, []byte("\n")), count)
+		})
+	}
 }
 
 func TestDecodeUnknownType(t *testing.T) {
@@ -213,29 +288,29 @@ func TestDecodeUnknownType(t *testing.T) {
 }
 
 func TestDecodeDoesNotAliasPayload(t *testing.T) {
-	frame := encode(t, Batch{Seq: 5, Bets: []Bet{realisticBet(5)}})
+	frame := encode(t, batchOf(5, realisticRow(5)))
 	payload := bytes.Clone(frame[HeaderSize:])
 	m, err := Decode(Frame{Type: MsgBatch, Payload: payload})
 	require.NoError(t, err)
 	for i := range payload {
 		payload[i] = 'X'
 	}
-	assert.Equal(t, &Batch{Seq: 5, Bets: []Bet{realisticBet(5)}}, m, "decoded strings must not share the read buffer")
+	assert.Equal(t, ptr(batchOf(5, realisticRow(5))), m, "decoded rows must not share the read buffer")
 }
 
-func TestDecodeIntoReusesBets(t *testing.T) {
-	big := encode(t, Batch{Seq: 1, Bets: []Bet{realisticBet(1), realisticBet(2), realisticBet(3)}})
-	small := encode(t, Batch{Seq: 2, Bets: []Bet{realisticBet(9)}})
+func TestDecodeIntoReusesRows(t *testing.T) {
+	big := encode(t, batchOf(1, realisticRow(1), realisticRow(2), realisticRow(3)))
+	small := encode(t, batchOf(2, realisticRow(9)))
 	var b Batch
 	require.NoError(t, DecodeInto(big[HeaderSize:], &b))
-	backing := &b.Bets[:1][0]
+	backing := &b.Rows[:1][0]
 	require.NoError(t, DecodeInto(small[HeaderSize:], &b))
-	assert.Equal(t, Batch{Seq: 2, Bets: []Bet{realisticBet(9)}}, b)
-	assert.Same(t, backing, &b.Bets[0], "the bets slice should be reused")
+	assert.Equal(t, batchOf(2, realisticRow(9)), b)
+	assert.Same(t, backing, &b.Rows[0], "the rows' buffer should be reused")
 }
 
 func TestPeekBatch(t *testing.T) {
-	valid := encode(t, Batch{Seq: 77, Bets: []Bet{realisticBet(1), realisticBet(2)}})[HeaderSize:]
+	valid := encode(t, batchOf(77, realisticRow(1), realisticRow(2)))[HeaderSize:]
 	tests := []struct {
 		name      string
 		payload   []byte
@@ -250,7 +325,8 @@ func TestPeekBatch(t *testing.T) {
 		{"prefix only", append(u32(3), u16(4)...), 3, 4, true},
 		{"empty batch", append(u32(9), u16(0)...), 9, 0, true},
 		{"valid batch", valid, 77, 2, true},
-		{"malformed bets still peek", append(append(u32(12), u16(120)...), 0xFF, 0xFF), 12, 120, true},
+		{"malformed rows still peek", append(append(u32(12), u16(120)...), 0xFF, 0xFF), 12, 120, true},
+		{"count over its rows still peeks", bytes.Join([][]byte{u32(13), u16(3), rowBytes}, nil), 13, 3, true},
 		{"max values", append(u32(math.MaxUint32), u16(math.MaxUint16)...), math.MaxUint32, math.MaxUint16, true},
 	}
 	for _, tt := range tests {

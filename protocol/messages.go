@@ -1,6 +1,8 @@
 package protocol
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"strings"
@@ -38,20 +40,14 @@ type HelloAck struct {
 	Digest Digest
 }
 
-// Bet is one bet as it travels; its fields are not validated by the codec.
-type Bet struct {
-	Agency    uint32
-	FirstName string
-	LastName  string
-	Document  string
-	Birthdate string
-	Number    uint16
-}
-
-// Batch carries bets under a sequence number (1, 2, 3… per connection).
+// Batch carries Count bets under a sequence number (1, 2, 3… per connection),
+// as Rows: each bet's row as the central stores it, without the agency
+// column, ending in LF (SPEC.md "Rows"). The codec checks that Rows holds
+// Count lines; what they say is the central's to check.
 type Batch struct {
-	Seq  uint32
-	Bets []Bet
+	Seq   uint32
+	Count int
+	Rows  []byte
 }
 
 // BatchAck says batch Seq is durably stored.
@@ -146,97 +142,53 @@ func (m *HelloAck) decode(d *decoder) {
 	copy(m.Digest[:], d.bytes(DigestSize, "digest"))
 }
 
-// AppendBet appends one encoded bet.
-func AppendBet(b []byte, bet Bet) ([]byte, error) {
-	b = appendU32(b, bet.Agency)
-	var err error
-	for _, f := range [...]struct{ v, name string }{
-		{bet.FirstName, "first_name"}, {bet.LastName, "last_name"},
-		{bet.Document, "document"}, {bet.Birthdate, "birthdate"},
-	} {
-		if b, err = appendStr8(b, f.v, f.name); err != nil {
-			return b, err
-		}
-	}
-	return appendU16(b, bet.Number), nil
-}
-
 func (m Batch) AppendPayload(b []byte) ([]byte, error) {
-	if len(m.Bets) > 0xFFFF {
-		return b, fmt.Errorf("encode BATCH: %d bets: %w", len(m.Bets), ErrFrameTooLarge)
+	if m.Count < 0 || m.Count > 0xFFFF {
+		return b, fmt.Errorf("encode BATCH: %d bets: %w", m.Count, ErrFrameTooLarge)
 	}
-	b = appendU16(appendU32(b, m.Seq), uint16(len(m.Bets)))
-	var err error
-	for i := range m.Bets {
-		if b, err = AppendBet(b, m.Bets[i]); err != nil {
-			return b, fmt.Errorf("bet %d: %w", i, err)
-		}
-	}
-	return b, nil
+	b = appendU16(appendU32(b, m.Seq), uint16(m.Count))
+	return append(b, m.Rows...), nil
 }
 
-// decode reuses m.Bets' backing array, so a server decoding batch after batch
-// into one Batch allocates no slice per batch.
+// decode copies the rows out of the payload: a central reads its batches
+// with BatchRows instead, which copies nothing.
 func (m *Batch) decode(d *decoder) {
 	m.Seq = d.u32("seq")
-	n := int(d.u16("count"))
-	if d.err == nil && n == 0 {
-		d.err = ErrEmptyBatch
-	}
-	// Each bet takes at least minBetSize bytes: refuse a count the payload cannot hold
-	// before growing the slice for it.
-	if d.err == nil && n*minBetSize > len(d.s)-d.off {
-		d.err = fmt.Errorf("count %d needs at least %d bytes, %d left: %w", n, n*minBetSize, len(d.s)-d.off, ErrTruncated)
-	}
+	m.Count = int(d.u16("count"))
 	if d.err != nil {
 		return
 	}
-	if cap(m.Bets) < n {
-		m.Bets = make([]Bet, n)
-	}
-	m.Bets = m.Bets[:n]
-	for i := range m.Bets {
-		bet := &m.Bets[i]
-		if n, ok := decodeBet(d.s[d.off:], bet); ok {
-			d.off += n
-			continue
-		}
-		// Too short somewhere: field by field, to say where.
-		bet.Agency = d.u32("agency")
-		bet.FirstName = d.str8("first_name")
-		bet.LastName = d.str8("last_name")
-		bet.Document = d.str8("document")
-		bet.Birthdate = d.str8("birthdate")
-		bet.Number = d.u16("number")
-		if d.err != nil {
-			d.err = fmt.Errorf("bet %d: %w", i, d.err)
-			return
-		}
-	}
+	m.Rows = append(m.Rows[:0], d.bytes(len(d.s)-d.off, "rows")...)
+	d.err = checkRows(m.Rows, m.Count)
 }
 
-// decodeBet reads the bet at the start of s into bet when s holds all of it,
-// with one bounds check per field instead of the decoder's bookkeeping: this
-// is the central's inner loop.
-func decodeBet(s string, bet *Bet) (n int, ok bool) {
-	if len(s) < 5 {
-		return 0, false
+// BatchRows checks a BATCH payload as DecodeInto does and returns its rows,
+// aliasing payload: the central's way to read a batch without a copy.
+func BatchRows(payload []byte) (rows []byte, count int, err error) {
+	if len(payload) < batchPrefix {
+		return nil, 0, fmt.Errorf("decode %s: seq and count need %d bytes, %d left: %w", MsgBatch, batchPrefix, len(payload), ErrTruncated)
 	}
-	agency := uint32(s[0])<<24 | uint32(s[1])<<16 | uint32(s[2])<<8 | uint32(s[3])
-	n = 4
-	var fields [4]string
-	for k := range fields {
-		l := int(s[n])
-		// this field, and the next one's length byte or the number
-		if len(s)-n-1-l < 2 {
-			return 0, false
-		}
-		fields[k] = s[n+1 : n+1+l]
-		n += 1 + l
+	count = int(binary.BigEndian.Uint16(payload[4:]))
+	rows = payload[batchPrefix:]
+	if err := checkRows(rows, count); err != nil {
+		return nil, count, fmt.Errorf("decode %s: %w", MsgBatch, err)
 	}
-	*bet = Bet{Agency: agency, FirstName: fields[0], LastName: fields[1], Document: fields[2],
-		Birthdate: fields[3], Number: uint16(s[n])<<8 | uint16(s[n+1])}
-	return n + 2, true
+	return rows, count, nil
+}
+
+// checkRows says why rows cannot be count rows: none, a last row without
+// its LF, or another number of LFs than count. A count of 0 is ErrEmptyBatch.
+func checkRows(rows []byte, count int) error {
+	switch {
+	case count == 0:
+		return ErrEmptyBatch
+	case len(rows) == 0 || rows[len(rows)-1] != '\n':
+		return fmt.Errorf("rows: the last of %d bytes is not LF: %w", len(rows), ErrMalformed)
+	}
+	if n := bytes.Count(rows, []byte{'\n'}); n != count {
+		return fmt.Errorf("count %d but %d rows: %w", count, n, ErrMalformed)
+	}
+	return nil
 }
 
 func (m BatchAck) AppendPayload(b []byte) ([]byte, error) { return appendU32(b, m.Seq), nil }

@@ -2,9 +2,11 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -75,16 +77,41 @@ func ptr(m Message) Message {
 	panic(fmt.Sprintf("ptr: unexpected %T", m))
 }
 
-// realisticBet is a bet like the agencies' CSV files hold.
-func realisticBet(i int) Bet {
-	return Bet{
-		Agency:    3,
-		FirstName: "María José",
-		LastName:  "Fernández Ocampo",
-		Document:  fmt.Sprintf("%08d", 30000000+i),
-		Birthdate: "1987-11-23",
-		Number:    uint16(i % 10000),
+// csvRow is record as Go's encoding/csv Writer writes it (comma, LF, no
+// UseCRLF): for a bet's five fields, its row as BATCH carries it. Written by
+// the standard library, not by any code of this project.
+func csvRow(record ...string) []byte {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	if err := w.Write(record); err != nil {
+		panic(err)
 	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+// batchOf is batch seq carrying rows, its count theirs.
+func batchOf(seq uint32, rows ...[]byte) Batch {
+	return Batch{Seq: seq, Count: len(rows), Rows: bytes.Join(rows, nil)}
+}
+
+// realisticRow is a row like the agencies' CSV files hold.
+func realisticRow(i int) []byte {
+	return csvRow("María José", "Fernández Ocampo", fmt.Sprintf("%08d", 30000000+i), "1987-11-23", strconv.Itoa(i%10000))
+}
+
+// smallestRow is the shortest row of five fields: all of them empty.
+var smallestRow = []byte(",,,,\n")
+
+// largestValidRow is as long as a row the central accepts gets: two
+// 100-byte names of quotes, each quoted and its quotes doubled (202 bytes),
+// a 10-digit document, a date, a 4-digit number: 433 bytes.
+func largestValidRow(i int) []byte {
+	q := strings.Repeat(`"`, 100)
+	return csvRow(q, q, fmt.Sprintf("%010d", i), "1987-11-23", strconv.Itoa(1000+i%9000))
 }
 
 // multiByte255 is 255 bytes of text whose last rune is two bytes long.
@@ -111,16 +138,30 @@ func TestRoundTrip(t *testing.T) {
 		{"hello_ack/finished and drawn", HelloAck{Version: Version, Stored: math.MaxUint64, Finished: true, Drawn: true}, nil},
 		{"hello_ack/finished with its digest", HelloAck{Version: Version, Stored: 3, Finished: true, Digest: Digest{1, 31: 0xff}}, nil},
 
-		{"batch/one bet", Batch{Seq: 1, Bets: []Bet{realisticBet(1)}}, nil},
-		{"batch/max seq", Batch{Seq: math.MaxUint32, Bets: []Bet{realisticBet(2)}}, nil},
-		{"batch/seq zero", Batch{Seq: 0, Bets: []Bet{realisticBet(3)}}, nil},
-		{"batch/awkward text", Batch{Seq: 2, Bets: []Bet{
-			{Agency: 1, FirstName: "Zoë, \"la\" Ñata", LastName: "O'Brien; d'Artagnan", Document: "1", Birthdate: "2000-02-29", Number: 0},
-			{Agency: 2, FirstName: "line\nbreak\r\x00nul", LastName: "tab\there", Document: "9999999999", Birthdate: "1900-01-01", Number: math.MaxUint16},
-			{Agency: 0, Number: 9999}, // every string empty
-			{Agency: math.MaxUint32, FirstName: long, LastName: multiByte255, Document: long, Birthdate: long, Number: 7574},
-			{Agency: 4, FirstName: "\xff\xfe not UTF-8", LastName: "ok", Document: "12", Birthdate: "x", Number: 1}, // opaque bytes
-		}}, nil},
+		{"batch/one row", batchOf(1, realisticRow(1)), nil},
+		{"batch/max seq", batchOf(math.MaxUint32, realisticRow(2)), nil},
+		{"batch/seq zero", batchOf(0, realisticRow(3)), nil},
+		{"batch/fields csv quotes", batchOf(2,
+			csvRow(`Zoë, "la" Ñata`, "O'Brien; d'Artagnan", "1", "2000-02-29", "0"),
+			csvRow(" leading space", `\.`, "9999999999", "1900-01-01", "9999"),
+			csvRow("\u00a0no-break space", "Pérez", "12", "1999-03-17", "7574"),
+			smallestRow,
+			largestValidRow(1),
+		), nil},
+		// The codec counts lines; what a line says is the central's to check.
+		{"batch/rows the codec does not interpret", batchOf(3,
+			[]byte("\n"),  // an empty line
+			[]byte("x\n"), // one field
+			[]byte("\xff\xfe not UTF-8,\x00,\r,\t,-1\n"), // opaque bytes
+			[]byte("Ana,Paz,1,1990-01-02,7\r\n"),         // CR LF: the CR is part of the row
+			[]byte(`"its quote not closed,,,,`+"\n"),
+			[]byte(`"Ana",Paz,1,1990-01-02,007`+"\n"), // quoted and written as csv would not
+			append([]byte(long+long+multiByte255), '\n'),
+		), nil},
+		{"batch/one row as large as a frame holds", Batch{Seq: 4, Count: 1,
+			Rows: append(bytes.Repeat([]byte("a"), MaxClientPayload-batchPrefix-1), '\n')}, nil},
+		{"batch/MaxBatchBets smallest rows", Batch{Seq: 5, Count: MaxBatchBets,
+			Rows: bytes.Repeat(smallestRow, MaxBatchBets)}, nil},
 
 		{"batch_ack/seq 1", BatchAck{Seq: 1}, nil},
 		{"batch_ack/max seq", BatchAck{Seq: math.MaxUint32}, nil},
@@ -185,49 +226,53 @@ func TestRoundTripEveryType(t *testing.T) {
 func TestMaxSizeBatchRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
-		bet  func(i int) Bet
+		row  func(i int) []byte
 	}{
-		{"realistic bets", realisticBet},
-		{"smallest bets", func(i int) Bet { return Bet{Number: uint16(i)} }},
-		{"largest bets", func(i int) Bet {
-			return Bet{Agency: uint32(i), FirstName: multiByte255, LastName: multiByte255,
-				Document: multiByte255, Birthdate: multiByte255, Number: math.MaxUint16}
+		{"realistic rows", realisticRow},
+		{"smallest rows", func(int) []byte { return smallestRow }},
+		{"largest valid rows", largestValidRow},
+		{"rows of 1000 bytes", func(i int) []byte {
+			return append(bytes.Repeat([]byte{byte('a' + i%26)}, 999), '\n')
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bb := NewBatchBuilder(0)
-			var bets []Bet
+			var rows [][]byte
 			for i := 0; ; i++ {
-				bet := tt.bet(i)
-				err := bb.Add(bet)
+				row := tt.row(i)
+				err := bb.AddRow(row)
 				if errors.Is(err, ErrBatchFull) {
 					break
 				}
 				require.NoError(t, err)
-				bets = append(bets, bet)
+				rows = append(rows, row)
 			}
 			frame := bb.Frame(42)
 			require.LessOrEqual(t, len(frame), MaxClientFrame)
-			require.Equal(t, len(bets), bb.Len())
+			require.Equal(t, len(rows), bb.Len())
 
 			f, err := ReadFrame(bytes.NewReader(frame), MaxClientFrame, nil)
 			require.NoError(t, err)
 			got, err := Decode(f)
 			require.NoError(t, err)
-			assert.Equal(t, &Batch{Seq: 42, Bets: bets}, got)
+			assert.Equal(t, ptr(batchOf(42, rows...)), got)
 
 			// The builder's frame is byte for byte what AppendMessage makes.
-			assert.Equal(t, encode(t, Batch{Seq: 42, Bets: bets}), frame)
+			assert.Equal(t, encode(t, batchOf(42, rows...)), frame)
 		})
 	}
 }
 
+// MaxBatchBets is the count of the smallest rows that fill a frame: one more
+// would not fit.
 func TestMaxBatchBetsFillsTheFrame(t *testing.T) {
-	bets := make([]Bet, MaxBatchBets)
-	frame := encode(t, Batch{Seq: 1, Bets: bets})
+	assert.Equal(t, 1636, MaxBatchBets, "(8187 - 6) / 5, as SPEC.md says")
+	assert.Len(t, smallestRow, minRowSize)
+	assert.Len(t, largestValidRow(1), 433, "SPEC.md's longest valid row")
+	frame := encode(t, Batch{Seq: 1, Count: MaxBatchBets, Rows: bytes.Repeat(smallestRow, MaxBatchBets)})
 	assert.LessOrEqual(t, len(frame), MaxClientFrame)
-	assert.Greater(t, len(frame)+minBetSize, MaxClientFrame, "one more minimal bet would still fit")
+	assert.Greater(t, len(frame)+minRowSize, MaxClientFrame, "one more smallest row would still fit")
 }
 
 func TestSplitWinners(t *testing.T) {
@@ -307,11 +352,7 @@ func TestEncodeErrors(t *testing.T) {
 		m    Message
 		want error
 	}{
-		{"batch first_name 256 bytes", Batch{Seq: 1, Bets: []Bet{{FirstName: long}}}, ErrStringTooLong},
-		{"batch last_name 256 bytes", Batch{Seq: 1, Bets: []Bet{{LastName: long}}}, ErrStringTooLong},
-		{"batch document 256 bytes", Batch{Seq: 1, Bets: []Bet{realisticBet(0), {Document: long}}}, ErrStringTooLong},
-		{"batch birthdate 256 bytes", Batch{Seq: 1, Bets: []Bet{{Birthdate: long}}}, ErrStringTooLong},
-		{"batch over 65535 bets", Batch{Seq: 1, Bets: make([]Bet, 0x10000)}, ErrFrameTooLarge},
+		{"batch over 65535 bets", Batch{Seq: 1, Count: 0x10000, Rows: bytes.Repeat(smallestRow, 0x10000)}, ErrFrameTooLarge},
 		{"winners document 256 bytes", Winners{Total: 2, Documents: []string{"1", long}}, ErrStringTooLong},
 		{"winners over 65535 documents", Winners{Total: 0x10000, Documents: make([]string, 0x10000)}, ErrFrameTooLarge},
 		{"error text invalid UTF-8", ErrorMessage{Code: CodeMalformed, Text: "bad \xc3\x28 byte"}, ErrInvalidUTF8},

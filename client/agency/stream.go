@@ -10,7 +10,6 @@ import (
 	"lotterycentral.example/client/internal/vocab"
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
-	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 )
 
@@ -94,11 +93,13 @@ func (s *stream) run() (uint64, error) {
 }
 
 // readFile queues every bet past the first s.stored, and adds every bet to
-// the file's digest. ReadAgencyFile opens the file on the loop's first step
+// the file's digest. ReadAgencyRows opens the file on the loop's first step
 // and closes it when the loop ends, however it ends: once readFile returns, a
 // file that was opened is closed, and only then may its closing be logged.
+// Rows go to the central as the file holds them: nothing is parsed here
+// that the central checks anyway.
 func (s *stream) readFile() error {
-	for bet, err := range lottery.ReadAgencyFile(s.a.cfg.DataPath, s.a.cfg.ID) {
+	for row, err := range lottery.ReadAgencyRows(s.a.cfg.DataPath) {
 		if err != nil {
 			var pe *fs.PathError
 			s.opened = s.opened || !errors.As(err, &pe) || pe.Op != "open"
@@ -106,19 +107,12 @@ func (s *stream) readFile() error {
 		}
 		s.opened = true
 		n := s.total + 1 // this bet's number in the file
-		wb, err := wire.Bet(bet)
-		if err != nil {
-			err = s.badBet(n, err)
-		} else if n > s.stored {
-			err = s.add(n, wb)
-		} else {
-			// Already durable at the central (a resumed connection): only hashed.
-			if derr := s.digest.Bet(wb); derr != nil {
-				err = s.badBet(n, derr)
+		if n > s.stored {
+			if err := s.add(n, row); err != nil {
+				return err
 			}
-		}
-		if err != nil {
-			return err
+		} else {
+			s.digest.Write(row) // already durable at the central (a resumed connection): only hashed
 		}
 		s.total = n
 	}
@@ -133,13 +127,13 @@ func (s *stream) badBet(n uint64, err error) error {
 }
 
 // add puts bet n of the file in the batch, sending the batch first if full.
-func (s *stream) add(n uint64, wb protocol.Bet) error {
-	err := s.bb.Add(wb)
+func (s *stream) add(n uint64, row []byte) error {
+	err := s.bb.AddRow(row)
 	if errors.Is(err, protocol.ErrBatchFull) {
 		if err := s.flush(); err != nil {
 			return err
 		}
-		err = s.bb.Add(wb)
+		err = s.bb.AddRow(row)
 	}
 	if err != nil {
 		return s.badBet(n, err)
@@ -155,11 +149,11 @@ func (s *stream) flush() error {
 	if err := protocol.WriteFrame(s.bw, frame); err != nil {
 		return s.sendFailed(err)
 	}
-	s.digest.Write(protocol.BatchBets(frame[protocol.HeaderSize:]))
+	s.digest.Write(s.bb.Rows())
 	s.pending = append(s.pending, inFlight{seq: s.seq, first: s.total - uint64(s.bb.Len()) + 1, count: s.bb.Len()})
 	s.bb.Reset()
 	if len(s.pending) == window {
-		return s.wait()
+		return s.wait(window / 2)
 	}
 	return nil
 }
@@ -171,22 +165,21 @@ func (s *stream) end() error {
 			return err
 		}
 	}
-	for len(s.pending) > 0 {
-		if err := s.wait(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.wait(0)
 }
 
-// wait sends what is queued, waits for the oldest batch's answer, then takes
-// every answer already received, making room for as many batches.
-func (s *stream) wait() error {
+// wait sends what is queued, waits until at most left batches await their
+// answer, then takes every answer already received, making room for as many
+// batches. A full window waits for half of it (flush): the next batches then
+// leave together, and their answers come in a few reads, not one each.
+func (s *stream) wait(left int) error {
 	if err := s.bw.Flush(); err != nil {
 		return s.sendFailed(err)
 	}
-	if err := s.awaitOldest(); err != nil {
-		return err
+	for len(s.pending) > left {
+		if err := s.awaitOldest(); err != nil {
+			return err
+		}
 	}
 	for len(s.pending) > 0 {
 		if _, whole, _ := protocol.Buffered(s.a.br); !whole {

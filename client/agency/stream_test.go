@@ -3,6 +3,7 @@ package agency
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -94,8 +95,8 @@ func TestAgencyResumes(t *testing.T) {
 			require.NoError(t, err, "%s", lines)
 			assert.Equal(t, []string{"7"}, docs)
 			require.Len(t, fc.fc.received, tt.bets-int(tt.stored))
-			for i, b := range fc.fc.received {
-				assert.Equal(t, bets[int(tt.stored)+i].Document, b.Document, "bet %d sent", i+1)
+			for i, row := range fc.fc.received {
+				assert.Equal(t, string(lottery.AppendRow(nil, bets[int(tt.stored)+i])), row, "bet %d sent", i+1)
 			}
 			for _, line := range []string{
 				vocab.EnvioApuestas.Line(logfmt.Success, vocab.Enviadas.Int(tt.bets-int(tt.stored)),
@@ -108,8 +109,57 @@ func TestAgencyResumes(t *testing.T) {
 	}
 }
 
-// The agency keeps window batches in flight: no more before an answer, and
-// one more for each answer.
+// The agency sends each bet of its file as the row the central stores:
+// lines that already are such rows as they are, the others (a BOM, CRLF,
+// needless quotes, a number written otherwise, a field csv quotes) written
+// again; and what it sends is what its digest covers. Rows are not checked
+// here: a number no bet has goes to the central, the judge of bets.
+func TestAgencySendsRows(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "bets.csv")
+	file := "\uFEFFAna,Pérez,30000001,1990-01-01,7574\r\n" +
+		"\r\n" +
+		`"Luis",Gómez,30000002,1980-05-06,"12"` + "\r\n" +
+		`"Pérez, Juan","O""Higgins",30000003,1970-01-01,0012` + "\n" +
+		"Eva, Paz,30000004,2000-02-29,9999\n" +
+		"\n" +
+		"Zoé,Ávila,30000005,1999-12-31,70000"
+	require.NoError(t, os.WriteFile(data, []byte(file), 0o644))
+	want := []string{
+		"Ana,Pérez,30000001,1990-01-01,7574\n",
+		"Luis,Gómez,30000002,1980-05-06,12\n",
+		`"Pérez, Juan","O""Higgins",30000003,1970-01-01,12` + "\n",
+		`Eva," Paz",30000004,2000-02-29,9999` + "\n",
+		"Zoé,Ávila,30000005,1999-12-31,70000\n",
+	}
+	var bets []lottery.Bet
+	for b, err := range lottery.ReadAgencyFile(data, 3) {
+		require.NoError(t, err)
+		bets = append(bets, b)
+	}
+	require.Len(t, bets, len(want))
+	fc := startFake(t, func(f *fakeConn) error {
+		if err := f.hello(); err != nil {
+			return err
+		}
+		if err := f.ackUntilFinish(); err != nil {
+			return err
+		}
+		return f.answerConsult(protocol.Winners{Total: 1, Documents: []string{"30000001"}})
+	})
+	log, lines := testLog()
+	docs, _, err := runBounded(t, New(failureConfig(fc.addr, data), log), fakeWait)
+	<-fc.done
+	require.NoError(t, fc.err, "the fake central's script")
+	require.NoError(t, err, "%s", lines)
+	assert.Equal(t, []string{"30000001"}, docs)
+	assert.Equal(t, want, fc.fc.received)
+	line := vocab.FinApuestas.Line(logfmt.Success, vocab.Apuestas.Int(len(want)), vocab.Digesto.Str(digestOf(bets).String()))
+	assert.True(t, lines.find(line), "no %q in\n%s", line, lines)
+}
+
+// The agency keeps window batches in flight: no more before an answer, and,
+// its window full, none before half of them are answered; then the next
+// batches leave together.
 func TestAgencyKeepsAWindowOfBatches(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "bets.csv")
@@ -131,21 +181,32 @@ func TestAgencyKeepsAWindowOfBatches(t *testing.T) {
 		if err := noMessage(f, 200*time.Millisecond); err != nil {
 			return err
 		}
-		if err := f.send(protocol.BatchAck{Seq: seqs[0]}); err != nil {
+		// Nor before half the window is answered.
+		for _, seq := range seqs[:window/2-1] {
+			if err := f.send(protocol.BatchAck{Seq: seq}); err != nil {
+				return err
+			}
+		}
+		if err := noMessage(f, 200*time.Millisecond); err != nil {
+			return err
+		}
+		if err := f.send(protocol.BatchAck{Seq: seqs[window/2-1]}); err != nil {
 			return err
 		}
 		m, err := f.expect(protocol.MsgBatch)
 		if err != nil {
 			return err
 		}
-		seqs = append(seqs, m.(*protocol.Batch).Seq)
-		if err := noMessage(f, 200*time.Millisecond); err != nil {
-			return err
+		if seq := m.(*protocol.Batch).Seq; seq != window+1 {
+			return fmt.Errorf("fake central: batch %d after the first %d, want %d", seq, window, window+1)
 		}
-		for _, seq := range seqs[1:] {
+		for _, seq := range seqs[window/2:] {
 			if err := f.send(protocol.BatchAck{Seq: seq}); err != nil {
 				return err
 			}
+		}
+		if err := f.send(protocol.BatchAck{Seq: window + 1}); err != nil {
+			return err
 		}
 		if err := f.ackUntilFinish(); err != nil {
 			return err
@@ -154,9 +215,9 @@ func TestAgencyKeepsAWindowOfBatches(t *testing.T) {
 	})
 	log, lines := testLog()
 	_, _, err := runBounded(t, New(failureConfig(fc.addr, data), log), fakeWait)
-	require.NoError(t, err, "%s", lines)
 	<-fc.done
-	require.NoError(t, fc.err)
+	require.NoError(t, fc.err, "the fake central's script")
+	require.NoError(t, err, "%s", lines)
 	assert.Len(t, fc.fc.batches, window+4)
 }
 

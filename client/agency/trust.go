@@ -131,7 +131,7 @@ func (a *Agency) checkDigest(central, file protocol.Digest) error {
 
 // readFile counts the bets in the agency's file and computes its digest.
 func (a *Agency) readFile() (uint64, protocol.Digest, error) {
-	n, d, err := wire.FileDigest(a.cfg.DataPath, a.cfg.ID)
+	n, d, err := wire.FileDigest(a.cfg.DataPath)
 	if err != nil {
 		return 0, protocol.Digest{}, &DataFileError{Path: a.cfg.DataPath, Err: err}
 	}

@@ -88,8 +88,7 @@ func digestDir(dir string, exclude []int) ([]agencyDigest, error) {
 		d := &digests[i]
 		d.agency = agency
 		_, d.excluded = slices.BinarySearch(exclude, agency)
-		// The file's number is the agency's: every bet carries it on the wire.
-		d.bets, d.digest, err = wire.FileDigest(filepath.Join(dir, lottery.AgencyFileName(agency)), agency)
+		d.bets, d.digest, err = wire.FileDigest(filepath.Join(dir, lottery.AgencyFileName(agency)))
 		if err != nil {
 			return nil, fmt.Errorf("digest agency %d: %w", agency, err)
 		}

@@ -38,20 +38,24 @@ func digestFixture(t *testing.T) (dir string, agencies []int) {
 }
 
 // storedDigest is agency's digest computed apart from the command: its
-// bets in one BATCH, the way the central hashes what it receives.
+// bets' rows (AppendRow of each bet ReadAgencyFile reads) in one BATCH, read
+// back as the central reads a batch and hashed as it hashes what it stores.
 func storedDigest(t *testing.T, dir string, agency int) (protocol.Digest, int) {
 	t.Helper()
 	var batch protocol.Batch
 	for b, err := range lottery.ReadAgencyFile(filepath.Join(dir, lottery.AgencyFileName(agency)), agency) {
 		require.NoError(t, err)
-		batch.Bets = append(batch.Bets, protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName,
-			LastName: b.LastName, Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)})
+		batch.Rows = lottery.AppendRow(batch.Rows, b)
+		batch.Count++
 	}
 	payload, err := batch.AppendPayload(nil)
 	require.NoError(t, err)
+	rows, count, err := protocol.BatchRows(payload)
+	require.NoError(t, err)
+	require.Equal(t, batch.Count, count)
 	w := protocol.NewDigestWriter()
-	w.Write(protocol.BatchBets(payload))
-	return w.Sum(), len(batch.Bets)
+	w.Write(rows)
+	return w.Sum(), count
 }
 
 // digest prints each agency's digest, as the central computes it from the

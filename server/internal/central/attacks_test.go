@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"lotterycentral.example/client/agency"
+	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/lottery/logfmt/logfmttest"
 	"lotterycentral.example/lottery/wire"
@@ -122,20 +123,20 @@ func (a attacker) leave(t *testing.T, c *rawConn) {
 
 // intruders is n copies of hostile_test's intruder: a valid winning bet no
 // agency file holds, so a stored one shows in the winners and the bets file.
-func intruders(agency, n int) []protocol.Bet {
-	out := make([]protocol.Bet, n)
+func intruders(n int) []lottery.Bet {
+	out := make([]lottery.Bet, n)
 	for i := range out {
-		out[i] = intruder(agency)
+		out[i] = intruder()
 	}
 	return out
 }
 
 // requireCountMismatch: the agency's own check caught the central holding
 // another count of its bets than its file, and it reported no result.
-// digestOfFile is the digest of agency id's bets file, as the agency computes it.
-func digestOfFile(t *testing.T, path string, id int) protocol.Digest {
+// digestOfFile is the digest of an agency's bets file, as the agency computes it.
+func digestOfFile(t *testing.T, path string) protocol.Digest {
 	t.Helper()
-	_, d, err := wire.FileDigest(path, id)
+	_, d, err := wire.FileDigest(path)
 	require.NoError(t, err)
 	return d
 }
@@ -277,7 +278,7 @@ func TestAttacks(t *testing.T) {
 			e.startHonest(t, 1, 2, 4, 5)
 			const injected = trustBets + 10
 			if c := a.claim(t, victim); c != nil {
-				c.sendWire(intruders(victim, injected), 40)
+				c.sendBets(intruders(injected), 40)
 				a.leave(t, c)
 			}
 			e.run(t, victim)
@@ -299,7 +300,7 @@ func TestAttacks(t *testing.T) {
 			require.NoError(t, first.raw.Close())
 			e.awaitReleased(t, victim)
 			if c := a.claim(t, victim); c != nil {
-				c.sendWire(intruders(victim, 1), 1)
+				c.sendBets(intruders(1), 1)
 				a.leave(t, c)
 			}
 			e.run(t, victim) // it resumes
@@ -315,7 +316,7 @@ func TestAttacks(t *testing.T) {
 			e.startHonest(t, 1, 2, 4, 5)
 			const injected = 10
 			if c := a.claim(t, victim); c != nil {
-				c.sendWire(intruders(victim, injected), injected)
+				c.sendBets(intruders(injected), injected)
 				a.leave(t, c)
 			}
 			e.run(t, victim)
@@ -332,8 +333,10 @@ func TestAttacks(t *testing.T) {
 			r := results[victim]
 			var dme *agency.DigestMismatchError
 			require.ErrorAs(t, r.err, &dme, "agency %d must fail loudly instead of reporting a result", victim)
-			assert.Equal(t, digestOfFile(t, e.file(victim), victim), dme.File)
+			assert.Equal(t, digestOfFile(t, e.file(victim)), dme.File)
 			assert.NotEqual(t, dme.File, dme.Central)
+			assert.Equal(t, digestOf(t, append(intruders(injected), e.bets[victim][injected:]...)), dme.Central,
+				"the central's digest: the intruder's rows, then the file's after them")
 			assert.Nil(t, r.docs)
 			e.assertWinners(t, results, 1, 2, 4, 5, 6)
 		}},

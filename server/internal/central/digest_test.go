@@ -1,6 +1,13 @@
 package central
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,12 +19,27 @@ import (
 	"lotterycentral.example/server/internal/vocab"
 )
 
-// digestOf is the digest of bets as their agency computes it from its file.
+// csvRow is b's row as encoding/csv's Writer writes it, without the agency
+// column: what BATCH carries and the digest covers, written here without
+// the lottery package.
+func csvRow(b lottery.Bet) []byte {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	_ = w.Write([]string{b.FirstName, b.LastName, b.Document, b.Birthdate, strconv.Itoa(b.Number)})
+	w.Flush()
+	return buf.Bytes()
+}
+
+// digestOf is the digest of bets as their agency computes it from its file:
+// BLAKE3 over their rows as csv writes them. It also requires that
+// lottery.AppendRow, which the tests' batches use, writes each row so.
 func digestOf(t *testing.T, bets []lottery.Bet) protocol.Digest {
 	t.Helper()
 	w := protocol.NewDigestWriter()
-	for _, b := range wireBets(bets) {
-		require.NoError(t, w.Bet(b))
+	for _, b := range bets {
+		row := csvRow(b)
+		require.Equal(t, string(row), string(lottery.AppendRow(nil, b)), "lottery.AppendRow against csv.Writer")
+		w.Write(row)
 	}
 	return w.Sum()
 }
@@ -91,4 +113,91 @@ func winnersIn(bets []lottery.Bet) int {
 		}
 	}
 	return n
+}
+
+// winningDocs are the documents of bets' winning bets, in order.
+func winningDocs(bets []lottery.Bet) []string {
+	var docs []string
+	for _, b := range bets {
+		if lottery.HasWon(b) {
+			docs = append(docs, b.Document)
+		}
+	}
+	return docs
+}
+
+// quotedBets are valid bets of agency whose names csv.Writer quotes — a
+// comma, inner quotes (doubled), a leading space, a leading no-break space,
+// the field \. — beside plain ones; some of each win.
+func quotedBets(agency int) []lottery.Bet {
+	names := [][2]string{
+		{"Juan", "Pérez, Jr."},
+		{`Ana "la"`, "Gómez"},
+		{" Sol", "Ruiz"},
+		{"Luis", "\u00a0Díaz"},
+		{`\.`, `O"Brien, "Jr"`},
+		{"Eva", "Paz"},
+		{"Ñandú, \"el\" Grande", " Ríos, Jr."},
+	}
+	var bets []lottery.Bet
+	for i, n := range names {
+		for k, number := range []int{lottery.WinningNumber, i * 100} { // a winner, and not
+			bets = append(bets, lottery.Bet{Agency: agency, FirstName: n[0], LastName: n[1],
+				Document: strconv.Itoa(agency*1_000_000 + i*10 + k), Birthdate: "1985-03-04", Number: number})
+		}
+	}
+	return bets
+}
+
+// Names that csv quotes travel in rows quoted as csv quotes them, and are
+// stored, digested and drawn as any other: a hand-driven agency's
+// FINISH_ACK is the digest of its rows as csv writes them; the real agency,
+// reading an official-style file (csv, CRLF), agrees with the central's
+// digest and gets its winners; the bets file holds every row as csv writes
+// it; and a restarted central, hashing its rows again, gives the same
+// digests.
+func TestQuotedNames(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Agencies = 2
+	bets := map[int][]lottery.Bet{1: quotedBets(1), 2: quotedBets(2)}
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, lottery.AgencyFileName(2)))
+	require.NoError(t, err)
+	bw := bufio.NewWriter(f)
+	require.NoError(t, lottery.WriteAgencyFile(bw, slices.Values(bets[2])))
+	require.NoError(t, bw.Flush())
+	require.NoError(t, f.Close())
+	tc := startCentral(t, cfg)
+
+	c := dialRaw(t, tc.addr)
+	c.hello(1)
+	c.sendBets(bets[1], 3)
+	assert.Equal(t, digestOf(t, bets[1]), c.finish(len(bets[1])), "agency 1's FINISH_ACK")
+	r := <-runAgency(t.Context(), agencyConfig(tc, dir, 2))
+	require.NoError(t, r.err, "agency 2: its file's digest must be the central's")
+	assert.ElementsMatch(t, winningDocs(bets[2]), r.docs, "agency 2's winners")
+	assert.ElementsMatch(t, winningDocs(bets[1]), c.consult(), "agency 1's winners")
+	tc.logs.AwaitT(t, 1, vocab.Sorteo.Line(logfmt.Success, vocab.Apuestas.Int(len(bets[1])+len(bets[2])),
+		vocab.Ganadores.Int(len(winningDocs(bets[1]))+len(winningDocs(bets[2])))))
+
+	tc.stop()
+	var want bytes.Buffer
+	for _, id := range []int{1, 2} { // agency 1 finished before agency 2 began
+		for _, b := range bets[id] {
+			want.WriteString(strconv.Itoa(id) + ",")
+			want.Write(csvRow(b))
+		}
+	}
+	got, err := os.ReadFile(tc.path)
+	require.NoError(t, err)
+	assert.Equal(t, want.String(), string(got), "the bets file: each row as csv writes it")
+	assert.Equal(t, bets, storedBets(t, tc.path))
+
+	tc = startCentral(t, cfg)
+	for _, id := range []int{1, 2} {
+		c, ack := rehello(t, tc, id)
+		assert.Equal(t, protocol.HelloAck{Version: protocol.Version, Stored: uint64(len(bets[id])), Finished: true, Drawn: true,
+			Digest: digestOf(t, bets[id])}, *ack, "agency %d after a restart", id)
+		assert.ElementsMatch(t, winningDocs(bets[id]), c.consult(), "agency %d's winners after a restart", id)
+	}
 }

@@ -291,7 +291,7 @@ func TestExcludeEndsTheAgencysSessionFirst(t *testing.T) {
 	c.hello(2)
 	const batches, size = 8, 50
 	for seq := uint32(1); seq <= batches; seq++ {
-		c.send(protocol.Batch{Seq: seq, Bets: wireBets(agencyBets(2, size))})
+		c.send(batchOf(seq, agencyBets(2, size)...))
 	}
 	require.NoError(t, tc.srv.Exclude(2, "host burned", "operator-ana"))
 

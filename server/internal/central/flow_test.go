@@ -188,8 +188,8 @@ func writeAgencyFile(t *testing.T, dir string, id int, bets []lottery.Bet) {
 }
 
 // A bad bet in an agency's file stops that agency with the bet's number in
-// its file and the field at fault, whether the central refuses it or it
-// cannot even be encoded, and nothing of its batch is stored.
+// its file and the field at fault: the agency sends its rows as they are,
+// the central refuses the batch naming the bet, and nothing of it is stored.
 func TestBadBetInAgencyFile(t *testing.T) {
 	good := lottery.Bet{FirstName: "Ana", LastName: "Pérez", Document: "11111111", Birthdate: "1990-01-02", Number: 7}
 	tests := []struct {
@@ -199,7 +199,8 @@ func TestBadBetInAgencyFile(t *testing.T) {
 	}{
 		{"refused by the central", func(b *lottery.Bet) { b.Birthdate = "1990-02-30" }, "bet 4 of"},
 		{"future birthdate", func(b *lottery.Bet) { b.Birthdate = "2999-01-01" }, "birthdate"},
-		{"number the wire cannot carry", func(b *lottery.Bet) { b.Number = 70000 }, "number"},
+		{"number past 9999", func(b *lottery.Bet) { b.Number = 70000 }, "number: out of range"},
+		{"NUL byte in a name", func(b *lottery.Bet) { b.LastName = "P\x00rez" }, "last_name: contains a control character"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

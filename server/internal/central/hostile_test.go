@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,50 +39,65 @@ const (
 	replyWait = 10 * time.Second
 )
 
-func wireBet(b lottery.Bet) protocol.Bet {
-	return protocol.Bet{Agency: uint32(b.Agency), FirstName: b.FirstName, LastName: b.LastName,
-		Document: b.Document, Birthdate: b.Birthdate, Number: uint16(b.Number)}
+// rowsOf is bets' rows as BATCH carries them: each bet as the central
+// stores it after its agency column, LF included (lottery.AppendRow, which
+// formats invalid bets too).
+func rowsOf(bets ...lottery.Bet) []byte {
+	var rows []byte
+	for _, b := range bets {
+		rows = lottery.AppendRow(rows, b)
+	}
+	return rows
 }
 
-func wireBets(bets []lottery.Bet) []protocol.Bet {
-	out := make([]protocol.Bet, len(bets))
-	for i, b := range bets {
-		out[i] = wireBet(b)
-	}
-	return out
+// batchOf is a BATCH of bets under seq, its count theirs.
+func batchOf(seq uint32, bets ...lottery.Bet) protocol.Batch {
+	return protocol.Batch{Seq: seq, Count: len(bets), Rows: rowsOf(bets...)}
 }
 
 // intruder is a valid, winning bet that no agency file holds: if any of them
-// is ever stored, the winners and the bets file both show it.
-func intruder(agency int) protocol.Bet {
-	return protocol.Bet{Agency: uint32(agency), FirstName: "Intruso", LastName: "Hostil",
+// is ever stored, the winners and the bets file both show it. A row carries
+// no agency: on any connection it is that connection's agency's bet.
+func intruder() lottery.Bet {
+	return lottery.Bet{FirstName: "Intruso", LastName: "Hostil",
 		Document: "99999999", Birthdate: "1990-01-01", Number: lottery.WinningNumber}
 }
 
+// intruderRow is intruder's row without its LF, for rows written by hand.
+const intruderRow = "Intruso,Hostil,99999999,1990-01-01,7574"
+
 // withBadBet is a batch of four bets whose third (index 2) is intruder changed by bad.
-func withBadBet(agency int, bad func(*protocol.Bet)) []protocol.Bet {
-	bets := []protocol.Bet{intruder(agency), intruder(agency), intruder(agency), intruder(agency)}
+func withBadBet(seq uint32, bad func(*lottery.Bet)) protocol.Batch {
+	bets := []lottery.Bet{intruder(), intruder(), intruder(), intruder()}
 	bad(&bets[2])
-	return bets
+	return batchOf(seq, bets...)
 }
 
-// batchFrame encodes a BATCH frame of intruder bets whose payload is exactly
+// withBadRow is a batch of four rows whose third (index 2) is row, written
+// by hand without its LF, the others intruder's.
+func withBadRow(seq uint32, row string) protocol.Batch {
+	rows := intruderRow + "\n" + intruderRow + "\n" + row + "\n" + intruderRow + "\n"
+	return protocol.Batch{Seq: seq, Count: 4, Rows: []byte(rows)}
+}
+
+// batchFrame encodes a BATCH frame of intruder rows whose payload is exactly
 // payloadLen bytes; AppendMessage enforces no size limit, so it can go over.
-func batchFrame(t *testing.T, seq uint32, agency, payloadLen int) []byte {
+func batchFrame(t *testing.T, seq uint32, payloadLen int) []byte {
 	t.Helper()
-	const fixed = 34 // an intruder bet but its first name's bytes: 4 + 1 + 1+6 + 1+8 + 1+10 + 2
-	var bets []protocol.Bet
+	fixed := len(intruderRow) + 1 - len(intruder().FirstName) // an intruder's row but its first name's bytes
+	const long = 60                                           // the first name of every row but the last
+	var bets []lottery.Bet
 	rem := payloadLen - 6
-	for rem > 135 {
-		b := intruder(agency)
-		b.FirstName = strings.Repeat("a", 60)
+	for rem-fixed > lottery.MaxNameLen {
+		b := intruder()
+		b.FirstName = strings.Repeat("a", long)
 		bets = append(bets, b)
-		rem -= fixed + 60
+		rem -= fixed + long
 	}
-	b := intruder(agency)
-	b.FirstName = strings.Repeat("a", rem-fixed)
+	b := intruder()
+	b.FirstName = strings.Repeat("a", rem-fixed) // 1..MaxNameLen bytes: a valid name
 	bets = append(bets, b)
-	frame, err := protocol.AppendMessage(nil, protocol.Batch{Seq: seq, Bets: bets})
+	frame, err := protocol.AppendMessage(nil, batchOf(seq, bets...))
 	require.NoError(t, err)
 	require.Equal(t, protocol.HeaderSize+payloadLen, len(frame))
 	return frame
@@ -239,19 +255,40 @@ func TestHostilePeers(t *testing.T) {
 			h.awaitProtocolFail(t, code)
 		}}
 	}
-	// badBet: a batch whose bet 2 breaks a rule is refused whole; the
-	// connection stays open and the refused number is not used up (the
-	// harness goes on with seq 1 on the same connection).
-	badBet := func(name string, code protocol.Code, bad func(*protocol.Bet)) hostileCase {
+	// refused: batch 1 on a connection identified as agency 6 is refused
+	// whole with code about bet index (protocol.NoIndex: about no bet), its
+	// text holding text; the connection stays open and the refused number
+	// is not used up (the harness goes on with seq 1 on the same connection).
+	// The log counts the bets the batch's header says.
+	refused := func(name string, b protocol.Batch, code protocol.Code, index uint32, text string) hostileCase {
 		return hostileCase{name, func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			c.send(protocol.Batch{Seq: 1, Bets: withBadBet(hostileAgency, bad)})
-			c.expectReject(1, code, 2)
-			h.awaitReject(t, 4, code, "2")
+			c.send(b)
+			r := c.expectReject(1, code, index)
+			assert.Contains(t, r.Text, text)
+			logged := "-"
+			if index != protocol.NoIndex {
+				logged = strconv.Itoa(int(index))
+			}
+			h.awaitReject(t, b.Count, code, logged)
 			c.ping()
 			h.held[hostileAgency] = c
 		}}
 	}
+	// badBet: a batch whose bet 2 breaks a rule is refused whole with
+	// invalid_bet naming bet 2 and why (reason, after "invalid bet: ").
+	badBet := func(name, reason string, bad func(*lottery.Bet)) hostileCase {
+		return refused(name, withBadBet(1, bad), protocol.CodeInvalidBet, 2, "invalid bet: "+reason)
+	}
+	// badRow: as badBet, bet 2 being row, written by hand (without its LF).
+	badRow := func(name, row, reason string) hostileCase {
+		return refused(name, withBadRow(1, row), protocol.CodeInvalidBet, 2, "invalid bet: "+reason)
+	}
+	// malformedRows: a batch whose rows the codec refuses, whole and about no bet.
+	malformedRows := func(name string, count int, rows string) hostileCase {
+		return refused(name, protocol.Batch{Seq: 1, Count: count, Rows: []byte(rows)}, protocol.CodeMalformed, protocol.NoIndex, protocol.ErrMalformed.Error())
+	}
+	const notDecimal = "number: not written as a decimal number"
 	msg := func(m protocol.Message) []byte {
 		b, err := protocol.AppendMessage(nil, m)
 		require.NoError(t, err)
@@ -260,7 +297,8 @@ func TestHostilePeers(t *testing.T) {
 	hello := func(version uint8, agency uint32) []byte {
 		return msg(protocol.Hello{Version: version, Agency: agency})
 	}
-	batch := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency)}})
+	batch := msg(batchOf(1, intruder()))
+	row := func(rows ...string) string { return strings.Join(rows, "\n") + "\n" }
 	future := time.Now().AddDate(1, 0, 0).Format(time.DateOnly)
 
 	cases := []hostileCase{
@@ -270,7 +308,7 @@ func TestHostilePeers(t *testing.T) {
 		errorBefore("header of an unknown type announcing 4 GiB", []byte{0x99, 0xFF, 0xFF, 0xFF, 0xFF}, protocol.CodeFrameTooLarge),
 		{"frame one byte over 8 KiB", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			c.write(batchFrame(t, 1, hostileAgency, protocol.MaxClientPayload+1))
+			c.write(batchFrame(t, 1, protocol.MaxClientPayload+1))
 			c.expectError(protocol.CodeFrameTooLarge)
 			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
 			h.tc.logs.AwaitT(t, 1, vocab.ApuestaRecibida.Line(logfmt.Fail, vocab.Cantidad.Int(0)))
@@ -279,8 +317,8 @@ func TestHostilePeers(t *testing.T) {
 			// The valid batch, already written when the big frame is read, is
 			// still synced, answered and counted: its agency resumes after it.
 			c := h.identify(t, hostileAgency)
-			c.write(append(msg(protocol.Batch{Seq: 1, Bets: wireBets(h.bets[hostileAgency][:10])}),
-				batchFrame(t, 2, hostileAgency, protocol.MaxClientPayload+1)...))
+			c.write(append(msg(batchOf(1, h.bets[hostileAgency][:10]...)),
+				batchFrame(t, 2, protocol.MaxClientPayload+1)...))
 			require.Equal(t, uint32(1), c.expect(protocol.MsgBatchAck).(*protocol.BatchAck).Seq)
 			c.expectError(protocol.CodeFrameTooLarge)
 			h.awaitProtocolFail(t, protocol.CodeFrameTooLarge)
@@ -300,7 +338,7 @@ func TestHostilePeers(t *testing.T) {
 		}},
 		{"truncated payload then close", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			full := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency), intruder(hostileAgency)}})
+			full := msg(batchOf(1, intruder(), intruder()))
 			c.write(full[:len(full)-7])
 			require.NoError(t, c.raw.(*net.TCPConn).CloseWrite())
 			c.expectClosed()
@@ -336,48 +374,88 @@ func TestHostilePeers(t *testing.T) {
 			h.held[hostileAgency] = first
 		}},
 
-		// Bets.
-		badBet("empty first name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.FirstName = "" }),
-		badBet("blank last name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.LastName = "  \t " }),
-		badBet("over-long name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.FirstName = strings.Repeat("x", lottery.MaxNameLen+1) }),
-		badBet("invalid UTF-8 name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.LastName = "P\xe9rez" }),
-		badBet("newline in a name", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.FirstName = "Ana\n7,x,y,1,2000-01-01,7574" }),
-		badBet("empty document", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Document = "" }),
-		badBet("non-digit document", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Document = "3012a456" }),
-		badBet("over-long document", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Document = "12345678901" }),
-		badBet("impossible birthdate", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = "2023-02-30" }),
-		badBet("future birthdate", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = future }),
-		badBet("birthdate before 1900", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = "1899-12-31" }),
-		badBet("birthdate not YYYY-MM-DD", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Birthdate = "02/01/1990" }),
-		badBet("number 10000", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Number = 10000 }),
-		badBet("number 65535", protocol.CodeInvalidBet, func(b *protocol.Bet) { b.Number = 0xFFFF }),
-		badBet("bet for another agency", protocol.CodeWrongAgency, func(b *protocol.Bet) { b.Agency = 1 }),
-		badBet("bet for agency 0", protocol.CodeWrongAgency, func(b *protocol.Bet) { b.Agency = 0 }),
-		{"empty batch", func(t *testing.T, h *hostileEnv) {
-			c := h.identify(t, hostileAgency)
-			c.send(protocol.Batch{Seq: 1})
-			c.expectReject(1, protocol.CodeEmptyBatch, protocol.NoIndex)
-			h.awaitReject(t, 0, protocol.CodeEmptyBatch, "-")
-			h.held[hostileAgency] = c
-		}},
-		{"batch count larger than its bets", func(t *testing.T, h *hostileEnv) {
-			c := h.identify(t, hostileAgency)
-			b := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency), intruder(hostileAgency)}})
-			b[protocol.HeaderSize+5] = 3 // count 3, two bets
-			c.write(b)
-			c.expectReject(1, protocol.CodeMalformed, protocol.NoIndex)
-			h.awaitReject(t, 3, protocol.CodeMalformed, "-")
-			h.held[hostileAgency] = c
-		}},
+		// Bets: each rule of a bet, broken by bet 2 of four.
+		badBet("empty first name", "first_name: empty", func(b *lottery.Bet) { b.FirstName = "" }),
+		badBet("blank last name", "last_name: empty", func(b *lottery.Bet) { b.LastName = "  \t " }),
+		badBet("over-long name", "first_name: longer than", func(b *lottery.Bet) { b.FirstName = strings.Repeat("x", lottery.MaxNameLen+1) }),
+		badBet("invalid UTF-8 name", "last_name: not valid UTF-8", func(b *lottery.Bet) { b.LastName = "P\xe9rez" }),
+		badBet("NUL byte in a name", "first_name: contains a control character", func(b *lottery.Bet) { b.FirstName = "Intr\x00uso" }),
+		badBet("C1 control character in a name", "last_name: contains a control character", func(b *lottery.Bet) { b.LastName = "Hos\u0085til" }),
+		badBet("CR in a name, quoted as csv quotes it", "first_name: contains a control character", func(b *lottery.Bet) { b.FirstName = "Intr\ruso" }),
+		badBet("empty document", "document: empty", func(b *lottery.Bet) { b.Document = "" }),
+		badBet("non-digit document", "document: not only digits", func(b *lottery.Bet) { b.Document = "3012a456" }),
+		badBet("over-long document", "document: longer than", func(b *lottery.Bet) { b.Document = "12345678901" }),
+		badBet("document with a comma, quoted as csv quotes it", "document: not only digits", func(b *lottery.Bet) { b.Document = "3012,456" }),
+		badBet("impossible birthdate", "birthdate: not a date", func(b *lottery.Bet) { b.Birthdate = "2023-02-30" }),
+		badBet("future birthdate", "birthdate: in the future", func(b *lottery.Bet) { b.Birthdate = future }),
+		badBet("birthdate before 1900", "birthdate: before 1900", func(b *lottery.Bet) { b.Birthdate = "1899-12-31" }),
+		badBet("birthdate not YYYY-MM-DD", "birthdate: not a date", func(b *lottery.Bet) { b.Birthdate = "02/01/1990" }),
+		badBet("number 10000", "number: out of range 0..9999", func(b *lottery.Bet) { b.Number = 10000 }),
+		badBet("number 65535", "number: out of range 0..9999", func(b *lottery.Bet) { b.Number = 0xFFFF }),
+		badBet("number -1", notDecimal, func(b *lottery.Bet) { b.Number = -1 }),
+
+		// Rows: each written otherwise than csv.Writer writes the bet, so that
+		// no two rows say one bet and the digest is of the bets themselves.
+		badRow("row of 4 fields", "Intruso,Hostil,99999999,1990-01-01", "number: missing: a row has 5 fields, this one 4"),
+		badRow("row of 6 fields", intruderRow+",7574", "number: "),
+		badRow("row of 6 fields, the number quoted", intruderRow[:len(intruderRow)-4]+`"7574",7574`, "number: followed by more fields"),
+		// The old per-bet agency, as the store's row: a sixth field.
+		badRow("bet for another agency, as the store's row", "1,"+intruderRow, "number: "),
+		badRow("bet for agency 0, as the store's row", "0,"+intruderRow, "number: "),
+		badRow("empty row", "", "last_name: missing: a row has 5 fields, this one 1"),
+		badRow("needlessly quoted name", `"Intruso",Hostil,99999999,1990-01-01,7574`, "first_name: quoted, but csv writes it without quotes"),
+		badRow("needlessly quoted document", `Intruso,Hostil,"99999999",1990-01-01,7574`, "document: quoted, but csv writes it without quotes"),
+		badRow("quoted number", `Intruso,Hostil,99999999,1990-01-01,"7574"`, "number: quoted, but csv writes it without quotes"),
+		badRow("unquoted name starting with a space", " Intruso,Hostil,99999999,1990-01-01,7574", "first_name: must be quoted"),
+		badRow("unquoted name starting with a no-break space", "Intruso,\u00a0Hostil,99999999,1990-01-01,7574", "last_name: must be quoted"),
+		badRow(`unquoted name \.`, `\.,Hostil,99999999,1990-01-01,7574`, "first_name: must be quoted"),
+		badRow("bare quote inside an unquoted field", `Intr"uso,Hostil,99999999,1990-01-01,7574`, `first_name: holds a '"' but is not quoted`),
+		badRow("inner quote not doubled", `"Intr"uso",Hostil,99999999,1990-01-01,7574`, "first_name: text after its closing quote"),
+		badRow("unterminated quote", `"Intruso,Hostil,99999999,1990-01-01,7574`, "first_name: its quote is not closed"),
+		badRow("number with a leading zero", "Intruso,Hostil,99999999,1990-01-01,07574", notDecimal),
+		badRow("number 0 written 00", "Intruso,Hostil,99999999,1990-01-01,00", notDecimal),
+		badRow("number with a plus sign", "Intruso,Hostil,99999999,1990-01-01,+7574", notDecimal),
+		badRow("number with a minus sign", "Intruso,Hostil,99999999,1990-01-01,-7574", notDecimal),
+		badRow("number with a space", "Intruso,Hostil,99999999,1990-01-01, 7574", notDecimal),
+		badRow("number past any integer", "Intruso,Hostil,99999999,1990-01-01,184467440737095516167574", notDecimal),
+		badRow("empty number", "Intruso,Hostil,99999999,1990-01-01,", notDecimal),
+		badRow("row ending in CRLF", intruderRow+"\r", notDecimal),
+		badRow("NUL byte in a name, by hand", "Intr\x00uso,Hostil,99999999,1990-01-01,7574", "first_name: contains a control character"),
+		refused("LF inside a quoted name, counted as a row", protocol.Batch{Seq: 1, Count: 5,
+			Rows: []byte(row(intruderRow, intruderRow, `"Intr`, `uso",Hostil,99999999,1990-01-01,7574`, intruderRow))},
+			protocol.CodeInvalidBet, 2, "invalid bet: first_name: its quote is not closed"),
+		malformedRows("LF inside a quoted name, not counted", 4, row(intruderRow, intruderRow, `"Intr`, `uso",Hostil,99999999,1990-01-01,7574`, intruderRow)),
+		malformedRows("count larger than its rows", 3, row(intruderRow, intruderRow)),
+		malformedRows("count smaller than its rows", 1, row(intruderRow, intruderRow)),
+		malformedRows("rows without the final LF", 2, intruderRow+"\n"+intruderRow),
+		malformedRows("one row without its LF", 1, intruderRow),
+		malformedRows("LFs agreeing with count, the last row without its LF", 1, intruderRow+"\n"+intruderRow),
+		malformedRows("count 65535, one row", 0xFFFF, row(intruderRow)),
+		refused("empty batch", protocol.Batch{Seq: 1}, protocol.CodeEmptyBatch, protocol.NoIndex, protocol.ErrEmptyBatch.Error()),
+		refused("count 0 carrying a row", protocol.Batch{Seq: 1, Rows: []byte(row(intruderRow))}, protocol.CodeEmptyBatch, protocol.NoIndex, protocol.ErrEmptyBatch.Error()),
 		{"batch with trailing bytes", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			b := msg(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(hostileAgency)}})
+			b := msg(batchOf(1, intruder()))
 			b = append(b, 0)
 			b[4]++ // the header's length covers the extra byte
 			c.write(b)
 			c.expectReject(1, protocol.CodeMalformed, protocol.NoIndex)
 			h.awaitReject(t, 1, protocol.CodeMalformed, "-")
+			c.ping()
 			h.held[hostileAgency] = c
+		}},
+		{"a bad row after a valid batch", func(t *testing.T, h *hostileEnv) {
+			// Batch 1 is stored; batch 2, whose last row is bad, is refused
+			// whole, its good rows too, and its number is not used up.
+			c := h.identify(t, hostileAgency)
+			c.sendBets(h.bets[hostileAgency][:5], 5)
+			bad := protocol.Batch{Seq: 2, Count: 3, Rows: append(rowsOf(h.bets[hostileAgency][5:7]...), "Intruso,Hostil,99999999,1990-01-01,07574\n"...)}
+			c.send(bad)
+			r := c.expectReject(2, protocol.CodeInvalidBet, 2)
+			assert.Contains(t, r.Text, notDecimal)
+			h.awaitReject(t, 3, protocol.CodeInvalidBet, "2")
+			c.ping()
+			h.held[hostileAgency] = c // goes on with seq 2 after 5 bets
 		}},
 		errorAfter("batch shorter than its sequence number and count",
 			[]byte{byte(protocol.MsgBatch), 0, 0, 0, 3, 0, 0, 0}, protocol.CodeMalformed),
@@ -385,21 +463,21 @@ func TestHostilePeers(t *testing.T) {
 			c := h.identify(t, hostileAgency)
 			first := h.bets[hostileAgency][:10]
 			c.sendBets(first, 10)
-			c.send(protocol.Batch{Seq: 1, Bets: wireBets(first)})
+			c.send(batchOf(1, first...))
 			c.expectReject(1, protocol.CodeBadSequence, protocol.NoIndex)
 			h.awaitReject(t, 10, protocol.CodeBadSequence, "-")
 			h.held[hostileAgency] = c // goes on with seq 2: stored exactly once
 		}},
 		{"batch sequence skips ahead", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			c.send(protocol.Batch{Seq: 2, Bets: wireBets(h.bets[hostileAgency][:5])})
+			c.send(batchOf(2, h.bets[hostileAgency][:5]...))
 			c.expectReject(2, protocol.CodeBadSequence, protocol.NoIndex)
 			h.awaitReject(t, 5, protocol.CodeBadSequence, "-")
 			h.held[hostileAgency] = c
 		}},
 		{"batch sequence zero", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			c.send(protocol.Batch{Seq: 0, Bets: wireBets(h.bets[hostileAgency][:5])})
+			c.send(batchOf(0, h.bets[hostileAgency][:5]...))
 			c.expectReject(0, protocol.CodeBadSequence, protocol.NoIndex)
 			h.awaitReject(t, 5, protocol.CodeBadSequence, "-")
 			h.held[hostileAgency] = c
@@ -416,7 +494,7 @@ func TestHostilePeers(t *testing.T) {
 		// FINISH and the draw.
 		{"bets after the agency's own FINISH", func(t *testing.T, h *hostileEnv) {
 			c := h.complete(t, hostileAgency)
-			c.send(protocol.Batch{Seq: c.seq, Bets: []protocol.Bet{intruder(hostileAgency)}})
+			c.send(batchOf(c.seq, intruder()))
 			c.expectReject(c.seq, protocol.CodeAfterFinish, protocol.NoIndex)
 			h.awaitReject(t, 1, protocol.CodeAfterFinish, "-")
 		}},
@@ -444,7 +522,7 @@ func TestHostilePeers(t *testing.T) {
 		}},
 		{"FINISH counting a refused batch", func(t *testing.T, h *hostileEnv) {
 			c := h.identify(t, hostileAgency)
-			c.send(protocol.Batch{Seq: 1, Bets: withBadBet(hostileAgency, func(b *protocol.Bet) { b.Number = 10000 })})
+			c.send(withBadBet(1, func(b *lottery.Bet) { b.Number = 10000 }))
 			c.expectReject(1, protocol.CodeInvalidBet, 2)
 			c.send(protocol.Finish{Total: 4})
 			c.expectError(protocol.CodeCountMismatch)
@@ -484,7 +562,7 @@ func TestHostilePeers(t *testing.T) {
 			h.drawn(t)
 			c := h.identify(t, 1) // the honest agency 1 left after its winners
 			require.True(t, c.finished)
-			c.send(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+			c.send(batchOf(1, intruder()))
 			c.expectReject(1, protocol.CodeDrawDone, protocol.NoIndex)
 			h.awaitReject(t, 1, protocol.CodeDrawDone, "-")
 			c.ping()
@@ -492,7 +570,7 @@ func TestHostilePeers(t *testing.T) {
 		{"bets after the draw on the finished agency's connection", func(t *testing.T, h *hostileEnv) {
 			h.drawn(t)
 			c := h.held[hostileAgency]
-			c.send(protocol.Batch{Seq: c.seq, Bets: []protocol.Bet{intruder(hostileAgency)}})
+			c.send(batchOf(c.seq, intruder()))
 			c.expectReject(c.seq, protocol.CodeDrawDone, protocol.NoIndex)
 			h.awaitReject(t, 1, protocol.CodeDrawDone, "-")
 		}},
@@ -515,7 +593,7 @@ func TestParkedAgencyToldOfShutdown(t *testing.T) {
 	tc := startCentral(t, cfg)
 	c := dialRaw(t, tc.addr)
 	c.hello(1)
-	c.send(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+	c.send(batchOf(1, intruder()))
 	c.expect(protocol.MsgBatchAck)
 	c.finish(1)
 	c.send(protocol.Consult{Agency: 1})
@@ -538,7 +616,7 @@ func TestIdleTimeout(t *testing.T) {
 		{"silent after HELLO", func(t *testing.T, c *rawConn, stop <-chan struct{}) { c.hello(1) }},
 		{"silent after a batch", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
 			c.hello(1)
-			c.send(protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+			c.send(batchOf(1, intruder()))
 			c.expect(protocol.MsgBatchAck)
 		}},
 		{"stalled inside a header", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
@@ -546,7 +624,7 @@ func TestIdleTimeout(t *testing.T) {
 		}},
 		{"stalled inside a payload", func(t *testing.T, c *rawConn, stop <-chan struct{}) {
 			c.hello(1)
-			b, err := protocol.AppendMessage(nil, protocol.Batch{Seq: 1, Bets: []protocol.Bet{intruder(1)}})
+			b, err := protocol.AppendMessage(nil, batchOf(1, intruder()))
 			require.NoError(t, err)
 			c.write(b[:len(b)-1])
 		}},

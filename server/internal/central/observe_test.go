@@ -204,23 +204,25 @@ func TestRefusedBatchesCountedByCode(t *testing.T) {
 
 	c := dialRaw(t, oc.addr)
 	c.hello(1)
-	c.send(protocol.Batch{Seq: 1, Bets: withBadBet(1, func(b *protocol.Bet) { b.Document = "12a" })})
+	c.send(withBadBet(1, func(b *lottery.Bet) { b.Document = "12a" }))
 	c.expectReject(1, protocol.CodeInvalidBet, 2)
-	c.send(protocol.Batch{Seq: 1, Bets: withBadBet(1, func(b *protocol.Bet) { b.Number = 10000 })})
+	c.send(withBadBet(1, func(b *lottery.Bet) { b.Number = 10000 }))
 	c.expectReject(1, protocol.CodeInvalidBet, 2)
-	c.send(protocol.Batch{Seq: 1, Bets: withBadBet(1, func(b *protocol.Bet) { b.Agency = 2 })})
-	c.expectReject(1, protocol.CodeWrongAgency, 2)
-	c.send(protocol.Batch{Seq: 7, Bets: []protocol.Bet{intruder(1)}})
+	c.send(withBadRow(1, `"Intruso",Hostil,99999999,1990-01-01,7574`)) // quoted where csv would not
+	c.expectReject(1, protocol.CodeInvalidBet, 2)
+	c.send(protocol.Batch{Seq: 1, Count: 2, Rows: rowsOf(intruder())}) // one row, count 2
+	c.expectReject(1, protocol.CodeMalformed, protocol.NoIndex)
+	c.send(batchOf(7, intruder()))
 	c.expectReject(7, protocol.CodeBadSequence, protocol.NoIndex)
 	c.send(protocol.Batch{Seq: 1})
 	c.expectReject(1, protocol.CodeEmptyBatch, protocol.NoIndex)
-	c.write(batchFrame(t, 1, 1, protocol.MaxClientPayload+1))
+	c.write(batchFrame(t, 1, protocol.MaxClientPayload+1))
 	c.expectError(protocol.CodeFrameTooLarge)
 	oc.logs.AwaitT(t, 1, vocab.Protocolo.Line(logfmt.Fail), vocab.Motivo.Str("frame_too_large").String()+" |")
 
 	m := oc.scrape(t)
-	want := map[protocol.Code]float64{protocol.CodeInvalidBet: 2, protocol.CodeWrongAgency: 1, protocol.CodeBadSequence: 1,
-		protocol.CodeEmptyBatch: 1, protocol.CodeFrameTooLarge: 1, protocol.CodeMalformed: 0, protocol.CodeDrawDone: 0,
+	want := map[protocol.Code]float64{protocol.CodeInvalidBet: 3, protocol.CodeBadSequence: 1,
+		protocol.CodeEmptyBatch: 1, protocol.CodeFrameTooLarge: 1, protocol.CodeMalformed: 1, protocol.CodeDrawDone: 0,
 		protocol.CodeAfterFinish: 0, protocol.CodeStorage: 0}
 	var refused float64
 	for code, n := range want {

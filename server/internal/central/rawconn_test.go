@@ -158,14 +158,16 @@ func (c *rawConn) expectClosed() {
 	require.True(c.t, errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET), "%v", err)
 }
 
-// expectReject: the central refuses batch seq with code about bet index and keeps the connection.
-func (c *rawConn) expectReject(seq uint32, code protocol.Code, index uint32) {
+// expectReject: the central refuses batch seq with code about bet index and
+// keeps the connection. It returns the refusal, for its text.
+func (c *rawConn) expectReject(seq uint32, code protocol.Code, index uint32) *protocol.BatchReject {
 	c.t.Helper()
 	m := c.expect(protocol.MsgBatchReject).(*protocol.BatchReject)
 	assert.Equal(c.t, seq, m.Seq)
 	assert.Equal(c.t, code, m.Code, "text: %s", m.Text)
 	assert.Equal(c.t, index, m.Index, "text: %s", m.Text)
 	assert.NotEmpty(c.t, m.Text)
+	return m
 }
 
 // ping proves the connection is still open and served.
@@ -199,24 +201,19 @@ func (c *rawConn) hello(agency int) *protocol.HelloAck {
 	return ack
 }
 
-// sendWire sends bets in acknowledged batches of at most size.
-func (c *rawConn) sendWire(bets []protocol.Bet, size int) {
+// sendBets sends bets in acknowledged batches of at most size, as rows
+// (lottery.AppendRow: their Agency is not sent, the connection's is theirs).
+func (c *rawConn) sendBets(bets []lottery.Bet, size int) {
 	c.t.Helper()
 	for len(bets) > 0 {
 		n := min(size, len(bets))
-		c.send(protocol.Batch{Seq: c.seq, Bets: bets[:n]})
+		c.send(batchOf(c.seq, bets[:n]...))
 		ack := c.expect(protocol.MsgBatchAck).(*protocol.BatchAck)
 		require.Equal(c.t, c.seq, ack.Seq)
 		c.seq++
 		c.stored += uint64(n)
 		bets = bets[n:]
 	}
-}
-
-// sendBets sends bets of the agency's file in acknowledged batches of at most size.
-func (c *rawConn) sendBets(bets []lottery.Bet, size int) {
-	c.t.Helper()
-	c.sendWire(wireBets(bets), size)
 }
 
 // finish says FINISH total, requires FINISH_ACK with that count and returns

@@ -349,13 +349,13 @@ func TestBatchAnsweredPastRecordWithoutData(t *testing.T) {
 			writeRaw(s.sealFrame(t, protocol.Hello{Version: protocol.Version, Agency: 1}))
 			c.expect(protocol.MsgHelloAck)
 
-			burst := s.sealFrame(t, protocol.Batch{Seq: 1, Bets: intruders(1, 3)})
+			burst := s.sealFrame(t, batchOf(1, intruders(3)...))
 			writeRaw(append(burst, tc.record(t, s)...)) // one TCP write
 			ack := c.expect(protocol.MsgBatchAck).(*protocol.BatchAck)
 			require.Equal(t, uint32(1), ack.Seq)
 
 			// The connection goes on: a blocking read, then the next batch.
-			writeRaw(s.sealFrame(t, protocol.Batch{Seq: 2, Bets: intruders(1, 2)}))
+			writeRaw(s.sealFrame(t, batchOf(2, intruders(2)...)))
 			ack = c.expect(protocol.MsgBatchAck).(*protocol.BatchAck)
 			require.Equal(t, uint32(2), ack.Seq)
 			central.logs.AwaitT(t, 2, vocab.ApuestaRecibida.Line(logfmt.Success))

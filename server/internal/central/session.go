@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,8 +65,7 @@ type session struct {
 	batches     *ledger.Batches // this connection's batches on their way to the disk
 	nextSeq     uint32          // the sequence number the next batch must carry
 	payload     []byte          // reused frame buffer
-	batch       protocol.Batch
-	rows        lottery.Rows // the batch being staged, checked and formatted
+	rows        lottery.Rows    // the batch being staged, checked and formatted
 	staged      []staged
 	answers     []protocol.Message // reused: the answers to the staged batches
 	wbuf        []byte
@@ -465,71 +463,51 @@ func (s *session) stageBatch(payload []byte) (st staged, ok bool) {
 		return staged{}, false
 	}
 	st = staged{seq: seq, count: count}
-	if code, index, text := s.checkBatch(payload, seq); code != 0 {
-		st.reply = s.reject(seq, count, code, index, text)
+	rows, code, text := s.checkBatch(payload, seq)
+	if code != 0 {
+		st.reply = s.reject(seq, count, code, protocol.NoIndex, text)
 		return st, true
 	}
-	winners, code, index, text := s.formatRows()
-	if code != 0 {
-		st.reply = s.reject(seq, count, code, index, text)
+	// Every row checked in place and appended with the agency's column, or
+	// the whole batch refused, naming the bet.
+	s.rows.Reset()
+	winners, bad, err := s.rows.AddBatch(s.agency, rows, time.Now())
+	if err != nil {
+		st.reply = s.reject(seq, count, protocol.CodeInvalidBet, uint32(bad), err.Error())
 		return st, true
 	}
 	// A batch the ledger could not write is staged like a written one, using
 	// up its number, so that the commit refuses it and the batches sent after
 	// it with storage, rather than bad_sequence.
-	_ = s.batches.Add(&s.rows, protocol.BatchBets(payload), winners)
+	_ = s.batches.Add(&s.rows, rows, winners)
 	s.nextSeq++
 	st.reply, st.count, st.written = protocol.BatchAck{Seq: seq}, s.rows.Len(), true
 	return st, true
 }
 
-// checkBatch decodes a batch and refuses it, with a code, when it cannot be
-// stored now: malformed, empty, out of order, or after FINISH or the draw.
-func (s *session) checkBatch(payload []byte, seq uint32) (protocol.Code, uint32, string) {
-	if err := protocol.DecodeInto(payload, &s.batch); err != nil {
+// checkBatch returns a batch's rows, or refuses it, with a code, when it
+// cannot be stored now: malformed, empty, out of order, or after FINISH or
+// the draw.
+func (s *session) checkBatch(payload []byte, seq uint32) ([]byte, protocol.Code, string) {
+	rows, _, err := protocol.BatchRows(payload)
+	if err != nil {
 		if errors.Is(err, protocol.ErrEmptyBatch) {
-			return protocol.CodeEmptyBatch, protocol.NoIndex, err.Error()
+			return nil, protocol.CodeEmptyBatch, err.Error()
 		}
-		return protocol.CodeMalformed, protocol.NoIndex, err.Error()
+		return nil, protocol.CodeMalformed, err.Error()
 	}
 	if seq != s.nextSeq {
-		return protocol.CodeBadSequence, protocol.NoIndex, fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq)
+		return nil, protocol.CodeBadSequence, fmt.Sprintf("batch %d out of order: the next batch must be %d", seq, s.nextSeq)
 	}
 	switch facts := s.ledger.Agency(s.agency); {
 	case s.srv.barrier.Drawn():
-		return protocol.CodeDrawDone, protocol.NoIndex, "the draw already ran: no more bets"
+		return nil, protocol.CodeDrawDone, "the draw already ran: no more bets"
 	case facts.Finished:
-		return protocol.CodeAfterFinish, protocol.NoIndex, "this agency already sent FINISH"
+		return nil, protocol.CodeAfterFinish, "this agency already sent FINISH"
 	case facts.Excluded != nil:
-		return protocol.CodeExcluded, protocol.NoIndex, excludedText(s.agency)
+		return nil, protocol.CodeExcluded, excludedText(s.agency)
 	}
-	return 0, 0, ""
-}
-
-// formatRows checks every bet of the decoded batch and formats its row into
-// s.rows, keeping the documents of the winning bets; a bad bet refuses the
-// whole batch, naming the bet.
-func (s *session) formatRows() (winners []string, code protocol.Code, index uint32, text string) {
-	now := time.Now()
-	s.rows.Reset()
-	for i, wb := range s.batch.Bets {
-		if uint64(wb.Agency) != uint64(s.agency) {
-			return nil, protocol.CodeWrongAgency, uint32(i),
-				fmt.Sprintf("bet for agency %d on agency %d's connection", wb.Agency, s.agency)
-		}
-		bet := lottery.Bet{
-			Agency: s.agency, FirstName: wb.FirstName, LastName: wb.LastName,
-			Document: wb.Document, Birthdate: wb.Birthdate, Number: int(wb.Number),
-		}
-		if err := s.rows.Add(bet, now); err != nil {
-			return nil, protocol.CodeInvalidBet, uint32(i), err.Error()
-		}
-		if lottery.HasWon(bet) {
-			// A copy: the decoded batch's strings share one buffer.
-			winners = append(winners, strings.Clone(bet.Document))
-		}
-	}
-	return winners, 0, 0, ""
+	return rows, 0, ""
 }
 
 // answerStaged commits the staged batches once and answers them all, in

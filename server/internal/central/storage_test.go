@@ -163,7 +163,7 @@ func (c *rawConn) sendPipelined(bets []lottery.Bet, size int) {
 	var frames []byte
 	for seq := c.seq; len(bets) > 0; seq++ {
 		n := min(size, len(bets))
-		frame, err := protocol.AppendMessage(nil, protocol.Batch{Seq: seq, Bets: wireBets(bets[:n])})
+		frame, err := protocol.AppendMessage(nil, batchOf(seq, bets[:n]...))
 		require.NoError(c.t, err)
 		frames = append(frames, frame...)
 		bets = bets[n:]
@@ -370,7 +370,7 @@ func TestShutdownAfterStorageFailure(t *testing.T) {
 			acked := fileSize(t, tc.path)
 			d.tearNextAppend("1,Parti")
 			d.set(true, true)
-			c.send(protocol.Batch{Seq: c.seq, Bets: wireBets(bets[10:])})
+			c.send(batchOf(c.seq, bets[10:]...))
 			c.expectStorageRefusal(c.seq)
 			d.set(false, tt.syncFail)
 			if tt.heal {
@@ -429,7 +429,7 @@ func TestBatchCountedOnlyAfterItsSync(t *testing.T) {
 
 	c := dialRaw(t, tc.addr)
 	c.hello(1)
-	c.send(protocol.Batch{Seq: 1, Bets: wireBets(bets)})
+	c.send(batchOf(1, bets...))
 	awaitClosed(t, synced, "the batch's fsync")
 	assert.Equal(t, map[int][]lottery.Bet{1: bets}, storedBets(t, tc.path), "written before its fsync")
 	assert.Zero(t, tc.stored(1), "counted before its fsync returned")
@@ -460,7 +460,7 @@ func TestShutdownDeadline(t *testing.T) {
 	synced, resume := holdNextSync(d)
 	busy := dialRaw(t, tc.addr)
 	busy.hello(2)
-	busy.send(protocol.Batch{Seq: 1, Bets: wireBets(agencyBetsFor(2, 5))})
+	busy.send(batchOf(1, agencyBetsFor(2, 5)...))
 	awaitClosed(t, synced, "the batch's fsync")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -522,7 +522,7 @@ func TestFinishedAgencyServedWhileDiskFull(t *testing.T) {
 	c2 := dialRaw(t, tc.addr)
 	c2.hello(2)
 	d.set(true, false)
-	c2.send(protocol.Batch{Seq: 1, Bets: wireBets(second)})
+	c2.send(batchOf(1, second...))
 	c2.expectStorageRefusal(1)
 	helloRefused(t, tc, 2)
 

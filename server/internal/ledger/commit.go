@@ -43,7 +43,7 @@ const (
 func (l *Ledger) Batches(a int) *Batches { return &Batches{l: l, agency: &l.agencies[a-1]} }
 
 // Add writes one batch's rows, with the documents of its winning bets and
-// its bets as the wire encoded them (protocol.BatchBets: what the agency's
+// its rows as BATCH carried them (protocol.BatchRows: what the agency's
 // digest covers); none of it durable yet: Commit says. An error means it was
 // not written; nor will any later batch be until Commit, which reports them
 // all lost: a later batch landing after a lost one would leave a gap in the
@@ -54,7 +54,7 @@ func (l *Ledger) Batches(a int) *Batches { return &Batches{l: l, agency: &l.agen
 // later. Should it be lost after all (a failed write or fsync, rare), Commit
 // marks the digest stale, and the next Add or Finish of the agency hashes
 // its durable rows again from the bets file (rehash).
-func (b *Batches) Add(rows *lottery.Rows, bets []byte, winners []string) error {
+func (b *Batches) Add(rows *lottery.Rows, sent []byte, winners []string) error {
 	f := b.agency
 	if f.stale && b.err == nil {
 		if err := b.l.rehash(f); err != nil {
@@ -64,7 +64,7 @@ func (b *Batches) Add(rows *lottery.Rows, bets []byte, winners []string) error {
 	if err := b.write(rows, winners); err != nil {
 		return err
 	}
-	f.digest.Write(bets)
+	f.digest.Write(sent)
 	return nil
 }
 
@@ -140,7 +140,7 @@ func (l *Ledger) rehash(f *facts) error {
 	l.mu.Unlock()
 	w := protocol.NewDigestWriter()
 	if end > 0 {
-		tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Limit: end, Encode: encodeBet,
+		tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Limit: end,
 			Hash: func(agency int, bets []byte) {
 				if agency == f.id {
 					w.Write(bets)

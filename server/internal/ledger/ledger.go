@@ -28,11 +28,11 @@
 //     operator's exclusion (operator.go): each journaled and fsynced before
 //     it takes effect, and each stops the agency's batches.
 //   - Digests. Each agency's durable bets, in order, have a digest
-//     (protocol.Digest, over the bets as the wire encodes them): the
+//     (protocol.Digest, over their rows as BATCH carries them): the
 //     agency's connection hashes each batch it wrote, without mu, so
 //     connections hash at once; a batch lost after all has the digest
 //     rebuilt from the file (Batches.Add). FINISH journals it; recovery
-//     encodes the rows again, hashes them, and refuses a finished agency
+//     hashes the rows read back, and refuses a finished agency
 //     whose bets no longer match.
 //
 // Lock order: jmu, then syncMu, then mu. The per-agency counts are atomics,

@@ -2,11 +2,14 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -270,18 +273,19 @@ func digestOf(bets []lottery.Bet) protocol.Digest {
 	return w.Sum()
 }
 
-// addBets adds bets to b as a session does: their rows, their encoding and
-// the given winners.
+// addBets adds bets to b as a session does: their rows, the rows as BATCH
+// carried them and the given winners.
 func addBets(t testing.TB, b *Batches, bets []lottery.Bet, winners []string) error {
 	t.Helper()
 	return b.Add(rowsOf(t, bets), wireOf(bets), winners)
 }
 
-// wireOf is bets as BATCH encodes them: what a session passes to Add.
+// wireOf is bets' rows as BATCH carries them (each with its LF, without the
+// agency column): what a session passes to Add and what the digest covers.
 func wireOf(bets []lottery.Bet) []byte {
 	var wire []byte
 	for _, b := range bets {
-		wire = encodeBet(wire, b)
+		wire = lottery.AppendRow(wire, b)
 	}
 	return wire
 }
@@ -289,4 +293,86 @@ func wireOf(bets []lottery.Bet) []byte {
 // finLine is the FINISH journal's line for agency a holding bets.
 func finLine(a int, bets []lottery.Bet) string {
 	return fmt.Sprintf("%d,%d,%s\n", a, len(bets), digestOf(bets))
+}
+
+// sentRows is bets' rows as encoding/csv's Writer writes them, without the
+// agency column: what a batch carries, written here without the lottery
+// package, so the digests below do not take the ledger's word for it.
+func sentRows(bets []lottery.Bet) []byte {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	for _, b := range bets {
+		_ = w.Write([]string{b.FirstName, b.LastName, b.Document, b.Birthdate, strconv.Itoa(b.Number)})
+	}
+	w.Flush()
+	return buf.Bytes()
+}
+
+// quotedBetsFor is agencyBetsFor with names csv quotes: a comma, inner
+// quotes, a leading space, a leading no-break space, the field \.
+func quotedBetsFor(agency, first, n int) []lottery.Bet {
+	names := [][2]string{{"Juan", "Pérez, Jr."}, {`Ana "la"`, "Gómez"}, {" Sol", "Ruiz"}, {"Luis", "\u00a0Díaz"}, {`\.`, `O"Brien, "Jr"`}}
+	bets := agencyBetsFor(agency, first, n)
+	for i := range bets {
+		bets[i].FirstName, bets[i].LastName = names[i%len(names)][0], names[i%len(names)][1]
+	}
+	return bets
+}
+
+// An agency's digest over rows that csv quotes is the digest of those rows
+// as they came, whichever way the ledger gets it: hashing the batches it
+// stores, hashing its durable rows again after a lost batch (rehash), or
+// reading them back at Open, where it must match the FINISH journal.
+func TestDigestOfQuotedRows(t *testing.T) {
+	first, lost, last := quotedBetsFor(1, 7570, 6), quotedBetsFor(1, 7576, 4), quotedBetsFor(1, 7580, 5)
+	require.NotEmpty(t, winnersOf(first), "a quoted winner among the rows")
+	tests := []struct {
+		name string
+		run  func(t *testing.T, l *Ledger, d *faultyDisk) []lottery.Bet // returns agency 1's durable bets
+	}{
+		{"hashed as stored", func(t *testing.T, l *Ledger, _ *faultyDisk) []lottery.Bet {
+			b := l.Batches(1)
+			for _, bets := range [][]lottery.Bet{first, last} {
+				require.NoError(t, b.Add(rowsOf(t, bets), sentRows(bets), winnersOf(bets)))
+				_, err := b.Commit()
+				require.NoError(t, err)
+			}
+			return slices.Concat(first, last)
+		}},
+		{"hashed again from the file after a lost batch", func(t *testing.T, l *Ledger, d *faultyDisk) []lottery.Bet {
+			b := l.Batches(1)
+			require.NoError(t, b.Add(rowsOf(t, first), sentRows(first), winnersOf(first)))
+			_, err := b.Commit()
+			require.NoError(t, err)
+			require.NoError(t, b.Add(rowsOf(t, lost), sentRows(lost), winnersOf(lost)))
+			d.set(false, true)
+			_, err = b.Commit()
+			require.ErrorIs(t, err, ErrLost, "its digest holds rows the file does not")
+			d.set(false, false)
+			require.NoError(t, b.Add(rowsOf(t, last), sentRows(last), winnersOf(last)), "rehashes, then adds")
+			_, err = b.Commit()
+			require.NoError(t, err)
+			return slices.Concat(first, last)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, d, _ := openFaulty(t, 1)
+			bets := tt.run(t, l, d)
+			want := protocol.NewDigestWriter()
+			want.Write(sentRows(bets))
+			_, err := l.Finish(1, uint64(len(bets)))
+			require.NoError(t, err)
+			assert.Equal(t, want.Sum(), l.Agency(1).Digest, "FINISH's digest")
+			assert.Equal(t, map[int][]lottery.Bet{1: bets}, storedBets(t, l.path))
+			require.NoError(t, l.Close())
+
+			l2, rec, err := Open(l.path, Options{Agencies: 1})
+			require.NoError(t, err, "the rows read back must hash to the journaled digest")
+			defer l2.Close()
+			assert.Equal(t, Recovered{Bets: uint64(len(bets)), Agencies: 1, Finished: 1}, rec)
+			assert.Equal(t, want.Sum(), l2.Agency(1).Digest, "the digest recovered")
+			assert.Equal(t, winnersOf(bets), l2.Winners(1))
+		})
+	}
 }

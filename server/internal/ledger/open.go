@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"lotterycentral.example/lottery"
-	"lotterycentral.example/lottery/wire"
 	"lotterycentral.example/protocol"
 )
 
@@ -70,7 +69,7 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 		return nil
 	}
 	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress,
-		Encode: encodeBet, Hash: func(agency int, bets []byte) { l.agencies[agency-1].digest.Write(bets) }})
+		Hash: func(agency int, bets []byte) { l.agencies[agency-1].digest.Write(bets) }})
 	if err != nil {
 		return rec, err
 	}
@@ -98,13 +97,6 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 	}
 	rec.Finished, rec.Excluded = l.finished, l.excluded
 	return rec, nil
-}
-
-// encodeBet appends b as BATCH encodes it: a stored bet back into what its
-// agency's digest covers. Check ran first, so every field fits the wire.
-func encodeBet(dst []byte, b lottery.Bet) []byte {
-	dst, _ = wire.AppendBet(dst, b)
-	return dst
 }
 
 // openFiles opens the bets file to append to, a second descriptor on it to

@@ -46,8 +46,8 @@ const HandshakeNetworkFailure = "network"
 // at zero, from the start.
 var batchCodes = []protocol.Code{
 	protocol.CodeMalformed, protocol.CodeFrameTooLarge, protocol.CodeInvalidBet, protocol.CodeEmptyBatch,
-	protocol.CodeBadSequence, protocol.CodeAfterFinish, protocol.CodeDrawDone, protocol.CodeWrongAgency,
-	protocol.CodeStorage, protocol.CodeExcluded,
+	protocol.CodeBadSequence, protocol.CodeAfterFinish, protocol.CodeDrawDone, protocol.CodeStorage,
+	protocol.CodeExcluded,
 }
 
 // handshakeReasons are the reasons identity.DescribeServerHandshakeError

@@ -1,0 +1,263 @@
+package lottery
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// A row is one bet as the agency sends it and the central stores it after
+// its agency column: first_name,last_name,document,birthdate,number and LF,
+// each field exactly as encoding/csv's Writer writes it (quoted only when it
+// must be, its quotes doubled), the number as strconv.Itoa writes it. One
+// format from the agency's file to the central's: the agency sends its lines
+// as they are, the central checks them in place and appends them.
+
+// rowColumns are a row's columns: the store's without the agency.
+var rowColumns = storeColumns[1:]
+
+// AppendRow appends b's row (b.Agency is not in it).
+func AppendRow(dst []byte, b Bet) []byte {
+	var quotes uint8
+	for i, f := range b.textFields() {
+		quotes |= quoteBit(f, classesOf(f), i)
+	}
+	return appendFields(dst, b, quotes)
+}
+
+// AddBatch checks each row of rows (LF-terminated, as BATCH carries them;
+// the last one's LF, if missing, is added)
+// as a bet of agency and, if every one is a valid bet written exactly as
+// AppendRow writes it, appends them all as the store writes them and returns
+// the documents of the winning bets (copies). Otherwise it appends nothing
+// and returns the index of the first bad row and why (wrapping
+// ErrInvalidBet).
+func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []string, bad int, err error) {
+	start, n, date := len(r.buf), r.n, today(now)
+	prefix := append(appendInt(r.prefix[:0], agency), ',')
+	r.prefix = prefix
+	// The rows outlive every string made from s but the winners, which are copies.
+	s := unsafe.String(unsafe.SliceData(rows), len(rows))
+	for i := 0; s != ""; i++ {
+		end, comma, commas, quote := splitRow(s)
+		line := s[:end]
+		var b Bet
+		var err error
+		if quote || commas != len(comma) {
+			b, err = r.checkRow(agency, line, date) // says what is wrong, or reads the quotes
+		} else {
+			b, err = plainBet(agency, line, &comma, date)
+		}
+		if err != nil {
+			r.buf, r.n = r.buf[:start], n
+			return nil, i, err
+		}
+		r.buf = append(append(append(r.buf, prefix...), line...), '\n')
+		r.n++
+		if HasWon(b) {
+			winners = append(winners, strings.Clone(b.Document))
+		}
+		s = s[min(end+1, len(s)):]
+	}
+	return winners, 0, nil
+}
+
+// splitRow finds the first line of s: its end (its LF, or len(s)), its first
+// commas, how many it has, and whether it holds a quote. Eight bytes at a
+// time, as splitLine: a call per field costs more than the field.
+func splitRow(s string) (end int, comma [4]int, commas int, quote bool) {
+	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
+	hit := func(j int) bool { // true at the line's end
+		switch s[j] {
+		case '\n':
+			return true
+		case '"':
+			quote = true
+		default:
+			if commas < len(comma) {
+				comma[commas] = j
+			}
+			commas++
+		}
+		return false
+	}
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		c, q, n := w^(','*ones), w^('"'*ones), w^('\n'*ones)
+		m := ^((c&low7 + low7) | c | low7) | ^((q&low7 + low7) | q | low7) | ^((n&low7 + low7) | n | low7)
+		for ; m != 0; m &= m - 1 {
+			if j := i + bits.TrailingZeros64(m)>>3; hit(j) {
+				return j, comma, commas, quote
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; (c == ',' || c == '"' || c == '\n') && hit(i) {
+			return i, comma, commas, quote
+		}
+	}
+	return len(s), comma, commas, quote
+}
+
+// plainBet reads line, five fields split at comma and no quote, as agency's
+// bet and checks it as checkRow does.
+func plainBet(agency int, line string, comma *[4]int, date int) (Bet, error) {
+	number, ok := decimal(line[comma[3]+1:])
+	if !ok {
+		return Bet{}, &FieldError{"number", notDecimal}
+	}
+	b := Bet{Agency: agency, FirstName: line[:comma[0]], LastName: line[comma[0]+1 : comma[1]],
+		Document: line[comma[1]+1 : comma[2]], Birthdate: line[comma[2]+1 : comma[3]], Number: number}
+	quotes, err := b.check(date)
+	if err != nil {
+		return Bet{}, err
+	}
+	if quotes != 0 {
+		// A name csv quotes (one starting with a space) came without quotes.
+		return Bet{}, &FieldError{rowColumns[bits.TrailingZeros8(quotes)], mustQuote}
+	}
+	return b, nil
+}
+
+// The reasons a row is not written as AppendRow writes it.
+const (
+	notDecimal = "not written as a decimal number 0..9999 without sign or leading zero"
+	mustQuote  = "must be quoted, as csv writes it"
+)
+
+// checkRow reads line, a row without its LF, as agency's bet and checks it
+// as Validate does, and that it is written as AppendRow writes it. The
+// bet's fields alias line, but for quoted ones.
+func (r *Rows) checkRow(agency int, line string, date int) (Bet, error) {
+	var fields [5]string
+	var quoted uint8 // bit i: field i came quoted
+	pos := 0
+	for i := range fields {
+		if pos < len(line) && line[pos] == '"' {
+			v, next, reason := unquote(line, pos)
+			if reason != "" {
+				return Bet{}, &FieldError{rowColumns[i], reason}
+			}
+			fields[i], pos = v, next
+			quoted |= 1 << i
+		} else {
+			end := len(line)
+			if c := strings.IndexByte(line[pos:], ','); c >= 0 {
+				end = pos + c
+			}
+			fields[i], pos = line[pos:end], end
+			if strings.IndexByte(fields[i], '"') >= 0 {
+				return Bet{}, &FieldError{rowColumns[i], `holds a '"' but is not quoted`}
+			}
+		}
+		switch {
+		case i == len(fields)-1 && pos != len(line):
+			return Bet{}, &FieldError{rowColumns[i], "followed by more fields: a row has 5"}
+		case i < len(fields)-1 && pos == len(line):
+			return Bet{}, &FieldError{rowColumns[i+1], fmt.Sprintf("missing: a row has 5 fields, this one %d", i+1)}
+		case i < len(fields)-1 && line[pos] != ',':
+			return Bet{}, &FieldError{rowColumns[i], "text after its closing quote"}
+		}
+		pos++
+	}
+	number, ok := decimal(fields[4])
+	if !ok {
+		return Bet{}, &FieldError{"number", notDecimal}
+	}
+	b := Bet{Agency: agency, FirstName: fields[0], LastName: fields[1], Document: fields[2], Birthdate: fields[3], Number: number}
+	quotes, err := b.check(date)
+	if err != nil {
+		return Bet{}, err
+	}
+	if diff := quotes ^ quoted; diff != 0 {
+		for i := range fields {
+			switch {
+			case quotes&(1<<i) != 0 && quoted&(1<<i) == 0:
+				return Bet{}, &FieldError{rowColumns[i], mustQuote}
+			case diff&(1<<i) != 0:
+				return Bet{}, &FieldError{rowColumns[i], "quoted, but csv writes it without quotes"}
+			}
+		}
+	}
+	return b, nil
+}
+
+// unquote reads the quoted field starting at line[pos] ('"'): its value,
+// where the text after it starts, or why it is no quoted field. Quoted
+// fields are rare (a name with a comma or a quote), so this one copies.
+func unquote(line string, pos int) (v string, next int, reason string) {
+	var sb strings.Builder
+	i := pos + 1
+	for {
+		q := strings.IndexByte(line[i:], '"')
+		if q < 0 {
+			return "", 0, "its quote is not closed"
+		}
+		sb.WriteString(line[i : i+q])
+		i += q + 1
+		if i < len(line) && line[i] == '"' {
+			sb.WriteByte('"')
+			i++
+			continue
+		}
+		return sb.String(), i, ""
+	}
+}
+
+// plainAgencyRow reports whether content, an agency file's line without its
+// line ending, is already a row as AppendRow writes it: five fields, no quote
+// or CR, none that csv would quote, a number as strconv.Itoa writes it. Most
+// lines are, and are sent as they are; the others are read with csv and
+// written again. Eight bytes at a time, as splitLine: this runs for every
+// line an agency sends.
+func plainAgencyRow(content []byte) bool {
+	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
+	var comma [4]int
+	commas := 0
+	// special reports whether b[j] is a comma, and is false with stop for a
+	// quote or a CR.
+	special := func(j int) (stop bool) {
+		if content[j] != ',' {
+			return true
+		}
+		if commas < len(comma) {
+			comma[commas] = j
+		}
+		commas++
+		return false
+	}
+	i := 0
+	for ; i+8 <= len(content); i += 8 {
+		w := binary.LittleEndian.Uint64(content[i:])
+		c, q, r := w^(','*ones), w^('"'*ones), w^('\r'*ones)
+		m := ^((c&low7 + low7) | c | low7) | ^((q&low7 + low7) | q | low7) | ^((r&low7 + low7) | r | low7)
+		for ; m != 0; m &= m - 1 {
+			if special(i + bits.TrailingZeros64(m)>>3) {
+				return false
+			}
+		}
+	}
+	for ; i < len(content); i++ {
+		if c := content[i]; (c == ',' || c == '"' || c == '\r') && special(i) {
+			return false
+		}
+	}
+	if commas != len(comma) {
+		return false
+	}
+	s := unsafe.String(unsafe.SliceData(content), len(content))
+	start := 0
+	for _, end := range comma {
+		if quotedStart(s[start:end]) {
+			return false
+		}
+		start = end + 1
+	}
+	_, ok := decimal(s[start:]) // the number: never quoted, so no quotedStart
+	return ok
+}
