@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -217,47 +218,48 @@ func unquote(line string, pos int) (v string, next int, reason string) {
 // line an agency sends.
 func plainAgencyRow(content []byte) bool {
 	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
-	var comma [4]int
+	var start [5]int // where each field starts
 	commas := 0
-	// special reports whether b[j] is a comma, and is false with stop for a
-	// quote or a CR.
-	special := func(j int) (stop bool) {
-		if content[j] != ',' {
-			return true
-		}
-		if commas < len(comma) {
-			comma[commas] = j
-		}
-		commas++
-		return false
-	}
 	i := 0
 	for ; i+8 <= len(content); i += 8 {
 		w := binary.LittleEndian.Uint64(content[i:])
 		c, q, r := w^(','*ones), w^('"'*ones), w^('\r'*ones)
-		m := ^((c&low7 + low7) | c | low7) | ^((q&low7 + low7) | q | low7) | ^((r&low7 + low7) | r | low7)
-		for ; m != 0; m &= m - 1 {
-			if special(i + bits.TrailingZeros64(m)>>3) {
+		if ^((q&low7+low7)|q|low7)|^((r&low7+low7)|r|low7) != 0 {
+			return false // a quote or a CR
+		}
+		for m := ^((c&low7 + low7) | c | low7); m != 0; m &= m - 1 {
+			if commas == 4 {
+				return false
+			}
+			commas++
+			start[commas] = i + bits.TrailingZeros64(m)>>3 + 1
+		}
+	}
+	for ; i < len(content); i++ {
+		switch content[i] {
+		case ',':
+			if commas == 4 {
+				return false
+			}
+			commas++
+			start[commas] = i + 1
+		case '"', '\r':
+			return false
+		}
+	}
+	if commas != 4 {
+		return false
+	}
+	s := unsafe.String(unsafe.SliceData(content), len(content))
+	for k, from := range start[:4] {
+		// Only a field starting with a space, a control byte, a byte past
+		// ASCII or a backslash can be one csv quotes.
+		if c := s[from]; c <= ' ' || c >= utf8.RuneSelf || c == '\\' {
+			if quotedStart(s[from : start[k+1]-1]) {
 				return false
 			}
 		}
 	}
-	for ; i < len(content); i++ {
-		if c := content[i]; (c == ',' || c == '"' || c == '\r') && special(i) {
-			return false
-		}
-	}
-	if commas != len(comma) {
-		return false
-	}
-	s := unsafe.String(unsafe.SliceData(content), len(content))
-	start := 0
-	for _, end := range comma {
-		if quotedStart(s[start:end]) {
-			return false
-		}
-		start = end + 1
-	}
-	_, ok := decimal(s[start:]) // the number: never quoted, so no quotedStart
+	_, ok := decimal(s[start[4]:])
 	return ok
 }
