@@ -43,14 +43,15 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 	// The rows outlive every string made from s but the winners, which are copies.
 	s := unsafe.String(unsafe.SliceData(rows), len(rows))
 	for i := 0; s != ""; i++ {
-		end, comma, commas, quote := splitRow(s)
+		end, comma, commas, quote, ctl, high := splitRow(s)
 		line := s[:end]
 		var b Bet
 		var err error
 		if quote || commas != len(comma) {
 			b, err = r.checkRow(agency, line, date) // says what is wrong, or reads the quotes
 		} else {
-			b, err = plainBet(agency, line, &comma, date)
+			plain := !ctl && (!high || utf8.ValidString(line) && strings.IndexByte(line, 0xc2) < 0)
+			b, err = plainBet(agency, line, &comma, plain, date)
 		}
 		if err != nil {
 			r.buf, r.n = r.buf[:start], n
@@ -67,53 +68,74 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 }
 
 // splitRow finds the first line of s: its end (its LF, or len(s)), its first
-// commas, how many it has, and whether it holds a quote. Eight bytes at a
-// time, as splitLine: a call per field costs more than the field.
-func splitRow(s string) (end int, comma [4]int, commas int, quote bool) {
+// commas, how many it has, whether it holds a quote, a control byte (below
+// 0x20, or 0x7f) or a byte past ASCII. Eight bytes at a time, as splitLine:
+// a call per field costs more than the field.
+func splitRow(s string) (end int, comma [4]int, commas int, quote, ctl, high bool) {
 	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
-	hit := func(j int) bool { // true at the line's end
-		switch s[j] {
-		case '\n':
-			return true
-		case '"':
-			quote = true
-		default:
-			if commas < len(comma) {
-				comma[commas] = j
-			}
-			commas++
-		}
-		return false
-	}
+	// zero sets the top bit of each zero byte of x, exactly.
+	zero := func(x uint64) uint64 { return ^((x&low7 + low7) | x | low7) }
+	var ctlBits, highBits uint64
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
 		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		c, q, n := w^(','*ones), w^('"'*ones), w^('\n'*ones)
-		m := ^((c&low7 + low7) | c | low7) | ^((q&low7 + low7) | q | low7) | ^((n&low7 + low7) | n | low7)
-		for ; m != 0; m &= m - 1 {
-			if j := i + bits.TrailingZeros64(m)>>3; hit(j) {
-				return j, comma, commas, quote
+		c := zero(w^(','*ones)) | zero(w^('"'*ones)) | zero(w^('\n'*ones))
+		wc, wh := zero(w&(0xe0*ones))|zero(w^(0x7f*ones)), w&(0x80*ones)
+		for ; c != 0; c &= c - 1 {
+			k := bits.TrailingZeros64(c) >> 3
+			switch j := i + k; s[j] {
+			case '\n':
+				before := uint64(1)<<(8*k) - 1 // the line's bytes of this word
+				return j, comma, commas, quote, ctlBits|wc&before != 0, highBits|wh&before != 0
+			case '"':
+				quote = true
+			default:
+				if commas < len(comma) {
+					comma[commas] = j
+				}
+				commas++
 			}
 		}
+		ctlBits, highBits = ctlBits|wc, highBits|wh
 	}
+	ctl, high = ctlBits != 0, highBits != 0
 	for ; i < len(s); i++ {
-		if c := s[i]; (c == ',' || c == '"' || c == '\n') && hit(i) {
-			return i, comma, commas, quote
+		switch c := s[i]; {
+		case c == '\n':
+			return i, comma, commas, quote, ctl, high
+		case c == '"':
+			quote = true
+		case c == ',':
+			if commas < len(comma) {
+				comma[commas] = i
+			}
+			commas++
+		case c < 0x20 || c == 0x7f:
+			ctl = true
+		case c >= utf8.RuneSelf:
+			high = true
 		}
 	}
-	return len(s), comma, commas, quote
+	return len(s), comma, commas, quote, ctl, high
 }
 
 // plainBet reads line, five fields split at comma and no quote, as agency's
-// bet and checks it as checkRow does.
-func plainBet(agency int, line string, comma *[4]int, date int) (Bet, error) {
+// bet and checks it as checkRow does. plain says the line holds no control
+// byte and is valid UTF-8 without C1 controls: then names that start with a
+// letter need no closer look.
+func plainBet(agency int, line string, comma *[4]int, plain bool, date int) (Bet, error) {
 	number, ok := decimal(line[comma[3]+1:])
 	if !ok {
 		return Bet{}, &FieldError{"number", notDecimal}
 	}
 	b := Bet{Agency: agency, FirstName: line[:comma[0]], LastName: line[comma[0]+1 : comma[1]],
 		Document: line[comma[1]+1 : comma[2]], Birthdate: line[comma[2]+1 : comma[3]], Number: number}
+	if plain && agency >= 1 && plainName(b.FirstName) && plainName(b.LastName) && checkDocument(b.Document) == "" &&
+		checkBirthdate(b.Birthdate, date) == "" && number <= 9999 {
+		return b, nil
+	}
+	// Anything else, valid or not, as Validate checks it: its reasons, in its order.
 	quotes, err := b.check(date)
 	if err != nil {
 		return Bet{}, err
@@ -123,6 +145,20 @@ func plainBet(agency int, line string, comma *[4]int, date int) (Bet, error) {
 		return Bet{}, &FieldError{rowColumns[bits.TrailingZeros8(quotes)], mustQuote}
 	}
 	return b, nil
+}
+
+// plainName reports whether name, from a line plainBet may trust (no control
+// byte, valid UTF-8, no C1 control, no quote or comma), is a valid name csv
+// writes as it is: not too long, and starting with a printable ASCII byte that
+// is no space (nor the backslash of `\.`) or with a two-byte rune from U+00C0
+// on (the accented letters; no space among them). Anything else gets the
+// full check.
+func plainName(name string) bool {
+	if name == "" || len(name) > MaxNameLen {
+		return false
+	}
+	c := name[0]
+	return ' ' < c && c < 0x7f && c != '\\' || 0xc3 <= c && c < 0xe0
 }
 
 // The reasons a row is not written as AppendRow writes it.

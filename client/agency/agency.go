@@ -404,6 +404,12 @@ func (a *Agency) consult() ([]string, error) {
 // receive reads one message, turning an ERROR from the central into an error.
 // timeout 0 waits forever.
 func (a *Agency) receive(timeout time.Duration) (protocol.Message, error) {
+	if f, ok := a.conn.(flusher); ok {
+		// Nothing the agency sent may wait below TLS while it waits for an answer.
+		if err := f.Flush(); err != nil {
+			return nil, err
+		}
+	}
 	var deadline time.Time
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout)

@@ -82,7 +82,8 @@ func (a *Agency) tlsConfig() (*tls.Config, error) {
 // handshake runs the TLS handshake on conn. A certificate failure comes back
 // as an *AuthError; anything else is a network error, worth another connection.
 func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error) {
-	tc := tls.Client(conn, a.tls)
+	rc := &recordsConn{Conn: conn}
+	tc := tls.Client(rc, a.tls)
 	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReplyTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
@@ -94,7 +95,10 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error)
 		}
 		return nil, fmt.Errorf("tls handshake with %s: %w", a.cfg.ServerAddress, err)
 	}
-	return tc, nil
+	rc.mu.Lock()
+	rc.gather = true
+	rc.mu.Unlock()
+	return sealedConn{Conn: tc, records: rc}, nil
 }
 
 // logRefused reports a handshake that the central or the agency refused.
