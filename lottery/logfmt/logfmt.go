@@ -109,14 +109,32 @@ type Formatter struct {
 	Prefix string
 }
 
-// Format implements logrus.Formatter.
+// Format implements logrus.Formatter. It writes into the entry's Buffer,
+// which logrus takes from a pool and reuses line after line: the central logs
+// a line per batch, and a line should leave no garbage behind.
 func (f Formatter) Format(e *logrus.Entry) ([]byte, error) {
-	b := make([]byte, 0, 64+len(f.Prefix)+len(e.Message))
+	var b []byte
+	if e.Buffer != nil {
+		b = e.Buffer.AvailableBuffer()
+	}
 	b = append(b, f.Prefix...)
 	b = e.Time.AppendFormat(b, TimeLayout)
-	b = fmt.Appendf(b, " %-8s %s\n", strings.ToUpper(e.Level.String()), e.Message)
-	return b, nil
+	if int(e.Level) < len(levelColumns) {
+		b = append(b, levelColumns[e.Level]...)
+	} else {
+		b = fmt.Appendf(b, " %-8s ", strings.ToUpper(e.Level.String()))
+	}
+	b = append(b, e.Message...)
+	return append(b, '\n'), nil
 }
+
+// levelColumns are each level's column, padded, between spaces.
+var levelColumns = func() (cols [logrus.TraceLevel + 1]string) {
+	for l := range cols {
+		cols[l] = fmt.Sprintf(" %-8s ", strings.ToUpper(logrus.Level(l).String()))
+	}
+	return cols
+}()
 
 // Logger logs lines built from a vocabulary's actions and keys. A nil
 // *Logger logs nothing.
