@@ -29,13 +29,12 @@ func AppendRow(dst []byte, b Bet) []byte {
 	return appendFields(dst, b, quotes)
 }
 
-// AddBatch checks each row of rows (LF-terminated, as BATCH carries them;
-// the last one's LF, if missing, is added)
-// as a bet of agency and, if every one is a valid bet written exactly as
-// AppendRow writes it, appends them all as the store writes them and returns
-// the documents of the winning bets (copies). Otherwise it appends nothing
-// and returns the index of the first bad row and why (wrapping
-// ErrInvalidBet).
+// AddBatch checks each row of rows (LF-terminated, as BATCH carries them; a
+// missing last LF is added) as a bet of agency and, if every one is a valid
+// bet written exactly as AppendRow writes it, appends them all as the store
+// writes them and returns the documents of the winning bets (copies).
+// Otherwise it appends nothing and returns the index of the first bad row
+// and why (wrapping ErrInvalidBet).
 func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []string, bad int, err error) {
 	start, n, date := len(r.buf), r.n, today(now)
 	prefix := append(appendInt(r.prefix[:0], agency), ',')
