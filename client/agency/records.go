@@ -3,7 +3,7 @@ package agency
 import (
 	"crypto/tls"
 	"net"
-	"sync"
+	"sync/atomic"
 )
 
 // gatherMax bounds the TLS records a recordsConn gathers before it writes
@@ -16,22 +16,25 @@ const gatherMax = sendBuffer + 1024
 // plaintext takes one. Once gathering (after the handshake), recordsConn
 // keeps the records until flush, which the agency calls before it waits for
 // any answer (receive), so nothing it sent is held while it waits.
+//
+// Only the agency's goroutine writes and flushes; a Close from another one (a
+// SIGTERM) stops the gathering first, so the close_notify alert goes straight
+// to the socket, and closes the socket at once if a flush is under way, as
+// crypto/tls does for a Write under way: a stalled central cannot hold it up.
 type recordsConn struct {
 	net.Conn
-	mu     sync.Mutex // Close may come from another goroutine (a SIGTERM)
-	gather bool
-	buf    []byte
+	gather   atomic.Bool
+	flushing atomic.Bool
+	buf      []byte
 }
 
 func (c *recordsConn) Write(b []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.gather {
+	if !c.gather.Load() {
 		return c.Conn.Write(b)
 	}
 	c.buf = append(c.buf, b...)
 	if len(c.buf) >= gatherMax {
-		if err := c.flushLocked(); err != nil {
+		if err := c.flush(); err != nil {
 			return 0, err
 		}
 	}
@@ -40,27 +43,14 @@ func (c *recordsConn) Write(b []byte) (int, error) {
 
 // flush writes the records gathered so far.
 func (c *recordsConn) flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.flushLocked()
-}
-
-func (c *recordsConn) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
+	c.flushing.Store(true)
 	_, err := c.Conn.Write(c.buf)
+	c.flushing.Store(false)
 	c.buf = c.buf[:0]
 	return err
-}
-
-// stopGathering writes what was gathered and lets every later record through
-// at once: for the close_notify alert crypto/tls writes on Close.
-func (c *recordsConn) stopGathering() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_ = c.flushLocked() // best effort: the connection is closing
-	c.gather = false
 }
 
 // sealedConn is an agency's TLS connection over a recordsConn.
@@ -72,9 +62,14 @@ type sealedConn struct {
 // Flush writes the records gathered so far: see recordsConn.
 func (c sealedConn) Flush() error { return c.records.flush() }
 
-// Close sends what was gathered and the close_notify alert, then closes.
+// Close sends the close_notify alert and closes. Records still gathered are
+// dropped: the agency flushes before every wait, so only a connection torn
+// down in the middle of sending has any.
 func (c sealedConn) Close() error {
-	c.records.stopGathering()
+	c.records.gather.Store(false)
+	if c.records.flushing.Load() {
+		c.records.Conn.Close() // breaks the flush; the alert could only wait behind it
+	}
 	return c.Conn.Close()
 }
 

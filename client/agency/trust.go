@@ -95,9 +95,7 @@ func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error)
 		}
 		return nil, fmt.Errorf("tls handshake with %s: %w", a.cfg.ServerAddress, err)
 	}
-	rc.mu.Lock()
-	rc.gather = true
-	rc.mu.Unlock()
+	rc.gather.Store(true)
 	return sealedConn{Conn: tc, records: rc}, nil
 }
 
