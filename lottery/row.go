@@ -49,8 +49,7 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 		if quote || commas != len(comma) {
 			b, err = r.checkRow(agency, line, date) // says what is wrong, or reads the quotes
 		} else {
-			plain := !ctl && (!high || utf8.ValidString(line) && strings.IndexByte(line, 0xc2) < 0)
-			b, err = plainBet(agency, line, &comma, plain, date)
+			b, err = plainBet(agency, line, &comma, plainLine(line, ctl, high), date)
 		}
 		if err != nil {
 			r.buf, r.n = r.buf[:start], n
@@ -130,20 +129,36 @@ func plainBet(agency int, line string, comma *[4]int, plain bool, date int) (Bet
 	}
 	b := Bet{Agency: agency, FirstName: line[:comma[0]], LastName: line[comma[0]+1 : comma[1]],
 		Document: line[comma[1]+1 : comma[2]], Birthdate: line[comma[2]+1 : comma[3]], Number: number}
-	if plain && agency >= 1 && plainName(b.FirstName) && plainName(b.LastName) && checkDocument(b.Document) == "" &&
-		checkBirthdate(b.Birthdate, date) == "" && number <= 9999 {
-		return b, nil
+	if err := b.checkPlain(plain, date); err != nil {
+		return Bet{}, err
+	}
+	return b, nil
+}
+
+// checkPlain checks b, read from a row without quotes, as checkRow does;
+// plain as plainBet's. Ingest and recovery both check rows with it.
+func (b Bet) checkPlain(plain bool, date int) error {
+	if plain && b.Agency >= 1 && plainName(b.FirstName) && plainName(b.LastName) && checkDocument(b.Document) == "" &&
+		checkBirthdate(b.Birthdate, date) == "" && b.Number <= 9999 {
+		return nil
 	}
 	// Anything else, valid or not, as Validate checks it: its reasons, in its order.
 	quotes, err := b.check(date)
 	if err != nil {
-		return Bet{}, err
+		return err
 	}
 	if quotes != 0 {
 		// A name csv quotes (one starting with a space) came without quotes.
-		return Bet{}, &FieldError{rowColumns[bits.TrailingZeros8(quotes)], mustQuote}
+		return &FieldError{rowColumns[bits.TrailingZeros8(quotes)], mustQuote}
 	}
-	return b, nil
+	return nil
+}
+
+// plainLine says whether line (a row without quotes, split by splitRow,
+// which found ctl and high) may have its names trusted at a glance: no
+// control byte, and valid UTF-8 without C1 controls.
+func plainLine(line string, ctl, high bool) bool {
+	return !ctl && (!high || utf8.ValidString(line) && strings.IndexByte(line, 0xc2) < 0)
 }
 
 // plainName reports whether name, from a line plainBet may trust (no control

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -29,7 +30,11 @@ type Tally struct {
 
 // ScanOptions tune ScanStore.
 type ScanOptions struct {
-	// Check is each bet's validation (the caller's rules, e.g. Bet.Validate and an agency range).
+	// Now, if set, has every row checked as a bet against the row rules
+	// that ingest applies (Rows.AddBatch; Validate's, with "the future"
+	// after Now's date), before Check.
+	Now time.Time
+	// Check is each bet's validation beyond that (the caller's rules, e.g. an agency range).
 	// It is called from several goroutines at once; the Bet's strings are valid only during the call
 	// (they may alias a reused read buffer) and must not be retained. nil checks nothing beyond the row's form.
 	Check func(Bet) error
@@ -108,7 +113,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	go s.read(src)
 	rows := opts.Hash != nil
 	for i := range ws {
-		ws[i] = newScanWorker(opts.Check, rows)
+		ws[i] = newScanWorker(opts, rows)
 		go s.work(ws[i])
 	}
 
@@ -129,7 +134,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			delete(pending, next)
 			if r.open {
 				// No worker can split it: csv reads on from there, one record at a time.
-				w := newScanWorker(opts.Check, rows)
+				w := newScanWorker(opts, rows)
 				ws = append(ws, w)
 				rd := io.NewSectionReader(src, r.offset, end-r.offset)
 				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
@@ -417,6 +422,7 @@ func (s *scanner) work(w *scanWorker) {
 // scanWorker checks chunks and counts their rows per agency.
 type scanWorker struct {
 	check  func(Bet) error
+	date   int            // ScanOptions.Now as YYYYMMDD; 0 checks no row rules
 	rows   bool           // copy each row, without its agency column, for ScanOptions.Hash
 	counts []uint64       // rows per agency, for agencies below len(counts)
 	more   map[int]uint64 // rows of the other agencies
@@ -424,10 +430,28 @@ type scanWorker struct {
 	br     *bufio.Reader // reads sr for csv
 }
 
-func newScanWorker(check func(Bet) error, rows bool) *scanWorker {
-	w := &scanWorker{check: check, rows: rows, counts: make([]uint64, 1024), more: map[int]uint64{}}
+func newScanWorker(opts ScanOptions, rows bool) *scanWorker {
+	w := &scanWorker{check: opts.Check, rows: rows, counts: make([]uint64, 1024), more: map[int]uint64{}}
+	if !opts.Now.IsZero() {
+		w.date = today(opts.Now)
+	}
 	w.br = bufio.NewReader(&w.sr)
 	return w
+}
+
+// checkPlain checks b, read in place from a row without quotes (row, after
+// its agency column), with the row rules if asked and then the caller's.
+func (w *scanWorker) checkPlain(b Bet, row string) error {
+	if w.date != 0 {
+		_, _, _, _, ctl, high := splitRow(row)
+		if err := b.checkPlain(plainLine(row, ctl, high), w.date); err != nil {
+			return err
+		}
+	}
+	if w.check != nil {
+		return w.check(b)
+	}
+	return nil
 }
 
 // count counts b, whose row (without the agency column and the LF) is row
@@ -485,11 +509,9 @@ func (w *scanWorker) scan(r *chunkResult) {
 		}
 		if blank < 0 && fields == len(storeColumns) && end < quote && end < cr {
 			if b, ok := plainRow(s, pos, end, &commas); ok {
-				if w.check != nil {
-					if err := w.check(b); err != nil {
-						r.fail, r.failLine = err, line+1
-						return
-					}
+				if err := w.checkPlain(b, s[commas[0]+1:end]); err != nil {
+					r.fail, r.failLine = err, line+1
+					return
 				}
 				w.count(b, s[commas[0]+1:end], r)
 				pos = end + 1
@@ -561,6 +583,9 @@ func (w *scanWorker) readCSV(br *bufio.Reader, startLine int, r *chunkResult) {
 			return
 		}
 		b, err := parseStoreRecord(rec)
+		if err == nil && w.date != 0 {
+			_, err = b.check(w.date) // canonicalRow below checks the quoting
+		}
 		if err == nil && w.check != nil {
 			err = w.check(b)
 		}

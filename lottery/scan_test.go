@@ -466,6 +466,9 @@ func BenchmarkScanStore(b *testing.B) {
 		{"workers=1", ScanOptions{Check: valid}, 1},
 		{"workers=2", ScanOptions{Check: valid}, 2},
 		{"workers=2/digests", ScanOptions{Check: valid, Hash: hash}, 2},
+		// As a central recovers: ingest's row rules, and the digests.
+		{"workers=2/rules", ScanOptions{Now: now}, 2},
+		{"workers=2/rules/digests", ScanOptions{Now: now, Hash: hash}, 2},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -551,4 +554,50 @@ func writePrefix(t *testing.T, data []byte) string {
 	path := filepath.Join(t.TempDir(), "prefix.csv")
 	require.NoError(t, os.WriteFile(path, data, 0o644))
 	return path
+}
+
+// Now holds every row to ingest's row rules: a store row is refused with the
+// reason, and on the line, that Validate gives, whether it is read in place
+// or through csv (quoted names), and a valid store passes as with Validate.
+func TestScanStoreNowChecksTheRowRules(t *testing.T) {
+	noLeaks(t)
+	now := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	good := "1,Ana,Pérez,1,1990-01-02,7574\n2,\"Paz, Eva\",Ruiz,2,1980-05-06,12\n3,Zoé,Ávila,3,2024-06-01,0\n"
+	tests := []struct {
+		name, row string // the row after good's three
+		wantErr   string // "" if valid
+	}{
+		{"valid, plain", "1,Luis,Gómez,4,1970-01-01,9999\n", ""},
+		{"valid, quoted name", "1,\"O\"\"Higgins\",Paz,5,1970-01-01,1\n", ""},
+		{"valid, name past ASCII first", "1,Ángel,Núñez,6,1970-01-01,2\n", ""},
+		{"agency 0", "0,Ana,Paz,1,1990-01-02,5\n", "agency: must be at least 1"},
+		{"blank name", "1, ,Paz,1,1990-01-02,5\n", "first_name"},
+		{"control character in a name", "1,An\x01a,Paz,1,1990-01-02,5\n", "first_name: contains a control character"},
+		{"C1 control in a name", "1,An\u0085a,Paz,1,1990-01-02,5\n", "first_name: contains a control character"},
+		{"invalid UTF-8", "1,An\xffa,Paz,1,1990-01-02,5\n", "first_name: not valid UTF-8"},
+		{"name too long", "1," + strings.Repeat("a", MaxNameLen+1) + ",Paz,1,1990-01-02,5\n", "first_name: longer than"},
+		{"document with a letter", "1,Ana,Paz,1a,1990-01-02,5\n", "document: not only digits"},
+		{"birthdate in the future", "1,Ana,Paz,1,2024-06-02,5\n", "birthdate: in the future"},
+		{"no such day", "1,Ana,Paz,1,2023-02-29,5\n", "birthdate: not a date"},
+		{"number past 9999", "1,Ana,Paz,1,1990-01-02,10000\n", "number: out of range"},
+		{"quoted name, then a bad document", "1,\"Paz, Eva\",Ruiz,x,1980-05-06,12\n", "document: not only digits"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bets.csv")
+			require.NoError(t, os.WriteFile(path, []byte(good+tt.row), 0o644))
+			validate := func(b Bet) error { return b.Validate(now) }
+			want, wantErr := ScanStore(path, ScanOptions{Check: validate})
+			got, err := ScanStore(path, ScanOptions{Now: now})
+			if tt.wantErr == "" {
+				require.NoError(t, wantErr)
+				require.NoError(t, err)
+				assert.Equal(t, want, got)
+				return
+			}
+			require.ErrorContains(t, wantErr, tt.wantErr)
+			require.EqualError(t, err, wantErr.Error(), "the same reason on the same line as Validate's")
+			assert.ErrorContains(t, err, "line 4: ")
+		})
+	}
 }

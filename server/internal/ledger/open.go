@@ -57,18 +57,15 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 	if err := os.Remove(probePath(l.path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return rec, err
 	}
-	now := time.Now()
 	agencies := len(l.agencies)
-	valid := func(b lottery.Bet) error {
-		if err := b.Validate(now); err != nil {
-			return err
-		}
+	inRange := func(b lottery.Bet) error {
 		if b.Agency > agencies {
 			return &lottery.FieldError{Field: "agency", Reason: fmt.Sprintf("not in 1..%d (SERVER_AGENCIES)", agencies)}
 		}
 		return nil
 	}
-	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Check: valid, Progress: progress,
+	// Every row is held to the rules a batch's rows were held to at ingest.
+	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Now: time.Now(), Check: inRange, Progress: progress,
 		Hash: func(agency int, bets []byte) { l.agencies[agency-1].digest.Write(bets) }})
 	if err != nil {
 		return rec, err
