@@ -37,9 +37,7 @@ func ReadAgencyFile(path string, agency int) iter.Seq2[Bet, error] {
 // looks like, and gives the rest to encoding/csv from the first line that holds one. The
 // results are encoding/csv's, row for row and error for error.
 func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error) bool) {
-	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
-		br.Discard(len(utf8BOM))
-	}
+	skipBOM(br)
 	const ones = 0x0101010101010101
 	line := 0 // lines read so far
 	for {
@@ -106,11 +104,7 @@ func readAgency(br *bufio.Reader, path string, agency int, yield func(Bet, error
 		}
 		comma, commas, quote := scanLine(raw)
 		if quote || (err != nil && err != io.EOF) {
-			rest := io.Reader(br)
-			if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
-				rest = errReader{err} // csv would stop at this error, not read the file again
-			}
-			readAgencyCSV(io.MultiReader(bytes.NewReader(bytes.Clone(raw)), rest), path, agency, line, yield)
+			readAgencyCSV(csvFrom(raw, br, err), path, agency, line, yield)
 			return
 		}
 		line++
@@ -238,6 +232,24 @@ func readAgencyCSV(r io.Reader, path string, agency, skipped int, yield func(Bet
 	}
 }
 
+// skipBOM skips a UTF-8 BOM at the start of br.
+func skipBOM(br *bufio.Reader) {
+	if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
+		br.Discard(len(utf8BOM))
+	}
+}
+
+// csvFrom is the rest of a file for encoding/csv from raw, the line
+// ReadSlice returned with err that a fast path could not take: raw, then br,
+// or the read error that stopped it (csv would stop there, not read again).
+func csvFrom(raw []byte, br *bufio.Reader, err error) io.Reader {
+	rest := io.Reader(br)
+	if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
+		rest = errReader{err}
+	}
+	return io.MultiReader(bytes.NewReader(bytes.Clone(raw)), rest)
+}
+
 // errReader hands csv the read error that stopped the fast path.
 type errReader struct{ err error }
 
@@ -282,9 +294,7 @@ func ReadAgencyRows(path string) iter.Seq2[[]byte, error] {
 		}
 		defer f.Close()
 		br := bufio.NewReaderSize(f, agencyReadSize)
-		if head, _ := br.Peek(len(utf8BOM)); bytes.Equal(head, utf8BOM) {
-			br.Discard(len(utf8BOM))
-		}
+		skipBOM(br)
 		var scratch []byte // a row that is not a line of the buffer as it is
 		for line := 0; ; line++ {
 			raw, err := br.ReadSlice('\n')
@@ -314,11 +324,7 @@ func ReadAgencyRows(path string) iter.Seq2[[]byte, error] {
 					continue
 				}
 			}
-			rest := io.Reader(br)
-			if err != nil && err != bufio.ErrBufferFull && err != io.EOF {
-				rest = errReader{err} // csv would stop at this error, not read the file again
-			}
-			readAgencyCSV(io.MultiReader(bytes.NewReader(bytes.Clone(raw)), rest), path, 0, line, func(b Bet, err error) bool {
+			readAgencyCSV(csvFrom(raw, br, err), path, 0, line, func(b Bet, err error) bool {
 				if err != nil {
 					return yield(nil, err)
 				}

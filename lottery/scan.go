@@ -101,7 +101,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	s := &scanner{
 		chunkSize: chunkSize,
 		free:      make(chan []byte, nbuf),
-		freeEnc:   make(chan encoded, nbuf),
+		freeRows:  make(chan rowBufs, nbuf),
 		jobs:      make(chan chunk, workers),
 		results:   make(chan chunkResult, nbuf),
 		done:      make(chan struct{}),
@@ -152,7 +152,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			if rows {
 				r.hash(opts.Hash)
 				select {
-				case s.freeEnc <- encoded{r.enc[:0], r.spans[:0]}:
+				case s.freeRows <- rowBufs{r.copied[:0], r.spans[:0]}:
 				default:
 				}
 			}
@@ -195,7 +195,7 @@ type scanner struct {
 	chunkSize int
 	made      int          // buffers made, up to cap(free); the reader's
 	free      chan []byte  // buffers the reader may fill
-	freeEnc   chan encoded // buffers a worker may copy a chunk's rows into (ScanOptions.Hash)
+	freeRows  chan rowBufs // buffers a worker may copy a chunk's rows into (ScanOptions.Hash)
 	jobs      chan chunk
 	results   chan chunkResult
 	done      chan struct{} // closed when the merge needs nothing more
@@ -223,8 +223,8 @@ type chunkResult struct {
 	winners []winner
 	// With ScanOptions.Hash, the chunk's rows without their agency
 	// column, as runs of one agency's rows, in order.
-	enc   []byte
-	spans []span
+	copied []byte
+	spans  []span
 	// fail is the chunk's first bad row (or err) at failLine, counted from
 	// 1 in the chunk; 0 names no line. With failByRows the line is counted
 	// in rows instead: csv skips blank lines, so a blank line at the end is
@@ -239,15 +239,15 @@ type winner struct {
 	document string
 }
 
-// encoded are the buffers a chunk's rows are copied into, handed back by
+// rowBufs are the buffers a chunk's rows are copied into, handed back by
 // the merge for the next chunk: a scan allocates a few, however large the file.
-type encoded struct {
-	enc   []byte
-	spans []span
+type rowBufs struct {
+	copied []byte
+	spans  []span
 }
 
-// span is a run of consecutive bets of one agency, ending at end in its
-// chunk's enc; it starts where the previous span ends.
+// span is a run of consecutive rows of one agency, ending at end in its
+// chunk's copied rows; it starts where the previous span ends.
 type span struct{ agency, end int }
 
 // hash hands r's rows to hash, a run of one agency's at a time: a
@@ -255,7 +255,7 @@ type span struct{ agency, end int }
 func (r *chunkResult) hash(hash func(int, []byte)) {
 	start := 0
 	for _, sp := range r.spans {
-		hash(sp.agency, r.enc[start:sp.end])
+		hash(sp.agency, r.copied[start:sp.end])
 		start = sp.end
 	}
 }
@@ -393,10 +393,10 @@ func (s *scanner) work(w *scanWorker) {
 		if w.rows {
 			// A chunk's rows without their agency column: fewer bytes than the chunk.
 			select {
-			case e := <-s.freeEnc:
-				r.enc, r.spans = e.enc, e.spans
+			case e := <-s.freeRows:
+				r.copied, r.spans = e.copied, e.spans
 			default:
-				r.enc = make([]byte, 0, len(c.buf))
+				r.copied = make([]byte, 0, len(c.buf))
 			}
 		}
 		if !c.open && int64(c.seq) <= s.failed.Load() {
@@ -465,14 +465,14 @@ func (w *scanWorker) count(b Bet, row string, r *chunkResult) {
 	r.rows++
 	if w.rows {
 		if row != "" {
-			r.enc = append(append(r.enc, row...), '\n')
+			r.copied = append(append(r.copied, row...), '\n')
 		} else {
-			r.enc = AppendRow(r.enc, b)
+			r.copied = AppendRow(r.copied, b)
 		}
 		if n := len(r.spans); n > 0 && r.spans[n-1].agency == b.Agency {
-			r.spans[n-1].end = len(r.enc)
+			r.spans[n-1].end = len(r.copied)
 		} else {
-			r.spans = append(r.spans, span{b.Agency, len(r.enc)})
+			r.spans = append(r.spans, span{b.Agency, len(r.copied)})
 		}
 	}
 	if HasWon(b) {

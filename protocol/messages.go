@@ -65,7 +65,7 @@ type BatchReject struct {
 type Finish struct{ Total uint64 }
 
 // FinishAck confirms the FINISH was counted: Stored is the agency's stored
-// bets, Digest the BLAKE3 of those bets as BATCH encodes them (SPEC.md, "The
+// bets, Digest the BLAKE3 of their rows as BATCH carried them (SPEC.md, "The
 // digest").
 type FinishAck struct {
 	Stored uint64

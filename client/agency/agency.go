@@ -364,7 +364,7 @@ func (a *Agency) finish(total uint64, digest protocol.Digest) error {
 	if err := a.checkCount(ack.Stored, total); err != nil {
 		return err
 	}
-	if err := a.checkDigest(protocol.Digest(ack.Digest), digest); err != nil {
+	if err := a.checkDigest(ack.Digest, digest); err != nil {
 		return err
 	}
 	a.progress++

@@ -141,9 +141,9 @@ func (l *Ledger) rehash(f *facts) error {
 	w := protocol.NewDigestWriter()
 	if end > 0 {
 		tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Limit: end,
-			Hash: func(agency int, bets []byte) {
+			Hash: func(agency int, rows []byte) {
 				if agency == f.id {
-					w.Write(bets)
+					w.Write(rows)
 				}
 			}})
 		if err != nil {

@@ -66,7 +66,7 @@ func (l *Ledger) recover(progress func(rows uint64) error) (Recovered, error) {
 	}
 	// Every row is held to the rules a batch's rows were held to at ingest.
 	tally, err := lottery.ScanStore(l.path, lottery.ScanOptions{Now: time.Now(), Check: inRange, Progress: progress,
-		Hash: func(agency int, bets []byte) { l.agencies[agency-1].digest.Write(bets) }})
+		Hash: func(agency int, rows []byte) { l.agencies[agency-1].digest.Write(rows) }})
 	if err != nil {
 		return rec, err
 	}
