@@ -10,6 +10,18 @@ import (
 // them anyway: about what the stream's buffer seals at once.
 const gatherMax = sendBuffer + 1024
 
+// maxRecord is the largest TLS record crypto/tls writes: a 5-byte header and
+// 16 KiB of plaintext with at most 256 bytes of expansion.
+const maxRecord = 5 + 16<<10 + 256
+
+// newRecordsConn gathers over conn into a buffer allocated once, large enough
+// for gatherMax and the record that passes it: grown by append, it would
+// touch about twice the memory (the copies it outgrew), and every new page
+// is a page fault in each agency process.
+func newRecordsConn(conn net.Conn) *recordsConn {
+	return &recordsConn{Conn: conn, buf: make([]byte, 0, gatherMax+maxRecord)}
+}
+
 // recordsConn is the TCP connection under TLS. crypto/tls writes every record
 // (16 KiB at most) with its own Write, so the 64 KiB of batches the stream
 // sends at once would take four system calls and four TCP segments where

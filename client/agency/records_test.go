@@ -66,7 +66,7 @@ func sealedPair(t *testing.T) (sealedConn, *countingConn, *tls.Conn) {
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	counted := &countingConn{Conn: raw}
-	rc := &recordsConn{Conn: counted}
+	rc := newRecordsConn(counted)
 	tc := tls.Client(rc, &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool, ServerName: "central"})
 	require.NoError(t, tc.Handshake())
 	peer := <-accepted
@@ -91,6 +91,7 @@ func TestRecordsLeaveTogether(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			conn, counted, peer := sealedPair(t)
 			defer conn.Close()
+			bufCap := cap(conn.records.buf)
 			data := bytes.Repeat([]byte("Ana,Pérez,1,1990-01-02,7574\n"), tt.size/28+1)[:tt.size]
 			before := counted.writes.Load()
 			_, err := conn.Write(data)
@@ -110,6 +111,7 @@ func TestRecordsLeaveTogether(t *testing.T) {
 			require.NoError(t, conn.Flush())
 			assert.Equal(t, tt.wantWrites, counted.writes.Load()-before)
 			assert.Equal(t, data, <-got, "the peer reads what was written, in order")
+			assert.Equal(t, bufCap, cap(conn.records.buf), "the gathering buffer never grows")
 		})
 	}
 }

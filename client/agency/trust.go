@@ -82,7 +82,7 @@ func (a *Agency) tlsConfig() (*tls.Config, error) {
 // handshake runs the TLS handshake on conn. A certificate failure comes back
 // as an *AuthError; anything else is a network error, worth another connection.
 func (a *Agency) handshake(ctx context.Context, conn net.Conn) (net.Conn, error) {
-	rc := &recordsConn{Conn: conn}
+	rc := newRecordsConn(conn)
 	tc := tls.Client(rc, a.tls)
 	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReplyTimeout)
 	defer cancel()
