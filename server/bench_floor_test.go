@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,7 +76,7 @@ func runFloor(b *testing.B, ds *dataset) map[string]float64 {
 	senders := make([]*exec.Cmd, n)
 	outputs := make([]bytes.Buffer, n)
 	b.StartTimer()
-	t0 := time.Now()
+	t0, self0 := time.Now(), selfCPU(b)
 	for k := range senders {
 		cmd := exec.CommandContext(b.Context(), sender, "-addr", ln.Addr().String(), "-file", ds.file(k+1))
 		cmd.Stdout, cmd.Stderr = &outputs[k], &outputs[k]
@@ -92,8 +93,27 @@ func runFloor(b *testing.B, ds *dataset) map[string]float64 {
 	for range n {
 		require.NoError(b, <-served, "floor receiver")
 	}
+	receiverCPU := selfCPU(b) - self0
 	require.Equal(b, ds.Bytes, rcv.written, "bytes the floor copied")
-	return map[string]float64{"ns/op": float64(wall.Nanoseconds()), "fsync-ms": ms(rcv.fsyncBusy())}
+	var sent procUsage
+	for _, cmd := range senders {
+		sent = sent.plus(usageOf(cmd.ProcessState))
+	}
+	// Named as the end-to-end runs name them, so that CPU per bet is
+	// measured the same way: the receiver stands for the central, the
+	// senders for the agencies.
+	figures := map[string]float64{"ns/op": float64(wall.Nanoseconds()), "fsync-ms": ms(rcv.fsyncBusy()),
+		"central-cpu-s": receiverCPU.Seconds()}
+	sent.perProcess(figures, n)
+	return figures
+}
+
+// selfCPU is the user and system CPU this process has used so far: during a
+// floor run, its receiver's (the benchmark does nothing else meanwhile).
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru), "getrusage")
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // floorReceiver appends every connection's bytes to one file.

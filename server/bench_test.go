@@ -24,16 +24,23 @@ package main
 // machine hits both builds alike, and the report compares them. A build's
 // central only ever serves its own agencies: the protocols may differ.
 //
-//	ns/op        agencies started → the last one exited
-//	bets/s       ingest: bets ÷ (agencies started → the central's last
-//	             `apuesta_recibida | result: success`, logged once its batch is fsynced)
-//	draw-ms      that line → the last `envio_ganadores` (the last FINISH, the draw, every INFORM)
-//	sorteo-ms    that line → the `sorteo` line
-//	central-MiB  peak RSS (VmHWM) of the central
-//	agency-MiB   peak RSS of the largest agency
-//	recover-ms   a central started again on the run's bets file: its start →
-//	             `recuperacion` (every row read and checked)
-//	recover-MiB  that central's peak RSS by then
+//	ns/op            agencies started → the last one exited
+//	bets/s           ingest: bets ÷ (agencies started → the central's last
+//	                 `apuesta_recibida | result: success`, logged once its batch is fsynced)
+//	draw-ms          that line → the last `envio_ganadores` (the last FINISH, the draw, every INFORM)
+//	sorteo-ms        that line → the `sorteo` line
+//	central-MiB      peak RSS (VmHWM) of the central
+//	agency-MiB       peak RSS of the largest agency
+//	recover-ms       a central started again on the run's bets file: its start →
+//	                 `recuperacion` (every row read and checked)
+//	recover-MiB      that central's peak RSS by then
+//	central-cpu-s    the central's CPU, user and system
+//	agencies-cpu-s   the agencies' CPU, together
+//	agency-faults    page faults an agency process took, on average
+//	agency-switches  context switches of an agency process, on average
+//
+// The floor reports the last four too, measured the same way: its receiver's
+// CPU as the central's, its senders' as the agencies'.
 //
 // Lines are timed as this process reads them (logtest.Line.At): the logs' own
 // timestamps have one-second resolution. Every sub-benchmark also reports its
@@ -210,10 +217,10 @@ func runE2E(b *testing.B, ds *dataset, bin build, certs string) map[string]float
 	b.StopTimer()
 
 	var agencyKiB int64
-	var agencyCPU time.Duration
+	var agencyUse procUsage
 	for k, a := range agencies {
 		agencyKiB = max(agencyKiB, <-peaks[k])
-		agencyCPU += a.cpu()
+		agencyUse = agencyUse.plus(usageOf(a.cmd.ProcessState))
 		require.Equal(b, strconv.Itoa(ds.Winners[k]), a.await(b, winnersLine)[1], "winners of %s agency %d", bin.name, k+1)
 	}
 	srv.out.AwaitT(b, n, informLine) // an agency may exit before the central logs its answer
@@ -239,7 +246,7 @@ func runE2E(b *testing.B, ds *dataset, bin build, certs string) map[string]float
 	}
 	require.Equal(b, ds.Bets, stored, "bets %s central logged as stored", bin.name)
 	require.Equal(b, ds.Bets, drawn, "bets %s central's draw scanned", bin.name)
-	return map[string]float64{
+	figures := map[string]float64{
 		"ns/op":       float64(wall.Nanoseconds()),
 		"bets/s":      float64(ds.Bets) / lastStored.Sub(t0).Seconds(),
 		"draw-ms":     ms(lastInform.Sub(lastStored)),
@@ -249,9 +256,10 @@ func runE2E(b *testing.B, ds *dataset, bin build, certs string) map[string]float
 		"recover-ms":  recoverMS,
 		"recover-MiB": float64(recoverKiB) / 1024,
 		// CPU, user and system: the machine's 2 cores bound what a run can do.
-		"central-cpu-s":  srv.cpu().Seconds(),
-		"agencies-cpu-s": agencyCPU.Seconds(),
+		"central-cpu-s": srv.cpu().Seconds(),
 	}
+	agencyUse.perProcess(figures, n)
+	return figures
 }
 
 var recoveredLine = vocab.Recuperacion.Line(logfmt.Success)

@@ -151,8 +151,38 @@ func exitOf(t testing.TB, p *proc, start time.Time) (int, time.Duration) {
 func (p *proc) output() string { return p.out.String() }
 
 // cpu is the user and system CPU time the process used; it has exited.
-func (p *proc) cpu() time.Duration {
-	return p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+func (p *proc) cpu() time.Duration { return usageOf(p.cmd.ProcessState).cpu }
+
+// procUsage is what a process that exited cost the machine: its CPU (user and
+// system), the page faults it took that needed no I/O, and the context
+// switches it went through (voluntary or not). Faults and switches are
+// counts, steadier from run to run than times, and on a virtual machine each
+// costs far more than on bare metal: they show what a process costs to exist
+// beside what it costs to work.
+type procUsage struct {
+	cpu              time.Duration
+	faults, switches int64
+}
+
+func usageOf(ps *os.ProcessState) procUsage {
+	u := procUsage{cpu: ps.UserTime() + ps.SystemTime()}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		u.faults, u.switches = ru.Minflt, ru.Nvcsw+ru.Nivcsw
+	}
+	return u
+}
+
+func (u procUsage) plus(v procUsage) procUsage {
+	return procUsage{u.cpu + v.cpu, u.faults + v.faults, u.switches + v.switches}
+}
+
+// perProcess reports u, the usage of n processes together, in m: their CPU
+// (agencies-cpu-s) and each one's page faults and context switches on average
+// (agency-faults, agency-switches).
+func (u procUsage) perProcess(m map[string]float64, n int) {
+	m["agencies-cpu-s"] = u.cpu.Seconds()
+	m["agency-faults"] = float64(u.faults) / float64(n)
+	m["agency-switches"] = float64(u.switches) / float64(n)
 }
 
 // countParts is how many lines printed so far contain every one of parts.

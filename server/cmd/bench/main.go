@@ -167,6 +167,9 @@ const (
 	// cpuVsBaseline is CPU per bet (cpuPerBet) ÷ the baseline's, in the same
 	// run; missing without a baseline.
 	cpuVsBaseline = "cpu/baseline"
+	// cpuOverFloor is CPU per bet ÷ the floor's: its receiver's and senders'
+	// CPU, measured as the central's and the agencies' are.
+	cpuOverFloor = "cpu/floor"
 )
 
 // value is f's median and CI with TLS on or off; a ratio (overFloor: the time
@@ -194,6 +197,10 @@ func (r *results) value(f figure, tls string) (float64, string, bool) {
 		rec, ok := get(f.bench+"/tls="+tls, "recover-ms")
 		floor, okF := get(f.bench+"/floor", "sec/op")
 		return rec.median / 1000 / floor.median, "", ok && okF
+	case f.unit == cpuOverFloor:
+		tree, _, ok := cpuPerBet(r, f.bench+"/tls="+tls)
+		floor, _, okF := cpuPerBet(r, f.bench+"/floor")
+		return tree / floor, "", ok && okF && floor > 0
 	case f.unit == cpuVsBaseline:
 		tree, _, ok := cpuPerBet(r, f.bench+"/tls="+tls)
 		base, _, okB := cpuPerBet(r, f.bench+"/tls="+tls+baselineSuffix)
@@ -233,6 +240,9 @@ func figures(r *results) []figure {
 		{"scale: what TLS costs the ingest (1 − TLS on ÷ plaintext)", "Scale", tlsCost, percent, "≤ 10%", atMost(0.10)},
 		{"scale: CPU per bet, central and agencies, ÷ the baseline's (make bench BASELINE=REV)", "Scale", cpuVsBaseline,
 			func(v float64) string { return fmt.Sprintf("%.2f×", v) }, "≤ 0.6×", atMost(0.6)},
+		{"scale: CPU per bet, central and agencies, ÷ the floor's (its receiver and senders, measured the same way)", "Scale",
+			cpuOverFloor, ratio, "", nil},
+		{"official: CPU per bet ÷ the floor's, the same way", "Official", cpuOverFloor, ratio, "", nil},
 		{"scale: CPU the central used (user + system)", "Scale", "central-cpu-s", seconds, "", nil},
 		{"scale: CPU the agencies used, together", "Scale", "agencies-cpu-s", seconds, "", nil},
 		{"scale: how busy the cores were (those two ÷ end to end × cores)", "Scale", cpuBusy, percent, "", nil},
@@ -244,6 +254,11 @@ func figures(r *results) []figure {
 		{"scale: … with all the bets ÷ with a tenth (" + size("ScaleSmall") + ")", "Scale", overSmall, ratio, "≤ 1.1×", atMost(1.1)},
 		{"scale: peak RSS of the central while it recovers", "Scale", "recover-MiB", mib, "", nil},
 		{"scale: peak RSS of an agency (the largest)", "Scale", "agency-MiB", mib, "", nil},
+		// What a process costs to exist: counted, so steadier than the times.
+		{"scale: page faults of an agency process (mean)", "Scale", "agency-faults", thousands, "", nil},
+		{"scale floor: page faults of a sender process (mean)", "Scale/floor", "agency-faults", thousands, "", nil},
+		{"scale: context switches of an agency process (mean)", "Scale", "agency-switches", thousands, "", nil},
+		{"scale floor: context switches of a sender process (mean)", "Scale/floor", "agency-switches", thousands, "", nil},
 	}
 }
 
@@ -402,6 +417,8 @@ func versusFigures(r *results) []versus {
 			versus{at + "CPU of the central", d.bench, seconds, median("central-cpu-s")},
 			versus{at + "CPU of the agencies, together", d.bench, seconds, median("agencies-cpu-s")},
 			versus{at + "CPU per bet, central and agencies", d.bench, seconds, cpuPerBet},
+			versus{at + "page faults of an agency process (mean)", d.bench, thousands, median("agency-faults")},
+			versus{at + "context switches of an agency process (mean)", d.bench, thousands, median("agency-switches")},
 			versus{at + "restart recovery", d.bench, millis, median("recover-ms")},
 			versus{at + "peak RSS of the central", d.bench, func(v float64) string { return number(v) + " MiB" }, median("central-MiB")},
 		)

@@ -151,6 +151,39 @@ func TestCPUBusy(t *testing.T) {
 	assert.False(t, ok, "missing the agencies' CPU")
 }
 
+// CPU per bet over the floor's is the central's and agencies' CPU per bet
+// over the floor's receiver's and senders', from the same run; the rows of
+// counts show a process's page faults and context switches as counted.
+func TestCPUOverFloor(t *testing.T) {
+	res := &results{medians: map[string]map[string]stat{
+		"Scale/tls=on":    {"central-cpu-s": {3, "2%"}, "agencies-cpu-s": {2, "1%"}, "bets": {10, ""}, "agency-faults": {597.4, "1%"}},
+		"Scale/tls=off":   {"central-cpu-s": {2, "2%"}, "agencies-cpu-s": {2, "1%"}, "bets": {10, ""}},
+		"Scale/floor":     {"central-cpu-s": {0.5, "2%"}, "agencies-cpu-s": {0.5, "1%"}, "bets": {10, ""}, "agency-faults": {190, "0%"}},
+		"Official/tls=on": {"central-cpu-s": {1, "2%"}, "agencies-cpu-s": {1, "1%"}, "bets": {10, ""}},
+		"Official/floor":  {"bets": {10, ""}}, // the floor's CPU missing
+	}}
+	byWhat := map[string]figure{}
+	for _, f := range figures(res) {
+		byWhat[f.what] = f
+	}
+	tests := []struct{ what, tls, want string }{
+		{"scale: CPU per bet, central and agencies, ÷ the floor's (its receiver and senders, measured the same way)", "on", "5.0×"},
+		{"scale: CPU per bet, central and agencies, ÷ the floor's (its receiver and senders, measured the same way)", "off", "4.0×"},
+		{"official: CPU per bet ÷ the floor's, the same way", "on", "missing"},
+		{"scale: page faults of an agency process (mean)", "on", "597 ± 1%"},
+		{"scale: context switches of an agency process (mean)", "on", "missing"},
+		{"scale floor: page faults of a sender process (mean)", "on", "190"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.what+" "+tt.tls, func(t *testing.T) {
+			f, ok := byWhat[tt.what]
+			require.True(t, ok, "no such figure")
+			v, ci, ok := res.value(f, tt.tls)
+			assert.Equal(t, tt.want, show(f.format, v, ci, ok))
+		})
+	}
+}
+
 // A full run replaces what is between the markers and keeps the prose; a
 // quick one (no -out) only prints.
 func TestReport(t *testing.T) {
@@ -217,6 +250,10 @@ func TestAgainstBaseline(t *testing.T) {
 			"1.80 s ± 3% | 1.70 s ± 2% | 0.94× | 1.75 s ± 2% | 1.70 s ± 2% | 0.97× |"},
 		{"scale (10,000,000 bets, 100 agencies): peak RSS of the central",
 			"45 MiB ± 1% | 49.50 MiB ± 1% | 1.10× | 44 MiB ± 1% | 44.80 MiB ± 1% | 1.02× |"},
+		{"scale (10,000,000 bets, 100 agencies): page faults of an agency process (mean)",
+			"690 ± 1% | 597 ± 1% | 0.87× | 530 | 470 ± 1% | 0.89× |"},
+		{"official (78,697 bets, 5 agencies): context switches of an agency process (mean)",
+			"420 ± 6% | 400 ± 9% | 0.95× | 300 ± 8% | 280 ± 7% | 0.93× |"},
 		// 1 − 1.6M ÷ 1.5M: the tree ingests faster, a negative cost.
 		{"scale ingest with TLS: what the tree costs against the baseline (1 − tree ÷ baseline bets/s)",
 			"— | — | -6.7% | — | — | — |"},
@@ -226,7 +263,7 @@ func TestAgainstBaseline(t *testing.T) {
 			assert.Equal(t, tt.want, rows[tt.what])
 		})
 	}
-	assert.Len(t, rows, 2*7+2, "a header, 7 figures of each dataset, the cost")
+	assert.Len(t, rows, 2*9+2, "a header, 9 figures of each dataset, the cost")
 
 	// The rest of the report is as without a baseline; its runs are among every benchmark's.
 	assert.Contains(t, md, "| scale: ingest | 1,600,000 bets/s ± 1% | 1,900,000 bets/s ± 3% | — | — |")
