@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -111,21 +113,31 @@ type Formatter struct {
 
 // Format implements logrus.Formatter. It writes into the entry's Buffer,
 // which logrus takes from a pool and reuses line after line: the central logs
-// a line per batch, and a line should leave no garbage behind.
+// a line per batch, and a line should leave no garbage behind. An entry of a
+// group (Lines) is several lines, each with its own level, at the entry's time.
 func (f Formatter) Format(e *logrus.Entry) ([]byte, error) {
 	var b []byte
 	if e.Buffer != nil {
 		b = e.Buffer.AvailableBuffer()
 	}
-	b = append(b, f.Prefix...)
-	b = e.Time.AppendFormat(b, TimeLayout)
-	if int(e.Level) < len(levelColumns) {
-		b = append(b, levelColumns[e.Level]...)
-	} else {
-		b = fmt.Appendf(b, " %-8s ", strings.ToUpper(e.Level.String()))
+	b = f.appendLine(b, e.Time, e.Level, e.Message)
+	rest, _ := e.Data[groupField].([]Line)
+	for _, l := range rest {
+		b = f.appendLine(b, e.Time, l.Level, l.Message)
 	}
-	b = append(b, e.Message...)
-	return append(b, '\n'), nil
+	return b, nil
+}
+
+func (f Formatter) appendLine(b []byte, t time.Time, level logrus.Level, msg string) []byte {
+	b = append(b, f.Prefix...)
+	b = t.AppendFormat(b, TimeLayout)
+	if int(level) < len(levelColumns) {
+		b = append(b, levelColumns[level]...)
+	} else {
+		b = fmt.Appendf(b, " %-8s ", strings.ToUpper(level.String()))
+	}
+	b = append(b, msg...)
+	return append(b, '\n')
 }
 
 // levelColumns are each level's column, padded, between spaces.
@@ -164,6 +176,73 @@ func (l *Logger) log(level logrus.Level, a Action, r Result, fields []Field) {
 	l.base.Log(level, a.Line(r, fields...))
 }
 
+// Lines is a group of lines logged together, in order, with one write: a
+// line per event, but one system call for events that happen at once (the
+// central's batches that one commit stored). Add lines with Info, Warn and
+// Error; Flush logs them and empties the group, which is then reused. A
+// group of a nil *Logger logs nothing.
+type Lines struct {
+	l     *Logger
+	lines []Line
+}
+
+// Line is one line of a group: its level and message (Action.Line).
+type Line struct {
+	Level   logrus.Level
+	Message string
+}
+
+// groupField holds, in a group's entry, the lines after the first.
+const groupField = "logfmt.lines"
+
+// Lines returns an empty group of lines logged through l.
+func (l *Logger) Lines() *Lines { return &Lines{l: l} }
+
+// Info adds a line at INFO.
+func (g *Lines) Info(a Action, r Result, fields ...Field) { g.add(logrus.InfoLevel, a, r, fields) }
+
+// Warn adds a line at WARNING.
+func (g *Lines) Warn(a Action, r Result, fields ...Field) { g.add(logrus.WarnLevel, a, r, fields) }
+
+// Error adds a line at ERROR.
+func (g *Lines) Error(a Action, r Result, fields ...Field) { g.add(logrus.ErrorLevel, a, r, fields) }
+
+func (g *Lines) add(level logrus.Level, a Action, r Result, fields []Field) {
+	if g.l == nil || !g.l.base.IsLevelEnabled(level) {
+		return
+	}
+	g.lines = append(g.lines, Line{level, a.Line(r, fields...)})
+}
+
+// Flush logs the group's lines: one logrus entry at the first line's level,
+// which its hooks see (EntryLines gives them every line) and the Formatter
+// writes as every line, so that they reach the output with one write.
+func (g *Lines) Flush() {
+	switch len(g.lines) {
+	case 0:
+		return
+	case 1:
+		g.l.base.Log(g.lines[0].Level, g.lines[0].Message)
+	default:
+		first := g.lines[0]
+		rest := slices.Clone(g.lines[1:]) // the entry may outlive the group's next use (a hook keeps it)
+		g.l.base.WithField(groupField, rest).Log(first.Level, first.Message)
+	}
+	clear(g.lines)
+	g.lines = g.lines[:0]
+}
+
+// EntryLines is every line an entry logs: its own, and those of its group
+// (Lines). A hook that records lines reads them here.
+func EntryLines(e *logrus.Entry) []Line {
+	own := Line{e.Level, e.Message}
+	rest, _ := e.Data[groupField].([]Line)
+	if len(rest) == 0 {
+		return []Line{own}
+	}
+	return append([]Line{own}, rest...)
+}
+
 // LevelNames lists the log levels a configuration may name.
 const LevelNames = "DEBUG, INFO, WARN, ERROR"
 
@@ -193,7 +272,8 @@ type Option func(*Formatter)
 func Prefix(p string) Option { return func(f *Formatter) { f.Prefix = p } }
 
 // New returns a logger writing to w in the course's format, at the level
-// named (see ParseLevel). Each line is one Write to w.
+// named (see ParseLevel). Each line is one Write to w, but for a group's
+// lines (Lines), which share one: a line is never split across Writes.
 func New(w io.Writer, level string, opts ...Option) (*Logger, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {

@@ -3,6 +3,8 @@ package logfmt
 import (
 	"bytes"
 	"errors"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +144,102 @@ func TestLineBuiltOnlyWhenEnabled(t *testing.T) {
 
 	var none *Logger
 	none.Error(Action("nowhere"), Fail) // a nil Logger logs nothing, and does not panic
+}
+
+// hookLines records every line its entries log, as a hook that records lines does.
+type hookLines struct{ lines []Line }
+
+func (h *hookLines) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h *hookLines) Fire(e *logrus.Entry) error {
+	h.lines = append(h.lines, EntryLines(e)...)
+	return nil
+}
+
+// A group's lines leave with one Write, in the order added, each formatted as
+// if logged alone (with its own level, a line below the logger's dropped);
+// hooks see every line; an empty group writes nothing; Flush empties it.
+func TestLines(t *testing.T) {
+	const received Action = "apuesta_recibida"
+	cantidad := Key("cantidad")
+	tests := []struct {
+		name      string
+		add       func(g *Lines)
+		wantLines []string // each after the timestamp
+		wantHook  []Line
+	}{
+		{"empty", func(*Lines) {}, nil, nil},
+		{"one", func(g *Lines) { g.Info(received, Success, cantidad.Int(1)) },
+			[]string{"INFO     action: apuesta_recibida | result: success | cantidad: 1"},
+			[]Line{{logrus.InfoLevel, "action: apuesta_recibida | result: success | cantidad: 1"}}},
+		{"three levels, in order", func(g *Lines) {
+			g.Info(received, Success, cantidad.Int(1))
+			g.Error(received, Fail, cantidad.Int(2))
+			g.Warn(Action("rechazo_lote"), Fail)
+		}, []string{
+			"INFO     action: apuesta_recibida | result: success | cantidad: 1",
+			"ERROR    action: apuesta_recibida | result: fail | cantidad: 2",
+			"WARNING  action: rechazo_lote | result: fail",
+		}, []Line{
+			{logrus.InfoLevel, "action: apuesta_recibida | result: success | cantidad: 1"},
+			{logrus.ErrorLevel, "action: apuesta_recibida | result: fail | cantidad: 2"},
+			{logrus.WarnLevel, "action: rechazo_lote | result: fail"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w writes
+			l, err := New(&w, "info", Prefix("server   | "))
+			require.NoError(t, err)
+			hook := &hookLines{}
+			l.base.AddHook(hook)
+			g := l.Lines()
+			tt.add(g)
+			g.Flush()
+			if tt.wantLines == nil {
+				assert.Empty(t, w, "an empty group writes nothing")
+				assert.Empty(t, hook.lines)
+				return
+			}
+			require.Len(t, w, 1, "one write for the group")
+			got := strings.SplitAfter(string(w[0]), "\n")
+			require.Equal(t, "", got[len(got)-1], "the write ends with a whole line")
+			got = got[:len(got)-1]
+			require.Len(t, got, len(tt.wantLines))
+			for i, line := range got {
+				assert.Regexp(t, `^server   \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d `+regexp.QuoteMeta(tt.wantLines[i])+"\n$", line)
+			}
+			assert.Equal(t, tt.wantHook, hook.lines)
+
+			w = nil
+			g.Flush()
+			assert.Empty(t, w, "Flush empties the group")
+			g.Info(received, Success, cantidad.Int(3))
+			g.Flush()
+			require.Len(t, w, 1, "the group is reused")
+			assert.Contains(t, string(w[0]), "cantidad: 3")
+		})
+	}
+}
+
+// A line below the logger's level is neither built nor written; a nil
+// logger's group logs nothing.
+func TestLinesLevelAndNil(t *testing.T) {
+	var w writes
+	l, err := New(&w, "warn")
+	require.NoError(t, err)
+	calls := 0
+	g := l.Lines()
+	g.Info(Action("quiet"), Success, Key("v").Any(stringer{&calls}))
+	g.Warn(Action("loud"), Fail)
+	g.Flush()
+	assert.Zero(t, calls, "an INFO line was built at WARN")
+	require.Len(t, w, 1)
+	assert.Contains(t, string(w[0]), "action: loud")
+	assert.NotContains(t, string(w[0]), "quiet")
+
+	var none *Logger
+	ng := none.Lines()
+	ng.Error(Action("x"), Fail)
+	ng.Flush() // must not panic
 }

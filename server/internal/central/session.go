@@ -68,6 +68,7 @@ type session struct {
 	rows        lottery.Rows    // the batch being staged, checked and formatted
 	staged      []staged
 	answers     []protocol.Message // reused: the answers to the staged batches
+	stored      *logfmt.Lines      // reused: their lines, logged with one write
 	wbuf        []byte
 	closeOnce   sync.Once
 	parked      atomic.Bool // waiting at the draw barrier: Shutdown lets it say goodbye
@@ -75,7 +76,8 @@ type session struct {
 
 func newSession(srv *Server, conn net.Conn, source string) *session {
 	conn = srv.metrics.CountReads(conn)
-	s := &session{srv: srv, raw: conn, conn: conn, source: source, unidentified: true, done: make(chan struct{})}
+	s := &session{srv: srv, raw: conn, conn: conn, source: source, unidentified: true, done: make(chan struct{}),
+		stored: srv.log.Lines()}
 	if srv.tls != nil {
 		s.records = newRecordConn(conn)
 		s.conn = tls.Server(s.records, srv.tls)
@@ -513,7 +515,8 @@ func (s *session) checkBatch(payload []byte, seq uint32) ([]byte, protocol.Code,
 // answerStaged commits the staged batches once and answers them all, in
 // order: the durable ones acknowledged, the ones a storage failure lost
 // refused with storage, and then ERROR storage ends the connection; the
-// agency resumes from HELLO_ACK's count.
+// agency resumes from HELLO_ACK's count. The lines of the batches one commit
+// stored leave with one write, before any other line.
 func (s *session) answerStaged() result {
 	durable, err := s.batches.Commit()
 	s.answers = s.answers[:0]
@@ -523,13 +526,15 @@ func (s *session) answerStaged() result {
 		case !st.written:
 		case durable > 0:
 			durable--
-			s.srv.log.Info(vocab.ApuestaRecibida, logfmt.Success, vocab.Cantidad.Int(st.count), vocab.Agencia.Int(s.agency))
+			s.stored.Info(vocab.ApuestaRecibida, logfmt.Success, vocab.Cantidad.Int(st.count), vocab.Agencia.Int(s.agency))
 		default:
+			s.stored.Flush()
 			reply = s.reject(st.seq, st.count, protocol.CodeStorage, protocol.NoIndex,
 				"the central could not store the batch; reconnect and resume")
 		}
 		s.answers = append(s.answers, reply)
 	}
+	s.stored.Flush()
 	if err != nil {
 		s.srv.log.Error(vocab.GuardarApuestas, logfmt.Fail, vocab.Agencia.Int(s.agency), vocab.Error.Any(err))
 		return result{answers: s.answers,

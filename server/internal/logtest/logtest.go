@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"lotterycentral.example/lottery/logfmt"
 )
 
 // ErrEnded is returned by a wait whose lines stopped coming (the process
@@ -109,9 +111,13 @@ func (r *Recorder) Write(p []byte) (int, error) {
 // Levels implements logrus.Hook: every level.
 func (r *Recorder) Levels() []logrus.Level { return logrus.AllLevels }
 
-// Fire implements logrus.Hook: it records the entry's message and level.
+// Fire implements logrus.Hook: it records the entry's lines (a group's
+// entry has several, see logfmt.Lines), each with its level.
 func (r *Recorder) Fire(e *logrus.Entry) error {
-	r.add(Line{Text: e.Message, At: time.Now(), Level: e.Level})
+	at := time.Now()
+	for _, l := range logfmt.EntryLines(e) {
+		r.add(Line{Text: l.Message, At: at, Level: l.Level})
+	}
 	return nil
 }
 
