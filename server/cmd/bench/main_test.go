@@ -66,12 +66,20 @@ func TestParseStatsRefuses(t *testing.T) {
 	}
 }
 
+// figureNamed is the figure of figures(res) that says what.
+func figureNamed(t *testing.T, res *results, what string) figure {
+	t.Helper()
+	for _, f := range figures(res) {
+		if f.what == what {
+			return f
+		}
+	}
+	t.Fatalf("no figure %q", what)
+	return figure{}
+}
+
 func TestFigures(t *testing.T) {
 	res := fixture(t)
-	byWhat := map[string]figure{}
-	for _, f := range figures(res) {
-		byWhat[f.what] = f
-	}
 	tests := []struct {
 		what, tls, want string
 		met             bool
@@ -96,8 +104,7 @@ func TestFigures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.what+" "+tt.tls, func(t *testing.T) {
-			f, ok := byWhat[tt.what]
-			require.True(t, ok, "no such figure")
+			f := figureNamed(t, res, tt.what)
 			v, ci, ok := res.value(f, tt.tls)
 			assert.Equal(t, tt.want, show(f.format, v, ci, ok))
 			if f.met != nil && ok {
@@ -162,10 +169,6 @@ func TestCPUOverFloor(t *testing.T) {
 		"Official/tls=on": {"central-cpu-s": {1, "2%"}, "agencies-cpu-s": {1, "1%"}, "bets": {10, ""}},
 		"Official/floor":  {"bets": {10, ""}}, // the floor's CPU missing
 	}}
-	byWhat := map[string]figure{}
-	for _, f := range figures(res) {
-		byWhat[f.what] = f
-	}
 	tests := []struct{ what, tls, want string }{
 		{"scale: CPU per bet, central and agencies, ÷ the floor's (its receiver and senders, measured the same way)", "on", "5.0×"},
 		{"scale: CPU per bet, central and agencies, ÷ the floor's (its receiver and senders, measured the same way)", "off", "4.0×"},
@@ -176,8 +179,7 @@ func TestCPUOverFloor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.what+" "+tt.tls, func(t *testing.T) {
-			f, ok := byWhat[tt.what]
-			require.True(t, ok, "no such figure")
+			f := figureNamed(t, res, tt.what)
 			v, ci, ok := res.value(f, tt.tls)
 			assert.Equal(t, tt.want, show(f.format, v, ci, ok))
 		})
