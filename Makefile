@@ -154,7 +154,9 @@ test-ui: ## the status page in headless Chromium; screenshots in .run/ui/ (insta
 	cd server && $(GO) test -tags ui -count=1 -run '^TestStatusPageInBrowser$$' -v ./internal/central/
 
 # Benchmarks (not part of test), all `go test` benchmarks beside the code they measure:
-# the micro-benchmarks of protocol/, lottery/ and the central, BENCH_COUNT runs each, then
+# the micro-benchmarks of protocol/, lottery/ and the central, and what the machine charges
+# for a page fault, a system call and a round trip to another process (server's
+# BenchmarkMachine), BENCH_COUNT runs each, then
 # BENCH_COUNT rounds of server/bench_test.go (the official dataset and BENCH_SCALE_AGENCIES
 # agencies of BENCH_SCALE_BETS bets, each its floor, plaintext and mutual TLS), one round
 # after another so that a slow spell of the machine hits every kind alike. benchstat
@@ -197,6 +199,8 @@ bench: ## benchmarks, medians of 6 runs, and how cost grows (docs/bench-growth.s
 	(cd protocol && $(GO) test $$micro .) | tee -a $$results; \
 	(cd lottery && $(GO) test $$micro .) | tee -a $$results; \
 	(cd server && $(GO) test $$micro ./internal/central) | tee -a $$results; \
+	(cd server && $(GO) test -run '^$$' -bench '^BenchmarkMachine$$' -count $(BENCH_COUNT) \
+		-benchtime $(BENCH_MICRO_TIME) .) | tee -a $$results; \
 	for i in $$(seq $(BENCH_COUNT)); do \
 		echo "bench: end to end, round $$i of $(BENCH_COUNT)$$against"; \
 		(cd server && BENCH_DIR=$(abspath $(BENCH_DIR)) BENCH_SCALE_AGENCIES=$(BENCH_SCALE_AGENCIES) \
