@@ -264,52 +264,105 @@ func unquote(line string, pos int) (v string, next int, reason string) {
 // line ending, is already a row as AppendRow writes it: five fields, no quote
 // or CR, none that csv would quote, a number as strconv.Itoa writes it. Most
 // lines are, and are sent as they are; the others are read with csv and
-// written again. Eight bytes at a time, as splitLine: this runs for every
-// line an agency sends.
+// written again. This runs for every line an agency sends, so it reads eight
+// bytes at a time and has no branch per comma (a mispredicted one costs more
+// than a word): the commas' places gathered as bits, then the four field
+// starts and the number looked at once. The lines it cannot tell at a glance
+// (shorter than a word or longer than 64 bytes, with a quote or a control
+// byte, or a field starting with a byte quotableStart marks) go to
+// plainAgencyRowSlow.
 func plainAgencyRow(content []byte) bool {
-	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
-	var start [5]int // where each field starts
-	commas := 0
+	const ones, low7, top = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	n := len(content)
+	if n < 8 || n > 64 {
+		return plainAgencyRowSlow(content) // no word to read, or more bytes than at holds
+	}
+	// Every word read is within content: i+8 <= n, and n-8 >= 0.
+	p := unsafe.Pointer(unsafe.SliceData(content))
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:]) }
+	var at, odd uint64 // bit i of at: content[i] is a comma; odd as plainWord's
 	i := 0
-	for ; i+8 <= len(content); i += 8 {
-		w := binary.LittleEndian.Uint64(content[i:])
-		c, q, r := w^(','*ones), w^('"'*ones), w^('\r'*ones)
-		if ^((q&low7+low7)|q|low7)|^((r&low7+low7)|r|low7) != 0 {
-			return false // a quote or a CR
-		}
-		for m := ^((c&low7 + low7) | c | low7); m != 0; m &= m - 1 {
-			if commas == 4 {
-				return false
-			}
-			commas++
-			start[commas] = i + bits.TrailingZeros64(m)>>3 + 1
+	for ; i+8 <= n; i += 8 {
+		commas, o := plainWord(word(i))
+		at, odd = at|commas<<(i&63), odd|o // i < 64: the mask spares the shift a check
+	}
+	last := word(n - 8)
+	if i < n {
+		// The bytes left, in the line's last word: those it shares with
+		// the word before set the same bits again.
+		commas, o := plainWord(last)
+		at, odd = at|commas<<((n-8)&63), odd|o
+	}
+	if odd&top != 0 {
+		return plainAgencyRowSlow(content)
+	}
+	// The fields start at 0 and after each comma.
+	c1 := bits.TrailingZeros64(at)
+	at &= at - 1
+	c2 := bits.TrailingZeros64(at)
+	at &= at - 1
+	c3 := bits.TrailingZeros64(at)
+	at &= at - 1
+	if at == 0 || at&(at-1) != 0 {
+		return false // not four commas
+	}
+	c4 := bits.TrailingZeros64(at)
+	s := unsafe.String(unsafe.SliceData(content), n)
+	if quotableStart[s[0]]|quotableStart[s[c1+1]]|quotableStart[s[c2+1]]|quotableStart[s[c3+1]] != 0 {
+		return plainAgencyRowSlow(content)
+	}
+	// The number, decimal's rules on the top k bytes of the last word.
+	k := n - 1 - c4
+	if uint(k-1) >= 8 {
+		_, ok := decimal(s[c4+1:]) // empty, or longer than the word
+		return ok
+	}
+	d := last ^ '0'*ones
+	notDigit := (d&low7 + (0x80-10)*ones) | d // top bit: d >= 10, no digit
+	return notDigit&(top<<(64-8*k)) == 0 && (k == 1 || s[c4+1] != '0')
+}
+
+// plainWord returns the commas of w, eight bytes of a line, as bits (bit k:
+// byte k), exactly (a false one would change the answer), and odd, whose top
+// bits mark the quotes and ASCII control bytes (CR among them) of w.
+func plainWord(w uint64) (commas, odd uint64) {
+	const ones, low7, top = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	x := w & low7
+	// The top bit of each byte of x^b + low7 says that byte of x is not b;
+	// no carry crosses bytes. Or-ing w leaves out the bytes past ASCII.
+	c, q := (x^','*ones)+low7, (x^'"'*ones)+low7
+	comma := ^(c | w) & top
+	return (comma >> 7) * 0x0102040810204080 >> 56, ^(q&(x+(0x80-' ')*ones) | w)
+}
+
+// quotableStart marks the bytes a field csv quotes for how it starts
+// (quotedStart) may start with: ASCII spaces and control bytes, the
+// backslash of `\.`, and the lead bytes of the runes past ASCII that
+// unicode.IsSpace holds (C2, E1, E2 and E3). A field starting with any other
+// byte, "Ávila" (C3) among them, is not.
+var quotableStart = func() (t [256]uint8) {
+	for c := range t {
+		if c <= ' ' || c == '\\' || c == 0xc2 || 0xe1 <= c && c <= 0xe3 {
+			t[c] = 1
 		}
 	}
-	for ; i < len(content); i++ {
-		switch content[i] {
-		case ',':
-			if commas == 4 {
-				return false
-			}
-			commas++
-			start[commas] = i + 1
-		case '"', '\r':
-			return false
-		}
-	}
-	if commas != 4 {
+	return t
+}()
+
+// plainAgencyRowSlow is plainAgencyRow field by field, for the lines it
+// cannot tell at a glance.
+func plainAgencyRowSlow(content []byte) bool {
+	s := unsafe.String(unsafe.SliceData(content), len(content))
+	if strings.IndexByte(s, '"') >= 0 || strings.IndexByte(s, '\r') >= 0 {
 		return false
 	}
-	s := unsafe.String(unsafe.SliceData(content), len(content))
-	for k, from := range start[:4] {
-		// Only a field starting with a space, a control byte, a byte past
-		// ASCII or a backslash can be one csv quotes.
-		if c := s[from]; c <= ' ' || c >= utf8.RuneSelf || c == '\\' {
-			if quotedStart(s[from : start[k+1]-1]) {
-				return false
-			}
+	for range 4 {
+		i := strings.IndexByte(s, ',')
+		if i < 0 || quotedStart(s[:i]) {
+			return false
 		}
+		s = s[i+1:]
 	}
-	_, ok := decimal(s[start[4]:])
+	_, ok := decimal(s) // a fifth comma is no digit
 	return ok
 }
