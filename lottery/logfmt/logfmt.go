@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,9 +121,7 @@ func (f Formatter) Format(e *logrus.Entry) ([]byte, error) {
 	if e.Buffer != nil {
 		b = e.Buffer.AvailableBuffer()
 	}
-	b = f.appendLine(b, e.Time, e.Level, e.Message)
-	rest, _ := e.Data[groupField].([]Line)
-	for _, l := range rest {
+	for l := range EntryLines(e) {
 		b = f.appendLine(b, e.Time, l.Level, l.Message)
 	}
 	return b, nil
@@ -232,15 +231,21 @@ func (g *Lines) Flush() {
 	g.lines = g.lines[:0]
 }
 
-// EntryLines is every line an entry logs: its own, and those of its group
-// (Lines). A hook that records lines reads them here.
-func EntryLines(e *logrus.Entry) []Line {
-	own := Line{e.Level, e.Message}
-	rest, _ := e.Data[groupField].([]Line)
-	if len(rest) == 0 {
-		return []Line{own}
+// EntryLines yields every line an entry logs: its own, then those of its
+// group (Lines). The Formatter writes them; a hook that records lines reads
+// them here.
+func EntryLines(e *logrus.Entry) iter.Seq[Line] {
+	return func(yield func(Line) bool) {
+		if !yield(Line{e.Level, e.Message}) {
+			return
+		}
+		rest, _ := e.Data[groupField].([]Line)
+		for _, l := range rest {
+			if !yield(l) {
+				return
+			}
+		}
 	}
-	return append([]Line{own}, rest...)
 }
 
 // LevelNames lists the log levels a configuration may name.

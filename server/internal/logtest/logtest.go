@@ -115,7 +115,7 @@ func (r *Recorder) Levels() []logrus.Level { return logrus.AllLevels }
 // entry has several, see logfmt.Lines), each with its level.
 func (r *Recorder) Fire(e *logrus.Entry) error {
 	at := time.Now()
-	for _, l := range logfmt.EntryLines(e) {
+	for l := range logfmt.EntryLines(e) {
 		r.add(Line{Text: l.Message, At: at, Level: l.Level})
 	}
 	return nil
