@@ -317,14 +317,15 @@ func show(format func(float64) string, v float64, ci string, ok bool) string {
 	return format(v) + " ± " + ci
 }
 
-// withUnit formats a median in the unit benchstat gives it.
+// withUnit formats a median in the unit benchstat gives it (a time per
+// anything, ns/fault, reaches it as sec/fault).
 func withUnit(unit string, v float64) string {
-	switch unit {
-	case "sec/op":
-		return seconds(v) + "/op"
-	case "B/s":
+	switch per, isTime := strings.CutPrefix(unit, "sec/"); {
+	case isTime:
+		return seconds(v) + "/" + per
+	case unit == "B/s":
 		return number(v/1e6) + " MB/s"
-	case "B/op", "allocs/op", "bets/s", "bets", "agencies":
+	case unit == "B/op", unit == "allocs/op", unit == "bets/s", unit == "bets", unit == "agencies":
 		return thousands(v) + " " + unit
 	}
 	return number(v) + " " + unit

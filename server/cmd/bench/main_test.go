@@ -298,3 +298,23 @@ func TestAgainstBaselineOnlyWithOne(t *testing.T) {
 		})
 	}
 }
+
+// A median shows in its unit; a time per anything (benchstat turns ns/fault
+// into sec/fault) as a time.
+func TestWithUnit(t *testing.T) {
+	tests := []struct {
+		unit string
+		v    float64
+		want string
+	}{
+		{"sec/op", 0.00294, "2.94 ms/op"},
+		{"sec/fault", 1.0001e-05, "10.00 µs/fault"},
+		{"B/op", 66016, "66,016 B/op"},
+		{"agency-faults", 576, "576 agency-faults"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.unit, func(t *testing.T) {
+			assert.Equal(t, tt.want, withUnit(tt.unit, tt.v))
+		})
+	}
+}
