@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,12 +28,16 @@ import (
 // the tests that assert its winners (2, 3, 3, 2, 0) require it rather than skip.
 const officialDataset = "../.data/dataset.zip"
 
+// builtDir is the directory binaries built into, if it ran: removed at the end.
+var builtDir atomic.Pointer[string]
+
 // binaries builds the server and the client once per test run.
 var binaries = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "lottery-e2e-bin")
 	if err != nil {
 		return "", err
 	}
+	builtDir.Store(&dir)
 	for _, pkg := range []string{".", "../client"} {
 		cmd := exec.Command("go", "build", "-o", dir, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -43,10 +48,12 @@ var binaries = sync.OnceValues(func() (string, error) {
 	return dir, nil
 })
 
+// TestMain removes the binaries if a test built them; a run that needed none
+// (go test -run of a unit test, BenchmarkMachine) builds none.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if dir, err := binaries(); err == nil {
-		os.RemoveAll(dir)
+	if dir := builtDir.Load(); dir != nil {
+		os.RemoveAll(*dir)
 	}
 	os.Exit(code)
 }
