@@ -47,7 +47,7 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 		var b Bet
 		var err error
 		if quote || commas != len(comma) {
-			b, err = r.checkRow(agency, line, date) // says what is wrong, or reads the quotes
+			b, err = checkRow(agency, line, date) // says what is wrong, or reads the quotes
 		} else {
 			b, err = plainBet(agency, line, &comma, plainLine(line, ctl, high), date)
 		}
@@ -184,7 +184,7 @@ const (
 // checkRow reads line, a row without its LF, as agency's bet and checks it
 // as Validate does, and that it is written as AppendRow writes it. The
 // bet's fields alias line, but for quoted ones.
-func (r *Rows) checkRow(agency int, line string, date int) (Bet, error) {
+func checkRow(agency int, line string, date int) (Bet, error) {
 	var fields [5]string
 	var quoted uint8 // bit i: field i came quoted
 	pos := 0

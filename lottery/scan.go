@@ -113,7 +113,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 	go s.read(src)
 	rows := opts.Hash != nil
 	for i := range ws {
-		ws[i] = newScanWorker(opts, rows)
+		ws[i] = newScanWorker(opts)
 		go s.work(ws[i])
 	}
 
@@ -134,7 +134,7 @@ func scanStore(path string, opts ScanOptions, chunkSize, workers int) (Tally, er
 			delete(pending, next)
 			if r.open {
 				// No worker can split it: csv reads on from there, one record at a time.
-				w := newScanWorker(opts, rows)
+				w := newScanWorker(opts)
 				ws = append(ws, w)
 				rd := io.NewSectionReader(src, r.offset, end-r.offset)
 				w.readCSV(bufio.NewReaderSize(rd, bufSize), 0, &r)
@@ -430,8 +430,8 @@ type scanWorker struct {
 	br     *bufio.Reader // reads sr for csv
 }
 
-func newScanWorker(opts ScanOptions, rows bool) *scanWorker {
-	w := &scanWorker{check: opts.Check, rows: rows, counts: make([]uint64, 1024), more: map[int]uint64{}}
+func newScanWorker(opts ScanOptions) *scanWorker {
+	w := &scanWorker{check: opts.Check, rows: opts.Hash != nil, counts: make([]uint64, 1024), more: map[int]uint64{}}
 	if !opts.Now.IsZero() {
 		w.date = today(opts.Now)
 	}
