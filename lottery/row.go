@@ -49,7 +49,7 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 		if quote || commas != len(comma) {
 			b, err = checkRow(agency, line, date) // says what is wrong, or reads the quotes
 		} else {
-			b, err = plainBet(agency, line, &comma, plainLine(line, ctl, high), date)
+			b, err = plainBet(agency, line, &comma, plainLine(line[:comma[1]], ctl, high), date)
 		}
 		if err != nil {
 			r.buf, r.n = r.buf[:start], n
@@ -67,9 +67,65 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 
 // splitRow finds the first line of s: its end (its LF, or len(s)), its first
 // commas, how many it has, whether it holds a quote, a control byte (below
-// 0x20, or 0x7f) or a byte past ASCII. Eight bytes at a time, as splitLine:
-// a call per field costs more than the field.
+// 0x20, or 0x7f) or a byte past ASCII. It runs for every row the central
+// takes, so a line of 8 to 64 bytes is read eight bytes at a time with no
+// branch per comma, as plainAgencyRow reads an agency's: the commas gathered
+// as bits, the quotes and control bytes as one flag. A line with either, or
+// of another length, goes to splitRowSlow.
 func splitRow(s string) (end int, comma [4]int, commas int, quote, ctl, high bool) {
+	const top = 0x8080808080808080
+	end = strings.IndexByte(s, '\n')
+	if end < 0 {
+		end = len(s)
+	}
+	if end < 8 || end > 64 {
+		return splitRowSlow(s)
+	}
+	// Every word read is within the line: i+8 <= end, and end-8 >= 0.
+	p := unsafe.Pointer(unsafe.StringData(s))
+	word := func(i int) uint64 { return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:]) }
+	var at, odd, or uint64 // at: bit i says s[i] is a comma
+	i := 0
+	for ; i+8 <= end; i += 8 {
+		w := word(i)
+		c, o := rowWord(w)
+		at, odd, or = at|c<<(i&63), odd|o, or|w // i < 64: the mask spares the shift a check
+	}
+	if i < end {
+		// The bytes left, in the line's last word: those it shares with
+		// the word before set the same bits again.
+		w := word(end - 8)
+		c, o := rowWord(w)
+		at, odd, or = at|c<<((end-8)&63), odd|o, or|w
+	}
+	if odd != 0 {
+		return splitRowSlow(s)
+	}
+	commas = bits.OnesCount64(at)
+	for k := range comma {
+		if at == 0 {
+			break
+		}
+		comma[k] = bits.TrailingZeros64(at)
+		at &= at - 1
+	}
+	return end, comma, commas, false, false, or&top != 0
+}
+
+// rowWord returns the commas of w, eight bytes of a line, as bits (bit k:
+// byte k), exactly, and odd, whose top bits mark its quotes and ASCII
+// control bytes (0x7f among them).
+func rowWord(w uint64) (commas, odd uint64) {
+	const ones, low7, top = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	commas, odd = plainWord(w)
+	x := w & low7
+	del := (x ^ 0x7f*ones) + low7 // top bit clear: the byte is 0x7f
+	return commas, (odd | ^(del | w)) & top
+}
+
+// splitRowSlow is splitRow byte by byte, but for the bytes it skips eight at
+// a time: for the lines splitRow cannot tell at a glance.
+func splitRowSlow(s string) (end int, comma [4]int, commas int, quote, ctl, high bool) {
 	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
 	// zero sets the top bit of each zero byte of x, exactly.
 	zero := func(x uint64) uint64 { return ^((x&low7 + low7) | x | low7) }
@@ -154,11 +210,43 @@ func (b Bet) checkPlain(plain bool, date int) error {
 	return nil
 }
 
-// plainLine says whether line (a row without quotes, split by splitRow,
-// which found ctl and high) may have its names trusted at a glance: no
-// control byte, and valid UTF-8 without C1 controls.
-func plainLine(line string, ctl, high bool) bool {
-	return !ctl && (!high || utf8.ValidString(line) && strings.IndexByte(line, 0xc2) < 0)
+// plainLine says whether a row without quotes, split by splitRow, which
+// found ctl and high in it, may have its names trusted at a glance: no
+// control byte, and names (names: the row up to its second comma) of valid
+// UTF-8 without C1 controls. The other fields are checked byte by byte.
+func plainLine(names string, ctl, high bool) bool {
+	return !ctl && (!high || plainUTF8(names))
+}
+
+// plainUTF8 says whether s is valid UTF-8 without a C2 byte (the C1
+// controls, among other runes below U+00C0). Most runes past ASCII in names
+// are two-byte letters (lead byte C3 to DF), so eight bytes at a time it
+// checks that each such lead is followed by a continuation byte and each
+// continuation follows one, without a branch per rune; a string with any
+// other rune goes to utf8.ValidString.
+func plainUTF8(s string) bool {
+	const ones, low5, top = 0x0101010101010101, 0x1f1f1f1f1f1f1f1f, 0x8080808080808080
+	var pending uint64 // the top bit of byte 0: the word before ended with a lead
+	for i := 0; i < len(s); i += 8 {
+		var w uint64
+		if i+8 <= len(s) {
+			w = binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(s)), i))[:])
+		} else {
+			var tail [8]byte // zeros after the end: a lead there lacks its continuation
+			copy(tail[:], s[i:])
+			w = binary.LittleEndian.Uint64(tail[:])
+		}
+		// Top bits: a byte from C0 (lead), from 80 to BF (cont), and a lead
+		// from E0 or below C3 (bad).
+		lead := w & (w << 1) & top
+		cont := w & top &^ lead
+		bad := lead & (w<<2 | ^(w&low5 + (0x80-3)*ones))
+		if bad != 0 || lead<<8|pending != cont {
+			return utf8.ValidString(s) && strings.IndexByte(s, 0xc2) < 0
+		}
+		pending = lead >> 56
+	}
+	return pending == 0
 }
 
 // plainName reports whether name, from a line plainBet may trust (no control

@@ -806,6 +806,34 @@ func BenchmarkAddBatch(b *testing.B) {
 	})
 }
 
+// BenchmarkAddBatchDistinct is BenchmarkAddBatch's AddBatch over 200
+// batches of 140 different rows, taken in turn, as a central meets them:
+// one batch again and again lets a branch predictor learn its rows by heart.
+func BenchmarkAddBatchDistinct(b *testing.B) {
+	const n, batches = 140, 200
+	var all [][]byte
+	lines := generatedLines(b, 1, n*batches, 1)
+	for i := 0; i < len(lines); i += n {
+		var rows []byte
+		for _, line := range lines[i : i+n] {
+			rows = append(append(rows, line...), '\n')
+		}
+		all = append(all, rows)
+	}
+	now := time.Now()
+	var r Rows
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r.Reset()
+		if _, _, err := r.AddBatch(1, all[i], now); err != nil {
+			b.Fatal(err)
+		}
+		i = (i + 1) % len(all)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/bet")
+}
+
 // BenchmarkReadAgencyRows reads BenchmarkReadAgencyFile's file as rows: as
 // they are (rows), through csv from the first line (csv: a file whose first
 // line is quoted), and as bets then AppendRow (what ReadAgencyRows spares).

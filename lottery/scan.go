@@ -443,8 +443,12 @@ func newScanWorker(opts ScanOptions) *scanWorker {
 // its agency column), with the row rules if asked and then the caller's.
 func (w *scanWorker) checkPlain(b Bet, row string) error {
 	if w.date != 0 {
-		_, _, _, _, ctl, high := splitRow(row)
-		if err := b.checkPlain(plainLine(row, ctl, high), w.date); err != nil {
+		_, comma, commas, _, ctl, high := splitRow(row)
+		names := row
+		if commas >= 2 {
+			names = row[:comma[1]]
+		}
+		if err := b.checkPlain(plainLine(names, ctl, high), w.date); err != nil {
 			return err
 		}
 	}

@@ -230,9 +230,24 @@ func parseDate(s string) (y, m, d int, ok bool) {
 	if y < 0 || m < 1 || m > 12 || d < 1 {
 		return 0, 0, 0, false
 	}
-	// Day 0 of the next month is the last day of this one.
-	if d > 28 && d > time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+	if d > 28 && d > daysIn(y, m) {
 		return 0, 0, 0, false
 	}
 	return y, m, d, true
+}
+
+// daysIn is the number of days of month m (1..12) of year y, as time.Date
+// counts them, without building a time for every bet born on the 29th or
+// later.
+func daysIn(y, m int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
