@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"iter"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +86,11 @@ func (f Field) appendTo(b []byte) []byte {
 // Line is "action: A | result: R | k1: v1 | k2: v2", the fields in the order
 // given: the message of a log line, and what a test waits for.
 func (a Action) Line(r Result, fields ...Field) string {
-	b := make([]byte, 0, 48+24*len(fields))
+	return string(a.appendLine(make([]byte, 0, 48+24*len(fields)), r, fields))
+}
+
+// appendLine appends Line's text to b.
+func (a Action) appendLine(b []byte, r Result, fields []Field) []byte {
 	b = append(b, "action: "...)
 	b = append(b, a...)
 	b = append(b, " | result: "...)
@@ -96,7 +99,7 @@ func (a Action) Line(r Result, fields ...Field) string {
 		b = append(b, " | "...)
 		b = f.appendTo(b)
 	}
-	return string(b)
+	return b
 }
 
 // TimeLayout is the timestamp at the start of every line.
@@ -114,17 +117,23 @@ type Formatter struct {
 
 // Format implements logrus.Formatter. It writes into the entry's Buffer,
 // which logrus takes from a pool and reuses line after line: the central logs
-// a line per batch, and a line should leave no garbage behind. An entry of a
-// group (Lines) is several lines, each with its own level, at the entry's time.
+// a line per batch, and a line should leave no garbage behind. The Buffer
+// grows to a group's lines and keeps what it grew, for the next group. An
+// entry of a group (Lines) is several lines, each with its own level, at the
+// entry's time.
 func (f Formatter) Format(e *logrus.Entry) ([]byte, error) {
-	var b []byte
-	if e.Buffer != nil {
-		b = e.Buffer.AvailableBuffer()
+	if e.Buffer == nil {
+		var b []byte
+		for l := range EntryLines(e) {
+			b = f.appendLine(b, e.Time, l.Level, l.Message)
+		}
+		return b, nil
 	}
 	for l := range EntryLines(e) {
-		b = f.appendLine(b, e.Time, l.Level, l.Message)
+		e.Buffer.Grow(len(f.Prefix) + len(TimeLayout) + len(levelColumns[0]) + len(l.Message) + 1)
+		e.Buffer.Write(f.appendLine(e.Buffer.AvailableBuffer(), e.Time, l.Level, l.Message))
 	}
-	return b, nil
+	return e.Buffer.Bytes(), nil
 }
 
 func (f Formatter) appendLine(b []byte, t time.Time, level logrus.Level, msg string) []byte {
@@ -182,7 +191,13 @@ func (l *Logger) log(level logrus.Level, a Action, r Result, fields []Field) {
 // group of a nil *Logger logs nothing.
 type Lines struct {
 	l     *Logger
-	lines []Line
+	text  []byte      // the lines' messages, one after another
+	lines []lineIndex // each line's level and where its message ends in text
+}
+
+type lineIndex struct {
+	level logrus.Level
+	end   int
 }
 
 // Line is one line of a group: its level and message (Action.Line).
@@ -210,25 +225,31 @@ func (g *Lines) add(level logrus.Level, a Action, r Result, fields []Field) {
 	if g.l == nil || !g.l.base.IsLevelEnabled(level) {
 		return
 	}
-	g.lines = append(g.lines, Line{level, a.Line(r, fields...)})
+	g.text = a.appendLine(g.text, r, fields)
+	g.lines = append(g.lines, lineIndex{level, len(g.text)})
 }
 
 // Flush logs the group's lines: one logrus entry at the first line's level,
 // which its hooks see (EntryLines gives them every line) and the Formatter
 // writes as every line, so that they reach the output with one write.
 func (g *Lines) Flush() {
-	switch len(g.lines) {
-	case 0:
+	if len(g.lines) == 0 {
 		return
-	case 1:
-		g.l.base.Log(g.lines[0].Level, g.lines[0].Message)
-	default:
-		first := g.lines[0]
-		rest := slices.Clone(g.lines[1:]) // the entry may outlive the group's next use (a hook keeps it)
-		g.l.base.WithField(groupField, rest).Log(first.Level, first.Message)
 	}
-	clear(g.lines)
-	g.lines = g.lines[:0]
+	// One string for the group's messages, which the lines share: the
+	// entry may outlive the group's next use (a hook keeps it).
+	text := string(g.text)
+	first := g.lines[0]
+	if len(g.lines) == 1 {
+		g.l.base.Log(first.level, text)
+	} else {
+		rest := make([]Line, len(g.lines)-1)
+		for i, l := range g.lines[1:] {
+			rest[i] = Line{l.level, text[g.lines[i].end:l.end]}
+		}
+		g.l.base.WithField(groupField, rest).Log(first.level, text[:first.end])
+	}
+	g.text, g.lines = g.text[:0], g.lines[:0]
 }
 
 // EntryLines yields every line an entry logs: its own, then those of its
