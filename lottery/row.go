@@ -41,7 +41,17 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 	r.prefix = prefix
 	// The rows outlive every string made from s but the winners, which are copies.
 	s := unsafe.String(unsafe.SliceData(rows), len(rows))
+	fast := agency >= 1 // else the first row says why not, as Validate does
 	for i := 0; s != ""; i++ {
+		if end, document, number, ok := fastRow(s, date); ok && fast {
+			r.buf = append(append(append(r.buf, prefix...), s[:end]...), '\n')
+			r.n++
+			if number == WinningNumber {
+				winners = append(winners, strings.Clone(document))
+			}
+			s = s[min(end+1, len(s)):]
+			continue
+		}
 		end, comma, commas, quote, ctl, high := splitRow(s)
 		line := s[:end]
 		var b Bet
