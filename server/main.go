@@ -229,8 +229,11 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, environ []
 	}
 	if getenv("GOGC") == "" {
 		// The central's live heap is mostly per-connection buffers without
-		// pointers, cheap to scan: collecting at half the default growth
-		// keeps its memory flat for little CPU. GOGC, if set, still rules.
+		// pointers, cheap to scan, and a batch leaves little garbage:
+		// collecting at a quarter of the default growth keeps its peak close
+		// to what it holds, however long the round, for little CPU (a
+		// 10M-bet round: 30 collections against 18 at 50, 38 against 43 MiB).
+		// GOGC, if set, still rules.
 		debug.SetGCPercent(gcPercent)
 	}
 	for _, u := range config.Unknown(environ) {
@@ -240,7 +243,7 @@ func run(ctx context.Context, args []string, getenv envconfig.Getenv, environ []
 }
 
 // gcPercent is the central's GOGC unless the environment sets one.
-const gcPercent = 50
+const gcPercent = 25
 
 // configFailed reports a configuration that cannot be used, on stderr.
 func configFailed(stderr io.Writer, err error) int {
