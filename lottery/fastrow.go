@@ -90,6 +90,17 @@ func fastRow(s string, date int) (end int, document string, number int, ok bool)
 	return end, s[c2+1 : c3], number, true
 }
 
+// rowWord returns the commas of w, eight bytes of a line, as bits (bit k:
+// byte k), exactly, and odd, whose top bits mark its quotes and ASCII
+// control bytes (0x7f among them).
+func rowWord(w uint64) (commas, odd uint64) {
+	const ones, low7, top = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	commas, odd = plainWord(w)
+	x := w & low7
+	del := (x ^ 0x7f*ones) + low7 // top bit clear: the byte is 0x7f
+	return commas, (odd | ^(del | w)) & top
+}
+
 // topBits gathers the top bit of each byte of x: bit k of the result is
 // the top bit of byte k.
 func topBits(x uint64) uint64 {

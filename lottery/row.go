@@ -77,65 +77,10 @@ func (r *Rows) AddBatch(agency int, rows []byte, now time.Time) (winners []strin
 
 // splitRow finds the first line of s: its end (its LF, or len(s)), its first
 // commas, how many it has, whether it holds a quote, a control byte (below
-// 0x20, or 0x7f) or a byte past ASCII. It runs for every row the central
-// takes, so a line of 8 to 64 bytes is read eight bytes at a time with no
-// branch per comma, as plainAgencyRow reads an agency's: the commas gathered
-// as bits, the quotes and control bytes as one flag. A line with either, or
-// of another length, goes to splitRowSlow.
+// 0x20, or 0x7f) or a byte past ASCII. Eight bytes at a time, as splitLine:
+// a call per field costs more than the field. It reads the rows fastRow
+// leaves, and says what is wrong with them.
 func splitRow(s string) (end int, comma [4]int, commas int, quote, ctl, high bool) {
-	const top = 0x8080808080808080
-	end = strings.IndexByte(s, '\n')
-	if end < 0 {
-		end = len(s)
-	}
-	if end < 8 || end > 64 {
-		return splitRowSlow(s)
-	}
-	// Every word read is within the line: i+8 <= end, and end-8 >= 0.
-	p := unsafe.Pointer(unsafe.StringData(s))
-	word := func(i int) uint64 { return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:]) }
-	var at, odd, or uint64 // at: bit i says s[i] is a comma
-	i := 0
-	for ; i+8 <= end; i += 8 {
-		w := word(i)
-		c, o := rowWord(w)
-		at, odd, or = at|c<<(i&63), odd|o, or|w // i < 64: the mask spares the shift a check
-	}
-	if i < end {
-		// The bytes left, in the line's last word: those it shares with
-		// the word before set the same bits again.
-		w := word(end - 8)
-		c, o := rowWord(w)
-		at, odd, or = at|c<<((end-8)&63), odd|o, or|w
-	}
-	if odd != 0 {
-		return splitRowSlow(s)
-	}
-	commas = bits.OnesCount64(at)
-	for k := range comma {
-		if at == 0 {
-			break
-		}
-		comma[k] = bits.TrailingZeros64(at)
-		at &= at - 1
-	}
-	return end, comma, commas, false, false, or&top != 0
-}
-
-// rowWord returns the commas of w, eight bytes of a line, as bits (bit k:
-// byte k), exactly, and odd, whose top bits mark its quotes and ASCII
-// control bytes (0x7f among them).
-func rowWord(w uint64) (commas, odd uint64) {
-	const ones, low7, top = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
-	commas, odd = plainWord(w)
-	x := w & low7
-	del := (x ^ 0x7f*ones) + low7 // top bit clear: the byte is 0x7f
-	return commas, (odd | ^(del | w)) & top
-}
-
-// splitRowSlow is splitRow byte by byte, but for the bytes it skips eight at
-// a time: for the lines splitRow cannot tell at a glance.
-func splitRowSlow(s string) (end int, comma [4]int, commas int, quote, ctl, high bool) {
 	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
 	// zero sets the top bit of each zero byte of x, exactly.
 	zero := func(x uint64) uint64 { return ^((x&low7 + low7) | x | low7) }

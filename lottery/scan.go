@@ -443,13 +443,15 @@ func newScanWorker(opts ScanOptions) *scanWorker {
 // its agency column), with the row rules if asked and then the caller's.
 func (w *scanWorker) checkPlain(b Bet, row string) error {
 	if w.date != 0 {
-		_, comma, commas, _, ctl, high := splitRow(row)
-		names := row
-		if commas >= 2 {
-			names = row[:comma[1]]
-		}
-		if err := b.checkPlain(plainLine(names, ctl, high), w.date); err != nil {
-			return err
+		if _, _, _, ok := fastRow(row, w.date); !ok || b.Agency < 1 {
+			_, comma, commas, _, ctl, high := splitRow(row)
+			names := row
+			if commas >= 2 {
+				names = row[:comma[1]]
+			}
+			if err := b.checkPlain(plainLine(names, ctl, high), w.date); err != nil {
+				return err
+			}
 		}
 	}
 	if w.check != nil {

@@ -23,18 +23,6 @@ func splitOf(f func(string) (int, [4]int, int, bool, bool, bool), s string) spli
 	return split{end, comma, commas, quote, ctl, high}
 }
 
-// checkSplit: splitRow answers as splitRowSlow, the byte-by-byte reading
-// it hands the odd lines to, for s and for s with an LF and more after it.
-func checkSplit(t *testing.T, s string) {
-	t.Helper()
-	for _, in := range []string{s, s + "\n", s + "\nAna,Paz,1,2000-01-01,5\n"} {
-		want := splitOf(splitRowSlow, in)
-		if got := splitOf(splitRow, in); got != want {
-			t.Fatalf("splitRow(%q) = %+v, want %+v", in, got, want)
-		}
-	}
-}
-
 func TestSplitRow(t *testing.T) {
 	tests := []struct {
 		name string
@@ -56,53 +44,8 @@ func TestSplitRow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, splitOf(splitRow, tt.in))
-			checkSplit(t, tt.in)
 		})
 	}
-}
-
-// Every byte value inserted and put in place of every byte of lines of every
-// length a word reading handles differently (shorter than a word, a word
-// exactly, words and a last partial one, 64 bytes, more): splitRow answers
-// as splitRowSlow.
-func TestSplitRowEveryByte(t *testing.T) {
-	bases := []string{
-		"a,b,c",
-		"Ana,Paz,",
-		"Ana,Paz,1,2000-01-01,5",
-		"Abcdefgh,Pqrstuvw,12345678,2000-01-01,1",
-		",,,,0",
-		strings.Repeat("A", 45) + ",Paz,1,2000-01-01,1", // 64 bytes
-		strings.Repeat("A", 46) + ",Paz,1,2000-01-01,1", // 65
-	}
-	for _, base := range bases {
-		for i := 0; i <= len(base); i++ {
-			for c := range 256 {
-				b := string([]byte{byte(c)}) // the byte, not its rune
-				checkSplit(t, base[:i]+b+base[i:])
-				if i < len(base) {
-					checkSplit(t, base[:i]+b+base[i+1:])
-				}
-			}
-		}
-	}
-}
-
-// The rows of generated files all take the fast path's answer, which is the
-// slow one's.
-func TestSplitRowGenerated(t *testing.T) {
-	for _, line := range generatedLines(t, 2, 5000, 5) {
-		checkSplit(t, string(line))
-	}
-}
-
-func FuzzSplitRow(f *testing.F) {
-	f.Add("Ana,Paz,1,2000-01-01,5\n")
-	f.Add(`"Paz, Ana",B,1,2000-01-01,5` + "\r\n")
-	f.Add(strings.Repeat("Á", 30) + ",Paz,1,2000-01-01,1\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		checkSplit(t, s)
-	})
 }
 
 // daysIn counts the days of every month of five centuries as time.Date does.
@@ -112,34 +55,6 @@ func TestDaysIn(t *testing.T) {
 			want := time.Date(y, time.Month(m)+1, 0, 0, 0, 0, 0, time.UTC).Day() // day 0: the last of m
 			require.Equal(t, want, daysIn(y, m), "%d-%02d", y, m)
 		}
-	}
-}
-
-// BenchmarkSplitRow splits a generated file's rows, one per op, through the
-// words and byte by byte.
-func BenchmarkSplitRow(b *testing.B) {
-	var rows []string
-	for _, line := range generatedLines(b, 1, 20_000, 1) {
-		rows = append(rows, string(line)+"\n")
-	}
-	for _, bm := range []struct {
-		name  string
-		split func(string) (int, [4]int, int, bool, bool, bool)
-	}{
-		{"words", splitRow},
-		{"bytes", splitRowSlow},
-	} {
-		b.Run(bm.name, func(b *testing.B) {
-			i := 0
-			for b.Loop() {
-				if _, _, commas, _, _, _ := bm.split(rows[i]); commas != 4 {
-					b.Fatalf("%q", rows[i])
-				}
-				if i++; i == len(rows) {
-					i = 0
-				}
-			}
-		})
 	}
 }
 
