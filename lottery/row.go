@@ -369,13 +369,12 @@ func plainAgencyRow(content []byte) bool {
 // byte k), exactly (a false one would change the answer), and odd, whose top
 // bits mark the quotes and ASCII control bytes (CR among them) of w.
 func plainWord(w uint64) (commas, odd uint64) {
-	const ones, low7, top = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	const ones, low7 = 0x0101010101010101, 0x7f7f7f7f7f7f7f7f
 	x := w & low7
 	// The top bit of each byte of x^b + low7 says that byte of x is not b;
 	// no carry crosses bytes. Or-ing w leaves out the bytes past ASCII.
 	c, q := (x^','*ones)+low7, (x^'"'*ones)+low7
-	comma := ^(c | w) & top
-	return (comma >> 7) * 0x0102040810204080 >> 56, ^(q&(x+(0x80-' ')*ones) | w)
+	return topBits(^(c | w)), ^(q&(x+(0x80-' ')*ones) | w)
 }
 
 // quotableStart marks the bytes a field csv quotes for how it starts

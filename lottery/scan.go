@@ -444,12 +444,8 @@ func newScanWorker(opts ScanOptions) *scanWorker {
 func (w *scanWorker) checkPlain(b Bet, row string) error {
 	if w.date != 0 {
 		if _, _, _, ok := fastRow(row, w.date); !ok || b.Agency < 1 {
-			_, comma, commas, _, ctl, high := splitRow(row)
-			names := row
-			if commas >= 2 {
-				names = row[:comma[1]]
-			}
-			if err := b.checkPlain(plainLine(names, ctl, high), w.date); err != nil {
+			_, comma, _, _, ctl, high := splitRow(row) // four commas: plainRow read six fields
+			if err := b.checkPlain(plainLine(row[:comma[1]], ctl, high), w.date); err != nil {
 				return err
 			}
 		}
