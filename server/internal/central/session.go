@@ -11,6 +11,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"lotterycentral.example/lottery"
@@ -27,13 +28,14 @@ import (
 // or to a connection the central refuses.
 const shutdownWriteTimeout = time.Second
 
-// readBuffer holds several whole batches, so the batches an agency keeps in
-// flight are stored with one sync.
+// readBuffer holds several whole batches; the rest of the batches an agency
+// keeps in flight wait in the socket, and batchBuffered takes them from
+// there, so that all of them are stored with one sync.
 const readBuffer = 16 * protocol.MaxClientFrame
 
-// Under TLS: tlsRecordsBuffer holds encrypted records as they arrive (three
-// quarters of the batches an agency keeps in flight), tlsReadBuffer the
-// decrypted bytes, two records of the largest size.
+// Under TLS: tlsRecordsBuffer holds encrypted records as they arrive (a
+// dozen batches; the rest wait in the socket, as in plaintext),
+// tlsReadBuffer the decrypted bytes, two records of the largest size.
 const (
 	tlsRecordsBuffer = 12 * protocol.MaxClientFrame
 	tlsReadBuffer    = 2 * 16 << 10
@@ -48,6 +50,7 @@ var errDataWhileParked = errors.New("message received while waiting for the draw
 type session struct {
 	srv          *Server
 	raw          net.Conn          // the TCP connection
+	socket       syscall.RawConn   // raw's file descriptor, to ask what has arrived; nil if it has none
 	conn         net.Conn          // raw, or the TLS connection over it
 	source       string            // the peer's IP: the key of the per-source cap
 	unidentified bool              // counted among the connections that have not said HELLO
@@ -75,9 +78,13 @@ type session struct {
 }
 
 func newSession(srv *Server, conn net.Conn, source string) *session {
+	var socket syscall.RawConn
+	if sc, ok := conn.(syscall.Conn); ok {
+		socket, _ = sc.SyscallConn()
+	}
 	conn = srv.metrics.CountReads(conn)
-	s := &session{srv: srv, raw: conn, conn: conn, source: source, unidentified: true, done: make(chan struct{}),
-		stored: srv.log.Lines()}
+	s := &session{srv: srv, raw: conn, socket: socket, conn: conn, source: source, unidentified: true,
+		done: make(chan struct{}), stored: srv.log.Lines()}
 	if srv.tls != nil {
 		s.records = newRecordConn(conn)
 		s.conn = tls.Server(s.records, srv.tls)
@@ -438,16 +445,42 @@ func (s *session) batchBuffered() bool {
 		// Under TLS the frame's rest may sit in a whole record that arrived but
 		// was not decrypted yet. Read only what has arrived: that record may
 		// carry no data, and TLS would wait on the socket for the next one.
-		if !s.recordWaiting() {
-			return false
+		if s.recordWaiting() {
+			if err := s.records.readBuffered(func() error {
+				_, err := s.br.Peek(s.br.Buffered() + 1)
+				return err
+			}); err != nil {
+				return false
+			}
+			continue
 		}
-		if err := s.records.readBuffered(func() error {
-			_, err := s.br.Peek(s.br.Buffered() + 1)
-			return err
-		}); err != nil {
+		// Or it is still in the socket: take what has arrived, which never
+		// waits, so that the batches an agency keeps in flight share a sync
+		// however little of them the buffer held.
+		if !s.pull() {
 			return false
 		}
 	}
+}
+
+// pull moves the bytes that have reached the socket into the lowest read
+// buffer (the records' under TLS), as many as it has room for; false when
+// none could be moved.
+func (s *session) pull() bool {
+	br := s.br
+	if s.records != nil {
+		br = s.records.br
+	}
+	room := br.Size() - br.Buffered()
+	if room == 0 {
+		return false
+	}
+	n := min(arrived(s.socket), room)
+	if n == 0 {
+		return false
+	}
+	_, err := br.Peek(br.Buffered() + n)
+	return err == nil
 }
 
 // recordWaiting reports whether, under TLS, a whole record has arrived below
