@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
@@ -122,6 +123,66 @@ func TestInFlightBatchesShareOneCommit(t *testing.T) {
 			require.Len(t, writes, 1, "the %d batches stored with one commit, their lines in one write", batches)
 			require.Len(t, writes[0], batches)
 			require.Equal(t, sent, gate.readSince(), "every byte of the burst was read, and no more")
+		})
+	}
+}
+
+// Taking what has arrived never waits for more: a batch followed by the
+// first half of the next (of its frame, and under TLS of its record) is
+// answered at once, and the second batch once its rest arrives. A session
+// that waited for the half-sent batch would answer the first only when the
+// rest came: here never, and the test fails at replyWait, long before the
+// idle timeout.
+func TestBatchAnsweredWhileTheNextIsHalfSent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{
+		{"plaintext", false},
+		{"mutual TLS", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTrustPKI(t, 1)
+			cfg := testConfig(t)
+			cfg.IdleTimeout = 3 * replyWait
+			var clientTLS *tls.Config
+			var keys keyLog
+			if tc.tls {
+				cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+				clientTLS = p.clientTLS(p.agencies[1].Cert)
+				clientTLS.KeyLogWriter = &keys
+			}
+			central := startCentral(t, cfg)
+			c, err := dialPeer(t, central.addr, nil, clientTLS)
+			require.NoError(t, err)
+			// The bytes of a message as the central receives them: under TLS
+			// sealed here, one record each, so that one can be cut in half.
+			wire := func(m protocol.Message) []byte {
+				frame, err := protocol.AppendMessage(nil, m)
+				require.NoError(t, err)
+				return frame
+			}
+			if tc.tls {
+				suite := c.conn.(*tls.Conn).ConnectionState().CipherSuite
+				s := newRecordSealer(t, suite, keys.secret(t, "CLIENT_TRAFFIC_SECRET_0"))
+				wire = func(m protocol.Message) []byte { return s.sealFrame(t, m) }
+			}
+			writeRaw := func(b []byte) {
+				t.Helper()
+				require.NoError(t, c.raw.SetWriteDeadline(time.Now().Add(replyWait)))
+				_, err := c.raw.Write(b)
+				require.NoError(t, err)
+			}
+
+			writeRaw(wire(protocol.Hello{Version: protocol.Version, Agency: 1}))
+			c.expect(protocol.MsgHelloAck)
+			first := wire(batchOf(1, intruders(3)...)) // sealed first: TLS numbers its records
+			second := wire(batchOf(2, intruders(2)...))
+			half := len(second) / 2
+			writeRaw(append(first, second[:half]...)) // one TCP write
+			require.Equal(t, uint32(1), c.expect(protocol.MsgBatchAck).(*protocol.BatchAck).Seq)
+			writeRaw(second[half:])
+			require.Equal(t, uint32(2), c.expect(protocol.MsgBatchAck).(*protocol.BatchAck).Seq)
 		})
 	}
 }
