@@ -18,8 +18,27 @@ import (
 	"lotterycentral.example/lottery"
 	"lotterycentral.example/lottery/logfmt"
 	"lotterycentral.example/protocol"
+	"lotterycentral.example/server/internal/config"
 	"lotterycentral.example/server/internal/vocab"
 )
+
+// connModes are the two ways an agency reaches the central.
+var connModes = []struct {
+	name string
+	tls  bool
+}{
+	{"plaintext", false},
+	{"mutual TLS", true},
+}
+
+// mutualTLS turns mutual TLS on in cfg, with certificates made for the test,
+// and returns agency 1's client configuration.
+func mutualTLS(t *testing.T, cfg *config.Config) *tls.Config {
+	t.Helper()
+	p := newTrustPKI(t, 1)
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+	return p.clientTLS(p.agencies[1].Cert)
+}
 
 // The batches an agency keeps in flight share one sync even when the
 // session's read after HELLO took only the first of them: the rest had
@@ -30,20 +49,12 @@ import (
 // until the whole burst has arrived, then hands over the first batch alone.
 func TestInFlightBatchesShareOneCommit(t *testing.T) {
 	const batches = 12
-	for _, tc := range []struct {
-		name string
-		tls  bool
-	}{
-		{"plaintext", false},
-		{"mutual TLS", true},
-	} {
+	for _, tc := range connModes {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			var clientTLS *tls.Config
 			if tc.tls {
-				p := newTrustPKI(t, 1)
-				cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
-				clientTLS = p.clientTLS(p.agencies[1].Cert)
+				clientTLS = mutualTLS(t, &cfg)
 			}
 			out := &writeLog{}
 			base := logrus.New()
@@ -134,22 +145,14 @@ func TestInFlightBatchesShareOneCommit(t *testing.T) {
 // rest came: here never, and the test fails at replyWait, long before the
 // idle timeout.
 func TestBatchAnsweredWhileTheNextIsHalfSent(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		tls  bool
-	}{
-		{"plaintext", false},
-		{"mutual TLS", true},
-	} {
+	for _, tc := range connModes {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newTrustPKI(t, 1)
 			cfg := testConfig(t)
 			cfg.IdleTimeout = 3 * replyWait
 			var clientTLS *tls.Config
 			var keys keyLog
 			if tc.tls {
-				cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
-				clientTLS = p.clientTLS(p.agencies[1].Cert)
+				clientTLS = mutualTLS(t, &cfg)
 				clientTLS.KeyLogWriter = &keys
 			}
 			central := startCentral(t, cfg)
