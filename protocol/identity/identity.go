@@ -104,8 +104,9 @@ func ConnAgency(state tls.ConnectionState) (int, error) {
 
 // ServerConfig is the central's TLS configuration for the agencies' port:
 // TLS 1.3 only, the central's certificate and key, and a client certificate
-// required and verified against the CAs in clientCAFile. An operator's
-// certificate is refused at the handshake (ErrOperatorNotAgency).
+// required and verified against the CAs in clientCAFile, and no session
+// resumed. An operator's certificate is refused at the handshake
+// (ErrOperatorNotAgency).
 func ServerConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	cert, err := loadKeyPair("central", certFile, keyFile)
 	if err != nil {
@@ -121,6 +122,10 @@ func ServerConfig(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        pool,
 		VerifyConnection: refuseOperators,
+		// No resumption: an agency proves its certificate on every connection,
+		// and none keeps a session cache (one connection per process), so a
+		// ticket would be sealed and sent each time for nothing.
+		SessionTicketsDisabled: true,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
@@ -203,4 +204,23 @@ func TestTrustReplacesHalfDeadConnection(t *testing.T) {
 	e.tc.logs.AwaitT(t, 1, vocab.Identificacion.Line(logfmt.Success, vocab.Agencia.Int(3), vocab.Almacenadas.Int(40))+" |")
 	assert.Zero(t, e.tc.logs.Count(vocab.Motivo.Str("agency_busy").String()))
 	e.assertExact(t, e.draw(t))
+}
+
+// A peer holding a session ticket could come back without showing its
+// certificate again. The central issues none: a client that keeps a session
+// cache runs a full handshake, and proves its certificate, every time.
+func TestTrustNoSessionResumption(t *testing.T) {
+	e := newTrustEnv(t, true, nil)
+	cfg := e.pki.clientTLS(e.pki.agencies[victim].Cert)
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(1)
+	for i := range 2 {
+		c, err := dialPeer(t, e.tc.addr, nil, cfg)
+		require.NoError(t, err)
+		c.hello(victim) // a ticket, sent after the handshake, is taken on this read
+		assert.False(t, c.conn.(*tls.Conn).ConnectionState().DidResume, "connection %d resumed a session", i+1)
+		require.NoError(t, c.conn.Close())
+		e.awaitReleased(t, victim)
+	}
+	_, ok := cfg.ClientSessionCache.Get(cfg.ServerName)
+	assert.False(t, ok, "the central issued a session ticket")
 }
