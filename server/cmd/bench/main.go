@@ -170,6 +170,14 @@ const (
 	// cpuOverFloor is CPU per bet ÷ the floor's: its receiver's and senders'
 	// CPU, measured as the central's and the agencies' are.
 	cpuOverFloor = "cpu/floor"
+	// tlsCPU is the CPU, central and agencies, that TLS adds to a round:
+	// TLS on − plaintext.
+	tlsCPU = "tls-cpu"
+	// tlsPerAgency and tlsFixedShare split Scale's tlsCPU in two: what TLS
+	// costs whatever the bets (each agency's handshake and key) and what
+	// grows with them (see tlsSplit).
+	tlsPerAgency  = "tls-per-agency"
+	tlsFixedShare = "tls-fixed-share"
 )
 
 // value is f's median and CI with TLS on or off; a ratio (overFloor: the time
@@ -209,9 +217,48 @@ func (r *results) value(f figure, tls string) (float64, string, bool) {
 		on, ok := get(f.bench+"/tls=on", "bets/s")
 		off, okOff := get(f.bench+"/tls=off", "bets/s")
 		return 1 - on.median/off.median, "", ok && okOff && tls == "on"
+	case f.unit == tlsCPU:
+		e, ok := r.tlsCPU(f.bench)
+		return e, "", ok && tls == "on"
+	case f.unit == tlsPerAgency, f.unit == tlsFixedShare:
+		perAgency, share, ok := r.tlsSplit(f.bench, f.bench+"Small")
+		return map[bool]float64{true: perAgency, false: share}[f.unit == tlsPerAgency], "", ok && tls == "on"
 	}
 	s, ok := get(f.bench+"/tls="+tls, f.unit)
 	return s.median, s.ci, ok
+}
+
+// tlsCPU is the CPU, central and agencies, that TLS adds to bench's rounds:
+// a difference of medians.
+func (r *results) tlsCPU(bench string) (float64, bool) {
+	cpu := func(name string) (float64, bool) {
+		c, okC := r.medians[name]["central-cpu-s"]
+		a, okA := r.medians[name]["agencies-cpu-s"]
+		return c.median + a.median, okC && okA
+	}
+	on, ok := cpu(bench + "/tls=on")
+	off, okOff := cpu(bench + "/tls=off")
+	return on - off, ok && okOff
+}
+
+// tlsSplit splits what TLS adds to big's rounds with the same agencies and
+// fewer bets in small's: a line through the two, extended to no bets, is what
+// TLS costs whatever an agency sends (its handshake, its key, a longer-lived
+// process). It returns that per agency, in ms, and as a share of big's.
+func (r *results) tlsSplit(big, small string) (perAgency, share float64, ok bool) {
+	eBig, ok1 := r.tlsCPU(big)
+	eSmall, ok2 := r.tlsCPU(small)
+	bBig, ok3 := r.medians[big+"/tls=on"]["bets"]
+	bSmall, ok4 := r.medians[small+"/tls=on"]["bets"]
+	aBig, ok5 := r.medians[big+"/tls=on"]["agencies"]
+	aSmall, ok6 := r.medians[small+"/tls=on"]["agencies"]
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || aBig != aSmall || aBig.median <= 0 ||
+		bBig.median <= bSmall.median || eBig <= 0 {
+		return 0, 0, false
+	}
+	perBet := (eBig - eSmall) / (bBig.median - bSmall.median)
+	fixed := eSmall - perBet*bSmall.median
+	return 1000 * fixed / aBig.median, fixed / eBig, true
 }
 
 func atMost(limit float64) func(float64) bool { return func(v float64) bool { return v <= limit } }
@@ -238,6 +285,11 @@ func figures(r *results) []figure {
 		{"scale: end to end / floor", "Scale", overFloor, ratio, "≤ 3×", atMost(3)},
 		{"scale: ingest", "Scale", "bets/s", func(v float64) string { return thousands(v) + " bets/s" }, "", nil},
 		{"scale: what TLS costs the ingest (1 − TLS on ÷ plaintext)", "Scale", tlsCost, percent, "≤ 10%", atMost(0.10)},
+		{"scale: CPU TLS adds, central and agencies (TLS on − plaintext)", "Scale", tlsCPU, seconds, "", nil},
+		{"scale, a tenth of the bets (" + size("ScaleSmall") + "): CPU TLS adds, the same way", "ScaleSmall", tlsCPU, seconds, "", nil},
+		{"what TLS costs per agency process whatever it sends (the two above extended to no bets: handshake, key)", "Scale",
+			tlsPerAgency, millis, "", nil},
+		{"scale: … that cost's share of the CPU TLS adds", "Scale", tlsFixedShare, percent, "", nil},
 		{"scale: CPU per bet, central and agencies, ÷ the baseline's (make bench BASELINE=REV)", "Scale", cpuVsBaseline,
 			func(v float64) string { return fmt.Sprintf("%.2f×", v) }, "≤ 0.6×", atMost(0.6)},
 		{"scale: CPU per bet, central and agencies, ÷ the floor's (its receiver and senders, measured the same way)", "Scale",
@@ -283,7 +335,8 @@ func render(r *results, runs int, baseline string, gr growthReport, now time.Tim
 			met = map[bool]string{true: "yes", false: "**no**"}[f.met(on)]
 		}
 		plain := show(f.format, off, offCI, okOff)
-		if f.unit == tlsCost {
+		switch f.unit {
+		case tlsCost, tlsCPU, tlsPerAgency, tlsFixedShare:
 			plain = "—" // a comparison of the two columns, not a figure of either
 		}
 		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s |\n", f.what, show(f.format, on, onCI, ok), plain, cmp.Or(f.target, "—"), met)

@@ -158,6 +158,60 @@ func TestCPUBusy(t *testing.T) {
 	assert.False(t, ok, "missing the agencies' CPU")
 }
 
+// What TLS adds at scale and at a tenth of the bets, with the same agencies,
+// splits into a cost per agency whatever it sends and one per bet: here
+// 1.2 s and 0.84 s, so 0.04 s per million bets and 0.8 s for 100 agencies.
+func TestTLSSplit(t *testing.T) {
+	round := func(central, agencies, bets, procs float64) map[string]stat {
+		return map[string]stat{"central-cpu-s": {central, "2%"}, "agencies-cpu-s": {agencies, "1%"},
+			"bets": {bets, ""}, "agencies": {procs, ""}}
+	}
+	both := map[string]map[string]stat{
+		"Scale/tls=on": round(3, 4.2, 10e6, 100), "Scale/tls=off": round(2.5, 3.5, 10e6, 100),
+		"ScaleSmall/tls=on": round(0.9, 2.94, 1e6, 100), "ScaleSmall/tls=off": round(0.6, 2.4, 1e6, 100),
+	}
+	without := func(name string) map[string]map[string]stat {
+		m := map[string]map[string]stat{}
+		for k, v := range both {
+			if k != name {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	otherAgencies := without("ScaleSmall/tls=on")
+	otherAgencies["ScaleSmall/tls=on"] = round(0.9, 2.94, 1e6, 10)
+	const (
+		added      = "scale: CPU TLS adds, central and agencies (TLS on − plaintext)"
+		addedSmall = "scale, a tenth of the bets (1,000,000 bets, 100 agencies): CPU TLS adds, the same way"
+		perAgency  = "what TLS costs per agency process whatever it sends (the two above extended to no bets: handshake, key)"
+		share      = "scale: … that cost's share of the CPU TLS adds"
+	)
+	tests := []struct {
+		name    string
+		medians map[string]map[string]stat
+		what    string
+		tls     string
+		want    string
+	}{
+		{"added at scale", both, added, "on", "1.20 s"},
+		{"added at a tenth", both, addedSmall, "on", "840.0 ms"},
+		{"per agency", both, perAgency, "on", "8.00 ms"},
+		{"share", both, share, "on", "66.7%"},
+		{"no plaintext column", both, perAgency, "off", "missing"},
+		{"no small plaintext run", without("ScaleSmall/tls=off"), perAgency, "on", "missing"},
+		{"other agencies at a tenth", otherAgencies, share, "on", "missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := &results{medians: tt.medians}
+			f := figureNamed(t, res, tt.what)
+			v, ci, ok := res.value(f, tt.tls)
+			assert.Equal(t, tt.want, show(f.format, v, ci, ok))
+		})
+	}
+}
+
 // CPU per bet over the floor's is the central's and agencies' CPU per bet
 // over the floor's receiver's and senders', from the same run; the rows of
 // counts show a process's page faults and context switches as counted.
