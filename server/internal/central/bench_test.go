@@ -32,7 +32,7 @@ func BenchmarkIngest(b *testing.B) {
 				cfg.Agencies = agencies
 				cfg.LogLevel = "info"
 				if bm.tls {
-					cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = certs.central.certFile, certs.central.keyFile, certs.caFile
+					certs.serveTLS(&cfg)
 				}
 				var tc *testCentral
 				if bm.metrics {

@@ -36,7 +36,7 @@ var connModes = []struct {
 func mutualTLS(t *testing.T, cfg *config.Config) *tls.Config {
 	t.Helper()
 	p := newTrustPKI(t, 1)
-	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+	p.serveTLS(cfg)
 	return p.clientTLS(p.agencies[1].Cert)
 }
 

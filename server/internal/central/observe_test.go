@@ -257,7 +257,7 @@ func TestConnectionsCountedByReason(t *testing.T) {
 	t.Run("TLS handshakes", func(t *testing.T) {
 		p := newTrustPKI(t, 3)
 		cfg := testConfig(t)
-		cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+		p.serveTLS(&cfg)
 		oc := startObserved(t, cfg, nil)
 
 		plain := dialRaw(t, oc.addr)

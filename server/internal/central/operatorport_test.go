@@ -27,7 +27,7 @@ func TestAgencyPortRefusesOperators(t *testing.T) {
 	named, err := p.ca.IssueOperator("ana", time.Time{}, time.Time{})
 	require.NoError(t, err)
 	cfg := testConfig(t)
-	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+	p.serveTLS(&cfg)
 	tc := startCentral(t, cfg)
 
 	tests := []struct {

@@ -90,6 +90,12 @@ func newTrustPKI(t testing.TB, agencies int) *trustPKI {
 	return p
 }
 
+// serveTLS turns mutual TLS on in a central's cfg: its certificate and key,
+// and the project's CA for the agencies'.
+func (p *trustPKI) serveTLS(cfg *config.Config) {
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+}
+
 // clientTLS is what a hand-driven peer of the central uses: TLS 1.3, the
 // central verified against the project's CA (it is public), and cert, if
 // any, as the client certificate. The certificate is presented whatever CAs
@@ -135,7 +141,7 @@ func newTrustEnv(t *testing.T, withTLS bool, tweak func(*config.Config)) *trustE
 	cfg := testConfig(t)
 	cfg.Agencies = trustAgencies
 	if withTLS {
-		cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = e.pki.central.certFile, e.pki.central.keyFile, e.pki.caFile
+		e.pki.serveTLS(&cfg)
 	}
 	if tweak != nil {
 		tweak(&cfg)

@@ -326,7 +326,7 @@ func TestBatchAnsweredPastRecordWithoutData(t *testing.T) {
 			cfg := testConfig(t)
 			// Before the fix the ack waits for the idle timeout: well after replyWait.
 			cfg.IdleTimeout = 3 * replyWait
-			cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA = p.central.certFile, p.central.keyFile, p.caFile
+			p.serveTLS(&cfg)
 			central := startCentral(t, cfg)
 
 			var keys keyLog
