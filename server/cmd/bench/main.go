@@ -198,9 +198,8 @@ func (r *results) value(f figure, tls string) (float64, string, bool) {
 		return big.median / small.median, "", ok && okS
 	case f.unit == cpuBusy:
 		e, ok := get(f.bench+"/tls="+tls, "sec/op")
-		c, okC := get(f.bench+"/tls="+tls, "central-cpu-s")
-		a, okA := get(f.bench+"/tls="+tls, "agencies-cpu-s")
-		return (c.median + a.median) / (e.median * float64(runtime.NumCPU())), "", ok && okC && okA
+		cpu, okCPU := r.cpuUsed(f.bench + "/tls=" + tls)
+		return cpu / (e.median * float64(runtime.NumCPU())), "", ok && okCPU
 	case f.unit == recoveryOverFloor:
 		rec, ok := get(f.bench+"/tls="+tls, "recover-ms")
 		floor, okF := get(f.bench+"/floor", "sec/op")
@@ -221,23 +220,29 @@ func (r *results) value(f figure, tls string) (float64, string, bool) {
 		e, ok := r.tlsCPU(f.bench)
 		return e, "", ok && tls == "on"
 	case f.unit == tlsPerAgency, f.unit == tlsFixedShare:
-		perAgency, share, ok := r.tlsSplit(f.bench, f.bench+"Small")
-		return map[bool]float64{true: perAgency, false: share}[f.unit == tlsPerAgency], "", ok && tls == "on"
+		v, share, ok := r.tlsSplit(f.bench, f.bench+"Small")
+		if f.unit == tlsFixedShare {
+			v = share
+		}
+		return v, "", ok && tls == "on"
 	}
 	s, ok := get(f.bench+"/tls="+tls, f.unit)
 	return s.median, s.ci, ok
 }
 
+// cpuUsed is the CPU the central and the agencies used together in name's
+// runs: a sum of medians.
+func (r *results) cpuUsed(name string) (float64, bool) {
+	c, okC := r.medians[name]["central-cpu-s"]
+	a, okA := r.medians[name]["agencies-cpu-s"]
+	return c.median + a.median, okC && okA
+}
+
 // tlsCPU is the CPU, central and agencies, that TLS adds to bench's rounds:
 // a difference of medians.
 func (r *results) tlsCPU(bench string) (float64, bool) {
-	cpu := func(name string) (float64, bool) {
-		c, okC := r.medians[name]["central-cpu-s"]
-		a, okA := r.medians[name]["agencies-cpu-s"]
-		return c.median + a.median, okC && okA
-	}
-	on, ok := cpu(bench + "/tls=on")
-	off, okOff := cpu(bench + "/tls=off")
+	on, ok := r.cpuUsed(bench + "/tls=on")
+	off, okOff := r.cpuUsed(bench + "/tls=off")
 	return on - off, ok && okOff
 }
 
@@ -252,7 +257,7 @@ func (r *results) tlsSplit(big, small string) (perAgency, share float64, ok bool
 	bSmall, ok4 := r.medians[small+"/tls=on"]["bets"]
 	aBig, ok5 := r.medians[big+"/tls=on"]["agencies"]
 	aSmall, ok6 := r.medians[small+"/tls=on"]["agencies"]
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || aBig != aSmall || aBig.median <= 0 ||
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || aBig.median != aSmall.median || aBig.median <= 0 ||
 		bBig.median <= bSmall.median || eBig <= 0 {
 		return 0, 0, false
 	}
@@ -454,11 +459,9 @@ func median(unit string) func(*results, string) (float64, string, bool) {
 // cpuPerBet is the CPU the central and the agencies used together per bet; a
 // ratio of medians, without a CI.
 func cpuPerBet(r *results, name string) (float64, string, bool) {
-	m := r.medians[name]
-	c, okC := m["central-cpu-s"]
-	a, okA := m["agencies-cpu-s"]
-	n, okN := m["bets"]
-	return (c.median + a.median) / n.median, "", okC && okA && okN && n.median > 0
+	cpu, ok := r.cpuUsed(name)
+	n, okN := r.medians[name]["bets"]
+	return cpu / n.median, "", ok && okN && n.median > 0
 }
 
 func versusFigures(r *results) []versus {
